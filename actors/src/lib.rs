@@ -1,0 +1,21 @@
+//! herald's actors and request service: a ractor shard actor per hosted data
+//! shard (the compact engagement table, the idle-session sweep, the shard's
+//! virtual endpoint actors with a resident cap), and [`service::Herald`], the
+//! one place that turns an API operation into validated proposals and reads.
+//!
+//! Contract: nothing here touches HTTP, QUIC or RocksDB directly — storage
+//! and the cluster come in as [`herald_cluster::RaftHost`], time as
+//! [`clock::Clock`]. Every state change goes through a Raft proposal; the
+//! actors' in-memory state is derived from applied changes and can always be
+//! rebuilt from storage. No ractor global registry (per-node directories).
+
+pub mod clock;
+pub mod endpoint;
+pub mod engagement;
+pub mod runtime;
+pub mod service;
+pub mod shard;
+
+pub use clock::Clock;
+pub use runtime::Runtime;
+pub use service::{Herald, ServiceConfig, ServiceError};

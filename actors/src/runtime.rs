@@ -1,0 +1,94 @@
+//! Starts and stops everything one node runs below the HTTP API: the Raft
+//! groups, a shard actor per data shard, and the request service.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_cluster::{ClusterError, HostConfig, RaftHost, Transport};
+use herald_storage::KvEngine;
+use ractor::{Actor, ActorRef};
+
+use crate::clock::Clock;
+use crate::service::{Herald, ServiceConfig};
+use crate::shard::{ShardActor, ShardArgs, ShardMsg, ShardObserver, ShardSettings, ShardStats};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("starting a shard actor: {0}")]
+    Actor(String),
+    #[error("finishing interrupted app deletions: {0}")]
+    Recovery(String),
+}
+
+pub struct Runtime<E: KvEngine> {
+    pub herald: Arc<Herald<E>>,
+    pub host: Arc<RaftHost<E>>,
+    shards: Vec<(ActorRef<ShardMsg>, tokio::task::JoinHandle<()>)>,
+}
+
+impl<E: KvEngine> Runtime<E> {
+    pub async fn start(
+        engine: Arc<E>,
+        host_cfg: HostConfig,
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+        service_cfg: ServiceConfig,
+        mut shard_settings: ShardSettings,
+    ) -> Result<Self, StartError> {
+        shard_settings.session_idle_timeout_ms = service_cfg.session_idle_timeout_ms;
+        let observer = Arc::new(ShardObserver::new());
+        let host = Arc::new(RaftHost::start(engine, host_cfg, transport, Some(observer.clone())).await?);
+        host.wait_ready(Duration::from_secs(30)).await?;
+        let mut shards = Vec::new();
+        let mut directory = BTreeMap::new();
+        for g in host.data_groups() {
+            let args = ShardArgs {
+                group: g,
+                host: host.clone(),
+                clock: clock.clone(),
+                settings: shard_settings.clone(),
+            };
+            let (actor, handle) = Actor::spawn(None, ShardActor::<E>::default(), args)
+                .await
+                .map_err(|e| StartError::Actor(e.to_string()))?;
+            directory.insert(g, actor.clone());
+            shards.push((actor, handle));
+        }
+        observer.set_shards(directory);
+        let herald = Arc::new(Herald::new(host.clone(), clock, service_cfg));
+        herald.resume_deletions().await.map_err(|e| StartError::Recovery(e.to_string()))?;
+        Ok(Self { herald, host, shards })
+    }
+
+    /// The shard actor of a data group.
+    pub fn shard(&self, group: herald_storage::GroupId) -> Option<&ActorRef<ShardMsg>> {
+        self.shards.get(group.checked_sub(1)? as usize).map(|(a, _)| a)
+    }
+
+    /// Sum of every shard actor's statistics.
+    pub async fn shard_stats(&self) -> ShardStats {
+        let mut total = ShardStats::default();
+        for (a, _) in &self.shards {
+            if let Ok(s) = ractor::call!(a, ShardMsg::Stats) {
+                total.endpoints += s.endpoints;
+                total.open_sessions += s.open_sessions;
+                total.resident_endpoint_actors += s.resident_endpoint_actors;
+                total.activations += s.activations;
+                total.passivations += s.passivations;
+            }
+        }
+        total
+    }
+
+    /// Stops the actors, then the Raft groups.
+    pub async fn shutdown(self) {
+        for (a, h) in self.shards {
+            a.stop(Some("node shutting down".into()));
+            let _ = h.await;
+        }
+        self.host.shutdown().await;
+    }
+}

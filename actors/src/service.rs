@@ -1,0 +1,576 @@
+//! The request-level service the HTTP API calls: validation, placement of
+//! each write on its shard, proposals, linearizable reads, and assembly of
+//! Pinpoint-shaped results. One method per API operation.
+//!
+//! A request is validated whole before anything is proposed, so a rejected
+//! request changes nothing. A batch that spans shards is checked against the
+//! stored state of every shard it touches before the first proposal.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use futures::future::join_all;
+use herald_cluster::{ClusterError, RaftHost};
+use herald_model::limits::Limits;
+use herald_model::wire::{
+    ApplicationSettingsResource, CreateApplicationRequest, EndpointBatchRequest,
+    EndpointItemResponse, EndpointRequest, EndpointResponse, EventItemResponse, EventsRequest,
+    EventsResponse, ItemResponse, WriteApplicationSettingsRequest,
+};
+use herald_model::{endpoint, ids, time, validate};
+use herald_storage::{
+    AppRecord, ApplyLimits, CmdResult, Command, EndpointUpsert, EventsItem, GroupId, KvEngine,
+    META_GROUP,
+};
+
+use crate::clock::Clock;
+
+/// Errors in the terms of Pinpoint's error types.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, ServiceError>;
+
+impl From<ClusterError> for ServiceError {
+    fn from(e: ClusterError) -> Self {
+        match e {
+            ClusterError::Timeout(_) | ClusterError::NotLeader { .. } | ClusterError::Unavailable(_) => {
+                ServiceError::TooManyRequests(format!("the cluster cannot serve this request now: {e}"))
+            }
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<herald_storage::StorageError> for ServiceError {
+    fn from(e: herald_storage::StorageError) -> Self {
+        ServiceError::Internal(e.to_string())
+    }
+}
+
+impl From<validate::ValidationError> for ServiceError {
+    fn from(e: validate::ValidationError) -> Self {
+        ServiceError::BadRequest(e.0)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub limits: Limits,
+    /// Region and account used in ARNs.
+    pub region: String,
+    pub account: String,
+    pub session_idle_timeout_ms: i64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+            session_idle_timeout_ms: 30 * 60 * 1000,
+        }
+    }
+}
+
+/// Operations of the Pinpoint API core on one cluster node.
+pub struct Herald<E: KvEngine> {
+    host: Arc<RaftHost<E>>,
+    clock: Arc<dyn Clock>,
+    cfg: ServiceConfig,
+    /// Event types known per app (a cache of the shards' event type tables).
+    event_types: Mutex<BTreeMap<String, BTreeSet<String>>>,
+}
+
+fn not_found_app(app_id: &str) -> ServiceError {
+    ServiceError::NotFound(format!("application {app_id} not found"))
+}
+
+fn rejected(r: CmdResult) -> Result<CmdResult> {
+    match r {
+        CmdResult::Rejected(reason) => Err(ServiceError::BadRequest(reason)),
+        other => Ok(other),
+    }
+}
+
+pub const PAGE_SIZE_DEFAULT: usize = 100;
+pub const PAGE_SIZE_MAX: usize = 1000;
+
+impl<E: KvEngine> Herald<E> {
+    pub fn new(host: Arc<RaftHost<E>>, clock: Arc<dyn Clock>, cfg: ServiceConfig) -> Self {
+        Self { host, clock, cfg, event_types: Mutex::new(BTreeMap::new()) }
+    }
+
+    pub fn host(&self) -> &Arc<RaftHost<E>> {
+        &self.host
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.cfg
+    }
+
+    fn now_iso(&self) -> String {
+        time::format_iso8601_ms(self.clock.now_ms())
+    }
+
+    fn apply_limits(&self) -> ApplyLimits {
+        ApplyLimits {
+            endpoint_bytes_max: self.cfg.limits.endpoint_bytes_max,
+            endpoint_attributes_max: self.cfg.limits.endpoint_attributes_max,
+            session_idle_timeout_ms: self.cfg.session_idle_timeout_ms,
+        }
+    }
+
+    // ---- apps ---------------------------------------------------------------
+
+    pub async fn create_app(&self, id: String, req: CreateApplicationRequest) -> Result<AppRecord> {
+        validate::app_name(req.name.as_deref())?;
+        let tags = req.tags.unwrap_or_default();
+        validate::tags(&tags, &self.cfg.limits)?;
+        let now = self.now_iso();
+        let rec = AppRecord {
+            arn: ids::app_arn(&self.cfg.region, &self.cfg.account, &id),
+            name: req.name.unwrap_or_default(),
+            creation_date: now.clone(),
+            tags,
+            settings: ApplicationSettingsResource {
+                application_id: id.clone(),
+                last_modified_date: Some(now),
+                ..Default::default()
+            },
+            deleting: false,
+            id,
+        };
+        match rejected(self.host.propose(META_GROUP, Command::CreateApp(rec)).await?)? {
+            CmdResult::App(Some(a)) => Ok(a),
+            other => Err(ServiceError::Internal(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    pub async fn app(&self, app_id: &str) -> Result<AppRecord> {
+        self.host.read_barrier(META_GROUP).await?;
+        self.host.reader().app(app_id)?.ok_or_else(|| not_found_app(app_id))
+    }
+
+    /// A page of apps in id order; the token is the last id of the previous page.
+    pub async fn list_apps(
+        &self,
+        page_size: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<(Vec<AppRecord>, Option<String>)> {
+        let size = parse_page_size(page_size)?;
+        self.host.read_barrier(META_GROUP).await?;
+        let mut apps = self.host.reader().apps(token.filter(|t| !t.is_empty()), size + 1, false)?;
+        let next = if apps.len() > size {
+            apps.truncate(size);
+            apps.last().map(|a| a.id.clone())
+        } else {
+            None
+        };
+        Ok((apps, next))
+    }
+
+    /// Deletes an app and every row it owns in every shard.
+    pub async fn delete_app(&self, app_id: &str) -> Result<AppRecord> {
+        let rec = match self
+            .host
+            .propose(META_GROUP, Command::MarkAppDeleting { app_id: app_id.to_owned() })
+            .await?
+        {
+            CmdResult::App(Some(a)) => a,
+            _ => return Err(not_found_app(app_id)),
+        };
+        self.purge_app(app_id).await?;
+        Ok(rec)
+    }
+
+    async fn purge_app(&self, app_id: &str) -> Result<()> {
+        let purges = self.host.data_groups().map(|g| {
+            self.host.propose(g, Command::PurgeApp { app_id: app_id.to_owned() })
+        });
+        for r in join_all(purges).await {
+            r?;
+        }
+        self.event_types.lock().expect("event types lock").remove(app_id);
+        self.host.propose(META_GROUP, Command::RemoveApp { app_id: app_id.to_owned() }).await?;
+        Ok(())
+    }
+
+    /// Finishes purges that a crash interrupted. Called at start.
+    pub async fn resume_deletions(&self) -> Result<usize> {
+        self.host.read_barrier(META_GROUP).await?;
+        let mut n = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.host.reader().apps(after.as_deref(), 100, true)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            for a in page.iter().filter(|a| a.deleting) {
+                tracing::info!(app_id = %a.id, "finishing an interrupted app deletion");
+                self.purge_app(&a.id).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    pub async fn settings(&self, app_id: &str) -> Result<ApplicationSettingsResource> {
+        Ok(self.app(app_id).await?.settings)
+    }
+
+    pub async fn update_settings(
+        &self,
+        app_id: &str,
+        req: WriteApplicationSettingsRequest,
+    ) -> Result<ApplicationSettingsResource> {
+        validate::application_settings(&req)?;
+        let mut settings = self.app(app_id).await?.settings;
+        settings.application_id = app_id.to_owned();
+        if req.campaign_hook.is_some() {
+            settings.campaign_hook = req.campaign_hook;
+        }
+        if req.limits.is_some() {
+            settings.limits = req.limits;
+        }
+        if req.quiet_time.is_some() {
+            settings.quiet_time = req.quiet_time;
+        }
+        if req.journey_limits.is_some() {
+            settings.journey_limits = req.journey_limits;
+        }
+        settings.last_modified_date = Some(self.now_iso());
+        let cmd = Command::UpdateAppSettings { app_id: app_id.to_owned(), settings };
+        match self.host.propose(META_GROUP, cmd).await? {
+            CmdResult::App(Some(a)) => Ok(a.settings),
+            _ => Err(not_found_app(app_id)),
+        }
+    }
+
+    // ---- tags ----------------------------------------------------------------
+
+    fn app_of_arn(&self, arn: &str) -> Result<String> {
+        let bad = || ServiceError::BadRequest(format!("{arn} is not a valid resource arn"));
+        let (_, _, path) = ids::parse_resource_arn(arn).ok_or_else(bad)?;
+        let mut parts = path.split('/');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("apps"), Some(id), None) if !id.is_empty() => Ok(id.to_owned()),
+            (Some("apps"), Some(_), Some(_)) => {
+                Err(ServiceError::NotFound(format!("resource {arn} not found")))
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    pub async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>> {
+        let app_id = self.app_of_arn(arn)?;
+        Ok(self.app(&app_id).await?.tags)
+    }
+
+    pub async fn tag(&self, arn: &str, tags: Option<BTreeMap<String, String>>) -> Result<()> {
+        let tags = tags.ok_or_else(|| ServiceError::BadRequest("tags is required".into()))?;
+        validate::tags(&tags, &self.cfg.limits)?;
+        let app_id = self.app_of_arn(arn)?;
+        let current = self.app(&app_id).await?.tags;
+        let merged: BTreeSet<&String> = current.keys().chain(tags.keys()).collect();
+        if merged.len() > self.cfg.limits.tags_per_resource_max {
+            return Err(ServiceError::BadRequest(format!(
+                "a resource may have at most {} tags",
+                self.cfg.limits.tags_per_resource_max
+            )));
+        }
+        match self.host.propose(META_GROUP, Command::TagApp { app_id: app_id.clone(), tags }).await? {
+            CmdResult::App(Some(_)) => Ok(()),
+            _ => Err(not_found_app(&app_id)),
+        }
+    }
+
+    pub async fn untag(&self, arn: &str, keys: Vec<String>) -> Result<()> {
+        if keys.is_empty() {
+            return Err(ServiceError::BadRequest("tagKeys is required".into()));
+        }
+        let app_id = self.app_of_arn(arn)?;
+        match self.host.propose(META_GROUP, Command::UntagApp { app_id: app_id.clone(), keys }).await? {
+            CmdResult::App(Some(_)) => Ok(()),
+            _ => Err(not_found_app(&app_id)),
+        }
+    }
+
+    // ---- endpoints -------------------------------------------------------------
+
+    async fn endpoint_in(&self, app_id: &str, endpoint_id: &str) -> Result<Option<EndpointResponse>> {
+        let g = self.host.group_of(app_id, endpoint_id);
+        self.host.read_barrier(g).await?;
+        Ok(self.host.reader().endpoint(g, app_id, endpoint_id)?)
+    }
+
+    /// Every endpoint id of a user across all shards.
+    async fn user_endpoint_ids(&self, app_id: &str, user_id: &str) -> Result<Vec<(GroupId, String)>> {
+        let reads = self.host.data_groups().map(|g| async move {
+            self.host.read_barrier(g).await?;
+            let ids = self.host.reader().user_endpoint_ids(g, app_id, user_id)?;
+            Ok::<_, ServiceError>(ids.into_iter().map(move |id| (g, id)).collect::<Vec<_>>())
+        });
+        let mut out = Vec::new();
+        for r in join_all(reads).await {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+
+    /// Checks a set of endpoint writes against stored state: size and
+    /// attribute quotas after merging, and endpoints per user.
+    async fn check_endpoint_writes(&self, app_id: &str, items: &[EndpointUpsert]) -> Result<()> {
+        let now = self.now_iso();
+        let limits = &self.cfg.limits;
+        // user id -> endpoint ids that will carry it after the writes
+        let mut users: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut merged_so_far: BTreeMap<&str, EndpointResponse> = BTreeMap::new();
+        for item in items {
+            let existing = match merged_so_far.get(item.endpoint_id.as_str()) {
+                Some(e) => Some(e.clone()),
+                None => self.endpoint_in(app_id, &item.endpoint_id).await?,
+            };
+            let merged = endpoint::merge_update(existing.as_ref(), app_id, &item.endpoint_id, &item.request, &now);
+            let bytes = serde_json::to_vec(&merged).map(|v| v.len()).unwrap_or(usize::MAX);
+            if bytes > limits.endpoint_bytes_max {
+                return Err(ServiceError::BadRequest(format!(
+                    "endpoint {} would be {bytes} bytes; an endpoint may hold at most {} bytes",
+                    item.endpoint_id, limits.endpoint_bytes_max
+                )));
+            }
+            let attrs = herald_storage::apply::attribute_count(&merged);
+            if attrs > limits.endpoint_attributes_max {
+                return Err(ServiceError::BadRequest(format!(
+                    "endpoint {} would have {attrs} attributes; the limit is {}",
+                    item.endpoint_id, limits.endpoint_attributes_max
+                )));
+            }
+            if let Some(u) = endpoint::user_id(&merged) {
+                users.entry(u.to_owned()).or_default().insert(item.endpoint_id.clone());
+            }
+            merged_so_far.insert(&item.endpoint_id, merged);
+        }
+        for (user, new_ids) in users {
+            let mut all: BTreeSet<String> =
+                self.user_endpoint_ids(app_id, &user).await?.into_iter().map(|(_, id)| id).collect();
+            all.extend(new_ids);
+            if all.len() > limits.endpoints_per_user_max {
+                return Err(ServiceError::BadRequest(format!(
+                    "user {user} would have {} endpoints; a user may have at most {}",
+                    all.len(),
+                    limits.endpoints_per_user_max
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Proposes endpoint writes grouped by shard, all shards at once.
+    async fn write_endpoints(&self, app_id: &str, items: Vec<EndpointUpsert>) -> Result<()> {
+        let mut by_group: BTreeMap<GroupId, Vec<EndpointUpsert>> = BTreeMap::new();
+        for item in items {
+            by_group.entry(self.host.group_of(app_id, &item.endpoint_id)).or_default().push(item);
+        }
+        let now = self.now_iso();
+        let limits = self.apply_limits();
+        let writes = by_group.into_iter().map(|(g, items)| {
+            let cmd = Command::UpsertEndpoints { app_id: app_id.to_owned(), now_iso: now.clone(), limits, items };
+            self.host.propose(g, cmd)
+        });
+        for r in join_all(writes).await {
+            rejected(r?)?;
+        }
+        Ok(())
+    }
+
+    pub async fn update_endpoint(&self, app_id: &str, endpoint_id: &str, req: EndpointRequest) -> Result<()> {
+        validate::endpoint_id(endpoint_id)?;
+        validate::endpoint_request(&req, &self.cfg.limits)?;
+        self.app(app_id).await?;
+        let items = vec![EndpointUpsert { endpoint_id: endpoint_id.to_owned(), request: req }];
+        self.check_endpoint_writes(app_id, &items).await?;
+        self.write_endpoints(app_id, items).await
+    }
+
+    pub async fn update_endpoints_batch(&self, app_id: &str, req: EndpointBatchRequest) -> Result<()> {
+        validate::endpoint_batch(&req, &self.cfg.limits)?;
+        self.app(app_id).await?;
+        let items: Vec<EndpointUpsert> = req
+            .item
+            .unwrap_or_default()
+            .iter()
+            .map(|i| EndpointUpsert { endpoint_id: i.id.clone().unwrap_or_default(), request: i.to_request() })
+            .collect();
+        self.check_endpoint_writes(app_id, &items).await?;
+        self.write_endpoints(app_id, items).await
+    }
+
+    pub async fn endpoint(&self, app_id: &str, endpoint_id: &str) -> Result<EndpointResponse> {
+        self.app(app_id).await?;
+        self.endpoint_in(app_id, endpoint_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("endpoint {endpoint_id} not found")))
+    }
+
+    pub async fn delete_endpoint(&self, app_id: &str, endpoint_id: &str) -> Result<EndpointResponse> {
+        self.app(app_id).await?;
+        let g = self.host.group_of(app_id, endpoint_id);
+        let cmd = Command::DeleteEndpoint { app_id: app_id.to_owned(), endpoint_id: endpoint_id.to_owned() };
+        match self.host.propose(g, cmd).await? {
+            CmdResult::Endpoints(mut v) if !v.is_empty() => Ok(v.remove(0)),
+            _ => Err(ServiceError::NotFound(format!("endpoint {endpoint_id} not found"))),
+        }
+    }
+
+    pub async fn user_endpoints(&self, app_id: &str, user_id: &str) -> Result<Vec<EndpointResponse>> {
+        self.app(app_id).await?;
+        let mut out = Vec::new();
+        for (g, id) in self.user_endpoint_ids(app_id, user_id).await? {
+            if let Some(ep) = self.host.reader().endpoint(g, app_id, &id)? {
+                out.push(ep);
+            }
+        }
+        if out.is_empty() {
+            return Err(ServiceError::NotFound(format!("user {user_id} has no endpoints")));
+        }
+        Ok(out)
+    }
+
+    pub async fn delete_user_endpoints(&self, app_id: &str, user_id: &str) -> Result<Vec<EndpointResponse>> {
+        self.app(app_id).await?;
+        let groups: BTreeSet<GroupId> =
+            self.user_endpoint_ids(app_id, user_id).await?.into_iter().map(|(g, _)| g).collect();
+        let deletes = groups.into_iter().map(|g| {
+            let cmd = Command::DeleteUserEndpoints { app_id: app_id.to_owned(), user_id: user_id.to_owned() };
+            self.host.propose(g, cmd)
+        });
+        let mut out = Vec::new();
+        for r in join_all(deletes).await {
+            if let CmdResult::Endpoints(v) = r? {
+                out.extend(v);
+            }
+        }
+        if out.is_empty() {
+            return Err(ServiceError::NotFound(format!("user {user_id} has no endpoints")));
+        }
+        Ok(out)
+    }
+
+    /// Removes attributes (by exact name or glob) from every endpoint of an app.
+    pub async fn remove_attributes(&self, app_id: &str, attribute_type: &str, names: Vec<String>) -> Result<()> {
+        validate::attribute_type(attribute_type)?;
+        self.app(app_id).await?;
+        let removes = self.host.data_groups().map(|g| {
+            let cmd = Command::RemoveAttributes {
+                app_id: app_id.to_owned(),
+                attribute_type: attribute_type.to_owned(),
+                names: names.clone(),
+            };
+            self.host.propose(g, cmd)
+        });
+        for r in join_all(removes).await {
+            rejected(r?)?;
+        }
+        Ok(())
+    }
+
+    // ---- events ------------------------------------------------------------------
+
+    async fn check_event_types(&self, app_id: &str, types: BTreeSet<String>) -> Result<()> {
+        let unknown: Vec<String> = {
+            let cache = self.event_types.lock().expect("event types lock");
+            let known = cache.get(app_id);
+            types.into_iter().filter(|t| known.is_none_or(|k| !k.contains(t))).collect()
+        };
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let mut known = BTreeSet::new();
+        for g in self.host.data_groups() {
+            known.extend(self.host.reader().event_types(g, app_id)?.into_iter().map(|(t, _)| t));
+        }
+        let mut all = known.clone();
+        all.extend(unknown.iter().cloned());
+        let max = self.cfg.limits.event_types_per_app_max;
+        if all.len() > max {
+            return Err(ServiceError::BadRequest(format!(
+                "the app would have {} event types; an app may have at most {max}",
+                all.len()
+            )));
+        }
+        self.event_types.lock().expect("event types lock").insert(app_id.to_owned(), all);
+        Ok(())
+    }
+
+    pub async fn put_events(&self, app_id: &str, req: EventsRequest) -> Result<EventsResponse> {
+        validate::events_request(&req, &self.cfg.limits)?;
+        self.app(app_id).await?;
+        let batches = req.batch_item.unwrap_or_default();
+        let mut types = BTreeSet::new();
+        let mut by_group: BTreeMap<GroupId, Vec<EventsItem>> = BTreeMap::new();
+        let mut results = BTreeMap::new();
+        for (endpoint_id, batch) in batches {
+            let events: Vec<(String, herald_model::wire::Event)> =
+                batch.events.unwrap_or_default().into_iter().collect();
+            let mut event_results = BTreeMap::new();
+            for (event_id, ev) in &events {
+                types.insert(ev.event_type.clone().unwrap_or_default());
+                event_results.insert(
+                    event_id.clone(),
+                    EventItemResponse { message: Some("Accepted".into()), status_code: Some(202) },
+                );
+            }
+            results.insert(
+                endpoint_id.clone(),
+                ItemResponse {
+                    endpoint_item_response: Some(EndpointItemResponse {
+                        message: Some("Accepted".into()),
+                        status_code: Some(202),
+                    }),
+                    events_item_response: Some(event_results),
+                },
+            );
+            let request = batch.endpoint.map(|e| e.to_request()).unwrap_or_default();
+            let g = self.host.group_of(app_id, &endpoint_id);
+            by_group.entry(g).or_default().push(EventsItem { endpoint: EndpointUpsert { endpoint_id, request }, events });
+        }
+        self.check_event_types(app_id, types).await?;
+        let upserts: Vec<EndpointUpsert> =
+            by_group.values().flatten().map(|i| i.endpoint.clone()).collect();
+        self.check_endpoint_writes(app_id, &upserts).await?;
+        let now = self.now_iso();
+        let limits = self.apply_limits();
+        let writes = by_group.into_iter().map(|(g, items)| {
+            let cmd = Command::PutEvents { app_id: app_id.to_owned(), now_iso: now.clone(), limits, items };
+            self.host.propose(g, cmd)
+        });
+        for r in join_all(writes).await {
+            rejected(r?)?;
+        }
+        Ok(EventsResponse { results: Some(results) })
+    }
+}
+
+fn parse_page_size(s: Option<&str>) -> Result<usize> {
+    match s {
+        None | Some("") => Ok(PAGE_SIZE_DEFAULT),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=PAGE_SIZE_MAX).contains(&n) => Ok(n),
+            _ => Err(ServiceError::BadRequest(format!(
+                "page-size must be a whole number from 1 to {PAGE_SIZE_MAX}, not {s}"
+            ))),
+        },
+    }
+}

@@ -1,0 +1,270 @@
+//! The shard actor: one per hosted data shard.
+//!
+//! It owns the shard's engagement table (fed by the state machine's applied
+//! changes), closes idle sessions on a timer by proposing a command through
+//! Raft (so the decision is replicated and replayable), and hosts the shard's
+//! virtual endpoint actors: activated on demand, passivated when idle, never
+//! more than `endpoint_actors_max` resident (the least recently used goes).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use herald_cluster::RaftHost;
+use herald_storage::{ApplyObserver, Change, Command, GroupId, KvEngine};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::clock::Clock;
+use crate::endpoint::{EndpointActor, EndpointMsg};
+use crate::engagement::{Engagement, EngagementTable};
+
+#[derive(Debug, Clone)]
+pub struct ShardSettings {
+    /// A session without activity for this long is closed.
+    pub session_idle_timeout_ms: i64,
+    /// How often the shard looks for idle sessions and idle endpoint actors.
+    pub sweep_interval: Duration,
+    /// Resident endpoint actors per shard at most.
+    pub endpoint_actors_max: usize,
+    /// An endpoint actor idle this long is passivated.
+    pub endpoint_actor_idle_ms: i64,
+}
+
+impl Default for ShardSettings {
+    fn default() -> Self {
+        Self {
+            session_idle_timeout_ms: 30 * 60 * 1000,
+            sweep_interval: Duration::from_secs(10),
+            endpoint_actors_max: 1024,
+            endpoint_actor_idle_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShardStats {
+    pub endpoints: usize,
+    pub open_sessions: usize,
+    pub resident_endpoint_actors: usize,
+    pub activations: u64,
+    pub passivations: u64,
+}
+
+pub enum ShardMsg {
+    Applied(Vec<Change>),
+    Reset,
+    Engagement { app_id: String, endpoint_id: String, reply: RpcReplyPort<Option<Engagement>> },
+    /// Returns the endpoint's actor, activating it if needed.
+    Activate { app_id: String, endpoint_id: String, reply: RpcReplyPort<ActorRef<EndpointMsg>> },
+    Stats(RpcReplyPort<ShardStats>),
+    Sweep,
+}
+
+pub struct ShardActor<E: KvEngine> {
+    _e: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E: KvEngine> Default for ShardActor<E> {
+    fn default() -> Self {
+        Self { _e: std::marker::PhantomData }
+    }
+}
+
+pub struct ShardArgs<E: KvEngine> {
+    pub group: GroupId,
+    pub host: Arc<RaftHost<E>>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: ShardSettings,
+}
+
+struct Resident {
+    actor: ActorRef<EndpointMsg>,
+    last_used_ms: i64,
+}
+
+pub struct ShardState<E: KvEngine> {
+    args: ShardArgs<E>,
+    table: EngagementTable,
+    resident: BTreeMap<(String, String), Resident>,
+    sweeping: Arc<std::sync::atomic::AtomicBool>,
+    stats: ShardStats,
+}
+
+impl<E: KvEngine> ShardState<E> {
+    fn evict(&mut self, key: &(String, String)) {
+        if let Some(r) = self.resident.remove(key) {
+            r.actor.stop(Some("passivated".into()));
+            self.stats.passivations += 1;
+            metrics::counter!("herald_endpoint_actor_passivations_total").increment(1);
+        }
+    }
+}
+
+impl<E: KvEngine> Actor for ShardActor<E> {
+    type Msg = ShardMsg;
+    type State = ShardState<E>;
+    type Arguments = ShardArgs<E>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let table = EngagementTable::rebuild(args.host.reader(), args.group)?;
+        myself.send_interval(args.settings.sweep_interval, || ShardMsg::Sweep);
+        Ok(ShardState {
+            args,
+            table,
+            resident: BTreeMap::new(),
+            sweeping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            stats: ShardStats::default(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ShardMsg::Applied(changes) => {
+                for c in &changes {
+                    st.table.apply(c);
+                    let key = match c {
+                        Change::Endpoint { app_id, endpoint_id, .. }
+                        | Change::Session { app_id, endpoint_id, .. } => {
+                            Some((app_id.clone(), endpoint_id.clone()))
+                        }
+                        Change::AppPurged { .. } => None,
+                    };
+                    if let Some(key) = key {
+                        if let Some(r) = st.resident.get(&key) {
+                            let _ = r.actor.cast(EndpointMsg::Changed(st.table.get(&key.0, &key.1)));
+                        }
+                    }
+                    if let Change::AppPurged { app_id } = c {
+                        let gone: Vec<_> = st.resident.keys().filter(|(a, _)| a == app_id).cloned().collect();
+                        for k in gone {
+                            st.evict(&k);
+                        }
+                    }
+                }
+            }
+            ShardMsg::Reset => {
+                st.table = EngagementTable::rebuild(st.args.host.reader(), st.args.group)?;
+                let keys: Vec<_> = st.resident.keys().cloned().collect();
+                for k in keys {
+                    st.evict(&k);
+                }
+            }
+            ShardMsg::Engagement { app_id, endpoint_id, reply } => {
+                let _ = reply.send(st.table.get(&app_id, &endpoint_id));
+            }
+            ShardMsg::Activate { app_id, endpoint_id, reply } => {
+                let now = st.args.clock.now_ms();
+                let key = (app_id, endpoint_id);
+                if let Some(r) = st.resident.get_mut(&key) {
+                    r.last_used_ms = now;
+                    let _ = reply.send(r.actor.clone());
+                    return Ok(());
+                }
+                while st.resident.len() >= st.args.settings.endpoint_actors_max.max(1) {
+                    let lru = st.resident.iter().min_by_key(|(_, r)| r.last_used_ms).map(|(k, _)| k.clone());
+                    match lru {
+                        Some(k) => st.evict(&k),
+                        None => break,
+                    }
+                }
+                let initial = st.table.get(&key.0, &key.1);
+                let (actor, _) =
+                    Actor::spawn(None, EndpointActor, (key.0.clone(), key.1.clone(), initial)).await?;
+                st.stats.activations += 1;
+                metrics::counter!("herald_endpoint_actor_activations_total").increment(1);
+                st.resident.insert(key, Resident { actor: actor.clone(), last_used_ms: now });
+                let _ = reply.send(actor);
+            }
+            ShardMsg::Stats(reply) => {
+                let mut s = st.stats;
+                s.endpoints = st.table.len();
+                s.open_sessions = st.table.open_sessions();
+                s.resident_endpoint_actors = st.resident.len();
+                let _ = reply.send(s);
+            }
+            ShardMsg::Sweep => {
+                let now = st.args.clock.now_ms();
+                let idle_ms = st.args.settings.endpoint_actor_idle_ms;
+                let idle: Vec<_> = st
+                    .resident
+                    .iter()
+                    .filter(|(_, r)| now - r.last_used_ms >= idle_ms)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in idle {
+                    st.evict(&k);
+                }
+                let timeout = st.args.settings.session_idle_timeout_ms;
+                let any_idle = st
+                    .table
+                    .open_sessions_idle_since(now - timeout);
+                if any_idle && !st.sweeping.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    let host = st.args.host.clone();
+                    let group = st.args.group;
+                    let flag = st.sweeping.clone();
+                    // Proposing waits for commit; do it off the actor's loop.
+                    tokio::spawn(async move {
+                        let cmd = Command::CloseIdleSessions { now_ms: now, idle_timeout_ms: timeout };
+                        match host.propose(group, cmd).await {
+                            Ok(r) => tracing::debug!(group, result = ?r, "closed idle sessions"),
+                            Err(e) => tracing::debug!(group, error = %e, "idle session sweep not proposed"),
+                        }
+                        flag.store(false, std::sync::atomic::Ordering::SeqCst);
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let keys: Vec<_> = st.resident.keys().cloned().collect();
+        for k in keys {
+            st.evict(&k);
+        }
+        Ok(())
+    }
+}
+
+/// Routes the state machines' applied changes to the shard actors.
+#[derive(Default)]
+pub struct ShardObserver {
+    shards: OnceLock<BTreeMap<GroupId, ActorRef<ShardMsg>>>,
+}
+
+impl ShardObserver {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set_shards(&self, shards: BTreeMap<GroupId, ActorRef<ShardMsg>>) {
+        let _ = self.shards.set(shards);
+    }
+}
+
+impl ApplyObserver for ShardObserver {
+    fn applied(&self, group: GroupId, changes: &[Change]) {
+        if let Some(a) = self.shards.get().and_then(|s| s.get(&group)) {
+            let _ = a.cast(ShardMsg::Applied(changes.to_vec()));
+        }
+    }
+
+    fn reset(&self, group: GroupId) {
+        if let Some(a) = self.shards.get().and_then(|s| s.get(&group)) {
+            let _ = a.cast(ShardMsg::Reset);
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Shared pieces of herald's benchmarks: starting a real `herald` process on
+//! a temporary data directory, a SigV4-signing HTTP client, the raw RocksDB
+//! baseline every figure is divided by, and latency percentiles.
+//!
+//! Benchmarks print ratios against a baseline measured in the same run; they
+//! never assert on time.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, Context};
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+
+pub const ACCESS_KEY: &str = "AKIAHERALDBENCH00001";
+pub const SECRET_KEY: &str = "heraldbenchsecret00000000000000000000000";
+
+/// The herald binary to benchmark: `$HERALD_BIN`, else the release build.
+pub fn herald_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("HERALD_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| {
+        format!("{}/../target", env!("CARGO_MANIFEST_DIR"))
+    });
+    PathBuf::from(target).join("release").join("herald")
+}
+
+/// A herald node in its own process, stopped (SIGKILL) on drop.
+pub struct Herald {
+    child: Child,
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Herald {
+    pub async fn start() -> anyhow::Result<Self> {
+        let bin = herald_bin();
+        if !bin.exists() {
+            bail!("{} does not exist; build it with `cargo build --release -p herald-node`", bin.display());
+        }
+        let dir = tempfile::tempdir()?;
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.local_addr()?.port()
+        };
+        let child = Command::new(&bin)
+            .args(["serve", "--data-dir"])
+            .arg(dir.path())
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .env("HERALD_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("HERALD_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let base = format!("http://127.0.0.1:{port}");
+        let h = Self { child, base, _dir: dir };
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(r) = client.get(format!("{}/health", h.base)).send().await {
+                if r.status().is_success() {
+                    return Ok(h);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("herald did not become healthy in 60 s")
+    }
+}
+
+impl Drop for Herald {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that signs every request as the AWS SDKs do.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Self {
+        Self { http: reqwest::Client::new(), base: base.to_owned() }
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Vec<u8>) -> anyhow::Result<(u16, Vec<u8>)> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("content-type", "application/json")
+            .body(body)?;
+        let identity = Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "bench").into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("mobiletargeting")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()?
+            .into();
+        let signable = SignableRequest::new(
+            req.method().as_str(),
+            req.uri().to_string(),
+            req.headers().iter().map(|(k, v)| (k.as_str(), v.to_str().unwrap_or_default())),
+            SignableBody::Bytes(req.body()),
+        )?;
+        let (instructions, _) = sign(signable, &params)?.into_parts();
+        instructions.apply_to_request_http1x(&mut req);
+        let (parts, body) = req.into_parts();
+        let mut rb = self.http.request(parts.method, &url);
+        for (k, v) in parts.headers.iter() {
+            rb = rb.header(k, v);
+        }
+        let resp = rb.body(body).send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.bytes().await?.to_vec()))
+    }
+
+    /// Creates an app and returns its id.
+    pub async fn create_app(&self, name: &str) -> anyhow::Result<String> {
+        let (status, body) =
+            self.send("POST", "/v1/apps", serde_json::to_vec(&serde_json::json!({ "Name": name }))?).await?;
+        if status != 201 {
+            bail!("create app: {status} {}", String::from_utf8_lossy(&body));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        Ok(v["Id"].as_str().context("app id")?.to_owned())
+    }
+}
+
+/// Raw RocksDB baseline: 100-record WriteBatches, WAL synced per batch, from
+/// `writers` threads, until `records_total` records or `time_max` passes.
+/// Returns records per second.
+pub fn rocksdb_sync_batches(record_bytes: usize, writers: usize, records_total: usize, time_max: Duration) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    let db = std::sync::Arc::new(rocksdb::DB::open(&opts, dir.path()).expect("open rocksdb"));
+    let value = vec![b'x'; record_bytes];
+    let started = Instant::now();
+    let per_writer = records_total / writers / 100;
+    let done: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let db = db.clone();
+                let value = &value;
+                s.spawn(move || {
+                    let mut wo = rocksdb::WriteOptions::default();
+                    wo.set_sync(true);
+                    let mut n = 0usize;
+                    for b in 0..per_writer {
+                        if started.elapsed() > time_max {
+                            break;
+                        }
+                        let mut batch = rocksdb::WriteBatch::default();
+                        for i in 0..100 {
+                            let key = format!("w{w:02}-b{b:08}-r{i:03}");
+                            batch.put(key.as_bytes(), value);
+                        }
+                        db.write_opt(batch, &wo).expect("write");
+                        n += 100;
+                    }
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("writer")).sum()
+    });
+    done as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The p-th percentile (0..=100) of latencies.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

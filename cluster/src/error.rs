@@ -1,0 +1,19 @@
+use herald_storage::{GroupId, NodeId};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    #[error("raft group {group} is led by {leader:?}, not this node")]
+    NotLeader { group: GroupId, leader: Option<NodeId> },
+    #[error("raft group {0} did not answer before the deadline")]
+    Timeout(GroupId),
+    #[error("no raft group {0}")]
+    NoSuchGroup(GroupId),
+    #[error("cluster unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("fatal raft error: {0}")]
+    Fatal(String),
+}

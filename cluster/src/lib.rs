@@ -1,0 +1,17 @@
+//! herald's cluster layer: the openraft groups a node hosts (one meta group
+//! and a fixed number of data shards, `S` recorded durably at creation and
+//! never changed), placement of keys onto shards, proposals and linearizable
+//! read barriers, and the node-to-node [`transport::Transport`] seam.
+//!
+//! Contract: every write goes through the owning group's log and is answered
+//! only after it is committed and applied; a read barrier returns only when
+//! this node's applied state includes every write committed before it. No
+//! HTTP here; the transport is a trait (in-process now, QUIC later).
+
+pub mod error;
+pub mod host;
+pub mod transport;
+
+pub use error::ClusterError;
+pub use host::{ClusterRecord, GroupStatus, HostConfig, RaftHost};
+pub use transport::{LocalTransport, Transport, TransportError};

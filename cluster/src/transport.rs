@@ -1,0 +1,173 @@
+//! The node-to-node seam: how a Raft group reaches the same group on another
+//! node. QUIC implements it in production (cluster issue); [`LocalTransport`]
+//! connects nodes hosted in one process (tests, simulator).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use herald_storage::{GroupId, NodeId, TypeConfig};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, Raft};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("node {node} is unreachable: {reason}")]
+    Unreachable { node: NodeId, reason: String },
+    #[error("rpc to node {node} failed: {reason}")]
+    Network { node: NodeId, reason: String },
+}
+
+type Remote<T, E = openraft::error::Infallible> = Result<Result<T, RaftError<NodeId, E>>, TransportError>;
+
+/// Carries Raft RPCs of any group to another node.
+pub trait Transport: Send + Sync + 'static {
+    fn append_entries(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        req: AppendEntriesRequest<TypeConfig>,
+    ) -> BoxFuture<'static, Remote<AppendEntriesResponse<NodeId>>>;
+
+    fn vote(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        req: VoteRequest<NodeId>,
+    ) -> BoxFuture<'static, Remote<VoteResponse<NodeId>>>;
+
+    fn install_snapshot(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        req: InstallSnapshotRequest<TypeConfig>,
+    ) -> BoxFuture<'static, Remote<InstallSnapshotResponse<NodeId>, InstallSnapshotError>>;
+}
+
+/// openraft's network factory for one group, over a [`Transport`].
+#[derive(Clone)]
+pub struct GroupNetwork {
+    pub transport: Arc<dyn Transport>,
+    pub group: GroupId,
+}
+
+pub struct GroupConnection {
+    transport: Arc<dyn Transport>,
+    group: GroupId,
+    target: NodeId,
+}
+
+impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
+    type Network = GroupConnection;
+
+    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Self::Network {
+        GroupConnection { transport: self.transport.clone(), group: self.group, target }
+    }
+}
+
+fn map_err<T, E: std::error::Error>(
+    target: NodeId,
+    r: Remote<T, E>,
+) -> Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(target, e))),
+        Err(e @ TransportError::Unreachable { .. }) => Err(RPCError::Unreachable(Unreachable::new(&e))),
+        Err(e @ TransportError::Network { .. }) => Err(RPCError::Network(NetworkError::new(&e))),
+    }
+}
+
+impl RaftNetwork<TypeConfig> for GroupConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        map_err(self.target, self.transport.append_entries(self.target, self.group, rpc).await)
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        map_err(self.target, self.transport.install_snapshot(self.target, self.group, rpc).await)
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        map_err(self.target, self.transport.vote(self.target, self.group, rpc).await)
+    }
+}
+
+/// Connects Raft groups of nodes that live in the same process.
+#[derive(Default, Clone)]
+pub struct LocalTransport {
+    nodes: Arc<Mutex<BTreeMap<NodeId, Vec<Raft<TypeConfig>>>>>,
+}
+
+impl LocalTransport {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes a node's groups reachable (index = group id).
+    pub fn register(&self, node: NodeId, groups: Vec<Raft<TypeConfig>>) {
+        self.nodes.lock().expect("local transport lock").insert(node, groups);
+    }
+
+    /// Makes a node unreachable, as if it were down.
+    pub fn unregister(&self, node: NodeId) {
+        self.nodes.lock().expect("local transport lock").remove(&node);
+    }
+
+    fn raft(&self, node: NodeId, group: GroupId) -> Result<Raft<TypeConfig>, TransportError> {
+        let nodes = self.nodes.lock().expect("local transport lock");
+        nodes.get(&node).and_then(|g| g.get(group as usize)).cloned().ok_or_else(|| {
+            TransportError::Unreachable { node, reason: format!("group {group} is not hosted there") }
+        })
+    }
+}
+
+impl Transport for LocalTransport {
+    fn append_entries(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        req: AppendEntriesRequest<TypeConfig>,
+    ) -> BoxFuture<'static, Remote<AppendEntriesResponse<NodeId>>> {
+        let raft = self.raft(target, group);
+        Box::pin(async move { Ok(raft?.append_entries(req).await) })
+    }
+
+    fn vote(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        req: VoteRequest<NodeId>,
+    ) -> BoxFuture<'static, Remote<VoteResponse<NodeId>>> {
+        let raft = self.raft(target, group);
+        Box::pin(async move { Ok(raft?.vote(req).await) })
+    }
+
+    fn install_snapshot(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        req: InstallSnapshotRequest<TypeConfig>,
+    ) -> BoxFuture<'static, Remote<InstallSnapshotResponse<NodeId>, InstallSnapshotError>> {
+        let raft = self.raft(target, group);
+        Box::pin(async move { Ok(raft?.install_snapshot(req).await) })
+    }
+}

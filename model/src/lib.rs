@@ -1,0 +1,20 @@
+//! herald-model: the pure data model and rules of herald.
+//!
+//! Owns the Pinpoint wire shapes (`wire`), documented quotas (`limits`), input
+//! validation (`validate`), endpoint upsert semantics (`endpoint`), session rules
+//! (`session`), ISO-8601 handling (`time`), data placement hashing (`hash`) and
+//! id/ARN formats (`ids`).
+//!
+//! Contract: no IO, no async, no clock reads (time is always passed in), no
+//! randomness, no global state; every function is deterministic. Anything that is
+//! serialized uses `BTreeMap`, never `HashMap`, so bytes are stable. The placement
+//! and cohort hashes in `hash` are fixed forever. Depends on no other herald crate.
+
+pub mod endpoint;
+pub mod hash;
+pub mod ids;
+pub mod limits;
+pub mod session;
+pub mod time;
+pub mod validate;
+pub mod wire;

@@ -1,0 +1,285 @@
+//! The HTTP API: Pinpoint's REST routes (restJson1 bodies, status codes per
+//! botocore's model), `/health` and `/metrics`, behind SigV4 verification.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, RawQuery, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use herald_actors::Herald;
+use herald_model::wire::{
+    ApplicationResponse, ApplicationsResponse, AttributesResource, CreateApplicationRequest,
+    EndpointBatchRequest, EndpointRequest, EndpointsResponse, EventsRequest, MessageBody, TagsModel,
+    UpdateAttributesRequest, WriteApplicationSettingsRequest,
+};
+use herald_storage::{AppRecord, RocksEngine};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{render, ApiError, ErrorBody, ErrorType};
+use crate::sigv4::SigV4Verifier;
+
+pub struct AppState {
+    pub herald: Arc<Herald<RocksEngine>>,
+    pub verifier: SigV4Verifier,
+    pub metrics: PrometheusHandle,
+    /// Largest request body accepted at all.
+    pub body_bytes_max: usize,
+}
+
+type St = State<Arc<AppState>>;
+type ApiResult = Result<Response, ApiError>;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let pinpoint = Router::new()
+        .route("/v1/apps", post(create_app).get(get_apps))
+        .route("/v1/apps/{app}", get(get_app).delete(delete_app))
+        .route("/v1/apps/{app}/settings", get(get_settings).put(update_settings))
+        .route("/v1/apps/{app}/endpoints", put(update_endpoints_batch))
+        .route(
+            "/v1/apps/{app}/endpoints/{endpoint}",
+            put(update_endpoint).get(get_endpoint).delete(delete_endpoint),
+        )
+        .route("/v1/apps/{app}/users/{user}", get(get_user_endpoints).delete(delete_user_endpoints))
+        .route("/v1/apps/{app}/events", post(put_events))
+        .route("/v1/apps/{app}/attributes/{attribute_type}", put(remove_attributes))
+        .route("/v1/tags/{arn}", get(list_tags).post(tag_resource).delete(untag_resource))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .merge(pinpoint)
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+// ---- middleware ---------------------------------------------------------------
+
+/// Gives every request an id, renders error bodies with it, and records
+/// request metrics.
+async fn request_id(req: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    if let Some(ErrorBody(err)) = resp.extensions_mut().remove::<ErrorBody>() {
+        let body = render(&err, &id);
+        resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+        *resp.body_mut() = Body::from(body);
+        if status.is_server_error() {
+            tracing::error!(request_id = %id, %method, %path, status = status.as_u16(), message = %err.message, "request failed");
+        } else {
+            tracing::info!(request_id = %id, %method, %path, status = status.as_u16(), message = %err.message, "request rejected");
+        }
+    } else {
+        tracing::debug!(request_id = %id, %method, %path, status = status.as_u16(), "request served");
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    let status_label = status.as_u16().to_string();
+    metrics::counter!("herald_http_requests_total", "method" => method.to_string(), "status" => status_label)
+        .increment(1);
+    metrics::histogram!("herald_http_request_seconds", "method" => method.to_string())
+        .record(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Buffers the body (bounded) and verifies the SigV4 signature over it.
+async fn authenticate(State(st): St, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, st.body_bytes_max).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::new(
+                ErrorType::PayloadTooLarge,
+                format!("request body is larger than {} bytes", st.body_bytes_max),
+            )
+            .into_response()
+        }
+    };
+    if let Err(e) = st.verifier.verify(&parts.method, &parts.uri, &parts.headers, &bytes, SystemTime::now()) {
+        metrics::counter!("herald_http_auth_failures_total").increment(1);
+        return ApiError::new(ErrorType::Forbidden, e.to_string()).into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorType::NotFound, "no such resource")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorType::MethodNotAllowed, "method not allowed on this resource")
+}
+
+// ---- helpers --------------------------------------------------------------------
+
+fn json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the request body is empty"));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+}
+
+fn reply<T: Serialize>(status: StatusCode, body: &T) -> ApiResult {
+    let bytes = serde_json::to_vec(body).map_err(|e| ApiError::new(ErrorType::InternalServerError, e.to_string()))?;
+    Ok((status, [("content-type", "application/json")], bytes).into_response())
+}
+
+fn accepted() -> ApiResult {
+    reply(StatusCode::ACCEPTED, &MessageBody { message: Some("Accepted".into()), request_id: None })
+}
+
+fn app_response(a: AppRecord) -> ApplicationResponse {
+    ApplicationResponse {
+        arn: a.arn,
+        id: a.id,
+        name: a.name,
+        tags: Some(a.tags),
+        creation_date: Some(a.creation_date),
+    }
+}
+
+// ---- handlers -------------------------------------------------------------------------
+
+async fn health(State(st): St) -> Response {
+    let status = st.herald.host().status();
+    let ready = status.iter().all(|g| g.leader.is_some());
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = serde_json::json!({ "status": if ready { "ok" } else { "starting" }, "groups": status.len() });
+    (code, axum::Json(body)).into_response()
+}
+
+async fn metrics_text(State(st): St) -> Response {
+    ([("content-type", "text/plain; version=0.0.4")], st.metrics.render()).into_response()
+}
+
+async fn create_app(State(st): St, body: Bytes) -> ApiResult {
+    let req: CreateApplicationRequest = json(&body)?;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let app = st.herald.create_app(id, req).await?;
+    tracing::info!(app_id = %app.id, name = %app.name, "app created");
+    reply(StatusCode::CREATED, &app_response(app))
+}
+
+async fn get_apps(State(st): St, Query(q): Query<BTreeMap<String, String>>) -> ApiResult {
+    let (apps, next) = st
+        .herald
+        .list_apps(q.get("page-size").map(String::as_str), q.get("token").map(String::as_str))
+        .await?;
+    let body = ApplicationsResponse { item: Some(apps.into_iter().map(app_response).collect()), next_token: next };
+    reply(StatusCode::OK, &body)
+}
+
+async fn get_app(State(st): St, Path(app): Path<String>) -> ApiResult {
+    reply(StatusCode::OK, &app_response(st.herald.app(&app).await?))
+}
+
+async fn delete_app(State(st): St, Path(app): Path<String>) -> ApiResult {
+    let rec = st.herald.delete_app(&app).await?;
+    tracing::info!(app_id = %app, "app deleted");
+    reply(StatusCode::OK, &app_response(rec))
+}
+
+async fn get_settings(State(st): St, Path(app): Path<String>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.settings(&app).await?)
+}
+
+async fn update_settings(State(st): St, Path(app): Path<String>, body: Bytes) -> ApiResult {
+    let req: WriteApplicationSettingsRequest = json(&body)?;
+    reply(StatusCode::OK, &st.herald.update_settings(&app, req).await?)
+}
+
+async fn update_endpoint(State(st): St, Path((app, endpoint)): Path<(String, String)>, body: Bytes) -> ApiResult {
+    let req: EndpointRequest = json(&body)?;
+    st.herald.update_endpoint(&app, &endpoint, req).await?;
+    accepted()
+}
+
+async fn update_endpoints_batch(State(st): St, Path(app): Path<String>, body: Bytes) -> ApiResult {
+    let req: EndpointBatchRequest = json(&body)?;
+    st.herald.update_endpoints_batch(&app, req).await?;
+    accepted()
+}
+
+async fn get_endpoint(State(st): St, Path((app, endpoint)): Path<(String, String)>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.endpoint(&app, &endpoint).await?)
+}
+
+async fn delete_endpoint(State(st): St, Path((app, endpoint)): Path<(String, String)>) -> ApiResult {
+    reply(StatusCode::ACCEPTED, &st.herald.delete_endpoint(&app, &endpoint).await?)
+}
+
+async fn get_user_endpoints(State(st): St, Path((app, user)): Path<(String, String)>) -> ApiResult {
+    let item = st.herald.user_endpoints(&app, &user).await?;
+    reply(StatusCode::OK, &EndpointsResponse { item })
+}
+
+async fn delete_user_endpoints(State(st): St, Path((app, user)): Path<(String, String)>) -> ApiResult {
+    let item = st.herald.delete_user_endpoints(&app, &user).await?;
+    reply(StatusCode::ACCEPTED, &EndpointsResponse { item })
+}
+
+async fn put_events(State(st): St, Path(app): Path<String>, body: Bytes) -> ApiResult {
+    let max = st.herald.config().limits.events_request_bytes_max;
+    if body.len() > max {
+        return Err(ApiError::new(
+            ErrorType::PayloadTooLarge,
+            format!("a PutEvents request may be at most {max} bytes, this one is {}", body.len()),
+        ));
+    }
+    let req: EventsRequest = json(&body)?;
+    reply(StatusCode::ACCEPTED, &st.herald.put_events(&app, req).await?)
+}
+
+async fn remove_attributes(
+    State(st): St,
+    Path((app, attribute_type)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let req: UpdateAttributesRequest = json(&body)?;
+    let names = req.blacklist.unwrap_or_default();
+    st.herald.remove_attributes(&app, &attribute_type, names.clone()).await?;
+    reply(
+        StatusCode::OK,
+        &AttributesResource { application_id: app, attribute_type, attributes: Some(names) },
+    )
+}
+
+async fn list_tags(State(st): St, Path(arn): Path<String>) -> ApiResult {
+    let tags = st.herald.tags(&arn).await?;
+    reply(StatusCode::OK, &TagsModel { tags: Some(tags) })
+}
+
+async fn tag_resource(State(st): St, Path(arn): Path<String>, body: Bytes) -> ApiResult {
+    let req: TagsModel = json(&body)?;
+    st.herald.tag(&arn, req.tags).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn untag_resource(State(st): St, Path(arn): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+    // tagKeys repeats: ?tagKeys=a&tagKeys=b
+    let keys: Vec<String> = form_pairs(q.as_deref().unwrap_or(""))
+        .into_iter()
+        .filter(|(k, _)| k == "tagKeys")
+        .map(|(_, v)| v)
+        .collect();
+    st.herald.untag(&arn, keys).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn form_pairs(q: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}

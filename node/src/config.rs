@@ -1,0 +1,155 @@
+//! Configuration: one TOML file, every key overridable by a `HERALD_*`
+//! environment variable, the common ones also by flags. Precedence: flag,
+//! then environment, then file, then default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use herald_model::limits::Limits;
+use serde::Deserialize;
+
+use crate::credentials::AccessKey;
+
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, about = "herald: a self-hosted, Pinpoint-compatible customer-engagement server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node: the Pinpoint REST API, /health and /metrics.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "HERALD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the node keeps its data [default: ./herald-data].
+    #[arg(long, env = "HERALD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the HTTP API [default: 127.0.0.1:8080].
+    #[arg(long, env = "HERALD_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// This node's id in the cluster [default: 1].
+    #[arg(long, env = "HERALD_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Data shards of a new cluster; fixed once the cluster exists [default: 64].
+    #[arg(long, env = "HERALD_SHARDS")]
+    pub shards: Option<u32>,
+    /// Region used in ARNs and accepted in signatures' scope [default: us-east-1].
+    #[arg(long, env = "HERALD_REGION")]
+    pub region: Option<String>,
+    /// Account id used in ARNs [default: 000000000000].
+    #[arg(long, env = "HERALD_ACCOUNT_ID")]
+    pub account_id: Option<String>,
+    /// Access key id clients sign with (with --secret-access-key).
+    #[arg(long, env = "HERALD_ACCESS_KEY_ID")]
+    pub access_key_id: Option<String>,
+    /// Secret of --access-key-id.
+    #[arg(long, env = "HERALD_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub secret_access_key: Option<String>,
+    /// A session with no activity for this long is closed [default: 1800].
+    #[arg(long, env = "HERALD_SESSION_IDLE_TIMEOUT_SECS")]
+    pub session_idle_timeout_secs: Option<u64>,
+    /// Resident endpoint actors per shard at most [default: 1024].
+    #[arg(long, env = "HERALD_ENDPOINT_ACTORS_MAX")]
+    pub endpoint_actors_max: Option<usize>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "HERALD_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The TOML file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub http: Option<SocketAddr>,
+    pub node_id: Option<u64>,
+    pub shards: Option<u32>,
+    pub region: Option<String>,
+    pub account_id: Option<String>,
+    pub session_idle_timeout_secs: Option<u64>,
+    pub endpoint_actors_max: Option<usize>,
+    pub log_format: Option<String>,
+    /// Several keys may be configured.
+    #[serde(default)]
+    pub access_keys: Vec<AccessKey>,
+    /// Pinpoint's quotas; each also `HERALD_LIMITS_<NAME>`.
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+/// The resolved configuration of `herald serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http: SocketAddr,
+    pub node_id: u64,
+    pub shards: u32,
+    pub region: String,
+    pub account_id: String,
+    pub access_keys: Vec<AccessKey>,
+    pub session_idle_timeout_secs: u64,
+    pub endpoint_actors_max: usize,
+    pub log_format: String,
+    pub limits: Limits,
+}
+
+impl Config {
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
+        let file: FileConfig = match &args.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let mut access_keys = file.access_keys;
+        match (args.access_key_id, args.secret_access_key) {
+            (Some(id), Some(secret)) => access_keys.push(AccessKey { access_key_id: id, secret_access_key: secret }),
+            (None, None) => {}
+            _ => anyhow::bail!("HERALD_ACCESS_KEY_ID and HERALD_SECRET_ACCESS_KEY must be set together"),
+        }
+        let mut limits = file.limits.unwrap_or_default();
+        override_limits_from_env(&mut limits)?;
+        let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "text".into());
+        if log_format != "text" && log_format != "json" {
+            anyhow::bail!("log format must be text or json, not {log_format}");
+        }
+        Ok(Self {
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./herald-data")),
+            http: args.http.or(file.http).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default")),
+            node_id: args.node_id.or(file.node_id).unwrap_or(1),
+            shards: args.shards.or(file.shards).unwrap_or(herald_model::hash::DEFAULT_SHARDS),
+            region: args.region.or(file.region).unwrap_or_else(|| "us-east-1".into()),
+            account_id: args.account_id.or(file.account_id).unwrap_or_else(|| "000000000000".into()),
+            access_keys,
+            session_idle_timeout_secs: args.session_idle_timeout_secs.or(file.session_idle_timeout_secs).unwrap_or(1800),
+            endpoint_actors_max: args.endpoint_actors_max.or(file.endpoint_actors_max).unwrap_or(1024),
+            log_format,
+            limits,
+        })
+    }
+}
+
+/// Applies `HERALD_LIMITS_<FIELD>` variables (e.g. `HERALD_LIMITS_BATCH_ITEMS_MAX=50`).
+fn override_limits_from_env(limits: &mut Limits) -> anyhow::Result<()> {
+    let mut value = serde_json::to_value(&*limits)?;
+    let obj = value.as_object_mut().expect("limits serialize as an object");
+    for (name, v) in obj.iter_mut() {
+        let var = format!("HERALD_LIMITS_{}", name.to_uppercase());
+        if let Ok(s) = std::env::var(&var) {
+            let n: u64 = s.parse().with_context(|| format!("{var} must be a whole number"))?;
+            *v = serde_json::Value::from(n);
+        }
+    }
+    *limits = serde_json::from_value(value)?;
+    Ok(())
+}

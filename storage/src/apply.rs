@@ -1,0 +1,399 @@
+//! How each command changes the state machine tables.
+//!
+//! Deterministic: the result depends only on the stored state, the command and
+//! the log index (no clock, no randomness, ordered maps only). A command that
+//! is refused returns [`CmdResult::Rejected`] and writes nothing.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use herald_model::session::{self, ClosedSession, OpenSession, SessionConfig};
+use herald_model::wire::EndpointResponse;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Cf, KvEngine, WriteBatch};
+use crate::error::{Result, StorageError};
+use crate::keys::{self, tag, GroupId};
+use crate::types::{AppRecord, ApplyLimits, CmdResult, Command, EndpointUpsert};
+
+/// A change the shard's in-memory tables (engagement table, actors) follow.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Endpoint { app_id: String, endpoint_id: String, endpoint: Option<Box<EndpointResponse>> },
+    Session { app_id: String, endpoint_id: String, open: Option<OpenSession> },
+    AppPurged { app_id: String },
+}
+
+/// Receives the changes of every applied entry, after they are written.
+pub trait ApplyObserver: Send + Sync + 'static {
+    fn applied(&self, group: GroupId, changes: &[Change]);
+    /// The group's state was replaced by a snapshot: rebuild from storage.
+    fn reset(&self, group: GroupId);
+}
+
+/// A stored event row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRow {
+    pub endpoint_id: String,
+    pub event_id: String,
+    pub event: herald_model::wire::Event,
+}
+
+/// Reads that see the writes made earlier in the same command.
+pub(crate) struct Txn<'a, E: KvEngine + ?Sized> {
+    engine: &'a E,
+    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    pub batch: WriteBatch,
+    pub changes: Vec<Change>,
+}
+
+impl<'a, E: KvEngine + ?Sized> Txn<'a, E> {
+    pub fn new(engine: &'a E) -> Self {
+        Self { engine, overlay: BTreeMap::new(), batch: WriteBatch::new(), changes: Vec::new() }
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.overlay.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.engine.get(Cf::State, key),
+        }
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(&self, table: &'static str, key: &[u8]) -> Result<Option<T>> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| StorageError::corrupt(table, e)),
+        }
+    }
+
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.overlay.insert(key.clone(), Some(value.clone()));
+        self.batch.put(Cf::State, key, value);
+    }
+
+    fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        let v = serde_json::to_vec(value).expect("state values serialize");
+        self.put(key, v);
+    }
+
+    fn delete(&mut self, key: Vec<u8>) {
+        self.overlay.insert(key.clone(), None);
+        self.batch.delete(Cf::State, key);
+    }
+
+    /// Keys of `[start, end)` in storage (the overlay's puts and deletes included).
+    fn keys_in(&self, start: &[u8], end: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut out = std::collections::BTreeSet::new();
+        self.engine.scan(Cf::State, start, end, &mut |k, _| {
+            out.insert(k.to_vec());
+            ControlFlow::Continue(())
+        })?;
+        for (k, v) in self.overlay.range(start.to_vec()..end.to_vec()) {
+            if v.is_some() {
+                out.insert(k.clone());
+            } else {
+                out.remove(k);
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+}
+
+fn session_config(limits: &ApplyLimits) -> SessionConfig {
+    SessionConfig { idle_timeout_ms: limits.session_idle_timeout_ms, ..SessionConfig::default() }
+}
+
+/// Number of attribute keys an endpoint holds (custom attributes, metrics and
+/// user attributes), the figure Pinpoint's 250-attribute quota counts.
+pub fn attribute_count(ep: &EndpointResponse) -> usize {
+    ep.attributes.as_ref().map_or(0, |a| a.len())
+        + ep.metrics.as_ref().map_or(0, |m| m.len())
+        + ep.user.as_ref().and_then(|u| u.user_attributes.as_ref()).map_or(0, |a| a.len())
+}
+
+pub(crate) fn apply_command<E: KvEngine + ?Sized>(
+    txn: &mut Txn<'_, E>,
+    group: GroupId,
+    log_index: u64,
+    cmd: &Command,
+) -> Result<CmdResult> {
+    let is_meta_group = group == keys::META_GROUP;
+    if cmd.is_meta() != is_meta_group {
+        return Ok(CmdResult::Rejected(format!("command not accepted by raft group {group}")));
+    }
+    match cmd {
+        Command::CreateApp(rec) => {
+            let key = keys::app(&rec.id);
+            if txn.get(&key)?.is_some() {
+                return Ok(CmdResult::Rejected(format!("app {} already exists", rec.id)));
+            }
+            txn.put_json(key, rec);
+            Ok(CmdResult::App(Some(rec.clone())))
+        }
+        Command::UpdateAppSettings { app_id, settings } => update_app(txn, app_id, |a| {
+            a.settings = settings.clone();
+        }),
+        Command::MarkAppDeleting { app_id } => update_app(txn, app_id, |a| a.deleting = true),
+        Command::RemoveApp { app_id } => {
+            let key = keys::app(app_id);
+            let old: Option<AppRecord> = txn.get_json("app", &key)?;
+            txn.delete(key);
+            Ok(CmdResult::App(old))
+        }
+        Command::TagApp { app_id, tags } => update_app(txn, app_id, |a| {
+            a.tags.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }),
+        Command::UntagApp { app_id, keys: names } => update_app(txn, app_id, |a| {
+            for k in names {
+                a.tags.remove(k);
+            }
+        }),
+        Command::UpsertEndpoints { app_id, now_iso, limits, items } => {
+            let mut written = Vec::with_capacity(items.len());
+            for item in items {
+                match upsert_endpoint(txn, group, app_id, now_iso, limits, item)? {
+                    Ok(ep) => written.push(ep),
+                    Err(reason) => return Ok(CmdResult::Rejected(reason)),
+                }
+            }
+            Ok(CmdResult::Endpoints(written))
+        }
+        Command::DeleteEndpoint { app_id, endpoint_id } => {
+            let deleted = delete_endpoint(txn, group, app_id, endpoint_id)?;
+            Ok(CmdResult::Endpoints(deleted.into_iter().collect()))
+        }
+        Command::DeleteUserEndpoints { app_id, user_id } => {
+            let prefix = keys::user_prefix(group, app_id, user_id);
+            let ids: Vec<String> = txn
+                .keys_in(&prefix, &keys::prefix_end(&prefix))?
+                .iter()
+                .map(|k| keys::tail_str(k, prefix.len()))
+                .collect();
+            let mut deleted = Vec::new();
+            for id in ids {
+                deleted.extend(delete_endpoint(txn, group, app_id, &id)?);
+            }
+            Ok(CmdResult::Endpoints(deleted))
+        }
+        Command::PutEvents { app_id, now_iso, limits, items } => {
+            let cfg = session_config(limits);
+            let mut n = 0u32;
+            for item in items {
+                if let Err(reason) = upsert_endpoint(txn, group, app_id, now_iso, limits, &item.endpoint)? {
+                    return Ok(CmdResult::Rejected(reason));
+                }
+                let endpoint_id = &item.endpoint.endpoint_id;
+                let mut events: Vec<(i64, &String, &herald_model::wire::Event)> = Vec::new();
+                for (event_id, ev) in &item.events {
+                    let ts = ev.timestamp.as_deref().unwrap_or_default();
+                    match herald_model::time::parse_iso8601_ms(ts) {
+                        Ok(ms) => events.push((ms, event_id, ev)),
+                        Err(e) => return Ok(CmdResult::Rejected(format!("event {event_id}: {e}"))),
+                    }
+                }
+                // Sessions follow event time, whatever order the client sent.
+                events.sort_by_key(|(ms, _, _)| *ms);
+                let skey = keys::open_session(group, app_id, endpoint_id);
+                let before: Option<OpenSession> = txn.get_json("open_session", &skey)?;
+                let mut open = before.clone();
+                for (ms, event_id, ev) in events {
+                    let row = EventRow {
+                        endpoint_id: endpoint_id.clone(),
+                        event_id: event_id.clone(),
+                        event: ev.clone(),
+                    };
+                    txn.put_json(keys::event(group, app_id, ms, log_index, n), &row);
+                    n += 1;
+                    let et = ev.event_type.as_deref().unwrap_or_default();
+                    let tkey = keys::event_type(group, app_id, et);
+                    let count: u64 = txn.get_json("event_type", &tkey)?.unwrap_or(0);
+                    txn.put_json(tkey, &(count + 1));
+                    let sid = ev.session.as_ref().and_then(|s| s.id.as_deref());
+                    let (next, closed) = session::on_event(open, session::classify(et, sid), ms, &cfg);
+                    open = next;
+                    for c in closed {
+                        record_closed(txn, group, app_id, endpoint_id, &c);
+                    }
+                }
+                if open != before {
+                    match &open {
+                        Some(s) => txn.put_json(skey, s),
+                        None => txn.delete(skey),
+                    }
+                    txn.changes.push(Change::Session {
+                        app_id: app_id.clone(),
+                        endpoint_id: endpoint_id.clone(),
+                        open,
+                    });
+                }
+            }
+            Ok(CmdResult::Count(u64::from(n)))
+        }
+        Command::RemoveAttributes { app_id, attribute_type, names } => {
+            let prefix = keys::app_prefix(group, tag::ENDPOINT, app_id);
+            let mut changed = 0u64;
+            for key in txn.keys_in(&prefix, &keys::prefix_end(&prefix))? {
+                let Some(mut ep) = txn.get_json::<EndpointResponse>("endpoint", &key)? else {
+                    continue;
+                };
+                if herald_model::endpoint::remove_attributes(&mut ep, attribute_type, names) {
+                    changed += 1;
+                    txn.put_json(key.clone(), &ep);
+                    txn.changes.push(Change::Endpoint {
+                        app_id: app_id.clone(),
+                        endpoint_id: keys::tail_str(&key, prefix.len()),
+                        endpoint: Some(Box::new(ep)),
+                    });
+                }
+            }
+            Ok(CmdResult::Count(changed))
+        }
+        Command::PurgeApp { app_id } => {
+            for t in keys::APP_TABLES {
+                let p = keys::app_prefix(group, t, app_id);
+                let end = keys::prefix_end(&p);
+                txn.batch.delete_range(Cf::State, p, end);
+            }
+            txn.changes.push(Change::AppPurged { app_id: app_id.clone() });
+            Ok(CmdResult::Done)
+        }
+        Command::CloseIdleSessions { now_ms, idle_timeout_ms } => {
+            let cfg = SessionConfig { idle_timeout_ms: *idle_timeout_ms, ..SessionConfig::default() };
+            let start = keys::table(group, tag::OPEN_SESSION);
+            let end = keys::prefix_end(&start);
+            let mut open_rows = Vec::new();
+            txn.engine.scan(Cf::State, &start, &end, &mut |k, v| {
+                open_rows.push((k.to_vec(), v.to_vec()));
+                ControlFlow::Continue(())
+            })?;
+            let mut closed_n = 0u64;
+            for (key, value) in open_rows {
+                let open: OpenSession =
+                    serde_json::from_slice(&value).map_err(|e| StorageError::corrupt("open_session", e))?;
+                let (still_open, closed) = session::on_tick(Some(open), *now_ms, &cfg);
+                let Some(closed) = closed else { continue };
+                let (app_id, endpoint_id) = split_app_key(&key, start.len());
+                record_closed(txn, group, &app_id, &endpoint_id, &closed);
+                closed_n += 1;
+                match &still_open {
+                    Some(s) => txn.put_json(key, s),
+                    None => txn.delete(key),
+                }
+                txn.changes.push(Change::Session { app_id, endpoint_id, open: still_open });
+            }
+            Ok(CmdResult::Count(closed_n))
+        }
+    }
+}
+
+/// Splits `[group][tag][u16 len][app][tail]` into (app, tail).
+fn split_app_key(key: &[u8], table_prefix_len: usize) -> (String, String) {
+    let len = u16::from_be_bytes([key[table_prefix_len], key[table_prefix_len + 1]]) as usize;
+    let app_start = table_prefix_len + 2;
+    let app = String::from_utf8_lossy(&key[app_start..app_start + len]).into_owned();
+    let tail = String::from_utf8_lossy(&key[app_start + len..]).into_owned();
+    (app, tail)
+}
+
+fn record_closed<E: KvEngine + ?Sized>(
+    txn: &mut Txn<'_, E>,
+    group: GroupId,
+    app_id: &str,
+    endpoint_id: &str,
+    c: &ClosedSession,
+) {
+    txn.put_json(keys::closed_session(group, app_id, c.end_ms, endpoint_id), c);
+}
+
+fn update_app<E: KvEngine + ?Sized>(
+    txn: &mut Txn<'_, E>,
+    app_id: &str,
+    f: impl FnOnce(&mut AppRecord),
+) -> Result<CmdResult> {
+    let key = keys::app(app_id);
+    let Some(mut rec) = txn.get_json::<AppRecord>("app", &key)? else {
+        return Ok(CmdResult::App(None));
+    };
+    if rec.deleting {
+        return Ok(CmdResult::App(None));
+    }
+    f(&mut rec);
+    txn.put_json(key, &rec);
+    Ok(CmdResult::App(Some(rec)))
+}
+
+/// Merges one endpoint write; `Ok(Err(reason))` refuses the whole command.
+fn upsert_endpoint<E: KvEngine + ?Sized>(
+    txn: &mut Txn<'_, E>,
+    group: GroupId,
+    app_id: &str,
+    now_iso: &str,
+    limits: &ApplyLimits,
+    item: &EndpointUpsert,
+) -> Result<std::result::Result<EndpointResponse, String>> {
+    let key = keys::endpoint(group, app_id, &item.endpoint_id);
+    let existing: Option<EndpointResponse> = txn.get_json("endpoint", &key)?;
+    let merged = herald_model::endpoint::merge_update(
+        existing.as_ref(),
+        app_id,
+        &item.endpoint_id,
+        &item.request,
+        now_iso,
+    );
+    let bytes = serde_json::to_vec(&merged).expect("endpoint serializes");
+    if bytes.len() > limits.endpoint_bytes_max {
+        return Ok(Err(format!(
+            "endpoint {} would be {} bytes, more than the {} bytes an endpoint may hold",
+            item.endpoint_id,
+            bytes.len(),
+            limits.endpoint_bytes_max
+        )));
+    }
+    let attrs = attribute_count(&merged);
+    if attrs > limits.endpoint_attributes_max {
+        return Ok(Err(format!(
+            "endpoint {} would have {attrs} attributes, more than the {} allowed",
+            item.endpoint_id, limits.endpoint_attributes_max
+        )));
+    }
+    let old_user = existing.as_ref().and_then(herald_model::endpoint::user_id).map(str::to_owned);
+    let new_user = herald_model::endpoint::user_id(&merged).map(str::to_owned);
+    if old_user != new_user {
+        if let Some(u) = &old_user {
+            txn.delete(keys::user_endpoint(group, app_id, u, &item.endpoint_id));
+        }
+    }
+    if let Some(u) = &new_user {
+        txn.put(keys::user_endpoint(group, app_id, u, &item.endpoint_id), Vec::new());
+    }
+    txn.put(key, bytes);
+    txn.changes.push(Change::Endpoint {
+        app_id: app_id.to_owned(),
+        endpoint_id: item.endpoint_id.clone(),
+        endpoint: Some(Box::new(merged.clone())),
+    });
+    Ok(Ok(merged))
+}
+
+fn delete_endpoint<E: KvEngine + ?Sized>(
+    txn: &mut Txn<'_, E>,
+    group: GroupId,
+    app_id: &str,
+    endpoint_id: &str,
+) -> Result<Option<EndpointResponse>> {
+    let key = keys::endpoint(group, app_id, endpoint_id);
+    let Some(ep) = txn.get_json::<EndpointResponse>("endpoint", &key)? else {
+        return Ok(None);
+    };
+    if let Some(u) = herald_model::endpoint::user_id(&ep) {
+        txn.delete(keys::user_endpoint(group, app_id, u, endpoint_id));
+    }
+    txn.delete(key);
+    txn.delete(keys::open_session(group, app_id, endpoint_id));
+    txn.changes.push(Change::Endpoint {
+        app_id: app_id.to_owned(),
+        endpoint_id: endpoint_id.to_owned(),
+        endpoint: None,
+    });
+    Ok(Some(ep))
+}

@@ -1,0 +1,205 @@
+//! Key layout: the one place that decides how tables map to bytes.
+//!
+//! Every key in the `raft` and `state` column families starts with the Raft
+//! group id (u32, big-endian) and a one-byte table tag, so a group's data is
+//! one contiguous range (snapshots, app purges and shard moves are range
+//! operations). Variable-length components are written with a u16 length
+//! prefix, except the last component of a key. Integers are big-endian so
+//! byte order is numeric order.
+
+/// A Raft group: the meta group is 0, data shard `s` is group `s + 1`.
+pub type GroupId = u32;
+
+pub const META_GROUP: GroupId = 0;
+
+pub fn shard_group(shard: u32) -> GroupId {
+    shard + 1
+}
+
+/// Table tags. Never reuse or renumber a tag: they are on disk.
+pub mod tag {
+    // raft column family
+    pub const LOG: u8 = 0x01;
+    pub const VOTE: u8 = 0x02;
+    pub const COMMITTED: u8 = 0x03;
+    pub const LAST_PURGED: u8 = 0x04;
+    pub const SNAPSHOT: u8 = 0x05;
+    // state column family
+    pub const SM_APPLIED: u8 = 0x10;
+    pub const APP: u8 = 0x11;
+    pub const ENDPOINT: u8 = 0x13;
+    pub const USER_ENDPOINT: u8 = 0x14;
+    pub const EVENT: u8 = 0x15;
+    pub const EVENT_TYPE: u8 = 0x16;
+    pub const OPEN_SESSION: u8 = 0x17;
+    pub const CLOSED_SESSION: u8 = 0x18;
+    // node column family (no group prefix)
+    pub const NODE_CLUSTER: u8 = 0x20;
+}
+
+/// Per-app tables of a data shard; purged together when an app is deleted.
+pub const APP_TABLES: [u8; 6] = [
+    tag::ENDPOINT,
+    tag::USER_ENDPOINT,
+    tag::EVENT,
+    tag::EVENT_TYPE,
+    tag::OPEN_SESSION,
+    tag::CLOSED_SESSION,
+];
+
+fn push_var(k: &mut Vec<u8>, s: &[u8]) {
+    let len = u16::try_from(s.len()).expect("key component longer than 64 KiB");
+    k.extend_from_slice(&len.to_be_bytes());
+    k.extend_from_slice(s);
+}
+
+/// `[group][tag]`: the start of a table of one group.
+pub fn table(group: GroupId, tag: u8) -> Vec<u8> {
+    let mut k = Vec::with_capacity(32);
+    k.extend_from_slice(&group.to_be_bytes());
+    k.push(tag);
+    k
+}
+
+/// The exclusive end of every key starting with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0xff; prefix.len() + 1]
+}
+
+/// The whole key range `[start, end)` of one group.
+pub fn group_range(group: GroupId) -> (Vec<u8>, Vec<u8>) {
+    let start = group.to_be_bytes().to_vec();
+    let end = prefix_end(&start);
+    (start, end)
+}
+
+pub fn log(group: GroupId, index: u64) -> Vec<u8> {
+    let mut k = table(group, tag::LOG);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+pub fn log_index(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&key[key.len() - 8..]);
+    u64::from_be_bytes(b)
+}
+
+pub fn single(group: GroupId, tag: u8) -> Vec<u8> {
+    table(group, tag)
+}
+
+/// `[group][tag][app]`: every row of one app in one table.
+pub fn app_prefix(group: GroupId, tag: u8, app_id: &str) -> Vec<u8> {
+    let mut k = table(group, tag);
+    push_var(&mut k, app_id.as_bytes());
+    k
+}
+
+pub fn app(app_id: &str) -> Vec<u8> {
+    let mut k = table(META_GROUP, tag::APP);
+    k.extend_from_slice(app_id.as_bytes());
+    k
+}
+
+pub fn endpoint(group: GroupId, app_id: &str, endpoint_id: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::ENDPOINT, app_id);
+    k.extend_from_slice(endpoint_id.as_bytes());
+    k
+}
+
+pub fn open_session(group: GroupId, app_id: &str, endpoint_id: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::OPEN_SESSION, app_id);
+    k.extend_from_slice(endpoint_id.as_bytes());
+    k
+}
+
+pub fn user_prefix(group: GroupId, app_id: &str, user_id: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::USER_ENDPOINT, app_id);
+    push_var(&mut k, user_id.as_bytes());
+    k
+}
+
+pub fn user_endpoint(group: GroupId, app_id: &str, user_id: &str, endpoint_id: &str) -> Vec<u8> {
+    let mut k = user_prefix(group, app_id, user_id);
+    k.extend_from_slice(endpoint_id.as_bytes());
+    k
+}
+
+/// Events of an app ordered by time: `[..][ts_ms][log index][n]`.
+pub fn event(group: GroupId, app_id: &str, ts_ms: i64, log_index: u64, n: u32) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::EVENT, app_id);
+    // Shift so that negative timestamps still sort before positive ones.
+    k.extend_from_slice(&((ts_ms as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(&log_index.to_be_bytes());
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+pub fn event_type(group: GroupId, app_id: &str, event_type: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::EVENT_TYPE, app_id);
+    k.extend_from_slice(event_type.as_bytes());
+    k
+}
+
+pub fn closed_session(group: GroupId, app_id: &str, end_ms: i64, endpoint_id: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::CLOSED_SESSION, app_id);
+    k.extend_from_slice(&((end_ms as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(endpoint_id.as_bytes());
+    k
+}
+
+pub fn node_cluster() -> Vec<u8> {
+    vec![tag::NODE_CLUSTER]
+}
+
+/// The last component of a key that ends with a string.
+pub fn tail_str(key: &[u8], prefix_len: usize) -> String {
+    String::from_utf8_lossy(&key[prefix_len..]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_disjoint_contiguous_ranges() {
+        let (s, e) = group_range(7);
+        assert!(log(7, 0) >= s && log(7, u64::MAX) < e);
+        assert!(endpoint(7, "app", "zzz") < e);
+        assert!(log(8, 0) >= e);
+        assert!(endpoint(6, "app", "zzz") < s);
+    }
+
+    #[test]
+    fn log_keys_sort_numerically() {
+        assert!(log(1, 255) < log(1, 256));
+        assert_eq!(log_index(&log(3, 123_456)), 123_456);
+    }
+
+    #[test]
+    fn app_prefix_does_not_match_longer_app_ids() {
+        let p = app_prefix(1, tag::ENDPOINT, "ab");
+        assert!(!endpoint(1, "abc", "x").starts_with(&p));
+        assert!(endpoint(1, "ab", "cx").starts_with(&p));
+    }
+
+    #[test]
+    fn event_keys_sort_by_time_including_negative() {
+        assert!(event(1, "a", -5, 9, 0) < event(1, "a", 3, 1, 0));
+        assert!(event(1, "a", 3, 1, 0) < event(1, "a", 3, 1, 1));
+    }
+
+    #[test]
+    fn prefix_end_bounds_the_prefix() {
+        assert_eq!(prefix_end(&[1, 2]), vec![1, 3]);
+        assert_eq!(prefix_end(&[1, 0xff]), vec![2]);
+    }
+}

@@ -1,0 +1,184 @@
+//! openraft log storage for one group, on any [`KvEngine`].
+//!
+//! Entries are written unsynced (visible at once) and acknowledged to openraft
+//! only after the engine's shared WAL sync covers them; votes are written
+//! synced. All IO of one group is issued in order from openraft's single
+//! storage task, which the engine's ordered WAL turns into ordered durability.
+
+use std::fmt::Debug;
+use std::ops::{Bound, ControlFlow, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{ErrorSubject, ErrorVerb, RaftLogReader, StorageIOError};
+
+use crate::engine::{Cf, KvEngine, WriteBatch};
+use crate::keys::{self, tag, GroupId};
+use crate::types::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
+
+pub(crate) fn io_err(subject: ErrorSubject<u64>, verb: ErrorVerb, e: impl ToString) -> RaftStorageError {
+    RaftStorageError::IO {
+        source: StorageIOError::new(subject, verb, openraft::AnyError::error(e.to_string())),
+    }
+}
+
+fn read_err(e: impl ToString) -> RaftStorageError {
+    io_err(ErrorSubject::Logs, ErrorVerb::Read, e)
+}
+
+fn write_err(e: impl ToString) -> RaftStorageError {
+    io_err(ErrorSubject::Logs, ErrorVerb::Write, e)
+}
+
+/// The Raft log of one group.
+pub struct LogStore<E: KvEngine> {
+    engine: Arc<E>,
+    group: GroupId,
+}
+
+impl<E: KvEngine> Clone for LogStore<E> {
+    fn clone(&self) -> Self {
+        Self { engine: self.engine.clone(), group: self.group }
+    }
+}
+
+impl<E: KvEngine> LogStore<E> {
+    pub fn new(engine: Arc<E>, group: GroupId) -> Self {
+        Self { engine, group }
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(&self, tag: u8) -> Result<Option<T>, RaftStorageError> {
+        match self.engine.get(Cf::Raft, &keys::single(self.group, tag)).map_err(read_err)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v).map(Some).map_err(read_err),
+        }
+    }
+
+    fn last_entry_log_id(&self) -> Result<Option<LogId>, RaftStorageError> {
+        let start = keys::log(self.group, 0);
+        let end = keys::prefix_end(&keys::table(self.group, tag::LOG));
+        match self.engine.last(Cf::Raft, &start, &end).map_err(read_err)? {
+            None => Ok(None),
+            Some((_, v)) => {
+                let entry: Entry = serde_json::from_slice(&v).map_err(read_err)?;
+                Ok(Some(entry.log_id))
+            }
+        }
+    }
+}
+
+impl<E: KvEngine> RaftLogReader<TypeConfig> for LogStore<E> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, RaftStorageError> {
+        let start = match range.start_bound() {
+            Bound::Included(x) => *x,
+            Bound::Excluded(x) => x.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end_key = match range.end_bound() {
+            Bound::Included(x) => keys::log(self.group, x.saturating_add(1)),
+            Bound::Excluded(x) => keys::log(self.group, *x),
+            Bound::Unbounded => keys::prefix_end(&keys::table(self.group, tag::LOG)),
+        };
+        let mut out = Vec::new();
+        let mut err = None;
+        self.engine
+            .scan(Cf::Raft, &keys::log(self.group, start), &end_key, &mut |_, v| {
+                match serde_json::from_slice::<Entry>(v) {
+                    Ok(e) => out.push(e),
+                    Err(e) => {
+                        err = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+                ControlFlow::Continue(())
+            })
+            .map_err(read_err)?;
+        if let Some(e) = err {
+            return Err(read_err(e));
+        }
+        Ok(out)
+    }
+}
+
+impl<E: KvEngine> RaftLogStorage<TypeConfig> for LogStore<E> {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, RaftStorageError> {
+        let last_purged: Option<LogId> = self.get_json(tag::LAST_PURGED)?;
+        let last = self.last_entry_log_id()?.or(last_purged);
+        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), RaftStorageError> {
+        let mut b = WriteBatch::new();
+        let v = serde_json::to_vec(vote).map_err(write_err)?;
+        b.put(Cf::Raft, keys::single(self.group, tag::VOTE), v);
+        self.engine
+            .write(b, true)
+            .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, RaftStorageError> {
+        self.get_json(tag::VOTE)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
+        // Not synced: losing it only means re-applying from the snapshot point.
+        let mut b = WriteBatch::new();
+        b.put(
+            Cf::Raft,
+            keys::single(self.group, tag::COMMITTED),
+            serde_json::to_vec(&committed).map_err(write_err)?,
+        );
+        self.engine.write(b, false).map_err(write_err)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, RaftStorageError> {
+        Ok(self.get_json::<Option<LogId>>(tag::COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), RaftStorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut b = WriteBatch::new();
+        for e in entries {
+            let v = serde_json::to_vec(&e).map_err(write_err)?;
+            b.put(Cf::Raft, keys::log(self.group, e.log_id.index), v);
+        }
+        self.engine.write(b, false).map_err(write_err)?;
+        self.engine.sync_then(Box::new(move |res| {
+            callback.log_io_completed(res.map_err(|e| std::io::Error::other(e.to_string())));
+        }));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
+        let mut b = WriteBatch::new();
+        b.delete_range(
+            Cf::Raft,
+            keys::log(self.group, log_id.index),
+            keys::prefix_end(&keys::table(self.group, tag::LOG)),
+        );
+        self.engine.write(b, true).map_err(write_err)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
+        let mut b = WriteBatch::new();
+        b.put(
+            Cf::Raft,
+            keys::single(self.group, tag::LAST_PURGED),
+            serde_json::to_vec(&log_id).map_err(write_err)?,
+        );
+        b.delete_range(Cf::Raft, keys::log(self.group, 0), keys::log(self.group, log_id.index + 1));
+        self.engine.write(b, false).map_err(write_err)
+    }
+}

@@ -1,0 +1,193 @@
+//! Typed reads of the state machine tables.
+//!
+//! Readers do not order themselves with writes: callers that need
+//! linearizable reads pass the owning group's read barrier first.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use herald_model::session::{ClosedSession, OpenSession};
+use herald_model::wire::EndpointResponse;
+
+use crate::apply::EventRow;
+use crate::engine::{Cf, KvEngine};
+use crate::error::{Result, StorageError};
+use crate::keys::{self, tag, GroupId, META_GROUP};
+use crate::types::AppRecord;
+
+pub struct Reader<E: KvEngine> {
+    engine: Arc<E>,
+}
+
+impl<E: KvEngine> Clone for Reader<E> {
+    fn clone(&self) -> Self {
+        Self { engine: self.engine.clone() }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(table: &'static str, v: &[u8]) -> Result<T> {
+    serde_json::from_slice(v).map_err(|e| StorageError::corrupt(table, e))
+}
+
+impl<E: KvEngine> Reader<E> {
+    pub fn new(engine: Arc<E>) -> Self {
+        Self { engine }
+    }
+
+    /// An app, including one being deleted.
+    pub fn app_any(&self, app_id: &str) -> Result<Option<AppRecord>> {
+        self.engine.get(Cf::State, &keys::app(app_id))?.map(|v| decode("app", &v)).transpose()
+    }
+
+    /// A live app (not being deleted).
+    pub fn app(&self, app_id: &str) -> Result<Option<AppRecord>> {
+        Ok(self.app_any(app_id)?.filter(|a| !a.deleting))
+    }
+
+    /// Apps in id order after `after`, at most `limit`; with `include_deleting`
+    /// apps whose purge is unfinished are listed too.
+    pub fn apps(&self, after: Option<&str>, limit: usize, include_deleting: bool) -> Result<Vec<AppRecord>> {
+        let table = keys::table(META_GROUP, tag::APP);
+        let start = match after {
+            Some(a) => {
+                let mut k = keys::app(a);
+                k.push(0);
+                k
+            }
+            None => table.clone(),
+        };
+        let mut out = Vec::new();
+        let mut err = None;
+        self.engine.scan(Cf::State, &start, &keys::prefix_end(&table), &mut |_, v| {
+            match decode::<AppRecord>("app", v) {
+                Ok(a) if a.deleting && !include_deleting => {}
+                Ok(a) => out.push(a),
+                Err(e) => {
+                    err = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            if out.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        match err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    pub fn endpoint(&self, group: GroupId, app_id: &str, endpoint_id: &str) -> Result<Option<EndpointResponse>> {
+        self.engine
+            .get(Cf::State, &keys::endpoint(group, app_id, endpoint_id))?
+            .map(|v| decode("endpoint", &v))
+            .transpose()
+    }
+
+    /// Ids of the endpoints of `user_id` stored in this group.
+    pub fn user_endpoint_ids(&self, group: GroupId, app_id: &str, user_id: &str) -> Result<Vec<String>> {
+        let prefix = keys::user_prefix(group, app_id, user_id);
+        let mut out = Vec::new();
+        self.engine.scan(Cf::State, &prefix, &keys::prefix_end(&prefix), &mut |k, _| {
+            out.push(keys::tail_str(k, prefix.len()));
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    /// Every endpoint of the group, across apps: `(app_id, endpoint)`.
+    pub fn for_each_endpoint(
+        &self,
+        group: GroupId,
+        visit: &mut dyn FnMut(&str, EndpointResponse),
+    ) -> Result<()> {
+        let start = keys::table(group, tag::ENDPOINT);
+        let mut err = None;
+        self.engine.scan(Cf::State, &start, &keys::prefix_end(&start), &mut |k, v| {
+            match decode::<EndpointResponse>("endpoint", v) {
+                Ok(ep) => {
+                    let app = ep.application_id.clone().unwrap_or_else(|| app_of(k, start.len()));
+                    visit(&app, ep);
+                    ControlFlow::Continue(())
+                }
+                Err(e) => {
+                    err = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        })?;
+        err.map_or(Ok(()), Err)
+    }
+
+    /// Every open session of the group: `(app_id, endpoint_id, session)`.
+    pub fn open_sessions(&self, group: GroupId) -> Result<Vec<(String, String, OpenSession)>> {
+        let start = keys::table(group, tag::OPEN_SESSION);
+        let mut out = Vec::new();
+        let mut err = None;
+        self.engine.scan(Cf::State, &start, &keys::prefix_end(&start), &mut |k, v| {
+            match decode::<OpenSession>("open_session", v) {
+                Ok(s) => {
+                    let app = app_of(k, start.len());
+                    let tail_at = start.len() + 2 + app.len();
+                    out.push((app, keys::tail_str(k, tail_at), s));
+                    ControlFlow::Continue(())
+                }
+                Err(e) => {
+                    err = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        })?;
+        err.map_or(Ok(out), Err)
+    }
+
+    /// Event types this group has seen for an app, with counts.
+    pub fn event_types(&self, group: GroupId, app_id: &str) -> Result<Vec<(String, u64)>> {
+        let prefix = keys::app_prefix(group, tag::EVENT_TYPE, app_id);
+        let mut out = Vec::new();
+        self.engine.scan(Cf::State, &prefix, &keys::prefix_end(&prefix), &mut |k, v| {
+            let n = serde_json::from_slice::<u64>(v).unwrap_or(0);
+            out.push((keys::tail_str(k, prefix.len()), n));
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    /// Up to `limit` stored events of an app in this group, oldest first.
+    pub fn events(&self, group: GroupId, app_id: &str, limit: usize) -> Result<Vec<EventRow>> {
+        let prefix = keys::app_prefix(group, tag::EVENT, app_id);
+        self.engine
+            .scan_collect(Cf::State, &prefix, &keys::prefix_end(&prefix), limit)?
+            .iter()
+            .map(|(_, v)| decode("event", v))
+            .collect()
+    }
+
+    /// Closed sessions of an app in this group, by end time.
+    pub fn closed_sessions(&self, group: GroupId, app_id: &str) -> Result<Vec<ClosedSession>> {
+        let prefix = keys::app_prefix(group, tag::CLOSED_SESSION, app_id);
+        self.engine
+            .scan_collect(Cf::State, &prefix, &keys::prefix_end(&prefix), usize::MAX)?
+            .iter()
+            .map(|(_, v)| decode("closed_session", v))
+            .collect()
+    }
+
+    /// Number of keys the group holds in the state tables (tests, metrics).
+    pub fn state_key_count(&self, group: GroupId) -> Result<usize> {
+        let (s, e) = keys::group_range(group);
+        let mut n = 0usize;
+        self.engine.scan(Cf::State, &s, &e, &mut |_, _| {
+            n += 1;
+            ControlFlow::Continue(())
+        })?;
+        Ok(n)
+    }
+}
+
+fn app_of(key: &[u8], table_prefix_len: usize) -> String {
+    let len = u16::from_be_bytes([key[table_prefix_len], key[table_prefix_len + 1]]) as usize;
+    String::from_utf8_lossy(&key[table_prefix_len + 2..table_prefix_len + 2 + len]).into_owned()
+}

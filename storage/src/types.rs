@@ -1,0 +1,117 @@
+//! What goes through the Raft log: commands, their results, and the openraft
+//! type configuration shared by every group.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+
+use herald_model::wire::{ApplicationSettingsResource, EndpointRequest, EndpointResponse, Event};
+use serde::{Deserialize, Serialize};
+
+openraft::declare_raft_types!(
+    /// Type configuration of every herald Raft group (meta and data shards).
+    pub TypeConfig:
+        D = Command,
+        R = CmdResult,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type NodeId = u64;
+pub type LogId = openraft::LogId<NodeId>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type Vote = openraft::Vote<NodeId>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
+pub type RaftStorageError = openraft::StorageError<NodeId>;
+
+/// An application (Pinpoint "project") as the meta group stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppRecord {
+    pub id: String,
+    pub name: String,
+    pub arn: String,
+    pub creation_date: String,
+    pub tags: BTreeMap<String, String>,
+    pub settings: ApplicationSettingsResource,
+    /// Set while the app's data is being purged from the shards; a deleting
+    /// app is invisible to the API.
+    pub deleting: bool,
+}
+
+/// Limits the state machine enforces against stored state. They travel in the
+/// command so that replaying the log decides exactly as the first apply did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyLimits {
+    pub endpoint_bytes_max: usize,
+    pub endpoint_attributes_max: usize,
+    /// A session without activity for this long is closed.
+    pub session_idle_timeout_ms: i64,
+}
+
+/// One endpoint of an UpdateEndpoint / UpdateEndpointsBatch / PutEvents write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointUpsert {
+    pub endpoint_id: String,
+    pub request: EndpointRequest,
+}
+
+/// The events of one endpoint in a PutEvents request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventsItem {
+    pub endpoint: EndpointUpsert,
+    /// (event id as the client named it, event).
+    pub events: Vec<(String, Event)>,
+}
+
+/// A state machine command. Meta-group commands and data-shard commands share
+/// one type; a group rejects commands that are not its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    // meta group
+    CreateApp(AppRecord),
+    UpdateAppSettings { app_id: String, settings: ApplicationSettingsResource },
+    MarkAppDeleting { app_id: String },
+    RemoveApp { app_id: String },
+    TagApp { app_id: String, tags: BTreeMap<String, String> },
+    UntagApp { app_id: String, keys: Vec<String> },
+    // data shards
+    UpsertEndpoints { app_id: String, now_iso: String, limits: ApplyLimits, items: Vec<EndpointUpsert> },
+    DeleteEndpoint { app_id: String, endpoint_id: String },
+    DeleteUserEndpoints { app_id: String, user_id: String },
+    PutEvents { app_id: String, now_iso: String, limits: ApplyLimits, items: Vec<EventsItem> },
+    RemoveAttributes { app_id: String, attribute_type: String, names: Vec<String> },
+    PurgeApp { app_id: String },
+    /// Closes sessions idle since before `now_ms - idle_timeout_ms`.
+    CloseIdleSessions { now_ms: i64, idle_timeout_ms: i64 },
+}
+
+impl Command {
+    pub fn is_meta(&self) -> bool {
+        matches!(
+            self,
+            Command::CreateApp(_)
+                | Command::UpdateAppSettings { .. }
+                | Command::MarkAppDeleting { .. }
+                | Command::RemoveApp { .. }
+                | Command::TagApp { .. }
+                | Command::UntagApp { .. }
+        )
+    }
+}
+
+/// The result of applying one command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub enum CmdResult {
+    #[default]
+    Done,
+    App(Option<AppRecord>),
+    /// Endpoints written or deleted by the command, in command order.
+    Endpoints(Vec<EndpointResponse>),
+    /// The command was refused as a whole; nothing changed.
+    Rejected(String),
+    /// How many rows a bulk command touched.
+    Count(u64),
+}
