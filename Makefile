@@ -11,7 +11,6 @@ run: deps
 	cargo run --release -p herald-node --bin herald -- serve $(ARGS)
 
 test: deps venv
-	cargo build -p herald-node --bin herald
 	cargo test --workspace
 	HERALD_BIN=$(HERALD_DEBUG) .venv/bin/python -m pytest -q tests/api
 

@@ -331,8 +331,7 @@ impl<E: KvEngine> Herald<E> {
 
     /// Checks a set of endpoint writes against stored state: size and
     /// attribute quotas after merging, and endpoints per user.
-    async fn check_endpoint_writes(&self, app_id: &str, items: &[EndpointUpsert]) -> Result<()> {
-        let now = self.now_iso();
+    async fn check_endpoint_writes(&self, app_id: &str, items: &[EndpointUpsert], now: &str) -> Result<()> {
         let limits = &self.cfg.limits;
         // user id -> endpoint ids that will carry it after the writes
         let mut users: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -342,10 +341,10 @@ impl<E: KvEngine> Herald<E> {
                 Some(e) => Some(e.clone()),
                 None => self.endpoint_in(app_id, &item.endpoint_id).await?,
             };
-            let merged = endpoint::merge_update(existing.as_ref(), app_id, &item.endpoint_id, &item.request, &now);
+            let merged = endpoint::merge_update(existing.as_ref(), app_id, &item.endpoint_id, &item.request, now);
             let bytes = serde_json::to_vec(&merged).map(|v| v.len()).unwrap_or(usize::MAX);
             if bytes > limits.endpoint_bytes_max {
-                return Err(ServiceError::BadRequest(format!(
+                return Err(ServiceError::PayloadTooLarge(format!(
                     "endpoint {} would be {bytes} bytes; an endpoint may hold at most {} bytes",
                     item.endpoint_id, limits.endpoint_bytes_max
                 )));
@@ -378,12 +377,11 @@ impl<E: KvEngine> Herald<E> {
     }
 
     /// Proposes endpoint writes grouped by shard, all shards at once.
-    async fn write_endpoints(&self, app_id: &str, items: Vec<EndpointUpsert>) -> Result<()> {
+    async fn write_endpoints(&self, app_id: &str, items: Vec<EndpointUpsert>, now: String) -> Result<()> {
         let mut by_group: BTreeMap<GroupId, Vec<EndpointUpsert>> = BTreeMap::new();
         for item in items {
             by_group.entry(self.host.group_of(app_id, &item.endpoint_id)).or_default().push(item);
         }
-        let now = self.now_iso();
         let limits = self.apply_limits();
         let writes = by_group.into_iter().map(|(g, items)| {
             let cmd = Command::UpsertEndpoints { app_id: app_id.to_owned(), now_iso: now.clone(), limits, items };
@@ -395,26 +393,41 @@ impl<E: KvEngine> Herald<E> {
         Ok(())
     }
 
-    pub async fn update_endpoint(&self, app_id: &str, endpoint_id: &str, req: EndpointRequest) -> Result<()> {
+    /// Creates or partially updates one endpoint. `request_id` becomes the
+    /// endpoint's RequestId unless the client named one.
+    pub async fn update_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        mut req: EndpointRequest,
+        request_id: &str,
+    ) -> Result<()> {
         validate::endpoint_id(endpoint_id)?;
         validate::endpoint_request(&req, &self.cfg.limits)?;
         self.app(app_id).await?;
+        req.request_id.get_or_insert_with(|| request_id.to_owned());
         let items = vec![EndpointUpsert { endpoint_id: endpoint_id.to_owned(), request: req }];
-        self.check_endpoint_writes(app_id, &items).await?;
-        self.write_endpoints(app_id, items).await
+        let now = self.now_iso();
+        self.check_endpoint_writes(app_id, &items, &now).await?;
+        self.write_endpoints(app_id, items, now).await
     }
 
-    pub async fn update_endpoints_batch(&self, app_id: &str, req: EndpointBatchRequest) -> Result<()> {
+    pub async fn update_endpoints_batch(&self, app_id: &str, req: EndpointBatchRequest, request_id: &str) -> Result<()> {
         validate::endpoint_batch(&req, &self.cfg.limits)?;
         self.app(app_id).await?;
         let items: Vec<EndpointUpsert> = req
             .item
             .unwrap_or_default()
             .iter()
-            .map(|i| EndpointUpsert { endpoint_id: i.id.clone().unwrap_or_default(), request: i.to_request() })
+            .map(|i| {
+                let mut request = i.to_request();
+                request.request_id.get_or_insert_with(|| request_id.to_owned());
+                EndpointUpsert { endpoint_id: i.id.clone().unwrap_or_default(), request }
+            })
             .collect();
-        self.check_endpoint_writes(app_id, &items).await?;
-        self.write_endpoints(app_id, items).await
+        let now = self.now_iso();
+        self.check_endpoint_writes(app_id, &items, &now).await?;
+        self.write_endpoints(app_id, items, now).await
     }
 
     pub async fn endpoint(&self, app_id: &str, endpoint_id: &str) -> Result<EndpointResponse> {
@@ -514,43 +527,67 @@ impl<E: KvEngine> Herald<E> {
         Ok(())
     }
 
-    pub async fn put_events(&self, app_id: &str, req: EventsRequest) -> Result<EventsResponse> {
-        validate::events_request(&req, &self.cfg.limits)?;
+    /// Stores events and upserts each batch's endpoint. Request-level faults
+    /// (no batch, too many events, too many event types) refuse the whole
+    /// request; an invalid endpoint or event is refused alone and reported in
+    /// its item's result, as Pinpoint does.
+    pub async fn put_events(&self, app_id: &str, req: EventsRequest, request_id: &str) -> Result<EventsResponse> {
+        validate::events_envelope(&req, &self.cfg.limits)?;
         self.app(app_id).await?;
-        let batches = req.batch_item.unwrap_or_default();
+        let mut verdicts = validate::events_items(&req, &self.cfg.limits);
+        let now = self.now_iso();
         let mut types = BTreeSet::new();
         let mut by_group: BTreeMap<GroupId, Vec<EventsItem>> = BTreeMap::new();
         let mut results = BTreeMap::new();
-        for (endpoint_id, batch) in batches {
-            let events: Vec<(String, herald_model::wire::Event)> =
-                batch.events.unwrap_or_default().into_iter().collect();
+        for (endpoint_id, batch) in req.batch_item.unwrap_or_default() {
+            let Some(verdict) = verdicts.remove(&endpoint_id) else {
+                return Err(ServiceError::Internal(format!("no verdict for endpoint {endpoint_id}")));
+            };
+            let mut endpoint = match (verdict.endpoint, batch.endpoint) {
+                (Ok(()), Some(ep)) => {
+                    let mut request = ep.to_request();
+                    request.request_id.get_or_insert_with(|| request_id.to_owned());
+                    Ok(request)
+                }
+                (Ok(()), None) => Err(validate::ValidationError("Endpoint: required".into())),
+                (Err(e), _) => Err(e),
+            };
+            if let Ok(request) = &endpoint {
+                // Quotas that depend on what is stored.
+                let upsert = [EndpointUpsert { endpoint_id: endpoint_id.clone(), request: request.clone() }];
+                if let Err(e) = self.check_endpoint_writes(app_id, &upsert, &now).await {
+                    match e {
+                        ServiceError::BadRequest(m) | ServiceError::PayloadTooLarge(m) => {
+                            endpoint = Err(validate::ValidationError(m));
+                        }
+                        other => return Err(other),
+                    }
+                }
+            }
             let mut event_results = BTreeMap::new();
-            for (event_id, ev) in &events {
-                types.insert(ev.event_type.clone().unwrap_or_default());
-                event_results.insert(
-                    event_id.clone(),
-                    EventItemResponse { message: Some("Accepted".into()), status_code: Some(202) },
-                );
+            let mut events = Vec::new();
+            for (event_id, ev) in batch.events.unwrap_or_default() {
+                let outcome = verdict.events.get(&event_id).cloned().unwrap_or(Ok(()));
+                event_results.insert(event_id.clone(), item_result(&outcome));
+                if outcome.is_ok() {
+                    types.insert(ev.event_type.clone().unwrap_or_default());
+                    events.push((event_id, ev));
+                }
             }
             results.insert(
                 endpoint_id.clone(),
                 ItemResponse {
-                    endpoint_item_response: Some(EndpointItemResponse {
-                        message: Some("Accepted".into()),
-                        status_code: Some(202),
-                    }),
+                    endpoint_item_response: Some(endpoint_result(&endpoint)),
                     events_item_response: Some(event_results),
                 },
             );
-            let request = batch.endpoint.map(|e| e.to_request()).unwrap_or_default();
+            if endpoint.is_err() && events.is_empty() {
+                continue;
+            }
             let g = self.host.group_of(app_id, &endpoint_id);
-            by_group.entry(g).or_default().push(EventsItem { endpoint: EndpointUpsert { endpoint_id, request }, events });
+            by_group.entry(g).or_default().push(EventsItem { endpoint_id, endpoint: endpoint.ok(), events });
         }
         self.check_event_types(app_id, types).await?;
-        let upserts: Vec<EndpointUpsert> =
-            by_group.values().flatten().map(|i| i.endpoint.clone()).collect();
-        self.check_endpoint_writes(app_id, &upserts).await?;
-        let now = self.now_iso();
         let limits = self.apply_limits();
         let writes = by_group.into_iter().map(|(g, items)| {
             let cmd = Command::PutEvents { app_id: app_id.to_owned(), now_iso: now.clone(), limits, items };
@@ -560,6 +597,20 @@ impl<E: KvEngine> Herald<E> {
             rejected(r?)?;
         }
         Ok(EventsResponse { results: Some(results) })
+    }
+}
+
+fn item_result(outcome: &std::result::Result<(), validate::ValidationError>) -> EventItemResponse {
+    match outcome {
+        Ok(()) => EventItemResponse { message: Some("Accepted".into()), status_code: Some(202) },
+        Err(e) => EventItemResponse { message: Some(e.0.clone()), status_code: Some(400) },
+    }
+}
+
+fn endpoint_result<T>(outcome: &std::result::Result<T, validate::ValidationError>) -> EndpointItemResponse {
+    match outcome {
+        Ok(_) => EndpointItemResponse { message: Some("Accepted".into()), status_code: Some(202) },
+        Err(e) => EndpointItemResponse { message: Some(e.0.clone()), status_code: Some(400) },
     }
 }
 

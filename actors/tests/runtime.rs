@@ -87,7 +87,7 @@ async fn pause_and_resume_within_five_seconds_is_one_session() {
             ("7", event("_session.resume", 120, "s2")),
         ],
     );
-    let resp = rt.herald.put_events(&app, req).await.unwrap();
+    let resp = rt.herald.put_events(&app, req, "r1").await.unwrap();
     let item = &resp.results.unwrap()["ep1"];
     assert_eq!(item.events_item_response.as_ref().unwrap().len(), 7);
 
@@ -115,7 +115,7 @@ async fn idle_sessions_are_closed_by_the_shard_sweep() {
     let rt = start(clock.clone(), 16).await;
     let app = new_app(&rt).await;
     rt.herald
-        .put_events(&app, events("ep1", vec![("1", event("_session.start", 0, "s1")), ("2", event("click", 30, "s1"))]))
+        .put_events(&app, events("ep1", vec![("1", event("_session.start", 0, "s1")), ("2", event("click", 30, "s1"))]), "r1")
         .await
         .unwrap();
     let g = rt.host.group_of(&app, "ep1");
@@ -174,7 +174,7 @@ async fn a_batch_with_one_bad_item_changes_nothing() {
     }
     let err = rt
         .herald
-        .update_endpoints_batch(&app, herald_model::wire::EndpointBatchRequest { item: Some(items) })
+        .update_endpoints_batch(&app, herald_model::wire::EndpointBatchRequest { item: Some(items) }, "r1")
         .await
         .unwrap_err();
     assert!(matches!(err, ServiceError::BadRequest(_)), "{err:?}");

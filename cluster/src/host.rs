@@ -163,7 +163,6 @@ impl<E: KvEngine> RaftHost<E> {
     /// Proposes a command to its group and returns the state machine's result
     /// once the entry is committed and applied.
     pub async fn propose(&self, group: GroupId, cmd: Command) -> Result<CmdResult, ClusterError> {
-        debug_assert_eq!(cmd.is_meta(), group == META_GROUP, "command sent to the wrong group kind");
         let raft = self.raft(group)?;
         let started = tokio::time::Instant::now();
         let res = tokio::time::timeout(self.request_timeout, raft.client_write(cmd))

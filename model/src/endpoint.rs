@@ -89,7 +89,11 @@ pub fn merge_update(
             .and_then(|d| parse_iso8601_ms(d).ok())
             .map_or_else(|| now_iso.to_string(), format_iso8601_ms),
     );
-    ep.endpoint_status = Some(req.endpoint_status.clone().unwrap_or_else(|| "ACTIVE".into()));
+    ep.endpoint_status = Some(
+        req.endpoint_status
+            .clone()
+            .unwrap_or_else(|| "ACTIVE".into()),
+    );
     if let Some(o) = &req.opt_out {
         ep.opt_out = Some(o.clone());
     } else if ep.opt_out.is_none() {
@@ -145,7 +149,10 @@ fn merge_location(stored: &mut EndpointLocation, l: &EndpointLocation) {
 fn merge_user(stored: &mut EndpointUser, u: &EndpointUser) {
     set_text(&mut stored.user_id, &u.user_id);
     if let Some(attrs) = &u.user_attributes {
-        merge_attributes(stored.user_attributes.get_or_insert_with(BTreeMap::new), attrs);
+        merge_attributes(
+            stored.user_attributes.get_or_insert_with(BTreeMap::new),
+            attrs,
+        );
     }
 }
 
@@ -159,10 +166,17 @@ fn merge_user(stored: &mut EndpointUser, u: &EndpointUser) {
 /// attribute registry and documents that existing endpoints keep their values.
 /// herald applies this function to stored endpoints so removed attributes stop
 /// matching segments; whether to do so is the caller's decision.
-pub fn remove_attributes(ep: &mut EndpointResponse, attribute_type: &str, names: &[String]) -> bool {
+pub fn remove_attributes(
+    ep: &mut EndpointResponse,
+    attribute_type: &str,
+    names: &[String],
+) -> bool {
     let matches = |k: &String| names.iter().any(|p| glob_match(p, k));
     match attribute_type {
-        "endpoint-custom-attributes" => ep.attributes.as_mut().is_some_and(|m| retain_not(m, matches)),
+        "endpoint-custom-attributes" => ep
+            .attributes
+            .as_mut()
+            .is_some_and(|m| retain_not(m, matches)),
         "endpoint-metric-attributes" => ep.metrics.as_mut().is_some_and(|m| retain_not(m, matches)),
         "endpoint-user-attributes" => ep
             .user
@@ -207,7 +221,11 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 
 /// The endpoint's user id, if it has a non-empty one.
 pub fn user_id(ep: &EndpointResponse) -> Option<&str> {
-    ep.user.as_ref()?.user_id.as_deref().filter(|u| !u.is_empty())
+    ep.user
+        .as_ref()?
+        .user_id
+        .as_deref()
+        .filter(|u| !u.is_empty())
 }
 
 #[cfg(test)]
@@ -226,7 +244,13 @@ mod tests {
 
     #[test]
     fn create_sets_server_members_and_defaults() {
-        let ep = merge_update(None, APP, "ep-1", &req(json!({"ChannelType": "SMS", "Address": "+1"})), NOW);
+        let ep = merge_update(
+            None,
+            APP,
+            "ep-1",
+            &req(json!({"ChannelType": "SMS", "Address": "+1"})),
+            NOW,
+        );
         assert_eq!(ep.application_id.as_deref(), Some(APP));
         assert_eq!(ep.id.as_deref(), Some("ep-1"));
         assert_eq!(ep.creation_date.as_deref(), Some(NOW));
@@ -271,20 +295,33 @@ mod tests {
         );
         assert_eq!(second.address.as_deref(), Some("a@example.com"));
         assert_eq!(second.channel_type.as_deref(), Some("EMAIL"));
-        assert_eq!(second.opt_out.as_deref(), Some("ALL"), "OptOut is kept when absent");
+        assert_eq!(
+            second.opt_out.as_deref(),
+            Some("ALL"),
+            "OptOut is kept when absent"
+        );
         assert_eq!(
             second.attributes,
-            Some(BTreeMap::from([("Interests".to_string(), vec!["music".to_string()])]))
+            Some(BTreeMap::from([(
+                "Interests".to_string(),
+                vec!["music".to_string()]
+            )]))
         );
         assert_eq!(
             second.metrics,
-            Some(BTreeMap::from([("purchases".to_string(), 4.0), ("visits".to_string(), 1.0)]))
+            Some(BTreeMap::from([
+                ("purchases".to_string(), 4.0),
+                ("visits".to_string(), 1.0)
+            ]))
         );
         let d = second.demographic.as_ref().unwrap();
         assert_eq!(d.platform.as_deref(), Some("android"));
         assert_eq!(d.timezone, None, "empty string clears");
         let l = second.location.as_ref().unwrap();
-        assert_eq!((l.city.as_deref(), l.latitude, l.longitude), (Some("Seattle"), Some(1.0), Some(-122.3)));
+        assert_eq!(
+            (l.city.as_deref(), l.latitude, l.longitude),
+            (Some("Seattle"), Some(1.0), Some(-122.3))
+        );
         let u = second.user.as_ref().unwrap();
         assert_eq!(u.user_id.as_deref(), Some("u-1"));
         assert_eq!(
@@ -295,9 +332,15 @@ mod tests {
             ]))
         );
         assert_eq!(second.creation_date.as_deref(), Some(NOW));
-        assert_eq!(second.effective_date.as_deref(), Some("2024-05-02T08:00:00.000Z"));
+        assert_eq!(
+            second.effective_date.as_deref(),
+            Some("2024-05-02T08:00:00.000Z")
+        );
         assert_eq!(second.cohort_id, first.cohort_id);
-        assert_eq!(second.application_id.as_deref(), Some("ignored-app-id-is-reset"));
+        assert_eq!(
+            second.application_id.as_deref(),
+            Some("ignored-app-id-is-reset")
+        );
     }
 
     #[test]
@@ -309,9 +352,21 @@ mod tests {
         assert_eq!(ep.endpoint_status.as_deref(), Some("ACTIVE"));
         assert_eq!(ep.request_id, None);
         assert_eq!(user_id(&ep), Some("u"));
-        let ep = merge_update(Some(&ep), APP, "e", &req(json!({"EndpointStatus": "INACTIVE"})), LATER);
+        let ep = merge_update(
+            Some(&ep),
+            APP,
+            "e",
+            &req(json!({"EndpointStatus": "INACTIVE"})),
+            LATER,
+        );
         assert_eq!(ep.endpoint_status.as_deref(), Some("INACTIVE"));
-        let ep = merge_update(Some(&ep), APP, "e", &req(json!({"User": {"UserId": ""}})), LATER);
+        let ep = merge_update(
+            Some(&ep),
+            APP,
+            "e",
+            &req(json!({"User": {"UserId": ""}})),
+            LATER,
+        );
         assert_eq!(user_id(&ep), None);
         assert_eq!(ep.user.as_ref().unwrap().user_id, None);
     }
@@ -323,9 +378,18 @@ mod tests {
             creation_date: Some("2019-01-28T23:55:11.534Z".into()),
             ..Default::default()
         };
-        let ep = merge_update(Some(&existing), APP, "testendpoint", &EndpointRequest::default(), NOW);
+        let ep = merge_update(
+            Some(&existing),
+            APP,
+            "testendpoint",
+            &EndpointRequest::default(),
+            NOW,
+        );
         assert_eq!(ep.cohort_id.as_deref(), Some("63"));
-        assert_eq!(ep.creation_date.as_deref(), Some("2019-01-28T23:55:11.534Z"));
+        assert_eq!(
+            ep.creation_date.as_deref(),
+            Some("2019-01-28T23:55:11.534Z")
+        );
     }
 
     #[test]
@@ -348,18 +412,55 @@ mod tests {
             })),
             NOW,
         );
-        assert!(!remove_attributes(&mut ep, "endpoint-custom-attributes", &[]));
-        assert!(!remove_attributes(&mut ep, "endpoint-custom-attributes", &["Nope".into()]));
+        assert!(!remove_attributes(
+            &mut ep,
+            "endpoint-custom-attributes",
+            &[]
+        ));
+        assert!(!remove_attributes(
+            &mut ep,
+            "endpoint-custom-attributes",
+            &["Nope".into()]
+        ));
         assert!(!remove_attributes(&mut ep, "bogus", &["*".into()]));
-        assert!(remove_attributes(&mut ep, "endpoint-custom-attributes", &["Interest*".into()]));
-        assert_eq!(ep.attributes.as_ref().unwrap().keys().collect::<Vec<_>>(), ["Tier"]);
-        assert!(remove_attributes(&mut ep, "endpoint-metric-attributes", &["visits".into()]));
-        assert_eq!(ep.metrics.as_ref().unwrap().keys().collect::<Vec<_>>(), ["purchases"]);
-        assert!(remove_attributes(&mut ep, "endpoint-user-attributes", &["*".into()]));
-        assert_eq!(ep.user.as_ref().unwrap().user_attributes, Some(BTreeMap::new()));
-        assert!(!remove_attributes(&mut ep, "endpoint-user-attributes", &["*".into()]));
+        assert!(remove_attributes(
+            &mut ep,
+            "endpoint-custom-attributes",
+            &["Interest*".into()]
+        ));
+        assert_eq!(
+            ep.attributes.as_ref().unwrap().keys().collect::<Vec<_>>(),
+            ["Tier"]
+        );
+        assert!(remove_attributes(
+            &mut ep,
+            "endpoint-metric-attributes",
+            &["visits".into()]
+        ));
+        assert_eq!(
+            ep.metrics.as_ref().unwrap().keys().collect::<Vec<_>>(),
+            ["purchases"]
+        );
+        assert!(remove_attributes(
+            &mut ep,
+            "endpoint-user-attributes",
+            &["*".into()]
+        ));
+        assert_eq!(
+            ep.user.as_ref().unwrap().user_attributes,
+            Some(BTreeMap::new())
+        );
+        assert!(!remove_attributes(
+            &mut ep,
+            "endpoint-user-attributes",
+            &["*".into()]
+        ));
         let mut bare = EndpointResponse::default();
-        assert!(!remove_attributes(&mut bare, "endpoint-user-attributes", &["*".into()]));
+        assert!(!remove_attributes(
+            &mut bare,
+            "endpoint-user-attributes",
+            &["*".into()]
+        ));
     }
 
     #[test]

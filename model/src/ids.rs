@@ -71,17 +71,29 @@ mod tests {
         let arn = app_arn("eu-west-1", "123456789012", APP);
         assert_eq!(
             parse_resource_arn(&arn),
-            Some(("eu-west-1".into(), "123456789012".into(), format!("apps/{APP}")))
+            Some((
+                "eu-west-1".into(),
+                "123456789012".into(),
+                format!("apps/{APP}")
+            ))
         );
         let nested = resource_arn("us-east-1", "1", &format!("apps/{APP}/campaigns/abc"));
-        assert_eq!(parse_resource_arn(&nested).unwrap().2, format!("apps/{APP}/campaigns/abc"));
+        assert_eq!(
+            parse_resource_arn(&nested).unwrap().2,
+            format!("apps/{APP}/campaigns/abc")
+        );
         let tpl = "arn:aws:mobiletargeting:us-east-1:1:templates/TestTemplate/SMS";
-        assert_eq!(parse_resource_arn(tpl).unwrap().2, "templates/TestTemplate/SMS");
+        assert_eq!(
+            parse_resource_arn(tpl).unwrap().2,
+            "templates/TestTemplate/SMS"
+        );
         let cn = "arn:aws-cn:mobiletargeting:cn-north-1:1:apps/x";
         assert_eq!(parse_resource_arn(cn).unwrap().0, "cn-north-1");
         // A colon inside the path stays in the path.
         assert_eq!(
-            parse_resource_arn("arn:aws:mobiletargeting:r:1:apps/a:b").unwrap().2,
+            parse_resource_arn("arn:aws:mobiletargeting:r:1:apps/a:b")
+                .unwrap()
+                .2,
             "apps/a:b"
         );
     }

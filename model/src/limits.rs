@@ -113,7 +113,10 @@ mod tests {
         assert_eq!(l.endpoint_bytes_max, 15_360);
         assert_eq!(l.endpoints_per_user_max, 15);
         assert_eq!(l.attribute_values_per_key_max, 50);
-        assert_eq!((l.attribute_name_chars_max, l.attribute_value_chars_max), (50, 100));
+        assert_eq!(
+            (l.attribute_name_chars_max, l.attribute_value_chars_max),
+            (50, 100)
+        );
         assert_eq!((l.tag_key_chars_max, l.tag_value_chars_max), (128, 256));
         assert_eq!(l.tags_per_resource_max, 50);
     }

@@ -48,7 +48,10 @@ pub struct SessionConfig {
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig { resume_grace_ms: 5_000, idle_timeout_ms: 30 * 60 * 1000 }
+        SessionConfig {
+            resume_grace_ms: 5_000,
+            idle_timeout_ms: 30 * 60 * 1000,
+        }
     }
 }
 
@@ -152,7 +155,11 @@ pub fn on_event(
         }
         (SessionEvent::Stop, Some(o)) => {
             let end = o.paused_at_ms.unwrap_or(o.last_activity_ms.max(ts_ms));
-            closed.push(ClosedSession { id: o.id, start_ms: o.start_ms, end_ms: end });
+            closed.push(ClosedSession {
+                id: o.id,
+                start_ms: o.start_ms,
+                end_ms: end,
+            });
             None
         }
         (SessionEvent::Activity, Some(mut o)) => {
@@ -186,18 +193,30 @@ pub fn on_tick(
 pub fn expires_at_ms(open: &OpenSession, cfg: &SessionConfig) -> i64 {
     match open.paused_at_ms {
         Some(p) => p.saturating_add(cfg.resume_grace_ms).saturating_add(1),
-        None => open.last_activity_ms.saturating_add(cfg.idle_timeout_ms).saturating_add(1),
+        None => open
+            .last_activity_ms
+            .saturating_add(cfg.idle_timeout_ms)
+            .saturating_add(1),
     }
 }
 
 fn new_session(id: &str, start_ms: i64) -> OpenSession {
-    OpenSession { id: id.to_string(), start_ms, last_activity_ms: start_ms, paused_at_ms: None }
+    OpenSession {
+        id: id.to_string(),
+        start_ms,
+        last_activity_ms: start_ms,
+        paused_at_ms: None,
+    }
 }
 
 /// Closes a session "where it came to rest": at its pause time, else its last activity.
 fn close_at_rest(o: OpenSession) -> ClosedSession {
     let end = o.paused_at_ms.unwrap_or(o.last_activity_ms).max(o.start_ms);
-    ClosedSession { id: o.id, start_ms: o.start_ms, end_ms: end }
+    ClosedSession {
+        id: o.id,
+        start_ms: o.start_ms,
+        end_ms: end,
+    }
 }
 
 fn expire(o: OpenSession, now_ms: i64, cfg: &SessionConfig) -> Result<OpenSession, ClosedSession> {
@@ -217,7 +236,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const CFG: SessionConfig = SessionConfig { resume_grace_ms: 5_000, idle_timeout_ms: 1_800_000 };
+    const CFG: SessionConfig = SessionConfig {
+        resume_grace_ms: 5_000,
+        idle_timeout_ms: 1_800_000,
+    };
 
     fn start(id: &str) -> SessionEvent<'_> {
         SessionEvent::Start { id }
@@ -239,24 +261,41 @@ mod tests {
     }
 
     fn closed(id: &str, start_ms: i64, end_ms: i64) -> ClosedSession {
-        ClosedSession { id: id.into(), start_ms, end_ms }
+        ClosedSession {
+            id: id.into(),
+            start_ms,
+            end_ms,
+        }
     }
 
     #[test]
     fn classify_event_types() {
-        assert_eq!(classify("_session.start", Some("s")), SessionEvent::Start { id: "s" });
-        assert_eq!(classify("_session.resume", Some("s")), SessionEvent::Resume { id: "s" });
+        assert_eq!(
+            classify("_session.start", Some("s")),
+            SessionEvent::Start { id: "s" }
+        );
+        assert_eq!(
+            classify("_session.resume", Some("s")),
+            SessionEvent::Resume { id: "s" }
+        );
         assert_eq!(classify("_session.pause", Some("s")), SessionEvent::Pause);
         assert_eq!(classify("_session.stop", None), SessionEvent::Stop);
         assert_eq!(classify("purchase", Some("s")), SessionEvent::Activity);
         assert_eq!(classify("_session.start", None), SessionEvent::Activity);
         assert_eq!(classify("_session.start", Some("")), SessionEvent::Activity);
-        assert_eq!(classify("_SESSION.START", Some("s")), SessionEvent::Activity);
+        assert_eq!(
+            classify("_SESSION.START", Some("s")),
+            SessionEvent::Activity
+        );
     }
 
     #[test]
     fn start_activity_stop() {
-        let (open, c) = run(&[(start("a"), 1_000), (SessionEvent::Activity, 5_000), (SessionEvent::Stop, 9_000)]);
+        let (open, c) = run(&[
+            (start("a"), 1_000),
+            (SessionEvent::Activity, 5_000),
+            (SessionEvent::Stop, 9_000),
+        ]);
         assert_eq!(open, None);
         assert_eq!(c, vec![closed("a", 1_000, 9_000)]);
         assert_eq!(c[0].duration_ms(), 8_000);
@@ -278,21 +317,36 @@ mod tests {
 
     #[test]
     fn late_resume_closes_at_pause_and_starts_again() {
-        let (open, c) = run(&[(start("a"), 0), (SessionEvent::Pause, 10_000), (resume("a"), 15_001)]);
+        let (open, c) = run(&[
+            (start("a"), 0),
+            (SessionEvent::Pause, 10_000),
+            (resume("a"), 15_001),
+        ]);
         assert_eq!(c, vec![closed("a", 0, 10_000)]);
         let open = open.unwrap();
-        assert_eq!((open.id.as_str(), open.start_ms, open.paused_at_ms), ("a", 15_001, None));
+        assert_eq!(
+            (open.id.as_str(), open.start_ms, open.paused_at_ms),
+            ("a", 15_001, None)
+        );
     }
 
     #[test]
     fn pause_then_stop_ends_at_pause() {
-        let (_, c) = run(&[(start("a"), 0), (SessionEvent::Pause, 10_000), (SessionEvent::Stop, 12_000)]);
+        let (_, c) = run(&[
+            (start("a"), 0),
+            (SessionEvent::Pause, 10_000),
+            (SessionEvent::Stop, 12_000),
+        ]);
         assert_eq!(c, vec![closed("a", 0, 10_000)]);
     }
 
     #[test]
     fn activity_while_paused_does_not_extend() {
-        let (open, c) = run(&[(start("a"), 0), (SessionEvent::Pause, 1_000), (SessionEvent::Activity, 2_000)]);
+        let (open, c) = run(&[
+            (start("a"), 0),
+            (SessionEvent::Pause, 1_000),
+            (SessionEvent::Activity, 2_000),
+        ]);
         assert!(c.is_empty());
         assert_eq!(open.as_ref().unwrap().last_activity_ms, 1_000);
         let (open, c) = on_tick(open, 6_001, &CFG);
@@ -304,8 +358,14 @@ mod tests {
         let (open, _) = run(&[(start("a"), 0), (SessionEvent::Activity, 60_000)]);
         let o = open.clone().unwrap();
         assert_eq!(expires_at_ms(&o, &CFG), 60_000 + 1_800_001);
-        assert_eq!(on_tick(open.clone(), 60_000 + 1_800_000, &CFG), (open.clone(), None));
-        assert_eq!(on_tick(open.clone(), 60_000 + 1_800_001, &CFG), (None, Some(closed("a", 0, 60_000))));
+        assert_eq!(
+            on_tick(open.clone(), 60_000 + 1_800_000, &CFG),
+            (open.clone(), None)
+        );
+        assert_eq!(
+            on_tick(open.clone(), 60_000 + 1_800_001, &CFG),
+            (None, Some(closed("a", 0, 60_000)))
+        );
         // The next event after the timeout closes it too, and is not part of it.
         let (next, c) = on_event(open, SessionEvent::Activity, 10_000_000, &CFG);
         assert_eq!((next, c), (None, vec![closed("a", 0, 60_000)]));
@@ -320,11 +380,19 @@ mod tests {
 
     #[test]
     fn different_session_replaces_open_one() {
-        let (open, c) = run(&[(start("a"), 0), (SessionEvent::Activity, 3_000), (start("b"), 4_000)]);
+        let (open, c) = run(&[
+            (start("a"), 0),
+            (SessionEvent::Activity, 3_000),
+            (start("b"), 4_000),
+        ]);
         assert_eq!(c, vec![closed("a", 0, 3_000)]);
         assert_eq!(open.unwrap().id, "b");
         // A resume with a different id while paused: old one ends at its pause.
-        let (open, c) = run(&[(start("a"), 0), (SessionEvent::Pause, 3_000), (resume("b"), 4_000)]);
+        let (open, c) = run(&[
+            (start("a"), 0),
+            (SessionEvent::Pause, 3_000),
+            (resume("b"), 4_000),
+        ]);
         assert_eq!(c, vec![closed("a", 0, 3_000)]);
         assert_eq!(open.unwrap().id, "b");
     }
@@ -334,12 +402,28 @@ mod tests {
         // Duplicate start is activity.
         let (open, c) = run(&[(start("a"), 0), (start("a"), 1_000)]);
         assert!(c.is_empty());
-        assert_eq!(open.unwrap(), OpenSession { id: "a".into(), start_ms: 0, last_activity_ms: 1_000, paused_at_ms: None });
+        assert_eq!(
+            open.unwrap(),
+            OpenSession {
+                id: "a".into(),
+                start_ms: 0,
+                last_activity_ms: 1_000,
+                paused_at_ms: None
+            }
+        );
         // A second pause keeps the first pause time.
-        let (open, _) = run(&[(start("a"), 0), (SessionEvent::Pause, 1_000), (SessionEvent::Pause, 3_000)]);
+        let (open, _) = run(&[
+            (start("a"), 0),
+            (SessionEvent::Pause, 1_000),
+            (SessionEvent::Pause, 3_000),
+        ]);
         assert_eq!(open.unwrap().paused_at_ms, Some(1_000));
         // Pause, stop, activity without a session do nothing.
-        for ev in [SessionEvent::Pause, SessionEvent::Stop, SessionEvent::Activity] {
+        for ev in [
+            SessionEvent::Pause,
+            SessionEvent::Stop,
+            SessionEvent::Activity,
+        ] {
             assert_eq!(on_event(None, ev, 5, &CFG), (None, vec![]));
         }
         // Resume without a session opens one.
@@ -364,7 +448,11 @@ mod tests {
         let (_, c) = run(&[(start("b"), 10_000), (SessionEvent::Stop, 9_000)]);
         assert_eq!(c, vec![closed("b", 10_000, 10_000)]);
         // A different session that claims to start earlier starts after the old one ends.
-        let (open, c) = run(&[(start("a"), 10_000), (SessionEvent::Activity, 12_000), (start("b"), 11_000)]);
+        let (open, c) = run(&[
+            (start("a"), 10_000),
+            (SessionEvent::Activity, 12_000),
+            (start("b"), 11_000),
+        ]);
         assert_eq!(c, vec![closed("a", 10_000, 12_000)]);
         assert_eq!(open.unwrap().start_ms, 12_000);
     }
@@ -404,12 +492,21 @@ mod tests {
 
     /// Gaps straddle both thresholds: within grace, between grace and idle, past idle.
     fn arb_gap() -> impl Strategy<Value = i64> {
-        prop_oneof![0i64..6_000, 4_990i64..5_010, 5_000i64..2_000_000, 1_799_990i64..1_800_010]
+        prop_oneof![
+            0i64..6_000,
+            4_990i64..5_010,
+            5_000i64..2_000_000,
+            1_799_990i64..1_800_010
+        ]
     }
 
     const IDS: [&str; 3] = ["s0", "s1", "s2"];
 
-    fn apply(open: Option<OpenSession>, op: &Op, ts: i64) -> (Option<OpenSession>, Vec<ClosedSession>) {
+    fn apply(
+        open: Option<OpenSession>,
+        op: &Op,
+        ts: i64,
+    ) -> (Option<OpenSession>, Vec<ClosedSession>) {
         match op {
             Op::Start(i) => on_event(open, start(IDS[*i as usize]), ts, &CFG),
             Op::Resume(i) => on_event(open, resume(IDS[*i as usize]), ts, &CFG),

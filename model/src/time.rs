@@ -47,7 +47,9 @@ pub fn parse_iso8601_ms(s: &str) -> Result<i64, ValidationError> {
 pub fn format_iso8601_ms(ms: i64) -> String {
     let ms = ms.clamp(MIN_MS, MAX_MS);
     // In range by the clamp above, so this cannot fail.
-    let dt = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().naive_utc();
+    let dt = chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .naive_utc();
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         dt.year(),
@@ -178,7 +180,7 @@ fn parse_inner(b: &[u8]) -> Option<i64> {
             i += 1;
             0
         }
-        Some(&(sign @ (b'+' | b'-'))) => {
+        Some(&sign @ (b'+' | b'-')) => {
             i += 1;
             let oh = two_digits(b, i)?;
             i += 2;
@@ -292,7 +294,9 @@ mod tests {
         assert_eq!(parse_hh_mm("00:00").unwrap(), 0);
         assert_eq!(parse_hh_mm("07:30").unwrap(), 450);
         assert_eq!(parse_hh_mm("23:59").unwrap(), 1439);
-        for s in ["24:00", "7:30", "07:60", "0730", "07:30:00", "", "ab:cd", "07-30"] {
+        for s in [
+            "24:00", "7:30", "07:60", "0730", "07:30:00", "", "ab:cd", "07-30",
+        ] {
             assert!(parse_hh_mm(s).is_err(), "accepted {s:?}");
         }
     }

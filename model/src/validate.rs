@@ -23,9 +23,9 @@ use crate::limits::{
 };
 use crate::time::{parse_hh_mm, parse_iso8601_ms, quote_short};
 use crate::wire::{
-    AttributeMap, EndpointBatchItem, EndpointBatchRequest, EndpointLocation,
-    EndpointRequest, EndpointResponse, EndpointUser, Event, EventsBatch, EventsRequest,
-    PublicEndpoint, UpdateAttributesRequest, WriteApplicationSettingsRequest,
+    AttributeMap, EndpointBatchItem, EndpointBatchRequest, EndpointLocation, EndpointRequest,
+    EndpointResponse, EndpointUser, Event, EventsBatch, EventsRequest, PublicEndpoint,
+    UpdateAttributesRequest, WriteApplicationSettingsRequest,
 };
 
 /// A request is invalid; the message names the member (see the module doc).
@@ -103,12 +103,21 @@ fn one_of(path: &str, value: &str, allowed: &[&str]) -> Res {
     if allowed.contains(&value) {
         Ok(())
     } else {
-        Err(err(path, format!("{} is not one of {}", quote_short(value), allowed.join(", "))))
+        Err(err(
+            path,
+            format!(
+                "{} is not one of {}",
+                quote_short(value),
+                allowed.join(", ")
+            ),
+        ))
     }
 }
 
 fn iso_date(path: &str, value: &str) -> Res {
-    parse_iso8601_ms(value).map(|_| ()).map_err(|e| err(path, e))
+    parse_iso8601_ms(value)
+        .map(|_| ())
+        .map_err(|e| err(path, e))
 }
 
 /// Compact JSON length of `value`, without building the string.
@@ -131,7 +140,10 @@ pub fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
 
 fn size(path: &str, what: &str, bytes: usize, max: usize) -> Res {
     if bytes > max {
-        Err(err(path, format!("{what} is {bytes} bytes, over the limit of {max} bytes")))
+        Err(err(
+            path,
+            format!("{what} is {bytes} bytes, over the limit of {max} bytes"),
+        ))
     } else {
         Ok(())
     }
@@ -153,10 +165,16 @@ fn endpoint_id_at(path: &str, id: &str) -> Res {
         return Err(err(path, "must not be empty"));
     }
     if chars(id) > ENDPOINT_ID_CHARS_MAX {
-        return Err(err(path, format!("longer than {ENDPOINT_ID_CHARS_MAX} characters")));
+        return Err(err(
+            path,
+            format!("longer than {ENDPOINT_ID_CHARS_MAX} characters"),
+        ));
     }
     if id.contains(['$', '{', '}']) {
-        return Err(err(path, format!("{} must not contain '$', '{{' or '}}'", quote_short(id))));
+        return Err(err(
+            path,
+            format!("{} must not contain '$', '{{' or '}}'", quote_short(id)),
+        ));
     }
     if has_control(id) {
         return Err(err(path, "must not contain control characters"));
@@ -221,7 +239,10 @@ fn endpoint_fields(prefix: &str, f: &Fields<'_>, limits: &Limits) -> Res {
         if let Some(id) = u.user_id.as_deref() {
             let path = join(prefix, "User.UserId");
             if chars(id) > USER_ID_CHARS_MAX {
-                return Err(err(&path, format!("longer than {USER_ID_CHARS_MAX} characters")));
+                return Err(err(
+                    &path,
+                    format!("longer than {USER_ID_CHARS_MAX} characters"),
+                ));
             }
             if has_control(id) {
                 return Err(err(&path, "must not contain control characters"));
@@ -247,12 +268,18 @@ fn endpoint_fields(prefix: &str, f: &Fields<'_>, limits: &Limits) -> Res {
 fn location(path: &str, loc: &EndpointLocation) -> Res {
     if let Some(lat) = loc.latitude {
         if !(-90.0..=90.0).contains(&lat) {
-            return Err(err(&join(path, "Latitude"), format!("{lat} is outside -90..=90")));
+            return Err(err(
+                &join(path, "Latitude"),
+                format!("{lat} is outside -90..=90"),
+            ));
         }
     }
     if let Some(lon) = loc.longitude {
         if !(-180.0..=180.0).contains(&lon) {
-            return Err(err(&join(path, "Longitude"), format!("{lon} is outside -180..=180")));
+            return Err(err(
+                &join(path, "Longitude"),
+                format!("{lon} is outside -180..=180"),
+            ));
         }
     }
     Ok(())
@@ -265,7 +292,10 @@ fn attribute_name(path: &str, name: &str, max: usize) -> Res {
     if chars(name) > max {
         return Err(err(
             path,
-            format!("attribute name {} is longer than {max} characters", quote_short(name)),
+            format!(
+                "attribute name {} is longer than {max} characters",
+                quote_short(name)
+            ),
         ));
     }
     Ok(())
@@ -308,7 +338,10 @@ fn metric_map(path: &str, map: &BTreeMap<String, f64>, name_max: usize) -> Res {
     for (name, v) in map {
         attribute_name(path, name, name_max)?;
         if !v.is_finite() {
-            return Err(err(&index(path, name), "metric values must be finite numbers"));
+            return Err(err(
+                &index(path, name),
+                "metric values must be finite numbers",
+            ));
         }
     }
     Ok(())
@@ -331,7 +364,12 @@ pub fn public_endpoint(ep: &PublicEndpoint, limits: &Limits) -> Res {
 
 fn public_endpoint_at(path: &str, ep: &PublicEndpoint, limits: &Limits) -> Res {
     endpoint_fields(path, &fields_of!(ep), limits)?;
-    size(path, "the endpoint", json_len(ep), limits.endpoint_bytes_max)
+    size(
+        path,
+        "the endpoint",
+        json_len(ep),
+        limits.endpoint_bytes_max,
+    )
 }
 
 fn batch_item(path: &str, item: &EndpointBatchItem, limits: &Limits) -> Res {
@@ -340,7 +378,12 @@ fn batch_item(path: &str, item: &EndpointBatchItem, limits: &Limits) -> Res {
         Some(id) => endpoint_id_at(&join(path, "Id"), id)?,
     }
     endpoint_fields(path, &fields_of!(item), limits)?;
-    size(path, "the endpoint", json_len(item), limits.endpoint_bytes_max)
+    size(
+        path,
+        "the endpoint",
+        json_len(item),
+        limits.endpoint_bytes_max,
+    )
 }
 
 /// An `UpdateEndpointsBatch` body: 1..=`batch_items_max` items, each with a
@@ -378,7 +421,10 @@ pub fn endpoint_batch(req: &EndpointBatchRequest, limits: &Limits) -> Res {
 pub fn stored_endpoint(ep: &EndpointResponse, limits: &Limits) -> Res {
     let keys = ep.attributes.as_ref().map_or(0, BTreeMap::len)
         + ep.metrics.as_ref().map_or(0, BTreeMap::len)
-        + ep.user.as_ref().and_then(|u| u.user_attributes.as_ref()).map_or(0, BTreeMap::len);
+        + ep.user
+            .as_ref()
+            .and_then(|u| u.user_attributes.as_ref())
+            .map_or(0, BTreeMap::len);
     if keys > limits.endpoint_attributes_max {
         return Err(err(
             "Attributes",
@@ -412,7 +458,10 @@ pub struct BatchVerdict {
 /// size limit (`events_request_bytes_max`) is the HTTP layer's: it has the
 /// raw length.
 pub fn events_envelope(req: &EventsRequest, limits: &Limits) -> Res {
-    let batches = req.batch_item.as_ref().ok_or_else(|| err("BatchItem", "required"))?;
+    let batches = req
+        .batch_item
+        .as_ref()
+        .ok_or_else(|| err("BatchItem", "required"))?;
     if batches.is_empty() {
         return Err(err("BatchItem", "must contain at least one endpoint"));
     }
@@ -422,7 +471,10 @@ pub fn events_envelope(req: &EventsRequest, limits: &Limits) -> Res {
         if batch.endpoint.is_none() {
             return Err(err(&join(&path, "Endpoint"), "required"));
         }
-        let events = batch.events.as_ref().ok_or_else(|| err(&join(&path, "Events"), "required"))?;
+        let events = batch
+            .events
+            .as_ref()
+            .ok_or_else(|| err(&join(&path, "Events"), "required"))?;
         total += events.len();
     }
     if total > limits.events_per_request_max {
@@ -473,7 +525,10 @@ fn batch_verdict(
         .iter()
         .map(|(eid, ev)| {
             let at = index(&join(path, "Events"), eid);
-            (eid.clone(), event_id_at(&at, eid).and_then(|()| event_at(&at, ev, limits)))
+            (
+                eid.clone(),
+                event_id_at(&at, eid).and_then(|()| event_at(&at, ev, limits)),
+            )
         })
         .collect();
     BatchVerdict { endpoint, events }
@@ -497,7 +552,10 @@ fn event_id_at(path: &str, id: &str) -> Res {
         return Err(err(path, "event ids must not be empty"));
     }
     if chars(id) > EVENT_ID_CHARS_MAX {
-        return Err(err(path, format!("event id longer than {EVENT_ID_CHARS_MAX} characters")));
+        return Err(err(
+            path,
+            format!("event id longer than {EVENT_ID_CHARS_MAX} characters"),
+        ));
     }
     Ok(())
 }
@@ -586,7 +644,10 @@ pub fn app_name(name: Option<&str>) -> Res {
         return Err(err("Name", "must not be blank"));
     }
     if chars(name) > APP_NAME_CHARS_MAX {
-        return Err(err("Name", format!("longer than {APP_NAME_CHARS_MAX} characters")));
+        return Err(err(
+            "Name",
+            format!("longer than {APP_NAME_CHARS_MAX} characters"),
+        ));
     }
     if has_control(name) {
         return Err(err("Name", "must not contain control characters"));
@@ -614,11 +675,17 @@ pub fn tags(tags: &BTreeMap<String, String>, limits: &Limits) -> Res {
         if chars(v) > limits.tag_value_chars_max {
             return Err(err(
                 &index("tags", k),
-                format!("value is longer than {} characters", limits.tag_value_chars_max),
+                format!(
+                    "value is longer than {} characters",
+                    limits.tag_value_chars_max
+                ),
             ));
         }
         if has_control(v) {
-            return Err(err(&index("tags", k), "value must not contain control characters"));
+            return Err(err(
+                &index("tags", k),
+                "value must not contain control characters",
+            ));
         }
     }
     Ok(())
@@ -639,11 +706,18 @@ fn tag_key(k: &str, limits: &Limits) -> Res {
     if chars(k) > limits.tag_key_chars_max {
         return Err(err(
             "tags",
-            format!("tag key {} is longer than {} characters", quote_short(k), limits.tag_key_chars_max),
+            format!(
+                "tag key {} is longer than {} characters",
+                quote_short(k),
+                limits.tag_key_chars_max
+            ),
         ));
     }
     if k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
-        return Err(err("tags", format!("tag key {} uses the reserved prefix aws:", quote_short(k))));
+        return Err(err(
+            "tags",
+            format!("tag key {} uses the reserved prefix aws:", quote_short(k)),
+        ));
     }
     if has_control(k) {
         return Err(err("tags", "tag keys must not contain control characters"));
@@ -775,42 +849,79 @@ mod tests {
             endpoint_request(&req(json!({"ChannelType": ct})), &l()).unwrap();
         }
         assert_eq!(
-            msg(endpoint_request(&req(json!({"ChannelType": "email"})), &l())),
+            msg(endpoint_request(
+                &req(json!({"ChannelType": "email"})),
+                &l()
+            )),
             "ChannelType: \"email\" is not one of PUSH, GCM, APNS, APNS_SANDBOX, APNS_VOIP, \
              APNS_VOIP_SANDBOX, ADM, SMS, VOICE, EMAIL, BAIDU, CUSTOM, IN_APP"
         );
-        assert!(msg(endpoint_request(&req(json!({"EndpointStatus": "DISABLED"})), &l()))
-            .starts_with("EndpointStatus: "));
-        assert!(msg(endpoint_request(&req(json!({"OptOut": "SOME"})), &l())).starts_with("OptOut: "));
-        assert!(msg(endpoint_request(&req(json!({"EffectiveDate": "yesterday"})), &l()))
-            .starts_with("EffectiveDate: \"yesterday\" is not an ISO-8601"));
-        assert!(msg(endpoint_request(&req(json!({"Location": {"Latitude": 90.5}})), &l()))
-            .starts_with("Location.Latitude: "));
-        assert!(msg(endpoint_request(&req(json!({"Location": {"Longitude": -180.1}})), &l()))
-            .starts_with("Location.Longitude: "));
-        endpoint_request(&req(json!({"Location": {"Latitude": -90.0, "Longitude": 180.0}})), &l())
-            .unwrap();
+        assert!(msg(endpoint_request(
+            &req(json!({"EndpointStatus": "DISABLED"})),
+            &l()
+        ))
+        .starts_with("EndpointStatus: "));
+        assert!(
+            msg(endpoint_request(&req(json!({"OptOut": "SOME"})), &l())).starts_with("OptOut: ")
+        );
+        assert!(msg(endpoint_request(
+            &req(json!({"EffectiveDate": "yesterday"})),
+            &l()
+        ))
+        .starts_with("EffectiveDate: \"yesterday\" is not an ISO-8601"));
+        assert!(msg(endpoint_request(
+            &req(json!({"Location": {"Latitude": 90.5}})),
+            &l()
+        ))
+        .starts_with("Location.Latitude: "));
+        assert!(msg(endpoint_request(
+            &req(json!({"Location": {"Longitude": -180.1}})),
+            &l()
+        ))
+        .starts_with("Location.Longitude: "));
+        endpoint_request(
+            &req(json!({"Location": {"Latitude": -90.0, "Longitude": 180.0}})),
+            &l(),
+        )
+        .unwrap();
         let mut nan = EndpointRequest::default();
-        nan.location = Some(EndpointLocation { latitude: Some(f64::NAN), ..Default::default() });
+        nan.location = Some(EndpointLocation {
+            latitude: Some(f64::NAN),
+            ..Default::default()
+        });
         assert!(endpoint_request(&nan, &l()).is_err());
         nan.location = None;
         nan.metrics = Some(BTreeMap::from([("m".into(), f64::INFINITY)]));
-        assert_eq!(msg(endpoint_request(&nan, &l())), "Metrics[m]: metric values must be finite numbers");
+        assert_eq!(
+            msg(endpoint_request(&nan, &l())),
+            "Metrics[m]: metric values must be finite numbers"
+        );
     }
 
     #[test]
     fn attribute_limits() {
         let name51 = "n".repeat(51);
-        assert!(msg(endpoint_request(&req(json!({"Attributes": {name51.clone(): ["v"]}})), &l()))
-            .starts_with("Attributes: attribute name \"nnn"));
+        assert!(msg(endpoint_request(
+            &req(json!({"Attributes": {name51.clone(): ["v"]}})),
+            &l()
+        ))
+        .starts_with("Attributes: attribute name \"nnn"));
         assert!(endpoint_request(&req(json!({"Attributes": {"": ["v"]}})), &l()).is_err());
         let v101 = "v".repeat(101);
-        assert!(msg(endpoint_request(&req(json!({"Attributes": {"a": [v101]}})), &l()))
-            .starts_with("Attributes[a]: value \"vvv"));
-        assert!(endpoint_request(&req(json!({"Attributes": {"a": ["v".repeat(100)]}})), &l()).is_ok());
+        assert!(msg(endpoint_request(
+            &req(json!({"Attributes": {"a": [v101]}})),
+            &l()
+        ))
+        .starts_with("Attributes[a]: value \"vvv"));
+        assert!(
+            endpoint_request(&req(json!({"Attributes": {"a": ["v".repeat(100)]}})), &l()).is_ok()
+        );
         let values51: Vec<String> = (0..51).map(|i| i.to_string()).collect();
         assert_eq!(
-            msg(endpoint_request(&req(json!({"Attributes": {"a": values51}})), &l())),
+            msg(endpoint_request(
+                &req(json!({"Attributes": {"a": values51}})),
+                &l()
+            )),
             "Attributes[a]: 51 values exceed the limit of 50 per attribute"
         );
         assert!(endpoint_request(&req(json!({"Attributes": {"a": []}})), &l()).is_ok());
@@ -819,10 +930,16 @@ mod tests {
             &l()
         ))
         .starts_with("User.UserAttributes: "));
-        assert!(msg(endpoint_request(&req(json!({"Metrics": {name51: 1.0}})), &l()))
-            .starts_with("Metrics: "));
-        assert!(msg(endpoint_request(&req(json!({"User": {"UserId": "u".repeat(257)}})), &l()))
-            .starts_with("User.UserId: "));
+        assert!(msg(endpoint_request(
+            &req(json!({"Metrics": {name51: 1.0}})),
+            &l()
+        ))
+        .starts_with("Metrics: "));
+        assert!(msg(endpoint_request(
+            &req(json!({"User": {"UserId": "u".repeat(257)}})),
+            &l()
+        ))
+        .starts_with("User.UserId: "));
         assert!(endpoint_request(&req(json!({"User": {"UserId": ""}})), &l()).is_ok());
     }
 
@@ -838,12 +955,18 @@ mod tests {
         let mut r = EndpointRequest {
             attributes: Some(attrs),
             metrics: Some(metrics),
-            user: Some(EndpointUser { user_attributes: Some(user.clone()), user_id: None }),
+            user: Some(EndpointUser {
+                user_attributes: Some(user.clone()),
+                user_id: None,
+            }),
             ..Default::default()
         };
         endpoint_request(&r, &limits).unwrap();
         user.insert("u50".into(), vec![]);
-        r.user = Some(EndpointUser { user_attributes: Some(user), user_id: None });
+        r.user = Some(EndpointUser {
+            user_attributes: Some(user),
+            user_id: None,
+        });
         assert!(msg(endpoint_request(&r, &limits)).contains("251 keys"));
 
         // 15 KB JSON limit.
@@ -863,13 +986,17 @@ mod tests {
     #[test]
     fn batches() {
         let limits = l();
-        let batch = |v: serde_json::Value| -> EndpointBatchRequest { serde_json::from_value(v).unwrap() };
+        let batch =
+            |v: serde_json::Value| -> EndpointBatchRequest { serde_json::from_value(v).unwrap() };
         endpoint_batch(
             &batch(json!({"Item": [{"Id": "ep-2", "ChannelType": "SMS"}, {"Id": "ep-3"}]})),
             &limits,
         )
         .unwrap();
-        assert_eq!(msg(endpoint_batch(&batch(json!({})), &limits)), "Item: required");
+        assert_eq!(
+            msg(endpoint_batch(&batch(json!({})), &limits)),
+            "Item: required"
+        );
         assert_eq!(
             msg(endpoint_batch(&batch(json!({"Item": []})), &limits)),
             "Item: must contain at least one endpoint"
@@ -882,11 +1009,17 @@ mod tests {
         let hundred: Vec<_> = (0..100).map(|i| json!({"Id": format!("e{i}")})).collect();
         endpoint_batch(&batch(json!({"Item": hundred})), &limits).unwrap();
         assert_eq!(
-            msg(endpoint_batch(&batch(json!({"Item": [{"Id": "a"}, {"ChannelType": "SMS"}]})), &limits)),
+            msg(endpoint_batch(
+                &batch(json!({"Item": [{"Id": "a"}, {"ChannelType": "SMS"}]})),
+                &limits
+            )),
             "Item[1].Id: required"
         );
-        assert!(msg(endpoint_batch(&batch(json!({"Item": [{"Id": "a{b}"}]})), &limits))
-            .starts_with("Item[0].Id: "));
+        assert!(msg(endpoint_batch(
+            &batch(json!({"Item": [{"Id": "a{b}"}]})),
+            &limits
+        ))
+        .starts_with("Item[0].Id: "));
         assert!(msg(endpoint_batch(
             &batch(json!({"Item": [{"Id": "a"}, {"Id": "b"}, {"Id": "c"}, {"Id": "d", "Demographic": {}, "Location": {"Latitude": 100.0}}]})),
             &limits
@@ -910,7 +1043,10 @@ mod tests {
             user_id: None,
         });
         assert!(msg(stored_endpoint(&ep, &limits)).contains("251 keys"));
-        let big = EndpointResponse { address: Some("x".repeat(16_000)), ..Default::default() };
+        let big = EndpointResponse {
+            address: Some("x".repeat(16_000)),
+            ..Default::default()
+        };
         assert!(stored_endpoint(&big, &limits).is_err());
     }
 
@@ -938,22 +1074,34 @@ mod tests {
     #[test]
     fn events_envelope_checks() {
         let limits = l();
-        assert_eq!(msg(events_envelope(&events(json!({})), &limits)), "BatchItem: required");
+        assert_eq!(
+            msg(events_envelope(&events(json!({})), &limits)),
+            "BatchItem: required"
+        );
         assert_eq!(
             msg(events_envelope(&events(json!({"BatchItem": {}})), &limits)),
             "BatchItem: must contain at least one endpoint"
         );
         assert_eq!(
-            msg(events_envelope(&events(json!({"BatchItem": {"e": {"Events": {}}}})), &limits)),
+            msg(events_envelope(
+                &events(json!({"BatchItem": {"e": {"Events": {}}}})),
+                &limits
+            )),
             "BatchItem[e].Endpoint: required"
         );
         assert_eq!(
-            msg(events_envelope(&events(json!({"BatchItem": {"e": {"Endpoint": {}}}})), &limits)),
+            msg(events_envelope(
+                &events(json!({"BatchItem": {"e": {"Endpoint": {}}}})),
+                &limits
+            )),
             "BatchItem[e].Events: required"
         );
         // 100 events across two endpoints pass; 101 fail.
         let evs = |n: usize, p: &str| -> serde_json::Value {
-            (0..n).map(|i| (format!("{p}{i}"), good_event())).collect::<serde_json::Map<_, _>>().into()
+            (0..n)
+                .map(|i| (format!("{p}{i}"), good_event()))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
         };
         let ok = events(json!({"BatchItem": {
             "a": {"Endpoint": {}, "Events": evs(60, "x")},
@@ -983,11 +1131,23 @@ mod tests {
         assert!(v["bad$id"].endpoint.is_err());
         assert!(v["bad$id"].events["e1"].is_err());
         let ep = &v["ep"];
-        assert!(ep.endpoint.as_ref().unwrap_err().0.starts_with("BatchItem[ep].Endpoint.ChannelType: "));
+        assert!(ep
+            .endpoint
+            .as_ref()
+            .unwrap_err()
+            .0
+            .starts_with("BatchItem[ep].Endpoint.ChannelType: "));
         assert_eq!(ep.events["ok"], Ok(()));
-        assert_eq!(msg(ep.events["no-type"].clone()), "BatchItem[ep].Events[no-type].EventType: required");
-        assert_eq!(msg(ep.events["no-ts"].clone()), "BatchItem[ep].Events[no-ts].Timestamp: required");
-        assert!(msg(ep.events["bad-ts"].clone()).starts_with("BatchItem[ep].Events[bad-ts].Timestamp: "));
+        assert_eq!(
+            msg(ep.events["no-type"].clone()),
+            "BatchItem[ep].Events[no-type].EventType: required"
+        );
+        assert_eq!(
+            msg(ep.events["no-ts"].clone()),
+            "BatchItem[ep].Events[no-ts].Timestamp: required"
+        );
+        assert!(msg(ep.events["bad-ts"].clone())
+            .starts_with("BatchItem[ep].Events[bad-ts].Timestamp: "));
         assert!(ep.events[""].is_err());
         // All-or-nothing reports the first problem in key order.
         assert!(msg(events_request(&r, &limits)).starts_with("BatchItem[bad$id]: "));
@@ -1002,7 +1162,10 @@ mod tests {
 
         let mut e = base();
         e.insert("EventType".into(), json!(""));
-        assert_eq!(msg(event(&ev(e.into()), &limits)), "EventType: must not be empty");
+        assert_eq!(
+            msg(event(&ev(e.into()), &limits)),
+            "EventType: must not be empty"
+        );
 
         // 40 keys pass, 41 fail.
         let mut e = base();
@@ -1021,7 +1184,10 @@ mod tests {
 
         let mut e = base();
         e.insert("Attributes".into(), json!({"k": "v".repeat(201)}));
-        assert_eq!(msg(event(&ev(e.clone().into()), &limits)), "Attributes[k]: value is longer than 200 characters");
+        assert_eq!(
+            msg(event(&ev(e.clone().into()), &limits)),
+            "Attributes[k]: value is longer than 200 characters"
+        );
         e.insert("Attributes".into(), json!({"k": "v".repeat(200)}));
         event(&ev(e.into()), &limits).unwrap();
 
@@ -1030,9 +1196,15 @@ mod tests {
         assert!(msg(event(&ev(e.into()), &limits)).starts_with("Attributes: attribute name"));
 
         let mut e = ev(good_event());
-        e.session = Some(Session { id: None, ..Default::default() });
+        e.session = Some(Session {
+            id: None,
+            ..Default::default()
+        });
         assert_eq!(msg(event(&e, &limits)), "Session.Id: required");
-        e.session = Some(Session { id: Some("s".into()), ..Default::default() });
+        e.session = Some(Session {
+            id: Some("s".into()),
+            ..Default::default()
+        });
         assert_eq!(msg(event(&e, &limits)), "Session.StartTimestamp: required");
         e.session = Some(Session {
             id: Some("s".into()),
@@ -1043,9 +1215,15 @@ mod tests {
         assert!(msg(event(&e, &limits)).starts_with("Session.StopTimestamp: "));
         e.session.as_mut().unwrap().stop_timestamp = None;
         e.session.as_mut().unwrap().duration = Some(-1);
-        assert_eq!(msg(event(&e, &limits)), "Session.Duration: must not be negative");
+        assert_eq!(
+            msg(event(&e, &limits)),
+            "Session.Duration: must not be negative"
+        );
 
-        let small = Limits { event_bytes_max: 100, ..Limits::default() };
+        let small = Limits {
+            event_bytes_max: 100,
+            ..Limits::default()
+        };
         assert!(msg(event(&ev(good_event()), &small)).starts_with("the event is "));
     }
 
@@ -1063,7 +1241,10 @@ mod tests {
     fn tag_rules() {
         let limits = l();
         let t = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
         tags(&t(&[("env", "dev"), ("empty", "")]), &limits).unwrap();
         tags(&t(&[(&"k".repeat(128), &"v".repeat(256))]), &limits).unwrap();
@@ -1073,11 +1254,15 @@ mod tests {
         assert!(msg(tags(&t(&[("aws:owner", "v")]), &limits)).contains("reserved prefix aws:"));
         assert!(tags(&t(&[("AWS:owner", "v")]), &limits).is_err());
         tags(&t(&[("awsome", "v")]), &limits).unwrap();
-        let fifty: BTreeMap<String, String> = (0..50).map(|i| (format!("k{i}"), "v".into())).collect();
+        let fifty: BTreeMap<String, String> =
+            (0..50).map(|i| (format!("k{i}"), "v".into())).collect();
         tags(&fifty, &limits).unwrap();
         let mut fifty_one = fifty;
         fifty_one.insert("k50".into(), "v".into());
-        assert_eq!(msg(tags(&fifty_one, &limits)), "tags: 51 tags exceed the limit of 50 per resource");
+        assert_eq!(
+            msg(tags(&fifty_one, &limits)),
+            "tags: 51 tags exceed the limit of 50 per resource"
+        );
         tag_keys(&["a".into(), "b".into()], &limits).unwrap();
         assert!(tag_keys(&[], &limits).is_err());
         assert!(tag_keys(&["aws:x".into()], &limits).is_err());
@@ -1086,7 +1271,10 @@ mod tests {
     #[test]
     fn settings_rules() {
         let ok = WriteApplicationSettingsRequest {
-            campaign_hook: Some(CampaignHook { mode: Some("FILTER".into()), ..Default::default() }),
+            campaign_hook: Some(CampaignHook {
+                mode: Some("FILTER".into()),
+                ..Default::default()
+            }),
             limits: Some(CampaignLimits {
                 daily: Some(10),
                 maximum_duration: Some(600),
@@ -1094,11 +1282,17 @@ mod tests {
                 total: Some(100),
                 session: Some(5),
             }),
-            quiet_time: Some(QuietTime { start: Some("22:00".into()), end: Some("07:00".into()) }),
+            quiet_time: Some(QuietTime {
+                start: Some("22:00".into()),
+                end: Some("07:00".into()),
+            }),
             journey_limits: Some(crate::wire::ApplicationSettingsJourneyLimits {
                 daily_cap: Some(0),
                 total_cap: Some(100),
-                timeframe_cap: Some(JourneyTimeframeCap { cap: Some(100), days: Some(30) }),
+                timeframe_cap: Some(JourneyTimeframeCap {
+                    cap: Some(100),
+                    days: Some(30),
+                }),
             }),
             ..Default::default()
         };
@@ -1110,8 +1304,10 @@ mod tests {
             f(&mut r);
             application_settings(&r)
         };
-        assert!(msg(with(&|r| r.campaign_hook.as_mut().unwrap().mode = Some("SYNC".into())))
-            .starts_with("CampaignHook.Mode: "));
+        assert!(msg(with(
+            &|r| r.campaign_hook.as_mut().unwrap().mode = Some("SYNC".into())
+        ))
+        .starts_with("CampaignHook.Mode: "));
         assert_eq!(
             msg(with(&|r| r.limits.as_mut().unwrap().daily = Some(101))),
             "Limits.Daily: 101 is outside 0..=100"
@@ -1121,22 +1317,35 @@ mod tests {
         assert!(with(&|r| r.limits.as_mut().unwrap().messages_per_second = Some(20_001)).is_err());
         assert!(with(&|r| r.limits.as_mut().unwrap().messages_per_second = Some(20_000)).is_ok());
         assert_eq!(
-            msg(with(&|r| r.limits.as_mut().unwrap().maximum_duration = Some(59))),
+            msg(with(
+                &|r| r.limits.as_mut().unwrap().maximum_duration = Some(59)
+            )),
             "Limits.MaximumDuration: 59 is below the minimum of 60"
         );
         assert!(with(&|r| r.limits.as_mut().unwrap().session = Some(-1)).is_err());
         assert!(with(&|r| r.journey_limits.as_mut().unwrap().daily_cap = Some(101)).is_err());
-        assert!(with(&|r| r.journey_limits.as_mut().unwrap().timeframe_cap.as_mut().unwrap().days =
-            Some(31))
+        assert!(with(&|r| r
+            .journey_limits
+            .as_mut()
+            .unwrap()
+            .timeframe_cap
+            .as_mut()
+            .unwrap()
+            .days = Some(31))
         .is_err());
-        assert!(msg(with(&|r| r.quiet_time.as_mut().unwrap().start = Some("25:00".into())))
-            .starts_with("QuietTime.Start: "));
+        assert!(msg(with(
+            &|r| r.quiet_time.as_mut().unwrap().start = Some("25:00".into())
+        ))
+        .starts_with("QuietTime.Start: "));
         assert_eq!(
             msg(with(&|r| r.quiet_time.as_mut().unwrap().end = None)),
             "QuietTime.End: required when Start is set"
         );
-        assert!(with(&|r| r.quiet_time = Some(QuietTime { start: Some(String::new()), end: Some(String::new()) }))
-            .is_ok());
+        assert!(with(&|r| r.quiet_time = Some(QuietTime {
+            start: Some(String::new()),
+            end: Some(String::new())
+        }))
+        .is_ok());
     }
 
     #[test]
@@ -1146,7 +1355,10 @@ mod tests {
         }
         assert!(msg(attribute_type("endpoint-attributes")).starts_with("attribute-type: "));
         update_attributes_request(&UpdateAttributesRequest::default()).unwrap();
-        update_attributes_request(&UpdateAttributesRequest { blacklist: Some(vec!["a*".into()]) }).unwrap();
+        update_attributes_request(&UpdateAttributesRequest {
+            blacklist: Some(vec!["a*".into()]),
+        })
+        .unwrap();
         assert_eq!(
             msg(update_attributes_request(&UpdateAttributesRequest {
                 blacklist: Some(vec!["a".into(), String::new()])

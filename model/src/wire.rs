@@ -567,9 +567,15 @@ mod tests {
         });
         let req: EndpointRequest = serde_json::from_value(body.clone()).unwrap();
         assert_eq!(req.channel_type.as_deref(), Some("EMAIL"));
-        assert_eq!(req.demographic.as_ref().unwrap().model_version.as_deref(), Some("15"));
+        assert_eq!(
+            req.demographic.as_ref().unwrap().model_version.as_deref(),
+            Some("15")
+        );
         assert_eq!(req.location.as_ref().unwrap().latitude, Some(47.6));
-        assert_eq!(req.user.as_ref().unwrap().user_id.as_deref(), Some("user-42"));
+        assert_eq!(
+            req.user.as_ref().unwrap().user_id.as_deref(),
+            Some("user-42")
+        );
         assert_eq!(serde_json::to_value(&req).unwrap(), body);
     }
 
@@ -578,8 +584,14 @@ mod tests {
         let req: EndpointRequest =
             serde_json::from_value(json!({"Address": null, "ChannelType": "SMS"})).unwrap();
         assert_eq!(req.address, None);
-        assert_eq!(serde_json::to_string(&req).unwrap(), r#"{"ChannelType":"SMS"}"#);
-        assert_eq!(serde_json::to_string(&EndpointResponse::default()).unwrap(), "{}");
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"ChannelType":"SMS"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&EndpointResponse::default()).unwrap(),
+            "{}"
+        );
     }
 
     #[test]
@@ -589,10 +601,18 @@ mod tests {
         assert_eq!(app.name.as_deref(), Some("my-project"));
         assert_eq!(app.tags.unwrap()["env"], "dev");
 
-        let tags = TagsModel { tags: Some(BTreeMap::from([("a".into(), "1".into())])) };
-        assert_eq!(serde_json::to_value(&tags).unwrap(), json!({"tags": {"a": "1"}}));
+        let tags = TagsModel {
+            tags: Some(BTreeMap::from([("a".into(), "1".into())])),
+        };
+        assert_eq!(
+            serde_json::to_value(&tags).unwrap(),
+            json!({"tags": {"a": "1"}})
+        );
 
-        let ack = MessageBody { message: Some("Accepted".into()), request_id: Some("r".into()) };
+        let ack = MessageBody {
+            message: Some("Accepted".into()),
+            request_id: Some("r".into()),
+        };
         assert_eq!(
             serde_json::to_value(&ack).unwrap(),
             json!({"Message": "Accepted", "RequestID": "r"})
@@ -623,7 +643,16 @@ mod tests {
         });
         let req: WriteApplicationSettingsRequest = serde_json::from_value(body.clone()).unwrap();
         assert_eq!(req.limits.as_ref().unwrap().messages_per_second, Some(50));
-        assert_eq!(req.journey_limits.as_ref().unwrap().timeframe_cap.as_ref().unwrap().days, Some(7));
+        assert_eq!(
+            req.journey_limits
+                .as_ref()
+                .unwrap()
+                .timeframe_cap
+                .as_ref()
+                .unwrap()
+                .days,
+            Some(7)
+        );
         assert_eq!(serde_json::to_value(&req).unwrap(), body);
 
         let res = ApplicationSettingsResource {
@@ -662,7 +691,10 @@ mod tests {
                     }),
                     events_item_response: Some(BTreeMap::from([(
                         "evt-1".to_string(),
-                        EventItemResponse { message: Some("Accepted".into()), status_code: Some(202) },
+                        EventItemResponse {
+                            message: Some("Accepted".into()),
+                            status_code: Some(202),
+                        },
                     )])),
                 },
             )])),
@@ -688,7 +720,8 @@ mod tests {
             serde_json::to_value(&req).unwrap(),
             json!({"ChannelType": "SMS", "Address": "+12065550100", "User": {"UserId": "user-42"}})
         );
-        let public: PublicEndpoint = serde_json::from_value(serde_json::to_value(&req).unwrap()).unwrap();
+        let public: PublicEndpoint =
+            serde_json::from_value(serde_json::to_value(&req).unwrap()).unwrap();
         assert_eq!(public.to_request(), req);
     }
 
@@ -698,7 +731,10 @@ mod tests {
         let r: EndpointsResponse = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(r.item.len(), 1);
         assert_eq!(serde_json::to_value(&r).unwrap(), v);
-        assert_eq!(serde_json::to_value(EndpointsResponse::default()).unwrap(), json!({"Item": []}));
+        assert_eq!(
+            serde_json::to_value(EndpointsResponse::default()).unwrap(),
+            json!({"Item": []})
+        );
 
         let a = AttributesResource {
             application_id: "app".into(),
@@ -709,10 +745,14 @@ mod tests {
             serde_json::to_value(&a).unwrap(),
             json!({"ApplicationId": "app", "AttributeType": "endpoint-custom-attributes", "Attributes": ["Interests"]})
         );
-        let u: UpdateAttributesRequest = serde_json::from_value(json!({"Blacklist": ["a*"]})).unwrap();
+        let u: UpdateAttributesRequest =
+            serde_json::from_value(json!({"Blacklist": ["a*"]})).unwrap();
         assert_eq!(u.blacklist.unwrap(), vec!["a*".to_string()]);
 
-        let apps = ApplicationsResponse { item: Some(vec![]), next_token: None };
+        let apps = ApplicationsResponse {
+            item: Some(vec![]),
+            next_token: None,
+        };
         assert_eq!(serde_json::to_value(&apps).unwrap(), json!({"Item": []}));
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, RawQuery, Request, State};
+use axum::extract::{Extension, Path, Query, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -66,8 +66,13 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Gives every request an id, renders error bodies with it, and records
 /// request metrics.
-async fn request_id(req: Request, next: Next) -> Response {
+/// The id of the request being served.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+async fn request_id(mut req: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
+    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = Instant::now();
@@ -138,8 +143,8 @@ fn reply<T: Serialize>(status: StatusCode, body: &T) -> ApiResult {
     Ok((status, [("content-type", "application/json")], bytes).into_response())
 }
 
-fn accepted() -> ApiResult {
-    reply(StatusCode::ACCEPTED, &MessageBody { message: Some("Accepted".into()), request_id: None })
+fn accepted(rid: String) -> ApiResult {
+    reply(StatusCode::ACCEPTED, &MessageBody { message: Some("Accepted".into()), request_id: Some(rid) })
 }
 
 fn app_response(a: AppRecord) -> ApplicationResponse {
@@ -202,16 +207,26 @@ async fn update_settings(State(st): St, Path(app): Path<String>, body: Bytes) ->
     reply(StatusCode::OK, &st.herald.update_settings(&app, req).await?)
 }
 
-async fn update_endpoint(State(st): St, Path((app, endpoint)): Path<(String, String)>, body: Bytes) -> ApiResult {
+async fn update_endpoint(
+    State(st): St,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Path((app, endpoint)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
     let req: EndpointRequest = json(&body)?;
-    st.herald.update_endpoint(&app, &endpoint, req).await?;
-    accepted()
+    st.herald.update_endpoint(&app, &endpoint, req, &rid).await?;
+    accepted(rid)
 }
 
-async fn update_endpoints_batch(State(st): St, Path(app): Path<String>, body: Bytes) -> ApiResult {
+async fn update_endpoints_batch(
+    State(st): St,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let req: EndpointBatchRequest = json(&body)?;
-    st.herald.update_endpoints_batch(&app, req).await?;
-    accepted()
+    st.herald.update_endpoints_batch(&app, req, &rid).await?;
+    accepted(rid)
 }
 
 async fn get_endpoint(State(st): St, Path((app, endpoint)): Path<(String, String)>) -> ApiResult {
@@ -232,7 +247,12 @@ async fn delete_user_endpoints(State(st): St, Path((app, user)): Path<(String, S
     reply(StatusCode::ACCEPTED, &EndpointsResponse { item })
 }
 
-async fn put_events(State(st): St, Path(app): Path<String>, body: Bytes) -> ApiResult {
+async fn put_events(
+    State(st): St,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let max = st.herald.config().limits.events_request_bytes_max;
     if body.len() > max {
         return Err(ApiError::new(
@@ -241,7 +261,7 @@ async fn put_events(State(st): St, Path(app): Path<String>, body: Bytes) -> ApiR
         ));
     }
     let req: EventsRequest = json(&body)?;
-    reply(StatusCode::ACCEPTED, &st.herald.put_events(&app, req).await?)
+    reply(StatusCode::ACCEPTED, &st.herald.put_events(&app, req, &rid).await?)
 }
 
 async fn remove_attributes(

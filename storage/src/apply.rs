@@ -179,10 +179,13 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             let cfg = session_config(limits);
             let mut n = 0u32;
             for item in items {
-                if let Err(reason) = upsert_endpoint(txn, group, app_id, now_iso, limits, &item.endpoint)? {
-                    return Ok(CmdResult::Rejected(reason));
+                let endpoint_id = &item.endpoint_id;
+                if let Some(request) = &item.endpoint {
+                    let upsert = EndpointUpsert { endpoint_id: endpoint_id.clone(), request: request.clone() };
+                    if let Err(reason) = upsert_endpoint(txn, group, app_id, now_iso, limits, &upsert)? {
+                        return Ok(CmdResult::Rejected(reason));
+                    }
                 }
-                let endpoint_id = &item.endpoint.endpoint_id;
                 let mut events: Vec<(i64, &String, &herald_model::wire::Event)> = Vec::new();
                 for (event_id, ev) in &item.events {
                     let ts = ev.timestamp.as_deref().unwrap_or_default();

@@ -61,7 +61,10 @@ pub struct EndpointUpsert {
 /// The events of one endpoint in a PutEvents request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventsItem {
-    pub endpoint: EndpointUpsert,
+    pub endpoint_id: String,
+    /// The endpoint data to upsert; `None` when it was refused (its events
+    /// are still stored).
+    pub endpoint: Option<EndpointRequest>,
     /// (event id as the client named it, event).
     pub events: Vec<(String, Event)>,
 }
