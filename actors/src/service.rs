@@ -68,8 +68,7 @@ impl From<validate::ValidationError> for ServiceError {
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
     pub limits: Limits,
-    /// Region and account used in ARNs.
-    pub region: String,
+    /// Account id used in ARNs (the region is the one the client signed for).
     pub account: String,
     pub session_idle_timeout_ms: i64,
 }
@@ -78,7 +77,6 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
             limits: Limits::default(),
-            region: "us-east-1".into(),
             account: "000000000000".into(),
             session_idle_timeout_ms: 30 * 60 * 1000,
         }
@@ -135,13 +133,14 @@ impl<E: KvEngine> Herald<E> {
 
     // ---- apps ---------------------------------------------------------------
 
-    pub async fn create_app(&self, id: String, req: CreateApplicationRequest) -> Result<AppRecord> {
+    /// Creates an app whose ARN names `region`.
+    pub async fn create_app(&self, id: String, region: &str, req: CreateApplicationRequest) -> Result<AppRecord> {
         validate::app_name(req.name.as_deref())?;
         let tags = req.tags.unwrap_or_default();
         validate::tags(&tags, &self.cfg.limits)?;
         let now = self.now_iso();
         let rec = AppRecord {
-            arn: ids::app_arn(&self.cfg.region, &self.cfg.account, &id),
+            arn: ids::app_arn(region, &self.cfg.account, &id),
             name: req.name.unwrap_or_default(),
             creation_date: now.clone(),
             tags,
@@ -171,6 +170,12 @@ impl<E: KvEngine> Herald<E> {
         token: Option<&str>,
     ) -> Result<(Vec<AppRecord>, Option<String>)> {
         let size = parse_page_size(page_size)?;
+        if let Some(t) = token.filter(|t| !t.is_empty()) {
+            // Tokens are the last app id of the previous page.
+            if !ids::is_valid_app_id(t) {
+                return Err(ServiceError::BadRequest(format!("{t} is not a valid pagination token")));
+            }
+        }
         self.host.read_barrier(META_GROUP).await?;
         let mut apps = self.host.reader().apps(token.filter(|t| !t.is_empty()), size + 1, false)?;
         let next = if apps.len() > size {
@@ -393,6 +398,18 @@ impl<E: KvEngine> Herald<E> {
         Ok(())
     }
 
+    /// An endpoint request larger than an endpoint may be is PayloadTooLarge.
+    fn check_request_size(&self, req: &EndpointRequest) -> Result<()> {
+        let bytes = validate::json_len(req);
+        let max = self.cfg.limits.endpoint_bytes_max;
+        if bytes > max {
+            return Err(ServiceError::PayloadTooLarge(format!(
+                "the endpoint is {bytes} bytes, over the limit of {max} bytes"
+            )));
+        }
+        Ok(())
+    }
+
     /// Creates or partially updates one endpoint. `request_id` becomes the
     /// endpoint's RequestId unless the client named one.
     pub async fn update_endpoint(
@@ -403,6 +420,7 @@ impl<E: KvEngine> Herald<E> {
         request_id: &str,
     ) -> Result<()> {
         validate::endpoint_id(endpoint_id)?;
+        self.check_request_size(&req)?;
         validate::endpoint_request(&req, &self.cfg.limits)?;
         self.app(app_id).await?;
         req.request_id.get_or_insert_with(|| request_id.to_owned());
@@ -413,6 +431,9 @@ impl<E: KvEngine> Herald<E> {
     }
 
     pub async fn update_endpoints_batch(&self, app_id: &str, req: EndpointBatchRequest, request_id: &str) -> Result<()> {
+        for item in req.item.iter().flatten() {
+            self.check_request_size(&item.to_request())?;
+        }
         validate::endpoint_batch(&req, &self.cfg.limits)?;
         self.app(app_id).await?;
         let items: Vec<EndpointUpsert> = req

@@ -53,7 +53,7 @@ fn events(endpoint: &str, evs: Vec<(&str, Event)>) -> EventsRequest {
 
 async fn new_app(rt: &Runtime<MemEngine>) -> String {
     rt.herald
-        .create_app("0123456789abcdef0123456789abcdef".into(), CreateApplicationRequest { name: Some("t".into()), tags: None })
+        .create_app("0123456789abcdef0123456789abcdef".into(), "us-east-1", CreateApplicationRequest { name: Some("t".into()), tags: None })
         .await
         .unwrap()
         .id

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use herald_storage::{
     keys, ApplyObserver, Cf, CmdResult, Command, GroupId, KvEngine, LogStore, NodeId, Reader,
-    StateMachine, TypeConfig, WriteBatch, META_GROUP,
+    StateMachine, TypeConfig, WriteBatch,
 };
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{render, ApiError, ErrorBody, ErrorType};
-use crate::sigv4::SigV4Verifier;
+use crate::sigv4::{SigV4Verifier, Verified};
 
 pub struct AppState {
     pub herald: Arc<Herald<RocksEngine>>,
@@ -52,6 +52,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/apps/{app}/attributes/{attribute_type}", put(remove_attributes))
         .route("/v1/tags/{arn}", get(list_tags).post(tag_resource).delete(untag_resource))
         .fallback(not_found)
+        // Bodies are bounded by `authenticate`, which buffers them.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
@@ -114,11 +116,16 @@ async fn authenticate(State(st): St, req: Request, next: Next) -> Response {
             .into_response()
         }
     };
-    if let Err(e) = st.verifier.verify(&parts.method, &parts.uri, &parts.headers, &bytes, SystemTime::now()) {
-        metrics::counter!("herald_http_auth_failures_total").increment(1);
-        return ApiError::new(ErrorType::Forbidden, e.to_string()).into_response();
-    }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    let verified = match st.verifier.verify(&parts.method, &parts.uri, &parts.headers, &bytes, SystemTime::now()) {
+        Ok(v) => v,
+        Err(e) => {
+            metrics::counter!("herald_http_auth_failures_total").increment(1);
+            return ApiError::new(ErrorType::Forbidden, e.to_string()).into_response();
+        }
+    };
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    req.extensions_mut().insert(verified);
+    next.run(req).await
 }
 
 async fn not_found() -> ApiError {
@@ -131,11 +138,19 @@ async fn method_not_allowed() -> ApiError {
 
 // ---- helpers --------------------------------------------------------------------
 
+/// Parses a request body: a JSON object of the operation's payload shape.
 fn json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    // Parse into a value first: it checks every string (also of members the
+    // shape ignores) and lets us insist on an object, as restJson1 does.
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the request body must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }
 
 fn reply<T: Serialize>(status: StatusCode, body: &T) -> ApiResult {
@@ -171,10 +186,12 @@ async fn metrics_text(State(st): St) -> Response {
     ([("content-type", "text/plain; version=0.0.4")], st.metrics.render()).into_response()
 }
 
-async fn create_app(State(st): St, body: Bytes) -> ApiResult {
+async fn create_app(State(st): St, Extension(who): Extension<Verified>, body: Bytes) -> ApiResult {
     let req: CreateApplicationRequest = json(&body)?;
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let app = st.herald.create_app(id, req).await?;
+    // The ARN names the region the client signed for, as AWS's regional
+    // endpoints do.
+    let app = st.herald.create_app(id, &who.region, req).await?;
     tracing::info!(app_id = %app.id, name = %app.name, "app created");
     reply(StatusCode::CREATED, &app_response(app))
 }

@@ -42,9 +42,6 @@ pub struct ServeArgs {
     /// Data shards of a new cluster; fixed once the cluster exists [default: 64].
     #[arg(long, env = "HERALD_SHARDS")]
     pub shards: Option<u32>,
-    /// Region used in ARNs and accepted in signatures' scope [default: us-east-1].
-    #[arg(long, env = "HERALD_REGION")]
-    pub region: Option<String>,
     /// Account id used in ARNs [default: 000000000000].
     #[arg(long, env = "HERALD_ACCOUNT_ID")]
     pub account_id: Option<String>,
@@ -73,7 +70,6 @@ pub struct FileConfig {
     pub http: Option<SocketAddr>,
     pub node_id: Option<u64>,
     pub shards: Option<u32>,
-    pub region: Option<String>,
     pub account_id: Option<String>,
     pub session_idle_timeout_secs: Option<u64>,
     pub endpoint_actors_max: Option<usize>,
@@ -93,7 +89,6 @@ pub struct Config {
     pub http: SocketAddr,
     pub node_id: u64,
     pub shards: u32,
-    pub region: String,
     pub account_id: String,
     pub access_keys: Vec<AccessKey>,
     pub session_idle_timeout_secs: u64,
@@ -128,7 +123,6 @@ impl Config {
             http: args.http.or(file.http).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default")),
             node_id: args.node_id.or(file.node_id).unwrap_or(1),
             shards: args.shards.or(file.shards).unwrap_or(herald_model::hash::DEFAULT_SHARDS),
-            region: args.region.or(file.region).unwrap_or_else(|| "us-east-1".into()),
             account_id: args.account_id.or(file.account_id).unwrap_or_else(|| "000000000000".into()),
             access_keys,
             session_idle_timeout_secs: args.session_idle_timeout_secs.or(file.session_idle_timeout_secs).unwrap_or(1800),

@@ -36,7 +36,12 @@ impl Clock for SystemClock {
 }
 
 fn init_logs(format: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+    // openraft logs every election at info; keep it at warn unless asked.
+    let mut directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    if !directives.contains("openraft") {
+        directives.push_str(",openraft=warn");
+    }
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     if format == "json" {
         builder.json().init();
@@ -72,11 +77,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 "\nherald generated an access key for this node (stored in {}, mode 0600).\n\
                  Use it from the AWS CLI or an SDK:\n\n  \
                  export AWS_ACCESS_KEY_ID={}\n  export AWS_SECRET_ACCESS_KEY={}\n  \
-                 export AWS_DEFAULT_REGION={}\n  export AWS_ENDPOINT_URL_PINPOINT=http://{}\n",
+                 export AWS_DEFAULT_REGION=us-east-1\n  export AWS_ENDPOINT_URL_PINPOINT=http://{}\n",
                 path.display(),
                 key.access_key_id,
                 key.secret_access_key,
-                cfg.region,
                 cfg.http
             );
         } else {
@@ -92,7 +96,6 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let host_cfg = HostConfig { node_id: cfg.node_id, shards: cfg.shards, ..HostConfig::default() };
     let service_cfg = ServiceConfig {
         limits: cfg.limits.clone(),
-        region: cfg.region.clone(),
         account: cfg.account_id.clone(),
         session_idle_timeout_ms: (cfg.session_idle_timeout_secs as i64).saturating_mul(1000),
     };

@@ -13,7 +13,7 @@ fn serve_help_documents_every_option() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for opt in [
-        "--config", "--data-dir", "--http", "--node-id", "--shards", "--region", "--account-id",
+        "--config", "--data-dir", "--http", "--node-id", "--shards", "--account-id",
         "--access-key-id", "--secret-access-key", "--session-idle-timeout-secs",
         "--endpoint-actors-max", "--log-format", "HERALD_DATA_DIR", "HERALD_HTTP",
     ] {

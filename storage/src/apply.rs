@@ -336,13 +336,15 @@ fn upsert_endpoint<E: KvEngine + ?Sized>(
 ) -> Result<std::result::Result<EndpointResponse, String>> {
     let key = keys::endpoint(group, app_id, &item.endpoint_id);
     let existing: Option<EndpointResponse> = txn.get_json("endpoint", &key)?;
-    let merged = herald_model::endpoint::merge_update(
+    let mut merged = herald_model::endpoint::merge_update(
         existing.as_ref(),
         app_id,
         &item.endpoint_id,
         &item.request,
         now_iso,
     );
+    // RequestId names the request that last wrote the endpoint.
+    merged.request_id = item.request.request_id.clone();
     let bytes = serde_json::to_vec(&merged).expect("endpoint serializes");
     if bytes.len() > limits.endpoint_bytes_max {
         return Ok(Err(format!(
