@@ -19,8 +19,8 @@ lint: deps
 	cargo clippy --workspace --all-targets -- -D warnings
 
 bench: deps
-	cargo build --release -p herald-node --bin herald
-	cargo bench -p herald-benches
+	cargo build --release --workspace --all-targets
+	cargo bench --workspace --benches
 
 deps:
 	@scripts/deps.sh

@@ -34,7 +34,12 @@ impl Actor for EndpointActor {
         _myself: ActorRef<Self::Msg>,
         (app_id, endpoint_id, engagement): Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(EndpointView { app_id, endpoint_id, engagement, changes_seen: 0 })
+        Ok(EndpointView {
+            app_id,
+            endpoint_id,
+            engagement,
+            changes_seen: 0,
+        })
     }
 
     async fn handle(

@@ -44,7 +44,10 @@ pub struct EngagementTable {
 }
 
 impl EngagementTable {
-    pub fn rebuild<E: KvEngine>(reader: &Reader<E>, group: GroupId) -> herald_storage::Result<Self> {
+    pub fn rebuild<E: KvEngine>(
+        reader: &Reader<E>,
+        group: GroupId,
+    ) -> herald_storage::Result<Self> {
         let mut rows = BTreeMap::new();
         reader.for_each_endpoint(group, &mut |app, ep| {
             let id = ep.id.clone().unwrap_or_default();
@@ -59,15 +62,27 @@ impl EngagementTable {
 
     pub fn apply(&mut self, change: &Change) {
         match change {
-            Change::Endpoint { app_id, endpoint_id, endpoint: Some(ep) } => {
+            Change::Endpoint {
+                app_id,
+                endpoint_id,
+                endpoint: Some(ep),
+            } => {
                 let key = (app_id.clone(), endpoint_id.clone());
                 let keep = self.rows.get(&key).copied();
                 self.rows.insert(key, Engagement::from_endpoint(ep, keep));
             }
-            Change::Endpoint { app_id, endpoint_id, endpoint: None } => {
+            Change::Endpoint {
+                app_id,
+                endpoint_id,
+                endpoint: None,
+            } => {
                 self.rows.remove(&(app_id.clone(), endpoint_id.clone()));
             }
-            Change::Session { app_id, endpoint_id, open } => {
+            Change::Session {
+                app_id,
+                endpoint_id,
+                open,
+            } => {
                 let key = (app_id.clone(), endpoint_id.clone());
                 if let Some(row) = self.rows.get_mut(&key) {
                     *row = row.with_session(open.as_ref());
@@ -80,7 +95,9 @@ impl EngagementTable {
     }
 
     pub fn get(&self, app_id: &str, endpoint_id: &str) -> Option<Engagement> {
-        self.rows.get(&(app_id.to_owned(), endpoint_id.to_owned())).copied()
+        self.rows
+            .get(&(app_id.to_owned(), endpoint_id.to_owned()))
+            .copied()
     }
 
     pub fn len(&self) -> usize {
@@ -92,13 +109,18 @@ impl EngagementTable {
     }
 
     pub fn open_sessions(&self) -> usize {
-        self.rows.values().filter(|r| r.session_start_ms.is_some()).count()
+        self.rows
+            .values()
+            .filter(|r| r.session_start_ms.is_some())
+            .count()
     }
 }
 
 impl EngagementTable {
     /// Whether some open session has had no activity since `cutoff_ms`.
     pub fn open_sessions_idle_since(&self, cutoff_ms: i64) -> bool {
-        self.rows.values().any(|r| r.session_start_ms.is_some() && r.last_activity_ms < cutoff_ms)
+        self.rows
+            .values()
+            .any(|r| r.session_start_ms.is_some() && r.last_activity_ms < cutoff_ms)
     }
 }

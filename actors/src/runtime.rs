@@ -40,7 +40,8 @@ impl<E: KvEngine> Runtime<E> {
     ) -> Result<Self, StartError> {
         shard_settings.session_idle_timeout_ms = service_cfg.session_idle_timeout_ms;
         let observer = Arc::new(ShardObserver::new());
-        let host = Arc::new(RaftHost::start(engine, host_cfg, transport, Some(observer.clone())).await?);
+        let host =
+            Arc::new(RaftHost::start(engine, host_cfg, transport, Some(observer.clone())).await?);
         host.wait_ready(Duration::from_secs(30)).await?;
         let mut shards = Vec::new();
         let mut directory = BTreeMap::new();
@@ -59,13 +60,22 @@ impl<E: KvEngine> Runtime<E> {
         }
         observer.set_shards(directory);
         let herald = Arc::new(Herald::new(host.clone(), clock, service_cfg));
-        herald.resume_deletions().await.map_err(|e| StartError::Recovery(e.to_string()))?;
-        Ok(Self { herald, host, shards })
+        herald
+            .resume_deletions()
+            .await
+            .map_err(|e| StartError::Recovery(e.to_string()))?;
+        Ok(Self {
+            herald,
+            host,
+            shards,
+        })
     }
 
     /// The shard actor of a data group.
     pub fn shard(&self, group: herald_storage::GroupId) -> Option<&ActorRef<ShardMsg>> {
-        self.shards.get(group.checked_sub(1)? as usize).map(|(a, _)| a)
+        self.shards
+            .get(group.checked_sub(1)? as usize)
+            .map(|(a, _)| a)
     }
 
     /// Sum of every shard actor's statistics.

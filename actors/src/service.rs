@@ -45,9 +45,11 @@ pub type Result<T> = std::result::Result<T, ServiceError>;
 impl From<ClusterError> for ServiceError {
     fn from(e: ClusterError) -> Self {
         match e {
-            ClusterError::Timeout(_) | ClusterError::NotLeader { .. } | ClusterError::Unavailable(_) => {
-                ServiceError::TooManyRequests(format!("the cluster cannot serve this request now: {e}"))
-            }
+            ClusterError::Timeout(_)
+            | ClusterError::NotLeader { .. }
+            | ClusterError::Unavailable(_) => ServiceError::TooManyRequests(format!(
+                "the cluster cannot serve this request now: {e}"
+            )),
             other => ServiceError::Internal(other.to_string()),
         }
     }
@@ -108,7 +110,12 @@ pub const PAGE_SIZE_MAX: usize = 1000;
 
 impl<E: KvEngine> Herald<E> {
     pub fn new(host: Arc<RaftHost<E>>, clock: Arc<dyn Clock>, cfg: ServiceConfig) -> Self {
-        Self { host, clock, cfg, event_types: Mutex::new(BTreeMap::new()) }
+        Self {
+            host,
+            clock,
+            cfg,
+            event_types: Mutex::new(BTreeMap::new()),
+        }
     }
 
     pub fn host(&self) -> &Arc<RaftHost<E>> {
@@ -134,7 +141,12 @@ impl<E: KvEngine> Herald<E> {
     // ---- apps ---------------------------------------------------------------
 
     /// Creates an app whose ARN names `region`.
-    pub async fn create_app(&self, id: String, region: &str, req: CreateApplicationRequest) -> Result<AppRecord> {
+    pub async fn create_app(
+        &self,
+        id: String,
+        region: &str,
+        req: CreateApplicationRequest,
+    ) -> Result<AppRecord> {
         validate::app_name(req.name.as_deref())?;
         let tags = req.tags.unwrap_or_default();
         validate::tags(&tags, &self.cfg.limits)?;
@@ -152,15 +164,24 @@ impl<E: KvEngine> Herald<E> {
             deleting: false,
             id,
         };
-        match rejected(self.host.propose(META_GROUP, Command::CreateApp(rec)).await?)? {
+        match rejected(
+            self.host
+                .propose(META_GROUP, Command::CreateApp(rec))
+                .await?,
+        )? {
             CmdResult::App(Some(a)) => Ok(a),
-            other => Err(ServiceError::Internal(format!("unexpected result {other:?}"))),
+            other => Err(ServiceError::Internal(format!(
+                "unexpected result {other:?}"
+            ))),
         }
     }
 
     pub async fn app(&self, app_id: &str) -> Result<AppRecord> {
         self.host.read_barrier(META_GROUP).await?;
-        self.host.reader().app(app_id)?.ok_or_else(|| not_found_app(app_id))
+        self.host
+            .reader()
+            .app(app_id)?
+            .ok_or_else(|| not_found_app(app_id))
     }
 
     /// A page of apps in id order; the token is the last id of the previous page.
@@ -173,11 +194,16 @@ impl<E: KvEngine> Herald<E> {
         if let Some(t) = token.filter(|t| !t.is_empty()) {
             // Tokens are the last app id of the previous page.
             if !ids::is_valid_app_id(t) {
-                return Err(ServiceError::BadRequest(format!("{t} is not a valid pagination token")));
+                return Err(ServiceError::BadRequest(format!(
+                    "{t} is not a valid pagination token"
+                )));
             }
         }
         self.host.read_barrier(META_GROUP).await?;
-        let mut apps = self.host.reader().apps(token.filter(|t| !t.is_empty()), size + 1, false)?;
+        let mut apps = self
+            .host
+            .reader()
+            .apps(token.filter(|t| !t.is_empty()), size + 1, false)?;
         let next = if apps.len() > size {
             apps.truncate(size);
             apps.last().map(|a| a.id.clone())
@@ -191,7 +217,12 @@ impl<E: KvEngine> Herald<E> {
     pub async fn delete_app(&self, app_id: &str) -> Result<AppRecord> {
         let rec = match self
             .host
-            .propose(META_GROUP, Command::MarkAppDeleting { app_id: app_id.to_owned() })
+            .propose(
+                META_GROUP,
+                Command::MarkAppDeleting {
+                    app_id: app_id.to_owned(),
+                },
+            )
             .await?
         {
             CmdResult::App(Some(a)) => a,
@@ -203,13 +234,28 @@ impl<E: KvEngine> Herald<E> {
 
     async fn purge_app(&self, app_id: &str) -> Result<()> {
         let purges = self.host.data_groups().map(|g| {
-            self.host.propose(g, Command::PurgeApp { app_id: app_id.to_owned() })
+            self.host.propose(
+                g,
+                Command::PurgeApp {
+                    app_id: app_id.to_owned(),
+                },
+            )
         });
         for r in join_all(purges).await {
             r?;
         }
-        self.event_types.lock().expect("event types lock").remove(app_id);
-        self.host.propose(META_GROUP, Command::RemoveApp { app_id: app_id.to_owned() }).await?;
+        self.event_types
+            .lock()
+            .expect("event types lock")
+            .remove(app_id);
+        self.host
+            .propose(
+                META_GROUP,
+                Command::RemoveApp {
+                    app_id: app_id.to_owned(),
+                },
+            )
+            .await?;
         Ok(())
     }
 
@@ -256,7 +302,10 @@ impl<E: KvEngine> Herald<E> {
             settings.journey_limits = req.journey_limits;
         }
         settings.last_modified_date = Some(self.now_iso());
-        let cmd = Command::UpdateAppSettings { app_id: app_id.to_owned(), settings };
+        let cmd = Command::UpdateAppSettings {
+            app_id: app_id.to_owned(),
+            settings,
+        };
         match self.host.propose(META_GROUP, cmd).await? {
             CmdResult::App(Some(a)) => Ok(a.settings),
             _ => Err(not_found_app(app_id)),
@@ -295,7 +344,17 @@ impl<E: KvEngine> Herald<E> {
                 self.cfg.limits.tags_per_resource_max
             )));
         }
-        match self.host.propose(META_GROUP, Command::TagApp { app_id: app_id.clone(), tags }).await? {
+        match self
+            .host
+            .propose(
+                META_GROUP,
+                Command::TagApp {
+                    app_id: app_id.clone(),
+                    tags,
+                },
+            )
+            .await?
+        {
             CmdResult::App(Some(_)) => Ok(()),
             _ => Err(not_found_app(&app_id)),
         }
@@ -306,7 +365,17 @@ impl<E: KvEngine> Herald<E> {
             return Err(ServiceError::BadRequest("tagKeys is required".into()));
         }
         let app_id = self.app_of_arn(arn)?;
-        match self.host.propose(META_GROUP, Command::UntagApp { app_id: app_id.clone(), keys }).await? {
+        match self
+            .host
+            .propose(
+                META_GROUP,
+                Command::UntagApp {
+                    app_id: app_id.clone(),
+                    keys,
+                },
+            )
+            .await?
+        {
             CmdResult::App(Some(_)) => Ok(()),
             _ => Err(not_found_app(&app_id)),
         }
@@ -314,14 +383,22 @@ impl<E: KvEngine> Herald<E> {
 
     // ---- endpoints -------------------------------------------------------------
 
-    async fn endpoint_in(&self, app_id: &str, endpoint_id: &str) -> Result<Option<EndpointResponse>> {
+    async fn endpoint_in(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+    ) -> Result<Option<EndpointResponse>> {
         let g = self.host.group_of(app_id, endpoint_id);
         self.host.read_barrier(g).await?;
         Ok(self.host.reader().endpoint(g, app_id, endpoint_id)?)
     }
 
     /// Every endpoint id of a user across all shards.
-    async fn user_endpoint_ids(&self, app_id: &str, user_id: &str) -> Result<Vec<(GroupId, String)>> {
+    async fn user_endpoint_ids(
+        &self,
+        app_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<(GroupId, String)>> {
         let reads = self.host.data_groups().map(|g| async move {
             self.host.read_barrier(g).await?;
             let ids = self.host.reader().user_endpoint_ids(g, app_id, user_id)?;
@@ -336,7 +413,12 @@ impl<E: KvEngine> Herald<E> {
 
     /// Checks a set of endpoint writes against stored state: size and
     /// attribute quotas after merging, and endpoints per user.
-    async fn check_endpoint_writes(&self, app_id: &str, items: &[EndpointUpsert], now: &str) -> Result<()> {
+    async fn check_endpoint_writes(
+        &self,
+        app_id: &str,
+        items: &[EndpointUpsert],
+        now: &str,
+    ) -> Result<()> {
         let limits = &self.cfg.limits;
         // user id -> endpoint ids that will carry it after the writes
         let mut users: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -346,8 +428,16 @@ impl<E: KvEngine> Herald<E> {
                 Some(e) => Some(e.clone()),
                 None => self.endpoint_in(app_id, &item.endpoint_id).await?,
             };
-            let merged = endpoint::merge_update(existing.as_ref(), app_id, &item.endpoint_id, &item.request, now);
-            let bytes = serde_json::to_vec(&merged).map(|v| v.len()).unwrap_or(usize::MAX);
+            let merged = endpoint::merge_update(
+                existing.as_ref(),
+                app_id,
+                &item.endpoint_id,
+                &item.request,
+                now,
+            );
+            let bytes = serde_json::to_vec(&merged)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
             if bytes > limits.endpoint_bytes_max {
                 return Err(ServiceError::PayloadTooLarge(format!(
                     "endpoint {} would be {bytes} bytes; an endpoint may hold at most {} bytes",
@@ -362,13 +452,20 @@ impl<E: KvEngine> Herald<E> {
                 )));
             }
             if let Some(u) = endpoint::user_id(&merged) {
-                users.entry(u.to_owned()).or_default().insert(item.endpoint_id.clone());
+                users
+                    .entry(u.to_owned())
+                    .or_default()
+                    .insert(item.endpoint_id.clone());
             }
             merged_so_far.insert(&item.endpoint_id, merged);
         }
         for (user, new_ids) in users {
-            let mut all: BTreeSet<String> =
-                self.user_endpoint_ids(app_id, &user).await?.into_iter().map(|(_, id)| id).collect();
+            let mut all: BTreeSet<String> = self
+                .user_endpoint_ids(app_id, &user)
+                .await?
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect();
             all.extend(new_ids);
             if all.len() > limits.endpoints_per_user_max {
                 return Err(ServiceError::BadRequest(format!(
@@ -382,14 +479,27 @@ impl<E: KvEngine> Herald<E> {
     }
 
     /// Proposes endpoint writes grouped by shard, all shards at once.
-    async fn write_endpoints(&self, app_id: &str, items: Vec<EndpointUpsert>, now: String) -> Result<()> {
+    async fn write_endpoints(
+        &self,
+        app_id: &str,
+        items: Vec<EndpointUpsert>,
+        now: String,
+    ) -> Result<()> {
         let mut by_group: BTreeMap<GroupId, Vec<EndpointUpsert>> = BTreeMap::new();
         for item in items {
-            by_group.entry(self.host.group_of(app_id, &item.endpoint_id)).or_default().push(item);
+            by_group
+                .entry(self.host.group_of(app_id, &item.endpoint_id))
+                .or_default()
+                .push(item);
         }
         let limits = self.apply_limits();
         let writes = by_group.into_iter().map(|(g, items)| {
-            let cmd = Command::UpsertEndpoints { app_id: app_id.to_owned(), now_iso: now.clone(), limits, items };
+            let cmd = Command::UpsertEndpoints {
+                app_id: app_id.to_owned(),
+                now_iso: now.clone(),
+                limits,
+                items,
+            };
             self.host.propose(g, cmd)
         });
         for r in join_all(writes).await {
@@ -424,13 +534,21 @@ impl<E: KvEngine> Herald<E> {
         validate::endpoint_request(&req, &self.cfg.limits)?;
         self.app(app_id).await?;
         req.request_id.get_or_insert_with(|| request_id.to_owned());
-        let items = vec![EndpointUpsert { endpoint_id: endpoint_id.to_owned(), request: req }];
+        let items = vec![EndpointUpsert {
+            endpoint_id: endpoint_id.to_owned(),
+            request: req,
+        }];
         let now = self.now_iso();
         self.check_endpoint_writes(app_id, &items, &now).await?;
         self.write_endpoints(app_id, items, now).await
     }
 
-    pub async fn update_endpoints_batch(&self, app_id: &str, req: EndpointBatchRequest, request_id: &str) -> Result<()> {
+    pub async fn update_endpoints_batch(
+        &self,
+        app_id: &str,
+        req: EndpointBatchRequest,
+        request_id: &str,
+    ) -> Result<()> {
         for item in req.item.iter().flatten() {
             self.check_request_size(&item.to_request())?;
         }
@@ -442,8 +560,13 @@ impl<E: KvEngine> Herald<E> {
             .iter()
             .map(|i| {
                 let mut request = i.to_request();
-                request.request_id.get_or_insert_with(|| request_id.to_owned());
-                EndpointUpsert { endpoint_id: i.id.clone().unwrap_or_default(), request }
+                request
+                    .request_id
+                    .get_or_insert_with(|| request_id.to_owned());
+                EndpointUpsert {
+                    endpoint_id: i.id.clone().unwrap_or_default(),
+                    request,
+                }
             })
             .collect();
         let now = self.now_iso();
@@ -458,17 +581,30 @@ impl<E: KvEngine> Herald<E> {
             .ok_or_else(|| ServiceError::NotFound(format!("endpoint {endpoint_id} not found")))
     }
 
-    pub async fn delete_endpoint(&self, app_id: &str, endpoint_id: &str) -> Result<EndpointResponse> {
+    pub async fn delete_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+    ) -> Result<EndpointResponse> {
         self.app(app_id).await?;
         let g = self.host.group_of(app_id, endpoint_id);
-        let cmd = Command::DeleteEndpoint { app_id: app_id.to_owned(), endpoint_id: endpoint_id.to_owned() };
+        let cmd = Command::DeleteEndpoint {
+            app_id: app_id.to_owned(),
+            endpoint_id: endpoint_id.to_owned(),
+        };
         match self.host.propose(g, cmd).await? {
             CmdResult::Endpoints(mut v) if !v.is_empty() => Ok(v.remove(0)),
-            _ => Err(ServiceError::NotFound(format!("endpoint {endpoint_id} not found"))),
+            _ => Err(ServiceError::NotFound(format!(
+                "endpoint {endpoint_id} not found"
+            ))),
         }
     }
 
-    pub async fn user_endpoints(&self, app_id: &str, user_id: &str) -> Result<Vec<EndpointResponse>> {
+    pub async fn user_endpoints(
+        &self,
+        app_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<EndpointResponse>> {
         self.app(app_id).await?;
         let mut out = Vec::new();
         for (g, id) in self.user_endpoint_ids(app_id, user_id).await? {
@@ -477,17 +613,30 @@ impl<E: KvEngine> Herald<E> {
             }
         }
         if out.is_empty() {
-            return Err(ServiceError::NotFound(format!("user {user_id} has no endpoints")));
+            return Err(ServiceError::NotFound(format!(
+                "user {user_id} has no endpoints"
+            )));
         }
         Ok(out)
     }
 
-    pub async fn delete_user_endpoints(&self, app_id: &str, user_id: &str) -> Result<Vec<EndpointResponse>> {
+    pub async fn delete_user_endpoints(
+        &self,
+        app_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<EndpointResponse>> {
         self.app(app_id).await?;
-        let groups: BTreeSet<GroupId> =
-            self.user_endpoint_ids(app_id, user_id).await?.into_iter().map(|(g, _)| g).collect();
+        let groups: BTreeSet<GroupId> = self
+            .user_endpoint_ids(app_id, user_id)
+            .await?
+            .into_iter()
+            .map(|(g, _)| g)
+            .collect();
         let deletes = groups.into_iter().map(|g| {
-            let cmd = Command::DeleteUserEndpoints { app_id: app_id.to_owned(), user_id: user_id.to_owned() };
+            let cmd = Command::DeleteUserEndpoints {
+                app_id: app_id.to_owned(),
+                user_id: user_id.to_owned(),
+            };
             self.host.propose(g, cmd)
         });
         let mut out = Vec::new();
@@ -497,13 +646,20 @@ impl<E: KvEngine> Herald<E> {
             }
         }
         if out.is_empty() {
-            return Err(ServiceError::NotFound(format!("user {user_id} has no endpoints")));
+            return Err(ServiceError::NotFound(format!(
+                "user {user_id} has no endpoints"
+            )));
         }
         Ok(out)
     }
 
     /// Removes attributes (by exact name or glob) from every endpoint of an app.
-    pub async fn remove_attributes(&self, app_id: &str, attribute_type: &str, names: Vec<String>) -> Result<()> {
+    pub async fn remove_attributes(
+        &self,
+        app_id: &str,
+        attribute_type: &str,
+        names: Vec<String>,
+    ) -> Result<()> {
         validate::attribute_type(attribute_type)?;
         self.app(app_id).await?;
         let removes = self.host.data_groups().map(|g| {
@@ -526,14 +682,23 @@ impl<E: KvEngine> Herald<E> {
         let unknown: Vec<String> = {
             let cache = self.event_types.lock().expect("event types lock");
             let known = cache.get(app_id);
-            types.into_iter().filter(|t| known.is_none_or(|k| !k.contains(t))).collect()
+            types
+                .into_iter()
+                .filter(|t| known.is_none_or(|k| !k.contains(t)))
+                .collect()
         };
         if unknown.is_empty() {
             return Ok(());
         }
         let mut known = BTreeSet::new();
         for g in self.host.data_groups() {
-            known.extend(self.host.reader().event_types(g, app_id)?.into_iter().map(|(t, _)| t));
+            known.extend(
+                self.host
+                    .reader()
+                    .event_types(g, app_id)?
+                    .into_iter()
+                    .map(|(t, _)| t),
+            );
         }
         let mut all = known.clone();
         all.extend(unknown.iter().cloned());
@@ -544,7 +709,10 @@ impl<E: KvEngine> Herald<E> {
                 all.len()
             )));
         }
-        self.event_types.lock().expect("event types lock").insert(app_id.to_owned(), all);
+        self.event_types
+            .lock()
+            .expect("event types lock")
+            .insert(app_id.to_owned(), all);
         Ok(())
     }
 
@@ -552,7 +720,12 @@ impl<E: KvEngine> Herald<E> {
     /// (no batch, too many events, too many event types) refuse the whole
     /// request; an invalid endpoint or event is refused alone and reported in
     /// its item's result, as Pinpoint does.
-    pub async fn put_events(&self, app_id: &str, req: EventsRequest, request_id: &str) -> Result<EventsResponse> {
+    pub async fn put_events(
+        &self,
+        app_id: &str,
+        req: EventsRequest,
+        request_id: &str,
+    ) -> Result<EventsResponse> {
         validate::events_envelope(&req, &self.cfg.limits)?;
         self.app(app_id).await?;
         let mut verdicts = validate::events_items(&req, &self.cfg.limits);
@@ -562,12 +735,16 @@ impl<E: KvEngine> Herald<E> {
         let mut results = BTreeMap::new();
         for (endpoint_id, batch) in req.batch_item.unwrap_or_default() {
             let Some(verdict) = verdicts.remove(&endpoint_id) else {
-                return Err(ServiceError::Internal(format!("no verdict for endpoint {endpoint_id}")));
+                return Err(ServiceError::Internal(format!(
+                    "no verdict for endpoint {endpoint_id}"
+                )));
             };
             let mut endpoint = match (verdict.endpoint, batch.endpoint) {
                 (Ok(()), Some(ep)) => {
                     let mut request = ep.to_request();
-                    request.request_id.get_or_insert_with(|| request_id.to_owned());
+                    request
+                        .request_id
+                        .get_or_insert_with(|| request_id.to_owned());
                     Ok(request)
                 }
                 (Ok(()), None) => Err(validate::ValidationError("Endpoint: required".into())),
@@ -575,7 +752,10 @@ impl<E: KvEngine> Herald<E> {
             };
             if let Ok(request) = &endpoint {
                 // Quotas that depend on what is stored.
-                let upsert = [EndpointUpsert { endpoint_id: endpoint_id.clone(), request: request.clone() }];
+                let upsert = [EndpointUpsert {
+                    endpoint_id: endpoint_id.clone(),
+                    request: request.clone(),
+                }];
                 if let Err(e) = self.check_endpoint_writes(app_id, &upsert, &now).await {
                     match e {
                         ServiceError::BadRequest(m) | ServiceError::PayloadTooLarge(m) => {
@@ -606,32 +786,57 @@ impl<E: KvEngine> Herald<E> {
                 continue;
             }
             let g = self.host.group_of(app_id, &endpoint_id);
-            by_group.entry(g).or_default().push(EventsItem { endpoint_id, endpoint: endpoint.ok(), events });
+            by_group.entry(g).or_default().push(EventsItem {
+                endpoint_id,
+                endpoint: endpoint.ok(),
+                events,
+            });
         }
         self.check_event_types(app_id, types).await?;
         let limits = self.apply_limits();
         let writes = by_group.into_iter().map(|(g, items)| {
-            let cmd = Command::PutEvents { app_id: app_id.to_owned(), now_iso: now.clone(), limits, items };
+            let cmd = Command::PutEvents {
+                app_id: app_id.to_owned(),
+                now_iso: now.clone(),
+                limits,
+                items,
+            };
             self.host.propose(g, cmd)
         });
         for r in join_all(writes).await {
             rejected(r?)?;
         }
-        Ok(EventsResponse { results: Some(results) })
+        Ok(EventsResponse {
+            results: Some(results),
+        })
     }
 }
 
 fn item_result(outcome: &std::result::Result<(), validate::ValidationError>) -> EventItemResponse {
     match outcome {
-        Ok(()) => EventItemResponse { message: Some("Accepted".into()), status_code: Some(202) },
-        Err(e) => EventItemResponse { message: Some(e.0.clone()), status_code: Some(400) },
+        Ok(()) => EventItemResponse {
+            message: Some("Accepted".into()),
+            status_code: Some(202),
+        },
+        Err(e) => EventItemResponse {
+            message: Some(e.0.clone()),
+            status_code: Some(400),
+        },
     }
 }
 
-fn endpoint_result<T>(outcome: &std::result::Result<T, validate::ValidationError>) -> EndpointItemResponse {
+fn endpoint_result<T>(
+    outcome: &std::result::Result<T, validate::ValidationError>,
+) -> EndpointItemResponse {
     match outcome {
-        Ok(_) => EndpointItemResponse { message: Some("Accepted".into()), status_code: Some(202) },
-        Err(e) => EndpointItemResponse { message: Some(e.0.clone()), status_code: Some(400) },
+        Ok(_) => EndpointItemResponse {
+            message: Some("Accepted".into()),
+            status_code: Some(202),
+        },
+        Err(e) => EndpointItemResponse {
+            message: Some(e.0.clone()),
+            status_code: Some(400),
+        },
     }
 }
 

@@ -53,9 +53,17 @@ pub struct ShardStats {
 pub enum ShardMsg {
     Applied(Vec<Change>),
     Reset,
-    Engagement { app_id: String, endpoint_id: String, reply: RpcReplyPort<Option<Engagement>> },
+    Engagement {
+        app_id: String,
+        endpoint_id: String,
+        reply: RpcReplyPort<Option<Engagement>>,
+    },
     /// Returns the endpoint's actor, activating it if needed.
-    Activate { app_id: String, endpoint_id: String, reply: RpcReplyPort<ActorRef<EndpointMsg>> },
+    Activate {
+        app_id: String,
+        endpoint_id: String,
+        reply: RpcReplyPort<ActorRef<EndpointMsg>>,
+    },
     Stats(RpcReplyPort<ShardStats>),
     Sweep,
 }
@@ -66,7 +74,9 @@ pub struct ShardActor<E: KvEngine> {
 
 impl<E: KvEngine> Default for ShardActor<E> {
     fn default() -> Self {
-        Self { _e: std::marker::PhantomData }
+        Self {
+            _e: std::marker::PhantomData,
+        }
     }
 }
 
@@ -132,19 +142,32 @@ impl<E: KvEngine> Actor for ShardActor<E> {
                 for c in &changes {
                     st.table.apply(c);
                     let key = match c {
-                        Change::Endpoint { app_id, endpoint_id, .. }
-                        | Change::Session { app_id, endpoint_id, .. } => {
-                            Some((app_id.clone(), endpoint_id.clone()))
+                        Change::Endpoint {
+                            app_id,
+                            endpoint_id,
+                            ..
                         }
+                        | Change::Session {
+                            app_id,
+                            endpoint_id,
+                            ..
+                        } => Some((app_id.clone(), endpoint_id.clone())),
                         Change::AppPurged { .. } => None,
                     };
                     if let Some(key) = key {
                         if let Some(r) = st.resident.get(&key) {
-                            let _ = r.actor.cast(EndpointMsg::Changed(st.table.get(&key.0, &key.1)));
+                            let _ = r
+                                .actor
+                                .cast(EndpointMsg::Changed(st.table.get(&key.0, &key.1)));
                         }
                     }
                     if let Change::AppPurged { app_id } = c {
-                        let gone: Vec<_> = st.resident.keys().filter(|(a, _)| a == app_id).cloned().collect();
+                        let gone: Vec<_> = st
+                            .resident
+                            .keys()
+                            .filter(|(a, _)| a == app_id)
+                            .cloned()
+                            .collect();
                         for k in gone {
                             st.evict(&k);
                         }
@@ -158,10 +181,18 @@ impl<E: KvEngine> Actor for ShardActor<E> {
                     st.evict(&k);
                 }
             }
-            ShardMsg::Engagement { app_id, endpoint_id, reply } => {
+            ShardMsg::Engagement {
+                app_id,
+                endpoint_id,
+                reply,
+            } => {
                 let _ = reply.send(st.table.get(&app_id, &endpoint_id));
             }
-            ShardMsg::Activate { app_id, endpoint_id, reply } => {
+            ShardMsg::Activate {
+                app_id,
+                endpoint_id,
+                reply,
+            } => {
                 let now = st.args.clock.now_ms();
                 let key = (app_id, endpoint_id);
                 if let Some(r) = st.resident.get_mut(&key) {
@@ -170,7 +201,11 @@ impl<E: KvEngine> Actor for ShardActor<E> {
                     return Ok(());
                 }
                 while st.resident.len() >= st.args.settings.endpoint_actors_max.max(1) {
-                    let lru = st.resident.iter().min_by_key(|(_, r)| r.last_used_ms).map(|(k, _)| k.clone());
+                    let lru = st
+                        .resident
+                        .iter()
+                        .min_by_key(|(_, r)| r.last_used_ms)
+                        .map(|(k, _)| k.clone());
                     match lru {
                         Some(k) => st.evict(&k),
                         None => break,
@@ -178,10 +213,17 @@ impl<E: KvEngine> Actor for ShardActor<E> {
                 }
                 let initial = st.table.get(&key.0, &key.1);
                 let (actor, _) =
-                    Actor::spawn(None, EndpointActor, (key.0.clone(), key.1.clone(), initial)).await?;
+                    Actor::spawn(None, EndpointActor, (key.0.clone(), key.1.clone(), initial))
+                        .await?;
                 st.stats.activations += 1;
                 metrics::counter!("herald_endpoint_actor_activations_total").increment(1);
-                st.resident.insert(key, Resident { actor: actor.clone(), last_used_ms: now });
+                st.resident.insert(
+                    key,
+                    Resident {
+                        actor: actor.clone(),
+                        last_used_ms: now,
+                    },
+                );
                 let _ = reply.send(actor);
             }
             ShardMsg::Stats(reply) => {
@@ -204,19 +246,22 @@ impl<E: KvEngine> Actor for ShardActor<E> {
                     st.evict(&k);
                 }
                 let timeout = st.args.settings.session_idle_timeout_ms;
-                let any_idle = st
-                    .table
-                    .open_sessions_idle_since(now - timeout);
+                let any_idle = st.table.open_sessions_idle_since(now - timeout);
                 if any_idle && !st.sweeping.swap(true, std::sync::atomic::Ordering::SeqCst) {
                     let host = st.args.host.clone();
                     let group = st.args.group;
                     let flag = st.sweeping.clone();
                     // Proposing waits for commit; do it off the actor's loop.
                     tokio::spawn(async move {
-                        let cmd = Command::CloseIdleSessions { now_ms: now, idle_timeout_ms: timeout };
+                        let cmd = Command::CloseIdleSessions {
+                            now_ms: now,
+                            idle_timeout_ms: timeout,
+                        };
                         match host.propose(group, cmd).await {
                             Ok(r) => tracing::debug!(group, result = ?r, "closed idle sessions"),
-                            Err(e) => tracing::debug!(group, error = %e, "idle session sweep not proposed"),
+                            Err(e) => {
+                                tracing::debug!(group, error = %e, "idle session sweep not proposed")
+                            }
                         }
                         flag.store(false, std::sync::atomic::Ordering::SeqCst);
                     });

@@ -18,16 +18,32 @@ use herald_storage::MemEngine;
 const T0: &str = "2026-11-29T10:00:00.000Z";
 
 async fn start(clock: Arc<ManualClock>, endpoint_actors_max: usize) -> Runtime<MemEngine> {
-    let host = HostConfig { shards: 4, heartbeat_ms: 50, election_timeout_min_ms: 150, election_timeout_max_ms: 300, ..HostConfig::default() };
-    let service = ServiceConfig { session_idle_timeout_ms: 600_000, ..ServiceConfig::default() };
+    let host = HostConfig {
+        shards: 4,
+        heartbeat_ms: 50,
+        election_timeout_min_ms: 150,
+        election_timeout_max_ms: 300,
+        ..HostConfig::default()
+    };
+    let service = ServiceConfig {
+        session_idle_timeout_ms: 600_000,
+        ..ServiceConfig::default()
+    };
     let shard = ShardSettings {
         sweep_interval: Duration::from_secs(3600),
         endpoint_actors_max,
         ..ShardSettings::default()
     };
-    Runtime::start(Arc::new(MemEngine::new()), host, Arc::new(LocalTransport::new()), clock, service, shard)
-        .await
-        .expect("runtime starts")
+    Runtime::start(
+        Arc::new(MemEngine::new()),
+        host,
+        Arc::new(LocalTransport::new()),
+        clock,
+        service,
+        shard,
+    )
+    .await
+    .expect("runtime starts")
 }
 
 fn ms(offset_s: i64) -> String {
@@ -38,22 +54,39 @@ fn event(kind: &str, at_s: i64, session: &str) -> Event {
     Event {
         event_type: Some(kind.into()),
         timestamp: Some(ms(at_s)),
-        session: Some(Session { id: Some(session.into()), start_timestamp: Some(ms(0)), ..Default::default() }),
+        session: Some(Session {
+            id: Some(session.into()),
+            start_timestamp: Some(ms(0)),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
 
 fn events(endpoint: &str, evs: Vec<(&str, Event)>) -> EventsRequest {
     let batch = EventsBatch {
-        endpoint: Some(PublicEndpoint { channel_type: Some("EMAIL".into()), address: Some("a@example.com".into()), ..Default::default() }),
+        endpoint: Some(PublicEndpoint {
+            channel_type: Some("EMAIL".into()),
+            address: Some("a@example.com".into()),
+            ..Default::default()
+        }),
         events: Some(evs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
     };
-    EventsRequest { batch_item: Some([(endpoint.to_owned(), batch)].into_iter().collect()) }
+    EventsRequest {
+        batch_item: Some([(endpoint.to_owned(), batch)].into_iter().collect()),
+    }
 }
 
 async fn new_app(rt: &Runtime<MemEngine>) -> String {
     rt.herald
-        .create_app("0123456789abcdef0123456789abcdef".into(), "us-east-1", CreateApplicationRequest { name: Some("t".into()), tags: None })
+        .create_app(
+            "0123456789abcdef0123456789abcdef".into(),
+            "us-east-1",
+            CreateApplicationRequest {
+                name: Some("t".into()),
+                tags: None,
+            },
+        )
         .await
         .unwrap()
         .id
@@ -101,7 +134,12 @@ async fn pause_and_resume_within_five_seconds_is_one_session() {
     let shard = rt.shard(g).unwrap().clone();
     let app2 = app.clone();
     eventually(async || {
-        let e = ractor::call!(shard, |r| ShardMsg::Engagement { app_id: app2.clone(), endpoint_id: "ep1".into(), reply: r }).unwrap();
+        let e = ractor::call!(shard, |r| ShardMsg::Engagement {
+            app_id: app2.clone(),
+            endpoint_id: "ep1".into(),
+            reply: r
+        })
+        .unwrap();
         e.is_some_and(|e| e.session_start_ms.is_some())
     })
     .await;
@@ -115,7 +153,17 @@ async fn idle_sessions_are_closed_by_the_shard_sweep() {
     let rt = start(clock.clone(), 16).await;
     let app = new_app(&rt).await;
     rt.herald
-        .put_events(&app, events("ep1", vec![("1", event("_session.start", 0, "s1")), ("2", event("click", 30, "s1"))]), "r1")
+        .put_events(
+            &app,
+            events(
+                "ep1",
+                vec![
+                    ("1", event("_session.start", 0, "s1")),
+                    ("2", event("click", 30, "s1")),
+                ],
+            ),
+            "r1",
+        )
         .await
         .unwrap();
     let g = rt.host.group_of(&app, "ep1");
@@ -126,14 +174,23 @@ async fn idle_sessions_are_closed_by_the_shard_sweep() {
     clock.set(start_ms + 30_000 + 599_000);
     shard.cast(ShardMsg::Sweep).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(rt.host.reader().closed_sessions(g, &app).unwrap().is_empty());
+    assert!(rt
+        .host
+        .reader()
+        .closed_sessions(g, &app)
+        .unwrap()
+        .is_empty());
 
     clock.set(start_ms + 30_000 + 600_001);
     shard.cast(ShardMsg::Sweep).unwrap();
     eventually(async || ractor::call!(shard, ShardMsg::Stats).unwrap().open_sessions == 0).await;
     let closed = rt.host.reader().closed_sessions(g, &app).unwrap();
     assert_eq!(closed.len(), 1);
-    assert_eq!(closed[0].end_ms, start_ms + 30_000, "closed at its last activity");
+    assert_eq!(
+        closed[0].end_ms,
+        start_ms + 30_000,
+        "closed at its last activity"
+    );
     rt.shutdown().await;
 }
 
@@ -145,7 +202,12 @@ async fn endpoint_actors_respect_the_resident_cap() {
     for i in 0..5 {
         clock.set(parse_iso8601_ms(T0).unwrap() + i);
         let id = format!("ep{i}");
-        ractor::call!(shard, |r| ShardMsg::Activate { app_id: "a".into(), endpoint_id: id.clone(), reply: r }).unwrap();
+        ractor::call!(shard, |r| ShardMsg::Activate {
+            app_id: "a".into(),
+            endpoint_id: id.clone(),
+            reply: r
+        })
+        .unwrap();
     }
     let stats = ractor::call!(shard, ShardMsg::Stats).unwrap();
     assert_eq!(stats.resident_endpoint_actors, 3);
@@ -154,7 +216,13 @@ async fn endpoint_actors_respect_the_resident_cap() {
     // Idle actors are passivated by the sweep.
     clock.set(parse_iso8601_ms(T0).unwrap() + 3_600_000);
     shard.cast(ShardMsg::Sweep).unwrap();
-    eventually(async || ractor::call!(shard, ShardMsg::Stats).unwrap().resident_endpoint_actors == 0).await;
+    eventually(async || {
+        ractor::call!(shard, ShardMsg::Stats)
+            .unwrap()
+            .resident_endpoint_actors
+            == 0
+    })
+    .await;
     rt.shutdown().await;
 }
 
@@ -167,19 +235,30 @@ async fn a_batch_with_one_bad_item_changes_nothing() {
     for i in 0..10 {
         items.push(herald_model::wire::EndpointBatchItem {
             id: Some(format!("e{i}")),
-            channel_type: Some(if i == 7 { "PIGEON".into() } else { "EMAIL".into() }),
+            channel_type: Some(if i == 7 {
+                "PIGEON".into()
+            } else {
+                "EMAIL".into()
+            }),
             address: Some(format!("e{i}@example.com")),
             ..Default::default()
         });
     }
     let err = rt
         .herald
-        .update_endpoints_batch(&app, herald_model::wire::EndpointBatchRequest { item: Some(items) }, "r1")
+        .update_endpoints_batch(
+            &app,
+            herald_model::wire::EndpointBatchRequest { item: Some(items) },
+            "r1",
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, ServiceError::BadRequest(_)), "{err:?}");
     for i in 0..10 {
-        assert!(matches!(rt.herald.endpoint(&app, &format!("e{i}")).await, Err(ServiceError::NotFound(_))));
+        assert!(matches!(
+            rt.herald.endpoint(&app, &format!("e{i}")).await,
+            Err(ServiceError::NotFound(_))
+        ));
     }
     rt.shutdown().await;
 }

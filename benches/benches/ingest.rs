@@ -43,8 +43,10 @@ fn request_body(client: usize, req: usize) -> Vec<u8> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let requests: usize =
-        std::env::var("HERALD_BENCH_REQUESTS").ok().and_then(|s| s.parse().ok()).unwrap_or(1200);
+    let requests: usize = std::env::var("HERALD_BENCH_REQUESTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1200);
 
     let baseline = tokio::task::spawn_blocking(|| {
         rocksdb_sync_batches(EVENT_BYTES, 1, 200_000, Duration::from_secs(10))
@@ -56,7 +58,13 @@ async fn main() -> anyhow::Result<()> {
     let client = Client::new(&herald.base);
     let app = client.create_app("ingest-bench").await?;
     // Warm up connections and the endpoints.
-    client.send("POST", &format!("/v1/apps/{app}/events"), request_body(0, 0)).await?;
+    client
+        .send(
+            "POST",
+            &format!("/v1/apps/{app}/events"),
+            request_body(0, 0),
+        )
+        .await?;
 
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -68,9 +76,14 @@ async fn main() -> anyhow::Result<()> {
             for r in 0..requests / CLIENTS {
                 let body = request_body(c, r);
                 let t = Instant::now();
-                let (status, resp) = client.send("POST", &format!("/v1/apps/{app}/events"), body).await?;
+                let (status, resp) = client
+                    .send("POST", &format!("/v1/apps/{app}/events"), body)
+                    .await?;
                 if status != 202 {
-                    anyhow::bail!("PutEvents answered {status}: {}", String::from_utf8_lossy(&resp));
+                    anyhow::bail!(
+                        "PutEvents answered {status}: {}",
+                        String::from_utf8_lossy(&resp)
+                    );
                 }
                 lat.push(t.elapsed());
             }
@@ -95,6 +108,9 @@ async fn main() -> anyhow::Result<()> {
         ms(percentile(&lat, 99.0)),
         ms(percentile(&lat, 100.0))
     );
-    println!("ratio herald/baseline: {:.3} (goal >= 0.25)", rate / baseline);
+    println!(
+        "ratio herald/baseline: {:.3} (goal >= 0.25)",
+        rate / baseline
+    );
     Ok(())
 }

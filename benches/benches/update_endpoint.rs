@@ -31,8 +31,14 @@ fn synced_put_latency(samples: usize) -> Vec<Duration> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let rate: u64 = std::env::var("HERALD_BENCH_RATE").ok().and_then(|s| s.parse().ok()).unwrap_or(500);
-    let secs: u64 = std::env::var("HERALD_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let rate: u64 = std::env::var("HERALD_BENCH_RATE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
+    let secs: u64 = std::env::var("HERALD_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
 
     let base = tokio::task::spawn_blocking(|| synced_put_latency(2000)).await?;
     println!(
@@ -61,9 +67,18 @@ async fn main() -> anyhow::Result<()> {
                 "Demographic": { "Platform": "ios", "Timezone": "Europe/Paris" }
             }))?;
             let t = Instant::now();
-            let (status, resp) = client.send("PUT", &format!("/v1/apps/{app}/endpoints/ep-{}", i % 10_000), body).await?;
+            let (status, resp) = client
+                .send(
+                    "PUT",
+                    &format!("/v1/apps/{app}/endpoints/ep-{}", i % 10_000),
+                    body,
+                )
+                .await?;
             if status != 202 {
-                anyhow::bail!("UpdateEndpoint answered {status}: {}", String::from_utf8_lossy(&resp));
+                anyhow::bail!(
+                    "UpdateEndpoint answered {status}: {}",
+                    String::from_utf8_lossy(&resp)
+                );
             }
             Ok::<_, anyhow::Error>(t.elapsed())
         }));
@@ -74,7 +89,11 @@ async fn main() -> anyhow::Result<()> {
     }
     lat.sort();
     let (p50, p99) = (percentile(&lat, 50.0), percentile(&lat, 99.0));
-    println!("herald UpdateEndpoint at {rate} req/s for {secs} s: p50 {:.2} ms, p99 {:.2} ms", ms(p50), ms(p99));
+    println!(
+        "herald UpdateEndpoint at {rate} req/s for {secs} s: p50 {:.2} ms, p99 {:.2} ms",
+        ms(p50),
+        ms(p99)
+    );
     println!(
         "ratio to one synced put: p50 {:.1}x, p99 {:.1}x",
         p50.as_secs_f64() / percentile(&base, 50.0).as_secs_f64().max(1e-9),

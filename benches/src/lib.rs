@@ -22,9 +22,8 @@ pub fn herald_bin() -> PathBuf {
     if let Ok(p) = std::env::var("HERALD_BIN") {
         return PathBuf::from(p);
     }
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| {
-        format!("{}/../target", env!("CARGO_MANIFEST_DIR"))
-    });
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| format!("{}/../target", env!("CARGO_MANIFEST_DIR")));
     PathBuf::from(target).join("release").join("herald")
 }
 
@@ -39,7 +38,10 @@ impl Herald {
     pub async fn start() -> anyhow::Result<Self> {
         let bin = herald_bin();
         if !bin.exists() {
-            bail!("{} does not exist; build it with `cargo build --release -p herald-node`", bin.display());
+            bail!(
+                "{} does not exist; build it with `cargo build --release -p herald-node`",
+                bin.display()
+            );
         }
         let dir = tempfile::tempdir()?;
         let port = {
@@ -58,7 +60,11 @@ impl Herald {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let base = format!("http://127.0.0.1:{port}");
-        let h = Self { child, base, _dir: dir };
+        let h = Self {
+            child,
+            base,
+            _dir: dir,
+        };
         let client = reqwest::Client::new();
         for _ in 0..600 {
             if let Ok(r) = client.get(format!("{}/health", h.base)).send().await {
@@ -88,10 +94,18 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Self {
-        Self { http: reqwest::Client::new(), base: base.to_owned() }
+        Self {
+            http: reqwest::Client::new(),
+            base: base.to_owned(),
+        }
     }
 
-    pub async fn send(&self, method: &str, path: &str, body: Vec<u8>) -> anyhow::Result<(u16, Vec<u8>)> {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(u16, Vec<u8>)> {
         let url = format!("{}{}", self.base, path);
         let mut req = http::Request::builder()
             .method(method)
@@ -110,7 +124,9 @@ impl Client {
         let signable = SignableRequest::new(
             req.method().as_str(),
             req.uri().to_string(),
-            req.headers().iter().map(|(k, v)| (k.as_str(), v.to_str().unwrap_or_default())),
+            req.headers()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or_default())),
             SignableBody::Bytes(req.body()),
         )?;
         let (instructions, _) = sign(signable, &params)?.into_parts();
@@ -127,8 +143,13 @@ impl Client {
 
     /// Creates an app and returns its id.
     pub async fn create_app(&self, name: &str) -> anyhow::Result<String> {
-        let (status, body) =
-            self.send("POST", "/v1/apps", serde_json::to_vec(&serde_json::json!({ "Name": name }))?).await?;
+        let (status, body) = self
+            .send(
+                "POST",
+                "/v1/apps",
+                serde_json::to_vec(&serde_json::json!({ "Name": name }))?,
+            )
+            .await?;
         if status != 201 {
             bail!("create app: {status} {}", String::from_utf8_lossy(&body));
         }
@@ -140,7 +161,12 @@ impl Client {
 /// Raw RocksDB baseline: 100-record WriteBatches, WAL synced per batch, from
 /// `writers` threads, until `records_total` records or `time_max` passes.
 /// Returns records per second.
-pub fn rocksdb_sync_batches(record_bytes: usize, writers: usize, records_total: usize, time_max: Duration) -> f64 {
+pub fn rocksdb_sync_batches(
+    record_bytes: usize,
+    writers: usize,
+    records_total: usize,
+    time_max: Duration,
+) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(true);

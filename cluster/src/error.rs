@@ -3,7 +3,10 @@ use herald_storage::{GroupId, NodeId};
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClusterError {
     #[error("raft group {group} is led by {leader:?}, not this node")]
-    NotLeader { group: GroupId, leader: Option<NodeId> },
+    NotLeader {
+        group: GroupId,
+        leader: Option<NodeId>,
+    },
     #[error("raft group {0} did not answer before the deadline")]
     Timeout(GroupId),
     #[error("no raft group {0}")]

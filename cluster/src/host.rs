@@ -97,16 +97,25 @@ impl<E: KvEngine> RaftHost<E> {
             let log = LogStore::new(engine.clone(), group);
             let sm = StateMachine::open(engine.clone(), group, observer.clone())
                 .map_err(|e| ClusterError::Storage(e.to_string()))?;
-            let net = GroupNetwork { transport: transport.clone(), group };
+            let net = GroupNetwork {
+                transport: transport.clone(),
+                group,
+            };
             let raft = Raft::new(cfg.node_id, raft_config.clone(), net, log, sm)
                 .await
                 .map_err(|e| ClusterError::Fatal(e.to_string()))?;
             groups.push(raft);
         }
         for raft in &groups {
-            if !raft.is_initialized().await.map_err(|e| ClusterError::Fatal(e.to_string()))? {
+            if !raft
+                .is_initialized()
+                .await
+                .map_err(|e| ClusterError::Fatal(e.to_string()))?
+            {
                 let members = BTreeMap::from([(cfg.node_id, BasicNode::default())]);
-                raft.initialize(members).await.map_err(|e| ClusterError::Fatal(e.to_string()))?;
+                raft.initialize(members)
+                    .await
+                    .map_err(|e| ClusterError::Fatal(e.to_string()))?;
             }
         }
         Ok(Self {
@@ -146,7 +155,9 @@ impl<E: KvEngine> RaftHost<E> {
     }
 
     fn raft(&self, group: GroupId) -> Result<&Raft<TypeConfig>, ClusterError> {
-        self.groups.get(group as usize).ok_or(ClusterError::NoSuchGroup(group))
+        self.groups
+            .get(group as usize)
+            .ok_or(ClusterError::NoSuchGroup(group))
     }
 
     /// Waits until every group has a leader, or the timeout passes.
@@ -172,7 +183,10 @@ impl<E: KvEngine> RaftHost<E> {
         match res {
             Ok(r) => Ok(r.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ClusterError::NotLeader { group, leader: f.leader_id })
+                Err(ClusterError::NotLeader {
+                    group,
+                    leader: f.leader_id,
+                })
             }
             Err(RaftError::APIError(e)) => Err(ClusterError::Unavailable(e.to_string())),
             Err(RaftError::Fatal(e)) => Err(ClusterError::Fatal(e.to_string())),
@@ -189,7 +203,10 @@ impl<E: KvEngine> RaftHost<E> {
         match res {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
-                Err(ClusterError::NotLeader { group, leader: f.leader_id })
+                Err(ClusterError::NotLeader {
+                    group,
+                    leader: f.leader_id,
+                })
             }
             Err(RaftError::APIError(e)) => Err(ClusterError::Unavailable(e.to_string())),
             Err(RaftError::Fatal(e)) => Err(ClusterError::Fatal(e.to_string())),
@@ -235,18 +252,40 @@ pub struct GroupStatus {
     pub snapshot_index: Option<u64>,
 }
 
-fn load_or_create_record<E: KvEngine>(engine: &E, cfg: &HostConfig) -> Result<ClusterRecord, ClusterError> {
+fn load_or_create_record<E: KvEngine>(
+    engine: &E,
+    cfg: &HostConfig,
+) -> Result<ClusterRecord, ClusterError> {
     let key = keys::node_cluster();
-    if let Some(v) = engine.get(Cf::Node, &key).map_err(|e| ClusterError::Storage(e.to_string()))? {
-        return serde_json::from_slice(&v).map_err(|e| ClusterError::Storage(format!("cluster record: {e}")));
+    if let Some(v) = engine
+        .get(Cf::Node, &key)
+        .map_err(|e| ClusterError::Storage(e.to_string()))?
+    {
+        return serde_json::from_slice(&v)
+            .map_err(|e| ClusterError::Storage(format!("cluster record: {e}")));
     }
     if cfg.shards == 0 {
-        return Err(ClusterError::Config("a cluster needs at least one data shard".into()));
+        return Err(ClusterError::Config(
+            "a cluster needs at least one data shard".into(),
+        ));
     }
-    let record = ClusterRecord { shards: cfg.shards, node_id: cfg.node_id };
+    let record = ClusterRecord {
+        shards: cfg.shards,
+        node_id: cfg.node_id,
+    };
     let mut b = WriteBatch::new();
-    b.put(Cf::Node, key, serde_json::to_vec(&record).expect("record serializes"));
-    engine.write(b, true).map_err(|e| ClusterError::Storage(e.to_string()))?;
-    tracing::info!(shards = record.shards, node_id = record.node_id, "created a new cluster record");
+    b.put(
+        Cf::Node,
+        key,
+        serde_json::to_vec(&record).expect("record serializes"),
+    );
+    engine
+        .write(b, true)
+        .map_err(|e| ClusterError::Storage(e.to_string()))?;
+    tracing::info!(
+        shards = record.shards,
+        node_id = record.node_id,
+        "created a new cluster record"
+    );
     Ok(record)
 }

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use herald_storage::{GroupId, NodeId, TypeConfig};
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -23,7 +25,8 @@ pub enum TransportError {
     Network { node: NodeId, reason: String },
 }
 
-type Remote<T, E = openraft::error::Infallible> = Result<Result<T, RaftError<NodeId, E>>, TransportError>;
+type Remote<T, E = openraft::error::Infallible> =
+    Result<Result<T, RaftError<NodeId, E>>, TransportError>;
 
 /// Carries Raft RPCs of any group to another node.
 pub trait Transport: Send + Sync + 'static {
@@ -66,7 +69,11 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
     type Network = GroupConnection;
 
     async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Self::Network {
-        GroupConnection { transport: self.transport.clone(), group: self.group, target }
+        GroupConnection {
+            transport: self.transport.clone(),
+            group: self.group,
+            target,
+        }
     }
 }
 
@@ -77,7 +84,9 @@ fn map_err<T, E: std::error::Error>(
     match r {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(target, e))),
-        Err(e @ TransportError::Unreachable { .. }) => Err(RPCError::Unreachable(Unreachable::new(&e))),
+        Err(e @ TransportError::Unreachable { .. }) => {
+            Err(RPCError::Unreachable(Unreachable::new(&e)))
+        }
         Err(e @ TransportError::Network { .. }) => Err(RPCError::Network(NetworkError::new(&e))),
     }
 }
@@ -88,7 +97,12 @@ impl RaftNetwork<TypeConfig> for GroupConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        map_err(self.target, self.transport.append_entries(self.target, self.group, rpc).await)
+        map_err(
+            self.target,
+            self.transport
+                .append_entries(self.target, self.group, rpc)
+                .await,
+        )
     }
 
     async fn install_snapshot(
@@ -99,7 +113,12 @@ impl RaftNetwork<TypeConfig> for GroupConnection {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        map_err(self.target, self.transport.install_snapshot(self.target, self.group, rpc).await)
+        map_err(
+            self.target,
+            self.transport
+                .install_snapshot(self.target, self.group, rpc)
+                .await,
+        )
     }
 
     async fn vote(
@@ -107,7 +126,10 @@ impl RaftNetwork<TypeConfig> for GroupConnection {
         rpc: VoteRequest<NodeId>,
         _option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        map_err(self.target, self.transport.vote(self.target, self.group, rpc).await)
+        map_err(
+            self.target,
+            self.transport.vote(self.target, self.group, rpc).await,
+        )
     }
 }
 
@@ -124,19 +146,30 @@ impl LocalTransport {
 
     /// Makes a node's groups reachable (index = group id).
     pub fn register(&self, node: NodeId, groups: Vec<Raft<TypeConfig>>) {
-        self.nodes.lock().expect("local transport lock").insert(node, groups);
+        self.nodes
+            .lock()
+            .expect("local transport lock")
+            .insert(node, groups);
     }
 
     /// Makes a node unreachable, as if it were down.
     pub fn unregister(&self, node: NodeId) {
-        self.nodes.lock().expect("local transport lock").remove(&node);
+        self.nodes
+            .lock()
+            .expect("local transport lock")
+            .remove(&node);
     }
 
     fn raft(&self, node: NodeId, group: GroupId) -> Result<Raft<TypeConfig>, TransportError> {
         let nodes = self.nodes.lock().expect("local transport lock");
-        nodes.get(&node).and_then(|g| g.get(group as usize)).cloned().ok_or_else(|| {
-            TransportError::Unreachable { node, reason: format!("group {group} is not hosted there") }
-        })
+        nodes
+            .get(&node)
+            .and_then(|g| g.get(group as usize))
+            .cloned()
+            .ok_or_else(|| TransportError::Unreachable {
+                node,
+                reason: format!("group {group} is not hosted there"),
+            })
     }
 }
 

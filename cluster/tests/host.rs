@@ -7,27 +7,47 @@ use std::time::Duration;
 
 use herald_cluster::{ClusterError, HostConfig, LocalTransport, RaftHost};
 use herald_model::wire::EndpointRequest;
-use herald_storage::{ApplyLimits, CmdResult, Command, EndpointUpsert, KvEngine, MemEngine, META_GROUP};
+use herald_storage::{
+    ApplyLimits, CmdResult, Command, EndpointUpsert, KvEngine, MemEngine, META_GROUP,
+};
 
 fn cfg(shards: u32) -> HostConfig {
-    HostConfig { shards, heartbeat_ms: 50, election_timeout_min_ms: 150, election_timeout_max_ms: 300, ..HostConfig::default() }
+    HostConfig {
+        shards,
+        heartbeat_ms: 50,
+        election_timeout_min_ms: 150,
+        election_timeout_max_ms: 300,
+        ..HostConfig::default()
+    }
 }
 
 fn upsert(id: &str) -> Command {
     Command::UpsertEndpoints {
         app_id: "app".into(),
         now_iso: "2026-11-29T00:00:00.000Z".into(),
-        limits: ApplyLimits { endpoint_bytes_max: 15_360, endpoint_attributes_max: 250, session_idle_timeout_ms: 60_000 },
+        limits: ApplyLimits {
+            endpoint_bytes_max: 15_360,
+            endpoint_attributes_max: 250,
+            session_idle_timeout_ms: 60_000,
+        },
         items: vec![EndpointUpsert {
             endpoint_id: id.into(),
-            request: EndpointRequest { address: Some(format!("{id}@example.com")), channel_type: Some("EMAIL".into()), ..Default::default() },
+            request: EndpointRequest {
+                address: Some(format!("{id}@example.com")),
+                channel_type: Some("EMAIL".into()),
+                ..Default::default()
+            },
         }],
     }
 }
 
 async fn start<E: KvEngine>(engine: Arc<E>, shards: u32) -> RaftHost<E> {
-    let host = RaftHost::start(engine, cfg(shards), Arc::new(LocalTransport::new()), None).await.expect("start");
-    host.wait_ready(Duration::from_secs(10)).await.expect("leaders");
+    let host = RaftHost::start(engine, cfg(shards), Arc::new(LocalTransport::new()), None)
+        .await
+        .expect("start");
+    host.wait_ready(Duration::from_secs(10))
+        .await
+        .expect("leaders");
     host
 }
 
@@ -40,10 +60,14 @@ async fn writes_go_through_the_owning_group_and_survive_restart() {
     for id in &ids {
         let g = host.group_of("app", id);
         let r = host.propose(g, upsert(id)).await.unwrap();
-        assert!(matches!(r, CmdResult::Endpoints(ref v) if v.len() == 1), "{r:?}");
+        assert!(
+            matches!(r, CmdResult::Endpoints(ref v) if v.len() == 1),
+            "{r:?}"
+        );
     }
     // Endpoints spread over more than one shard and each lives in its own.
-    let groups: std::collections::BTreeSet<_> = ids.iter().map(|id| host.group_of("app", id)).collect();
+    let groups: std::collections::BTreeSet<_> =
+        ids.iter().map(|id| host.group_of("app", id)).collect();
     assert!(groups.len() > 1);
     for id in &ids {
         let g = host.group_of("app", id);
@@ -62,7 +86,10 @@ async fn writes_go_through_the_owning_group_and_survive_restart() {
     for id in &ids {
         let g = host.group_of("app", id);
         host.read_barrier(g).await.unwrap();
-        assert!(host.reader().endpoint(g, "app", id).unwrap().is_some(), "{id} lost on restart");
+        assert!(
+            host.reader().endpoint(g, "app", id).unwrap().is_some(),
+            "{id} lost on restart"
+        );
     }
     host.shutdown().await;
 }
@@ -70,11 +97,21 @@ async fn writes_go_through_the_owning_group_and_survive_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meta_group_refuses_data_commands() {
     let host = start(Arc::new(MemEngine::new()), 2).await;
-    let r = host.propose(1, Command::RemoveApp { app_id: "x".into() }).await.unwrap();
+    let r = host
+        .propose(1, Command::RemoveApp { app_id: "x".into() })
+        .await
+        .unwrap();
     assert!(matches!(r, CmdResult::Rejected(_)), "{r:?}");
-    let r = host.propose(META_GROUP, Command::RemoveApp { app_id: "x".into() }).await.unwrap();
+    let r = host
+        .propose(META_GROUP, Command::RemoveApp { app_id: "x".into() })
+        .await
+        .unwrap();
     assert_eq!(r, CmdResult::App(None));
-    assert!(matches!(host.propose(99, Command::RemoveApp { app_id: "x".into() }).await, Err(ClusterError::NoSuchGroup(99))));
+    assert!(matches!(
+        host.propose(99, Command::RemoveApp { app_id: "x".into() })
+            .await,
+        Err(ClusterError::NoSuchGroup(99))
+    ));
     host.shutdown().await;
 }
 
@@ -84,14 +121,24 @@ async fn snapshots_are_built_and_logs_purged() {
     let mut c = cfg(1);
     c.snapshot_every_entries = 50;
     c.log_kept_after_snapshot = 5;
-    let host = RaftHost::start(engine.clone(), c.clone(), Arc::new(LocalTransport::new()), None).await.unwrap();
+    let host = RaftHost::start(
+        engine.clone(),
+        c.clone(),
+        Arc::new(LocalTransport::new()),
+        None,
+    )
+    .await
+    .unwrap();
     host.wait_ready(Duration::from_secs(10)).await.unwrap();
     for i in 0..120 {
         host.propose(1, upsert(&format!("e{i}"))).await.unwrap();
     }
     let raft = host.rafts()[1].clone();
     raft.wait(Some(Duration::from_secs(10)))
-        .metrics(|m| m.snapshot.is_some_and(|s| s.index >= 50), "snapshot built")
+        .metrics(
+            |m| m.snapshot.is_some_and(|s| s.index >= 50),
+            "snapshot built",
+        )
         .await
         .unwrap();
     raft.wait(Some(Duration::from_secs(10)))
@@ -101,11 +148,19 @@ async fn snapshots_are_built_and_logs_purged() {
     host.shutdown().await;
     drop(host);
     // Restart from snapshot + remaining log.
-    let host = RaftHost::start(engine, c, Arc::new(LocalTransport::new()), None).await.unwrap();
+    let host = RaftHost::start(engine, c, Arc::new(LocalTransport::new()), None)
+        .await
+        .unwrap();
     host.wait_ready(Duration::from_secs(10)).await.unwrap();
     host.read_barrier(1).await.unwrap();
     for i in 0..120 {
-        assert!(host.reader().endpoint(1, "app", &format!("e{i}")).unwrap().is_some(), "e{i} lost");
+        assert!(
+            host.reader()
+                .endpoint(1, "app", &format!("e{i}"))
+                .unwrap()
+                .is_some(),
+            "e{i} lost"
+        );
     }
     host.shutdown().await;
 }

@@ -884,11 +884,13 @@ mod tests {
             &l(),
         )
         .unwrap();
-        let mut nan = EndpointRequest::default();
-        nan.location = Some(EndpointLocation {
-            latitude: Some(f64::NAN),
+        let mut nan = EndpointRequest {
+            location: Some(EndpointLocation {
+                latitude: Some(f64::NAN),
+                ..Default::default()
+            }),
             ..Default::default()
-        });
+        };
         assert!(endpoint_request(&nan, &l()).is_err());
         nan.location = None;
         nan.metrics = Some(BTreeMap::from([("m".into(), f64::INFINITY)]));

@@ -15,8 +15,8 @@ use axum::Router;
 use herald_actors::Herald;
 use herald_model::wire::{
     ApplicationResponse, ApplicationsResponse, AttributesResource, CreateApplicationRequest,
-    EndpointBatchRequest, EndpointRequest, EndpointsResponse, EventsRequest, MessageBody, TagsModel,
-    UpdateAttributesRequest, WriteApplicationSettingsRequest,
+    EndpointBatchRequest, EndpointRequest, EndpointsResponse, EventsRequest, MessageBody,
+    TagsModel, UpdateAttributesRequest, WriteApplicationSettingsRequest,
 };
 use herald_storage::{AppRecord, RocksEngine};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -41,16 +41,30 @@ pub fn router(state: Arc<AppState>) -> Router {
     let pinpoint = Router::new()
         .route("/v1/apps", post(create_app).get(get_apps))
         .route("/v1/apps/{app}", get(get_app).delete(delete_app))
-        .route("/v1/apps/{app}/settings", get(get_settings).put(update_settings))
+        .route(
+            "/v1/apps/{app}/settings",
+            get(get_settings).put(update_settings),
+        )
         .route("/v1/apps/{app}/endpoints", put(update_endpoints_batch))
         .route(
             "/v1/apps/{app}/endpoints/{endpoint}",
-            put(update_endpoint).get(get_endpoint).delete(delete_endpoint),
+            put(update_endpoint)
+                .get(get_endpoint)
+                .delete(delete_endpoint),
         )
-        .route("/v1/apps/{app}/users/{user}", get(get_user_endpoints).delete(delete_user_endpoints))
+        .route(
+            "/v1/apps/{app}/users/{user}",
+            get(get_user_endpoints).delete(delete_user_endpoints),
+        )
         .route("/v1/apps/{app}/events", post(put_events))
-        .route("/v1/apps/{app}/attributes/{attribute_type}", put(remove_attributes))
-        .route("/v1/tags/{arn}", get(list_tags).post(tag_resource).delete(untag_resource))
+        .route(
+            "/v1/apps/{app}/attributes/{attribute_type}",
+            put(remove_attributes),
+        )
+        .route(
+            "/v1/tags/{arn}",
+            get(list_tags).post(tag_resource).delete(untag_resource),
+        )
         .fallback(not_found)
         // Bodies are bounded by `authenticate`, which buffers them.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -82,7 +96,8 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     let status = resp.status();
     if let Some(ErrorBody(err)) = resp.extensions_mut().remove::<ErrorBody>() {
         let body = render(&err, &id);
-        resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
         *resp.body_mut() = Body::from(body);
         if status.is_server_error() {
             tracing::error!(request_id = %id, %method, %path, status = status.as_u16(), message = %err.message, "request failed");
@@ -116,7 +131,13 @@ async fn authenticate(State(st): St, req: Request, next: Next) -> Response {
             .into_response()
         }
     };
-    let verified = match st.verifier.verify(&parts.method, &parts.uri, &parts.headers, &bytes, SystemTime::now()) {
+    let verified = match st.verifier.verify(
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &bytes,
+        SystemTime::now(),
+    ) {
         Ok(v) => v,
         Err(e) => {
             metrics::counter!("herald_http_auth_failures_total").increment(1);
@@ -133,7 +154,10 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(ErrorType::MethodNotAllowed, "method not allowed on this resource")
+    ApiError::new(
+        ErrorType::MethodNotAllowed,
+        "method not allowed on this resource",
+    )
 }
 
 // ---- helpers --------------------------------------------------------------------
@@ -145,21 +169,31 @@ fn json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     }
     // Parse into a value first: it checks every string (also of members the
     // shape ignores) and lets us insist on an object, as restJson1 does.
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
     if !value.is_object() {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     }
-    serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }
 
 fn reply<T: Serialize>(status: StatusCode, body: &T) -> ApiResult {
-    let bytes = serde_json::to_vec(body).map_err(|e| ApiError::new(ErrorType::InternalServerError, e.to_string()))?;
+    let bytes = serde_json::to_vec(body)
+        .map_err(|e| ApiError::new(ErrorType::InternalServerError, e.to_string()))?;
     Ok((status, [("content-type", "application/json")], bytes).into_response())
 }
 
 fn accepted(rid: String) -> ApiResult {
-    reply(StatusCode::ACCEPTED, &MessageBody { message: Some("Accepted".into()), request_id: Some(rid) })
+    reply(
+        StatusCode::ACCEPTED,
+        &MessageBody {
+            message: Some("Accepted".into()),
+            request_id: Some(rid),
+        },
+    )
 }
 
 fn app_response(a: AppRecord) -> ApplicationResponse {
@@ -177,13 +211,21 @@ fn app_response(a: AppRecord) -> ApplicationResponse {
 async fn health(State(st): St) -> Response {
     let status = st.herald.host().status();
     let ready = status.iter().all(|g| g.leader.is_some());
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = serde_json::json!({ "status": if ready { "ok" } else { "starting" }, "groups": status.len() });
     (code, axum::Json(body)).into_response()
 }
 
 async fn metrics_text(State(st): St) -> Response {
-    ([("content-type", "text/plain; version=0.0.4")], st.metrics.render()).into_response()
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn create_app(State(st): St, Extension(who): Extension<Verified>, body: Bytes) -> ApiResult {
@@ -199,9 +241,15 @@ async fn create_app(State(st): St, Extension(who): Extension<Verified>, body: By
 async fn get_apps(State(st): St, Query(q): Query<BTreeMap<String, String>>) -> ApiResult {
     let (apps, next) = st
         .herald
-        .list_apps(q.get("page-size").map(String::as_str), q.get("token").map(String::as_str))
+        .list_apps(
+            q.get("page-size").map(String::as_str),
+            q.get("token").map(String::as_str),
+        )
         .await?;
-    let body = ApplicationsResponse { item: Some(apps.into_iter().map(app_response).collect()), next_token: next };
+    let body = ApplicationsResponse {
+        item: Some(apps.into_iter().map(app_response).collect()),
+        next_token: next,
+    };
     reply(StatusCode::OK, &body)
 }
 
@@ -231,7 +279,9 @@ async fn update_endpoint(
     body: Bytes,
 ) -> ApiResult {
     let req: EndpointRequest = json(&body)?;
-    st.herald.update_endpoint(&app, &endpoint, req, &rid).await?;
+    st.herald
+        .update_endpoint(&app, &endpoint, req, &rid)
+        .await?;
     accepted(rid)
 }
 
@@ -250,8 +300,14 @@ async fn get_endpoint(State(st): St, Path((app, endpoint)): Path<(String, String
     reply(StatusCode::OK, &st.herald.endpoint(&app, &endpoint).await?)
 }
 
-async fn delete_endpoint(State(st): St, Path((app, endpoint)): Path<(String, String)>) -> ApiResult {
-    reply(StatusCode::ACCEPTED, &st.herald.delete_endpoint(&app, &endpoint).await?)
+async fn delete_endpoint(
+    State(st): St,
+    Path((app, endpoint)): Path<(String, String)>,
+) -> ApiResult {
+    reply(
+        StatusCode::ACCEPTED,
+        &st.herald.delete_endpoint(&app, &endpoint).await?,
+    )
 }
 
 async fn get_user_endpoints(State(st): St, Path((app, user)): Path<(String, String)>) -> ApiResult {
@@ -259,7 +315,10 @@ async fn get_user_endpoints(State(st): St, Path((app, user)): Path<(String, Stri
     reply(StatusCode::OK, &EndpointsResponse { item })
 }
 
-async fn delete_user_endpoints(State(st): St, Path((app, user)): Path<(String, String)>) -> ApiResult {
+async fn delete_user_endpoints(
+    State(st): St,
+    Path((app, user)): Path<(String, String)>,
+) -> ApiResult {
     let item = st.herald.delete_user_endpoints(&app, &user).await?;
     reply(StatusCode::ACCEPTED, &EndpointsResponse { item })
 }
@@ -274,11 +333,17 @@ async fn put_events(
     if body.len() > max {
         return Err(ApiError::new(
             ErrorType::PayloadTooLarge,
-            format!("a PutEvents request may be at most {max} bytes, this one is {}", body.len()),
+            format!(
+                "a PutEvents request may be at most {max} bytes, this one is {}",
+                body.len()
+            ),
         ));
     }
     let req: EventsRequest = json(&body)?;
-    reply(StatusCode::ACCEPTED, &st.herald.put_events(&app, req, &rid).await?)
+    reply(
+        StatusCode::ACCEPTED,
+        &st.herald.put_events(&app, req, &rid).await?,
+    )
 }
 
 async fn remove_attributes(
@@ -288,10 +353,16 @@ async fn remove_attributes(
 ) -> ApiResult {
     let req: UpdateAttributesRequest = json(&body)?;
     let names = req.blacklist.unwrap_or_default();
-    st.herald.remove_attributes(&app, &attribute_type, names.clone()).await?;
+    st.herald
+        .remove_attributes(&app, &attribute_type, names.clone())
+        .await?;
     reply(
         StatusCode::OK,
-        &AttributesResource { application_id: app, attribute_type, attributes: Some(names) },
+        &AttributesResource {
+            application_id: app,
+            attribute_type,
+            attributes: Some(names),
+        },
     )
 }
 
@@ -306,7 +377,11 @@ async fn tag_resource(State(st): St, Path(arn): Path<String>, body: Bytes) -> Ap
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn untag_resource(State(st): St, Path(arn): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn untag_resource(
+    State(st): St,
+    Path(arn): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     // tagKeys repeats: ?tagKeys=a&tagKeys=b
     let keys: Vec<String> = form_pairs(q.as_deref().unwrap_or(""))
         .into_iter()
@@ -318,5 +393,7 @@ async fn untag_resource(State(st): St, Path(arn): Path<String>, RawQuery(q): Raw
 }
 
 fn form_pairs(q: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    form_urlencoded::parse(q.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }

@@ -13,7 +13,11 @@ use serde::Deserialize;
 use crate::credentials::AccessKey;
 
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, about = "herald: a self-hosted, Pinpoint-compatible customer-engagement server")]
+#[command(
+    name = "herald",
+    version,
+    about = "herald: a self-hosted, Pinpoint-compatible customer-engagement server"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -101,32 +105,59 @@ impl Config {
     pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
         let file: FileConfig = match &args.config {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
                 toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
             }
             None => FileConfig::default(),
         };
         let mut access_keys = file.access_keys;
         match (args.access_key_id, args.secret_access_key) {
-            (Some(id), Some(secret)) => access_keys.push(AccessKey { access_key_id: id, secret_access_key: secret }),
+            (Some(id), Some(secret)) => access_keys.push(AccessKey {
+                access_key_id: id,
+                secret_access_key: secret,
+            }),
             (None, None) => {}
-            _ => anyhow::bail!("HERALD_ACCESS_KEY_ID and HERALD_SECRET_ACCESS_KEY must be set together"),
+            _ => anyhow::bail!(
+                "HERALD_ACCESS_KEY_ID and HERALD_SECRET_ACCESS_KEY must be set together"
+            ),
         }
         let mut limits = file.limits.unwrap_or_default();
         override_limits_from_env(&mut limits)?;
-        let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "text".into());
+        let log_format = args
+            .log_format
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".into());
         if log_format != "text" && log_format != "json" {
             anyhow::bail!("log format must be text or json, not {log_format}");
         }
         Ok(Self {
-            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./herald-data")),
-            http: args.http.or(file.http).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default")),
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./herald-data")),
+            http: args
+                .http
+                .or(file.http)
+                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default")),
             node_id: args.node_id.or(file.node_id).unwrap_or(1),
-            shards: args.shards.or(file.shards).unwrap_or(herald_model::hash::DEFAULT_SHARDS),
-            account_id: args.account_id.or(file.account_id).unwrap_or_else(|| "000000000000".into()),
+            shards: args
+                .shards
+                .or(file.shards)
+                .unwrap_or(herald_model::hash::DEFAULT_SHARDS),
+            account_id: args
+                .account_id
+                .or(file.account_id)
+                .unwrap_or_else(|| "000000000000".into()),
             access_keys,
-            session_idle_timeout_secs: args.session_idle_timeout_secs.or(file.session_idle_timeout_secs).unwrap_or(1800),
-            endpoint_actors_max: args.endpoint_actors_max.or(file.endpoint_actors_max).unwrap_or(1024),
+            session_idle_timeout_secs: args
+                .session_idle_timeout_secs
+                .or(file.session_idle_timeout_secs)
+                .unwrap_or(1800),
+            endpoint_actors_max: args
+                .endpoint_actors_max
+                .or(file.endpoint_actors_max)
+                .unwrap_or(1024),
             log_format,
             limits,
         })
@@ -136,11 +167,15 @@ impl Config {
 /// Applies `HERALD_LIMITS_<FIELD>` variables (e.g. `HERALD_LIMITS_BATCH_ITEMS_MAX=50`).
 fn override_limits_from_env(limits: &mut Limits) -> anyhow::Result<()> {
     let mut value = serde_json::to_value(&*limits)?;
-    let obj = value.as_object_mut().expect("limits serialize as an object");
+    let obj = value
+        .as_object_mut()
+        .expect("limits serialize as an object");
     for (name, v) in obj.iter_mut() {
         let var = format!("HERALD_LIMITS_{}", name.to_uppercase());
         if let Ok(s) = std::env::var(&var) {
-            let n: u64 = s.parse().with_context(|| format!("{var} must be a whole number"))?;
+            let n: u64 = s
+                .parse()
+                .with_context(|| format!("{var} must be a whole number"))?;
             *v = serde_json::Value::from(n);
         }
     }

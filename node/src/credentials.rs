@@ -16,7 +16,9 @@ pub struct AccessKey {
 pub const FILE_NAME: &str = "credentials.json";
 
 fn random_string(rng: &mut impl Rng, alphabet: &[u8], len: usize) -> String {
-    (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
+    (0..len)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+        .collect()
 }
 
 /// Loads the generated key of `data_dir`, creating it on first start.
@@ -25,12 +27,16 @@ pub fn load_or_generate(data_dir: &Path) -> anyhow::Result<(AccessKey, bool)> {
     let path = data_dir.join(FILE_NAME);
     if path.exists() {
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let key = serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+        let key = serde_json::from_slice(&bytes)
+            .with_context(|| format!("parsing {}", path.display()))?;
         return Ok((key, false));
     }
     let mut rng = rand::rng();
     let key = AccessKey {
-        access_key_id: format!("HRLD{}", random_string(&mut rng, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
+        access_key_id: format!(
+            "HRLD{}",
+            random_string(&mut rng, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+        ),
         secret_access_key: random_string(
             &mut rng,
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",

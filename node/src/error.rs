@@ -51,7 +51,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(kind: ErrorType, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -71,7 +74,10 @@ impl From<ServiceError> for ApiError {
         if kind == ErrorType::InternalServerError {
             tracing::error!(error = %e, "internal error");
         }
-        Self { kind, message: e.to_string() }
+        Self {
+            kind,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -82,7 +88,10 @@ pub struct ErrorBody(pub ApiError);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = self.kind.status().into_response();
-        r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(self.kind.code()));
+        r.headers_mut().insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static(self.kind.code()),
+        );
         r.extensions_mut().insert(ErrorBody(self));
         r
     }

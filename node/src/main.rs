@@ -41,8 +41,11 @@ fn init_logs(format: &str) {
     if !directives.contains("openraft") {
         directives.push_str(",openraft=warn");
     }
-    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let filter =
+        EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if format == "json" {
         builder.json().init();
     } else {
@@ -93,13 +96,20 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .context("installing the metrics recorder")?;
 
     let engine = Arc::new(RocksEngine::open(&cfg.data_dir.join("db")).context("opening rocksdb")?);
-    let host_cfg = HostConfig { node_id: cfg.node_id, shards: cfg.shards, ..HostConfig::default() };
+    let host_cfg = HostConfig {
+        node_id: cfg.node_id,
+        shards: cfg.shards,
+        ..HostConfig::default()
+    };
     let service_cfg = ServiceConfig {
         limits: cfg.limits.clone(),
         account: cfg.account_id.clone(),
         session_idle_timeout_ms: (cfg.session_idle_timeout_secs as i64).saturating_mul(1000),
     };
-    let shard_settings = ShardSettings { endpoint_actors_max: cfg.endpoint_actors_max, ..ShardSettings::default() };
+    let shard_settings = ShardSettings {
+        endpoint_actors_max: cfg.endpoint_actors_max,
+        ..ShardSettings::default()
+    };
     let runtime = Runtime::start(
         engine.clone(),
         host_cfg,
@@ -115,7 +125,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let state = Arc::new(api::AppState {
         herald: runtime.herald.clone(),
         verifier: sigv4::SigV4Verifier::new(
-            keys.into_iter().map(|k| (k.access_key_id, k.secret_access_key)),
+            keys.into_iter()
+                .map(|k| (k.access_key_id, k.secret_access_key)),
             "mobiletargeting",
             Duration::from_secs(15 * 60),
         ),

@@ -19,9 +19,19 @@ use crate::types::{AppRecord, ApplyLimits, CmdResult, Command, EndpointUpsert};
 /// A change the shard's in-memory tables (engagement table, actors) follow.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    Endpoint { app_id: String, endpoint_id: String, endpoint: Option<Box<EndpointResponse>> },
-    Session { app_id: String, endpoint_id: String, open: Option<OpenSession> },
-    AppPurged { app_id: String },
+    Endpoint {
+        app_id: String,
+        endpoint_id: String,
+        endpoint: Option<Box<EndpointResponse>>,
+    },
+    Session {
+        app_id: String,
+        endpoint_id: String,
+        open: Option<OpenSession>,
+    },
+    AppPurged {
+        app_id: String,
+    },
 }
 
 /// Receives the changes of every applied entry, after they are written.
@@ -49,7 +59,12 @@ pub(crate) struct Txn<'a, E: KvEngine + ?Sized> {
 
 impl<'a, E: KvEngine + ?Sized> Txn<'a, E> {
     pub fn new(engine: &'a E) -> Self {
-        Self { engine, overlay: BTreeMap::new(), batch: WriteBatch::new(), changes: Vec::new() }
+        Self {
+            engine,
+            overlay: BTreeMap::new(),
+            batch: WriteBatch::new(),
+            changes: Vec::new(),
+        }
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -59,10 +74,16 @@ impl<'a, E: KvEngine + ?Sized> Txn<'a, E> {
         }
     }
 
-    fn get_json<T: serde::de::DeserializeOwned>(&self, table: &'static str, key: &[u8]) -> Result<Option<T>> {
+    fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>> {
         match self.get(key)? {
             None => Ok(None),
-            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| StorageError::corrupt(table, e)),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StorageError::corrupt(table, e)),
         }
     }
 
@@ -100,7 +121,10 @@ impl<'a, E: KvEngine + ?Sized> Txn<'a, E> {
 }
 
 fn session_config(limits: &ApplyLimits) -> SessionConfig {
-    SessionConfig { idle_timeout_ms: limits.session_idle_timeout_ms, ..SessionConfig::default() }
+    SessionConfig {
+        idle_timeout_ms: limits.session_idle_timeout_ms,
+        ..SessionConfig::default()
+    }
 }
 
 /// Number of attribute keys an endpoint holds (custom attributes, metrics and
@@ -108,7 +132,10 @@ fn session_config(limits: &ApplyLimits) -> SessionConfig {
 pub fn attribute_count(ep: &EndpointResponse) -> usize {
     ep.attributes.as_ref().map_or(0, |a| a.len())
         + ep.metrics.as_ref().map_or(0, |m| m.len())
-        + ep.user.as_ref().and_then(|u| u.user_attributes.as_ref()).map_or(0, |a| a.len())
+        + ep.user
+            .as_ref()
+            .and_then(|u| u.user_attributes.as_ref())
+            .map_or(0, |a| a.len())
 }
 
 pub(crate) fn apply_command<E: KvEngine + ?Sized>(
@@ -119,13 +146,18 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
 ) -> Result<CmdResult> {
     let is_meta_group = group == keys::META_GROUP;
     if cmd.is_meta() != is_meta_group {
-        return Ok(CmdResult::Rejected(format!("command not accepted by raft group {group}")));
+        return Ok(CmdResult::Rejected(format!(
+            "command not accepted by raft group {group}"
+        )));
     }
     match cmd {
         Command::CreateApp(rec) => {
             let key = keys::app(&rec.id);
             if txn.get(&key)?.is_some() {
-                return Ok(CmdResult::Rejected(format!("app {} already exists", rec.id)));
+                return Ok(CmdResult::Rejected(format!(
+                    "app {} already exists",
+                    rec.id
+                )));
             }
             txn.put_json(key, rec);
             Ok(CmdResult::App(Some(rec.clone())))
@@ -141,14 +173,23 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             Ok(CmdResult::App(old))
         }
         Command::TagApp { app_id, tags } => update_app(txn, app_id, |a| {
-            a.tags.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            a.tags
+                .extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
         }),
-        Command::UntagApp { app_id, keys: names } => update_app(txn, app_id, |a| {
+        Command::UntagApp {
+            app_id,
+            keys: names,
+        } => update_app(txn, app_id, |a| {
             for k in names {
                 a.tags.remove(k);
             }
         }),
-        Command::UpsertEndpoints { app_id, now_iso, limits, items } => {
+        Command::UpsertEndpoints {
+            app_id,
+            now_iso,
+            limits,
+            items,
+        } => {
             let mut written = Vec::with_capacity(items.len());
             for item in items {
                 match upsert_endpoint(txn, group, app_id, now_iso, limits, item)? {
@@ -158,7 +199,10 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             }
             Ok(CmdResult::Endpoints(written))
         }
-        Command::DeleteEndpoint { app_id, endpoint_id } => {
+        Command::DeleteEndpoint {
+            app_id,
+            endpoint_id,
+        } => {
             let deleted = delete_endpoint(txn, group, app_id, endpoint_id)?;
             Ok(CmdResult::Endpoints(deleted.into_iter().collect()))
         }
@@ -175,14 +219,24 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             }
             Ok(CmdResult::Endpoints(deleted))
         }
-        Command::PutEvents { app_id, now_iso, limits, items } => {
+        Command::PutEvents {
+            app_id,
+            now_iso,
+            limits,
+            items,
+        } => {
             let cfg = session_config(limits);
             let mut n = 0u32;
             for item in items {
                 let endpoint_id = &item.endpoint_id;
                 if let Some(request) = &item.endpoint {
-                    let upsert = EndpointUpsert { endpoint_id: endpoint_id.clone(), request: request.clone() };
-                    if let Err(reason) = upsert_endpoint(txn, group, app_id, now_iso, limits, &upsert)? {
+                    let upsert = EndpointUpsert {
+                        endpoint_id: endpoint_id.clone(),
+                        request: request.clone(),
+                    };
+                    if let Err(reason) =
+                        upsert_endpoint(txn, group, app_id, now_iso, limits, &upsert)?
+                    {
                         return Ok(CmdResult::Rejected(reason));
                     }
                 }
@@ -212,7 +266,8 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                     let count: u64 = txn.get_json("event_type", &tkey)?.unwrap_or(0);
                     txn.put_json(tkey, &(count + 1));
                     let sid = ev.session.as_ref().and_then(|s| s.id.as_deref());
-                    let (next, closed) = session::on_event(open, session::classify(et, sid), ms, &cfg);
+                    let (next, closed) =
+                        session::on_event(open, session::classify(et, sid), ms, &cfg);
                     open = next;
                     for c in closed {
                         record_closed(txn, group, app_id, endpoint_id, &c);
@@ -232,7 +287,11 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             }
             Ok(CmdResult::Count(u64::from(n)))
         }
-        Command::RemoveAttributes { app_id, attribute_type, names } => {
+        Command::RemoveAttributes {
+            app_id,
+            attribute_type,
+            names,
+        } => {
             let prefix = keys::app_prefix(group, tag::ENDPOINT, app_id);
             let mut changed = 0u64;
             for key in txn.keys_in(&prefix, &keys::prefix_end(&prefix))? {
@@ -257,11 +316,19 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                 let end = keys::prefix_end(&p);
                 txn.batch.delete_range(Cf::State, p, end);
             }
-            txn.changes.push(Change::AppPurged { app_id: app_id.clone() });
+            txn.changes.push(Change::AppPurged {
+                app_id: app_id.clone(),
+            });
             Ok(CmdResult::Done)
         }
-        Command::CloseIdleSessions { now_ms, idle_timeout_ms } => {
-            let cfg = SessionConfig { idle_timeout_ms: *idle_timeout_ms, ..SessionConfig::default() };
+        Command::CloseIdleSessions {
+            now_ms,
+            idle_timeout_ms,
+        } => {
+            let cfg = SessionConfig {
+                idle_timeout_ms: *idle_timeout_ms,
+                ..SessionConfig::default()
+            };
             let start = keys::table(group, tag::OPEN_SESSION);
             let end = keys::prefix_end(&start);
             let mut open_rows = Vec::new();
@@ -271,31 +338,26 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             })?;
             let mut closed_n = 0u64;
             for (key, value) in open_rows {
-                let open: OpenSession =
-                    serde_json::from_slice(&value).map_err(|e| StorageError::corrupt("open_session", e))?;
+                let open: OpenSession = serde_json::from_slice(&value)
+                    .map_err(|e| StorageError::corrupt("open_session", e))?;
                 let (still_open, closed) = session::on_tick(Some(open), *now_ms, &cfg);
                 let Some(closed) = closed else { continue };
-                let (app_id, endpoint_id) = split_app_key(&key, start.len());
+                let (app_id, endpoint_id) = keys::split_app_key(&key, start.len());
                 record_closed(txn, group, &app_id, &endpoint_id, &closed);
                 closed_n += 1;
                 match &still_open {
                     Some(s) => txn.put_json(key, s),
                     None => txn.delete(key),
                 }
-                txn.changes.push(Change::Session { app_id, endpoint_id, open: still_open });
+                txn.changes.push(Change::Session {
+                    app_id,
+                    endpoint_id,
+                    open: still_open,
+                });
             }
             Ok(CmdResult::Count(closed_n))
         }
     }
-}
-
-/// Splits `[group][tag][u16 len][app][tail]` into (app, tail).
-fn split_app_key(key: &[u8], table_prefix_len: usize) -> (String, String) {
-    let len = u16::from_be_bytes([key[table_prefix_len], key[table_prefix_len + 1]]) as usize;
-    let app_start = table_prefix_len + 2;
-    let app = String::from_utf8_lossy(&key[app_start..app_start + len]).into_owned();
-    let tail = String::from_utf8_lossy(&key[app_start + len..]).into_owned();
-    (app, tail)
 }
 
 fn record_closed<E: KvEngine + ?Sized>(
@@ -305,7 +367,10 @@ fn record_closed<E: KvEngine + ?Sized>(
     endpoint_id: &str,
     c: &ClosedSession,
 ) {
-    txn.put_json(keys::closed_session(group, app_id, c.end_ms, endpoint_id), c);
+    txn.put_json(
+        keys::closed_session(group, app_id, c.end_ms, endpoint_id),
+        c,
+    );
 }
 
 fn update_app<E: KvEngine + ?Sized>(
@@ -361,7 +426,10 @@ fn upsert_endpoint<E: KvEngine + ?Sized>(
             item.endpoint_id, limits.endpoint_attributes_max
         )));
     }
-    let old_user = existing.as_ref().and_then(herald_model::endpoint::user_id).map(str::to_owned);
+    let old_user = existing
+        .as_ref()
+        .and_then(herald_model::endpoint::user_id)
+        .map(str::to_owned);
     let new_user = herald_model::endpoint::user_id(&merged).map(str::to_owned);
     if old_user != new_user {
         if let Some(u) = &old_user {
@@ -369,7 +437,10 @@ fn upsert_endpoint<E: KvEngine + ?Sized>(
         }
     }
     if let Some(u) = &new_user {
-        txn.put(keys::user_endpoint(group, app_id, u, &item.endpoint_id), Vec::new());
+        txn.put(
+            keys::user_endpoint(group, app_id, u, &item.endpoint_id),
+            Vec::new(),
+        );
     }
     txn.put(key, bytes);
     txn.changes.push(Change::Endpoint {

@@ -17,6 +17,9 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 
 impl StorageError {
     pub fn corrupt(table: &'static str, reason: impl std::fmt::Display) -> Self {
-        StorageError::Corrupt { table, reason: reason.to_string() }
+        StorageError::Corrupt {
+            table,
+            reason: reason.to_string(),
+        }
     }
 }

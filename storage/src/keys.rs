@@ -160,6 +160,16 @@ pub fn node_cluster() -> Vec<u8> {
     vec![tag::NODE_CLUSTER]
 }
 
+/// Splits `[group][tag][u16 len][app][tail]` into (app, tail), where
+/// `table_prefix_len` is the length of `[group][tag]`.
+pub fn split_app_key(key: &[u8], table_prefix_len: usize) -> (String, String) {
+    let len = u16::from_be_bytes([key[table_prefix_len], key[table_prefix_len + 1]]) as usize;
+    let app_start = table_prefix_len + 2;
+    let app = String::from_utf8_lossy(&key[app_start..app_start + len]).into_owned();
+    let tail = String::from_utf8_lossy(&key[app_start + len..]).into_owned();
+    (app, tail)
+}
+
 /// The last component of a key that ends with a string.
 pub fn tail_str(key: &[u8], prefix_len: usize) -> String {
     String::from_utf8_lossy(&key[prefix_len..]).into_owned()
@@ -195,6 +205,15 @@ mod tests {
     fn event_keys_sort_by_time_including_negative() {
         assert!(event(1, "a", -5, 9, 0) < event(1, "a", 3, 1, 0));
         assert!(event(1, "a", 3, 1, 0) < event(1, "a", 3, 1, 1));
+    }
+
+    #[test]
+    fn app_keys_split_back_into_their_parts() {
+        let k = open_session(4, "my-app", "ep/1");
+        assert_eq!(
+            split_app_key(&k, table(4, tag::OPEN_SESSION).len()),
+            ("my-app".into(), "ep/1".into())
+        );
     }
 
     #[test]

@@ -16,7 +16,11 @@ use crate::engine::{Cf, KvEngine, WriteBatch};
 use crate::keys::{self, tag, GroupId};
 use crate::types::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
 
-pub(crate) fn io_err(subject: ErrorSubject<u64>, verb: ErrorVerb, e: impl ToString) -> RaftStorageError {
+pub(crate) fn io_err(
+    subject: ErrorSubject<u64>,
+    verb: ErrorVerb,
+    e: impl ToString,
+) -> RaftStorageError {
     RaftStorageError::IO {
         source: StorageIOError::new(subject, verb, openraft::AnyError::error(e.to_string())),
     }
@@ -38,7 +42,10 @@ pub struct LogStore<E: KvEngine> {
 
 impl<E: KvEngine> Clone for LogStore<E> {
     fn clone(&self) -> Self {
-        Self { engine: self.engine.clone(), group: self.group }
+        Self {
+            engine: self.engine.clone(),
+            group: self.group,
+        }
     }
 }
 
@@ -47,8 +54,15 @@ impl<E: KvEngine> LogStore<E> {
         Self { engine, group }
     }
 
-    fn get_json<T: serde::de::DeserializeOwned>(&self, tag: u8) -> Result<Option<T>, RaftStorageError> {
-        match self.engine.get(Cf::Raft, &keys::single(self.group, tag)).map_err(read_err)? {
+    fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        tag: u8,
+    ) -> Result<Option<T>, RaftStorageError> {
+        match self
+            .engine
+            .get(Cf::Raft, &keys::single(self.group, tag))
+            .map_err(read_err)?
+        {
             None => Ok(None),
             Some(v) => serde_json::from_slice(&v).map(Some).map_err(read_err),
         }
@@ -85,16 +99,21 @@ impl<E: KvEngine> RaftLogReader<TypeConfig> for LogStore<E> {
         let mut out = Vec::new();
         let mut err = None;
         self.engine
-            .scan(Cf::Raft, &keys::log(self.group, start), &end_key, &mut |_, v| {
-                match serde_json::from_slice::<Entry>(v) {
-                    Ok(e) => out.push(e),
-                    Err(e) => {
-                        err = Some(e);
-                        return ControlFlow::Break(());
+            .scan(
+                Cf::Raft,
+                &keys::log(self.group, start),
+                &end_key,
+                &mut |_, v| {
+                    match serde_json::from_slice::<Entry>(v) {
+                        Ok(e) => out.push(e),
+                        Err(e) => {
+                            err = Some(e);
+                            return ControlFlow::Break(());
+                        }
                     }
-                }
-                ControlFlow::Continue(())
-            })
+                    ControlFlow::Continue(())
+                },
+            )
             .map_err(read_err)?;
         if let Some(e) = err {
             return Err(read_err(e));
@@ -109,7 +128,10 @@ impl<E: KvEngine> RaftLogStorage<TypeConfig> for LogStore<E> {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, RaftStorageError> {
         let last_purged: Option<LogId> = self.get_json(tag::LAST_PURGED)?;
         let last = self.last_entry_log_id()?.or(last_purged);
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -144,7 +166,11 @@ impl<E: KvEngine> RaftLogStorage<TypeConfig> for LogStore<E> {
         Ok(self.get_json::<Option<LogId>>(tag::COMMITTED)?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), RaftStorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), RaftStorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -178,7 +204,11 @@ impl<E: KvEngine> RaftLogStorage<TypeConfig> for LogStore<E> {
             keys::single(self.group, tag::LAST_PURGED),
             serde_json::to_vec(&log_id).map_err(write_err)?,
         );
-        b.delete_range(Cf::Raft, keys::log(self.group, 0), keys::log(self.group, log_id.index + 1));
+        b.delete_range(
+            Cf::Raft,
+            keys::log(self.group, 0),
+            keys::log(self.group, log_id.index + 1),
+        );
         self.engine.write(b, false).map_err(write_err)
     }
 }

@@ -21,7 +21,9 @@ pub struct Reader<E: KvEngine> {
 
 impl<E: KvEngine> Clone for Reader<E> {
     fn clone(&self) -> Self {
-        Self { engine: self.engine.clone() }
+        Self {
+            engine: self.engine.clone(),
+        }
     }
 }
 
@@ -36,7 +38,10 @@ impl<E: KvEngine> Reader<E> {
 
     /// An app, including one being deleted.
     pub fn app_any(&self, app_id: &str) -> Result<Option<AppRecord>> {
-        self.engine.get(Cf::State, &keys::app(app_id))?.map(|v| decode("app", &v)).transpose()
+        self.engine
+            .get(Cf::State, &keys::app(app_id))?
+            .map(|v| decode("app", &v))
+            .transpose()
     }
 
     /// A live app (not being deleted).
@@ -46,7 +51,12 @@ impl<E: KvEngine> Reader<E> {
 
     /// Apps in id order after `after`, at most `limit`; with `include_deleting`
     /// apps whose purge is unfinished are listed too.
-    pub fn apps(&self, after: Option<&str>, limit: usize, include_deleting: bool) -> Result<Vec<AppRecord>> {
+    pub fn apps(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        include_deleting: bool,
+    ) -> Result<Vec<AppRecord>> {
         let table = keys::table(META_GROUP, tag::APP);
         let start = match after {
             Some(a) => {
@@ -58,28 +68,34 @@ impl<E: KvEngine> Reader<E> {
         };
         let mut out = Vec::new();
         let mut err = None;
-        self.engine.scan(Cf::State, &start, &keys::prefix_end(&table), &mut |_, v| {
-            match decode::<AppRecord>("app", v) {
-                Ok(a) if a.deleting && !include_deleting => {}
-                Ok(a) => out.push(a),
-                Err(e) => {
-                    err = Some(e);
-                    return ControlFlow::Break(());
+        self.engine
+            .scan(Cf::State, &start, &keys::prefix_end(&table), &mut |_, v| {
+                match decode::<AppRecord>("app", v) {
+                    Ok(a) if a.deleting && !include_deleting => {}
+                    Ok(a) => out.push(a),
+                    Err(e) => {
+                        err = Some(e);
+                        return ControlFlow::Break(());
+                    }
                 }
-            }
-            if out.len() >= limit {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
+                if out.len() >= limit {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })?;
         match err {
             Some(e) => Err(e),
             None => Ok(out),
         }
     }
 
-    pub fn endpoint(&self, group: GroupId, app_id: &str, endpoint_id: &str) -> Result<Option<EndpointResponse>> {
+    pub fn endpoint(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        endpoint_id: &str,
+    ) -> Result<Option<EndpointResponse>> {
         self.engine
             .get(Cf::State, &keys::endpoint(group, app_id, endpoint_id))?
             .map(|v| decode("endpoint", &v))
@@ -87,13 +103,23 @@ impl<E: KvEngine> Reader<E> {
     }
 
     /// Ids of the endpoints of `user_id` stored in this group.
-    pub fn user_endpoint_ids(&self, group: GroupId, app_id: &str, user_id: &str) -> Result<Vec<String>> {
+    pub fn user_endpoint_ids(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<String>> {
         let prefix = keys::user_prefix(group, app_id, user_id);
         let mut out = Vec::new();
-        self.engine.scan(Cf::State, &prefix, &keys::prefix_end(&prefix), &mut |k, _| {
-            out.push(keys::tail_str(k, prefix.len()));
-            ControlFlow::Continue(())
-        })?;
+        self.engine.scan(
+            Cf::State,
+            &prefix,
+            &keys::prefix_end(&prefix),
+            &mut |k, _| {
+                out.push(keys::tail_str(k, prefix.len()));
+                ControlFlow::Continue(())
+            },
+        )?;
         Ok(out)
     }
 
@@ -105,10 +131,16 @@ impl<E: KvEngine> Reader<E> {
     ) -> Result<()> {
         let start = keys::table(group, tag::ENDPOINT);
         let mut err = None;
-        self.engine.scan(Cf::State, &start, &keys::prefix_end(&start), &mut |k, v| {
-            match decode::<EndpointResponse>("endpoint", v) {
+        self.engine.scan(
+            Cf::State,
+            &start,
+            &keys::prefix_end(&start),
+            &mut |k, v| match decode::<EndpointResponse>("endpoint", v) {
                 Ok(ep) => {
-                    let app = ep.application_id.clone().unwrap_or_else(|| app_of(k, start.len()));
+                    let app = ep
+                        .application_id
+                        .clone()
+                        .unwrap_or_else(|| keys::split_app_key(k, start.len()).0);
                     visit(&app, ep);
                     ControlFlow::Continue(())
                 }
@@ -116,8 +148,8 @@ impl<E: KvEngine> Reader<E> {
                     err = Some(e);
                     ControlFlow::Break(())
                 }
-            }
-        })?;
+            },
+        )?;
         err.map_or(Ok(()), Err)
     }
 
@@ -126,20 +158,22 @@ impl<E: KvEngine> Reader<E> {
         let start = keys::table(group, tag::OPEN_SESSION);
         let mut out = Vec::new();
         let mut err = None;
-        self.engine.scan(Cf::State, &start, &keys::prefix_end(&start), &mut |k, v| {
-            match decode::<OpenSession>("open_session", v) {
+        self.engine.scan(
+            Cf::State,
+            &start,
+            &keys::prefix_end(&start),
+            &mut |k, v| match decode::<OpenSession>("open_session", v) {
                 Ok(s) => {
-                    let app = app_of(k, start.len());
-                    let tail_at = start.len() + 2 + app.len();
-                    out.push((app, keys::tail_str(k, tail_at), s));
+                    let (app, endpoint_id) = keys::split_app_key(k, start.len());
+                    out.push((app, endpoint_id, s));
                     ControlFlow::Continue(())
                 }
                 Err(e) => {
                     err = Some(e);
                     ControlFlow::Break(())
                 }
-            }
-        })?;
+            },
+        )?;
         err.map_or(Ok(out), Err)
     }
 
@@ -147,11 +181,16 @@ impl<E: KvEngine> Reader<E> {
     pub fn event_types(&self, group: GroupId, app_id: &str) -> Result<Vec<(String, u64)>> {
         let prefix = keys::app_prefix(group, tag::EVENT_TYPE, app_id);
         let mut out = Vec::new();
-        self.engine.scan(Cf::State, &prefix, &keys::prefix_end(&prefix), &mut |k, v| {
-            let n = serde_json::from_slice::<u64>(v).unwrap_or(0);
-            out.push((keys::tail_str(k, prefix.len()), n));
-            ControlFlow::Continue(())
-        })?;
+        self.engine.scan(
+            Cf::State,
+            &prefix,
+            &keys::prefix_end(&prefix),
+            &mut |k, v| {
+                let n = serde_json::from_slice::<u64>(v).unwrap_or(0);
+                out.push((keys::tail_str(k, prefix.len()), n));
+                ControlFlow::Continue(())
+            },
+        )?;
         Ok(out)
     }
 
@@ -185,9 +224,4 @@ impl<E: KvEngine> Reader<E> {
         })?;
         Ok(n)
     }
-}
-
-fn app_of(key: &[u8], table_prefix_len: usize) -> String {
-    let len = u16::from_be_bytes([key[table_prefix_len], key[table_prefix_len + 1]]) as usize;
-    String::from_utf8_lossy(&key[table_prefix_len + 2..table_prefix_len + 2 + len]).into_owned()
 }

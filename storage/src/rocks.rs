@@ -53,7 +53,11 @@ impl RocksEngine {
         let handle = std::thread::Builder::new()
             .name("herald-wal-sync".into())
             .spawn(move || syncer_loop(&db2, &rx))?;
-        Ok(Self { db, sync_tx: Mutex::new(Some(tx)), syncer: Mutex::new(Some(handle)) })
+        Ok(Self {
+            db,
+            sync_tx: Mutex::new(Some(tx)),
+            syncer: Mutex::new(Some(handle)),
+        })
     }
 
     fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily> {
@@ -163,7 +167,9 @@ impl KvEngine for RocksEngine {
         let mut it = self.db.raw_iterator_cf_opt(self.cf(cf)?, ro);
         it.seek(start);
         while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
             if visit(k, v).is_break() {
                 return Ok(());
             }

@@ -17,7 +17,9 @@ use crate::apply::{apply_command, ApplyObserver, Txn};
 use crate::engine::{Cf, KvEngine, WriteBatch};
 use crate::keys::{self, tag, GroupId};
 use crate::log_store::io_err;
-use crate::types::{CmdResult, Entry, LogId, RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::types::{
+    CmdResult, Entry, LogId, RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig,
+};
 
 fn sm_err(verb: ErrorVerb, e: impl ToString) -> RaftStorageError {
     io_err(ErrorSubject::StateMachine, verb, e)
@@ -51,7 +53,13 @@ impl<E: KvEngine> StateMachine<E> {
             Some(v) => serde_json::from_slice(&v).map_err(|e| sm_err(ErrorVerb::Read, e))?,
             None => (None, StoredMembership::default()),
         };
-        Ok(Self { engine, group, observer, applied, snapshot_seq: 0 })
+        Ok(Self {
+            engine,
+            group,
+            observer,
+            applied,
+            snapshot_seq: 0,
+        })
     }
 
     pub fn group(&self) -> GroupId {
@@ -133,17 +141,26 @@ impl<E: KvEngine> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<E> {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, self.seq),
             None => format!("0-0-{}", self.seq),
         };
-        let meta = SnapshotMeta { last_log_id, last_membership: membership, snapshot_id };
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership: membership,
+            snapshot_id,
+        };
         let mut b = WriteBatch::new();
         b.put(
             Cf::Raft,
             keys::single(self.group, tag::SNAPSHOT),
             encode_stored_snapshot(&meta, &data),
         );
-        self.engine.write(b, true).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        self.engine
+            .write(b, true)
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
         metrics::counter!("herald_storage_snapshots_built_total").increment(1);
         metrics::counter!("herald_storage_snapshot_bytes_total").increment(data.len() as u64);
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
     }
 }
 
@@ -184,7 +201,9 @@ impl<E: KvEngine> RaftStateMachine<TypeConfig> for StateMachine<E> {
                 serde_json::to_vec(&self.applied).map_err(|e| sm_err(ErrorVerb::Write, e))?,
             );
             let changes = std::mem::take(&mut txn.changes);
-            self.engine.write(txn.batch, false).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+            self.engine
+                .write(txn.batch, false)
+                .map_err(|e| sm_err(ErrorVerb::Write, e))?;
             if let (Some(o), false) = (&self.observer, changes.is_empty()) {
                 o.applied(self.group, &changes);
             }
@@ -231,7 +250,10 @@ impl<E: KvEngine> RaftStateMachine<TypeConfig> for StateMachine<E> {
         b.delete_range(Cf::State, start.clone(), end.clone());
         for (k, v) in pairs {
             if k < start || k >= end {
-                return Err(snap_err(ErrorVerb::Read, "snapshot holds a key of another group"));
+                return Err(snap_err(
+                    ErrorVerb::Read,
+                    "snapshot holds a key of another group",
+                ));
             }
             b.put(Cf::State, k, v);
         }
@@ -241,8 +263,14 @@ impl<E: KvEngine> RaftStateMachine<TypeConfig> for StateMachine<E> {
             keys::single(self.group, tag::SM_APPLIED),
             serde_json::to_vec(&applied).map_err(|e| snap_err(ErrorVerb::Write, e))?,
         );
-        b.put(Cf::Raft, keys::single(self.group, tag::SNAPSHOT), encode_stored_snapshot(meta, &data));
-        self.engine.write(b, true).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        b.put(
+            Cf::Raft,
+            keys::single(self.group, tag::SNAPSHOT),
+            encode_stored_snapshot(meta, &data),
+        );
+        self.engine
+            .write(b, true)
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
         self.applied = applied;
         if let Some(o) = &self.observer {
             o.reset(self.group);
@@ -251,7 +279,9 @@ impl<E: KvEngine> RaftStateMachine<TypeConfig> for StateMachine<E> {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
         let Some(v) = self
             .engine
             .get(Cf::Raft, &keys::single(self.group, tag::SNAPSHOT))
@@ -260,7 +290,10 @@ impl<E: KvEngine> RaftStateMachine<TypeConfig> for StateMachine<E> {
             return Ok(None);
         };
         let (meta, data) = decode_stored_snapshot(&v).map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
     }
 }
 
@@ -270,7 +303,10 @@ mod tests {
 
     #[test]
     fn snapshot_pairs_round_trip() {
-        let pairs = vec![(b"k1".to_vec(), b"v1".to_vec()), (b"k2".to_vec(), Vec::new())];
+        let pairs = vec![
+            (b"k1".to_vec(), b"v1".to_vec()),
+            (b"k2".to_vec(), Vec::new()),
+        ];
         assert_eq!(decode_pairs(&encode_pairs(&pairs)).unwrap(), pairs);
         assert!(decode_pairs(&[0, 0, 0, 9, 1]).is_err());
     }

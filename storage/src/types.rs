@@ -75,20 +75,58 @@ pub struct EventsItem {
 pub enum Command {
     // meta group
     CreateApp(AppRecord),
-    UpdateAppSettings { app_id: String, settings: ApplicationSettingsResource },
-    MarkAppDeleting { app_id: String },
-    RemoveApp { app_id: String },
-    TagApp { app_id: String, tags: BTreeMap<String, String> },
-    UntagApp { app_id: String, keys: Vec<String> },
+    UpdateAppSettings {
+        app_id: String,
+        settings: ApplicationSettingsResource,
+    },
+    MarkAppDeleting {
+        app_id: String,
+    },
+    RemoveApp {
+        app_id: String,
+    },
+    TagApp {
+        app_id: String,
+        tags: BTreeMap<String, String>,
+    },
+    UntagApp {
+        app_id: String,
+        keys: Vec<String>,
+    },
     // data shards
-    UpsertEndpoints { app_id: String, now_iso: String, limits: ApplyLimits, items: Vec<EndpointUpsert> },
-    DeleteEndpoint { app_id: String, endpoint_id: String },
-    DeleteUserEndpoints { app_id: String, user_id: String },
-    PutEvents { app_id: String, now_iso: String, limits: ApplyLimits, items: Vec<EventsItem> },
-    RemoveAttributes { app_id: String, attribute_type: String, names: Vec<String> },
-    PurgeApp { app_id: String },
+    UpsertEndpoints {
+        app_id: String,
+        now_iso: String,
+        limits: ApplyLimits,
+        items: Vec<EndpointUpsert>,
+    },
+    DeleteEndpoint {
+        app_id: String,
+        endpoint_id: String,
+    },
+    DeleteUserEndpoints {
+        app_id: String,
+        user_id: String,
+    },
+    PutEvents {
+        app_id: String,
+        now_iso: String,
+        limits: ApplyLimits,
+        items: Vec<EventsItem>,
+    },
+    RemoveAttributes {
+        app_id: String,
+        attribute_type: String,
+        names: Vec<String>,
+    },
+    PurgeApp {
+        app_id: String,
+    },
     /// Closes sessions idle since before `now_ms - idle_timeout_ms`.
-    CloseIdleSessions { now_ms: i64, idle_timeout_ms: i64 },
+    CloseIdleSessions {
+        now_ms: i64,
+        idle_timeout_ms: i64,
+    },
 }
 
 impl Command {

@@ -19,9 +19,14 @@ struct MemBuilder;
 impl StoreBuilder<TypeConfig, LogStore<MemEngine>, StateMachine<MemEngine>, ()> for MemBuilder {
     async fn build(
         &self,
-    ) -> Result<((), LogStore<MemEngine>, StateMachine<MemEngine>), openraft::StorageError<u64>> {
+    ) -> Result<((), LogStore<MemEngine>, StateMachine<MemEngine>), openraft::StorageError<u64>>
+    {
         let e = Arc::new(MemEngine::new());
-        Ok(((), LogStore::new(e.clone(), GROUP), StateMachine::open(e, GROUP, None)?))
+        Ok((
+            (),
+            LogStore::new(e.clone(), GROUP),
+            StateMachine::open(e, GROUP, None)?,
+        ))
     }
 }
 
@@ -33,12 +38,20 @@ impl StoreBuilder<TypeConfig, LogStore<RocksEngine>, StateMachine<RocksEngine>, 
     async fn build(
         &self,
     ) -> Result<
-        (tempfile::TempDir, LogStore<RocksEngine>, StateMachine<RocksEngine>),
+        (
+            tempfile::TempDir,
+            LogStore<RocksEngine>,
+            StateMachine<RocksEngine>,
+        ),
         openraft::StorageError<u64>,
     > {
         let dir = tempfile::tempdir().expect("tempdir");
         let e = Arc::new(RocksEngine::open(dir.path()).expect("open rocksdb"));
-        Ok((dir, LogStore::new(e.clone(), GROUP), StateMachine::open(e, GROUP, None)?))
+        Ok((
+            dir,
+            LogStore::new(e.clone(), GROUP),
+            StateMachine::open(e, GROUP, None)?,
+        ))
     }
 }
 
@@ -59,14 +72,21 @@ fn log_id(term: u64, index: u64) -> LogId<u64> {
 }
 
 fn limits() -> ApplyLimits {
-    ApplyLimits { endpoint_bytes_max: 15 * 1024, endpoint_attributes_max: 250, session_idle_timeout_ms: 1_800_000 }
+    ApplyLimits {
+        endpoint_bytes_max: 15 * 1024,
+        endpoint_attributes_max: 250,
+        session_idle_timeout_ms: 1_800_000,
+    }
 }
 
 fn upsert(index: u64, id: &str, user: Option<&str>) -> Entry<TypeConfig> {
     let request = EndpointRequest {
         address: Some(format!("{id}@example.com")),
         channel_type: Some("EMAIL".into()),
-        user: user.map(|u| EndpointUser { user_id: Some(u.into()), ..Default::default() }),
+        user: user.map(|u| EndpointUser {
+            user_id: Some(u.into()),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     Entry {
@@ -75,7 +95,10 @@ fn upsert(index: u64, id: &str, user: Option<&str>) -> Entry<TypeConfig> {
             app_id: "app1".into(),
             now_iso: "2026-11-29T00:00:00.000Z".into(),
             limits: limits(),
-            items: vec![EndpointUpsert { endpoint_id: id.into(), request }],
+            items: vec![EndpointUpsert {
+                endpoint_id: id.into(),
+                request,
+            }],
         }),
     }
 }
@@ -88,46 +111,82 @@ async fn append_durably<E: KvEngine>(log: &mut LogStore<E>, entries: Vec<Entry<T
 /// Applied state survives reopening the engine's tables with a new state machine.
 async fn applied_state_is_recovered<E: KvEngine>(engine: Arc<E>) {
     let mut sm = StateMachine::open(engine.clone(), GROUP, None).unwrap();
-    let res = sm.apply(vec![upsert(1, "e1", Some("u1")), upsert(2, "e2", Some("u1"))]).await.unwrap();
+    let res = sm
+        .apply(vec![
+            upsert(1, "e1", Some("u1")),
+            upsert(2, "e2", Some("u1")),
+        ])
+        .await
+        .unwrap();
     assert!(matches!(&res[0], CmdResult::Endpoints(v) if v.len() == 1));
     drop(sm);
     let mut sm = StateMachine::open(engine.clone(), GROUP, None).unwrap();
     let (applied, _) = sm.applied_state().await.unwrap();
     assert_eq!(applied, Some(log_id(1, 2)));
     let reader = Reader::new(engine);
-    let ep = reader.endpoint(GROUP, "app1", "e2").unwrap().expect("endpoint e2 stored");
+    let ep = reader
+        .endpoint(GROUP, "app1", "e2")
+        .unwrap()
+        .expect("endpoint e2 stored");
     assert_eq!(ep.address.as_deref(), Some("e2@example.com"));
-    assert_eq!(reader.user_endpoint_ids(GROUP, "app1", "u1").unwrap(), vec!["e1", "e2"]);
+    assert_eq!(
+        reader.user_endpoint_ids(GROUP, "app1", "u1").unwrap(),
+        vec!["e1", "e2"]
+    );
 }
 
 /// A snapshot built on one engine and installed on another reproduces the state.
 async fn snapshot_moves_state<E: KvEngine, F: KvEngine>(from: Arc<E>, to: Arc<F>) {
     let mut sm = StateMachine::open(from.clone(), GROUP, None).unwrap();
-    sm.apply(vec![upsert(1, "a", None), upsert(2, "b", Some("u"))]).await.unwrap();
-    let snap = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    sm.apply(vec![upsert(1, "a", None), upsert(2, "b", Some("u"))])
+        .await
+        .unwrap();
+    let snap = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
     let mut other = StateMachine::open(to.clone(), GROUP, None).unwrap();
     // Something the snapshot must replace.
     other.apply(vec![upsert(1, "stale", None)]).await.unwrap();
-    other.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+    other
+        .install_snapshot(&snap.meta, snap.snapshot)
+        .await
+        .unwrap();
     let r = Reader::new(to);
     assert!(r.endpoint(GROUP, "app1", "stale").unwrap().is_none());
     assert!(r.endpoint(GROUP, "app1", "b").unwrap().is_some());
     assert_eq!(other.applied_state().await.unwrap().0, Some(log_id(1, 2)));
-    assert_eq!(Reader::new(from).state_key_count(GROUP).unwrap(), r.state_key_count(GROUP).unwrap());
+    assert_eq!(
+        Reader::new(from).state_key_count(GROUP).unwrap(),
+        r.state_key_count(GROUP).unwrap()
+    );
 }
 
 /// A rejected command changes nothing but the applied marker.
 async fn rejected_command_writes_nothing<E: KvEngine>(engine: Arc<E>) {
     let mut sm = StateMachine::open(engine.clone(), GROUP, None).unwrap();
     let mut too_big = upsert(1, "x", None);
-    if let EntryPayload::Normal(Command::UpsertEndpoints { limits, items, .. }) = &mut too_big.payload {
+    if let EntryPayload::Normal(Command::UpsertEndpoints { limits, items, .. }) =
+        &mut too_big.payload
+    {
         limits.endpoint_bytes_max = 10;
-        items.insert(0, EndpointUpsert { endpoint_id: "first".into(), request: EndpointRequest::default() });
+        items.insert(
+            0,
+            EndpointUpsert {
+                endpoint_id: "first".into(),
+                request: EndpointRequest::default(),
+            },
+        );
     }
     let res = sm.apply(vec![too_big]).await.unwrap();
     assert!(matches!(res[0], CmdResult::Rejected(_)), "{res:?}");
     let r = Reader::new(engine);
-    assert!(r.endpoint(GROUP, "app1", "first").unwrap().is_none(), "half of a rejected batch was applied");
+    assert!(
+        r.endpoint(GROUP, "app1", "first").unwrap().is_none(),
+        "half of a rejected batch was applied"
+    );
     assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 1)));
 }
 
@@ -150,12 +209,22 @@ async fn crash_keeps_tables_and_marker_consistent(engine: Arc<MemEngine>) {
     engine.crash();
     let mut sm = StateMachine::open(engine.clone(), GROUP, None).unwrap();
     let applied = sm.applied_state().await.unwrap().0;
-    let present = Reader::new(engine).endpoint(GROUP, "app1", "a").unwrap().is_some();
-    assert_eq!(applied.is_some(), present, "tables and applied marker disagree after a crash");
+    let present = Reader::new(engine)
+        .endpoint(GROUP, "app1", "a")
+        .unwrap()
+        .is_some();
+    assert_eq!(
+        applied.is_some(),
+        present,
+        "tables and applied marker disagree after a crash"
+    );
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn rocks() -> (tempfile::TempDir, Arc<RocksEngine>) {
@@ -189,7 +258,9 @@ fn rejected_commands_write_nothing_on_both_engines() {
 #[test]
 fn memory_engine_crash_semantics() {
     rt().block_on(acknowledged_log_survives_crash(Arc::new(MemEngine::new())));
-    rt().block_on(crash_keeps_tables_and_marker_consistent(Arc::new(MemEngine::new())));
+    rt().block_on(crash_keeps_tables_and_marker_consistent(Arc::new(
+        MemEngine::new(),
+    )));
 }
 
 #[test]
@@ -205,6 +276,9 @@ fn rocksdb_reopen_keeps_acknowledged_log() {
     rt().block_on(async {
         let e = Arc::new(RocksEngine::open(dir.path()).unwrap());
         let mut log = LogStore::new(e, GROUP);
-        assert_eq!(log.get_log_state().await.unwrap().last_log_id, Some(log_id(1, 1)));
+        assert_eq!(
+            log.get_log_state().await.unwrap().last_log_id,
+            Some(log_id(1, 1))
+        );
     });
 }
