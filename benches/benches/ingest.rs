@@ -5,6 +5,8 @@
 //!
 //! Bounded: `HERALD_BENCH_REQUESTS` requests in all (default 1200).
 
+#![allow(clippy::disallowed_methods)] // benchmarks measure real time
+
 use std::time::{Duration, Instant};
 
 use herald_benches::{ms, percentile, rocksdb_sync_batches, Client, Herald};

@@ -6,6 +6,8 @@
 //! Bounded: `HERALD_BENCH_RATE` requests/s (default 500) for
 //! `HERALD_BENCH_SECS` seconds (default 10).
 
+#![allow(clippy::disallowed_methods)] // benchmarks measure real time
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -5,6 +5,9 @@
 //! Benchmarks print ratios against a baseline measured in the same run; they
 //! never assert on time.
 
+// Benchmarks measure real time and run real threads.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
