@@ -262,3 +262,96 @@ async fn a_batch_with_one_bad_item_changes_nothing() {
     }
     rt.shutdown().await;
 }
+
+fn email(address: &str) -> herald_model::wire::EndpointRequest {
+    herald_model::wire::EndpointRequest {
+        channel_type: Some("EMAIL".into()),
+        address: Some(address.into()),
+        ..Default::default()
+    }
+}
+
+async fn status(rt: &Runtime<MemEngine>, app: &str, id: &str) -> String {
+    rt.herald
+        .endpoint(app, id)
+        .await
+        .unwrap()
+        .endpoint_status
+        .unwrap()
+}
+
+/// The newest endpoint written with an address holds it; the one that held it
+/// before becomes INACTIVE, wherever the two live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reusing_an_address_deactivates_the_previous_holder() {
+    let clock = Arc::new(ManualClock::new(parse_iso8601_ms(T0).unwrap()));
+    let rt = start(clock, 16).await;
+    let app = new_app(&rt).await;
+    let h = &rt.herald;
+    h.update_endpoint(&app, "old", email("x@example.com"), "r1")
+        .await
+        .unwrap();
+    h.update_endpoint(&app, "new", email("x@example.com"), "r2")
+        .await
+        .unwrap();
+    assert_eq!(status(&rt, &app, "old").await, "INACTIVE");
+    assert_eq!(status(&rt, &app, "new").await, "ACTIVE");
+
+    // Updating the old endpoint again makes it the holder once more.
+    h.update_endpoint(
+        &app,
+        "old",
+        herald_model::wire::EndpointRequest::default(),
+        "r3",
+    )
+    .await
+    .unwrap();
+    assert_eq!(status(&rt, &app, "old").await, "ACTIVE");
+    assert_eq!(status(&rt, &app, "new").await, "INACTIVE");
+
+    // The same address on another channel is another address.
+    let mut sms = email("x@example.com");
+    sms.channel_type = Some("SMS".into());
+    h.update_endpoint(&app, "other-channel", sms, "r4")
+        .await
+        .unwrap();
+    assert_eq!(status(&rt, &app, "old").await, "ACTIVE");
+
+    // An endpoint that moved to another address is left alone.
+    h.update_endpoint(&app, "old", email("y@example.com"), "r5")
+        .await
+        .unwrap();
+    h.update_endpoint(&app, "third", email("x@example.com"), "r6")
+        .await
+        .unwrap();
+    assert_eq!(status(&rt, &app, "old").await, "ACTIVE");
+
+    // Within one batch, the later item wins.
+    let item = |id: &str| herald_model::wire::EndpointBatchItem {
+        id: Some(id.into()),
+        channel_type: Some("EMAIL".into()),
+        address: Some("z@example.com".into()),
+        ..Default::default()
+    };
+    let batch = herald_model::wire::EndpointBatchRequest {
+        item: Some(vec![item("b1"), item("b2"), item("b3")]),
+    };
+    h.update_endpoints_batch(&app, batch, "r7").await.unwrap();
+    assert_eq!(status(&rt, &app, "b1").await, "INACTIVE");
+    assert_eq!(status(&rt, &app, "b2").await, "INACTIVE");
+    assert_eq!(status(&rt, &app, "b3").await, "ACTIVE");
+
+    // The endpoint of a PutEvents batch claims its address too.
+    h.put_events(
+        &app,
+        events("from-events", vec![("e1", event("custom", 1, "s1"))]),
+        "r8",
+    )
+    .await
+    .unwrap();
+    h.update_endpoint(&app, "a-holder", email("a@example.com"), "r9")
+        .await
+        .unwrap();
+    assert_eq!(status(&rt, &app, "from-events").await, "INACTIVE");
+    rt.shutdown().await;
+}

@@ -61,7 +61,7 @@ async fn writes_go_through_the_owning_group_and_survive_restart() {
         let g = host.group_of("app", id);
         let r = host.propose(g, upsert(id)).await.unwrap();
         assert!(
-            matches!(r, CmdResult::Endpoints(ref v) if v.len() == 1),
+            matches!(r, CmdResult::Written { ref endpoints, .. } if endpoints.len() == 1),
             "{r:?}"
         );
     }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{Cf, KvEngine, WriteBatch};
 use crate::error::{Result, StorageError};
 use crate::keys::{self, tag, GroupId};
-use crate::types::{AppRecord, ApplyLimits, CmdResult, Command, EndpointUpsert};
+use crate::types::{AddressClaim, AppRecord, ApplyLimits, CmdResult, Command, EndpointUpsert};
 
 /// A change the shard's in-memory tables (engagement table, actors) follow.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,13 +191,21 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             items,
         } => {
             let mut written = Vec::with_capacity(items.len());
+            let mut claims = Vec::new();
             for item in items {
                 match upsert_endpoint(txn, group, app_id, now_iso, limits, item)? {
-                    Ok(ep) => written.push(ep),
+                    Ok((ep, claim)) => {
+                        written.push(ep);
+                        claims.extend(claim);
+                    }
                     Err(reason) => return Ok(CmdResult::Rejected(reason)),
                 }
             }
-            Ok(CmdResult::Endpoints(written))
+            Ok(CmdResult::Written {
+                endpoints: written,
+                events: 0,
+                claims,
+            })
         }
         Command::DeleteEndpoint {
             app_id,
@@ -227,6 +235,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
         } => {
             let cfg = session_config(limits);
             let mut n = 0u32;
+            let mut claims = Vec::new();
             for item in items {
                 let endpoint_id = &item.endpoint_id;
                 if let Some(request) = &item.endpoint {
@@ -234,10 +243,9 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                         endpoint_id: endpoint_id.clone(),
                         request: request.clone(),
                     };
-                    if let Err(reason) =
-                        upsert_endpoint(txn, group, app_id, now_iso, limits, &upsert)?
-                    {
-                        return Ok(CmdResult::Rejected(reason));
+                    match upsert_endpoint(txn, group, app_id, now_iso, limits, &upsert)? {
+                        Ok((_, claim)) => claims.extend(claim),
+                        Err(reason) => return Ok(CmdResult::Rejected(reason)),
                     }
                 }
                 let mut events: Vec<(i64, &String, &herald_model::wire::Event)> = Vec::new();
@@ -285,7 +293,52 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                     });
                 }
             }
-            Ok(CmdResult::Count(u64::from(n)))
+            Ok(CmdResult::Written {
+                endpoints: Vec::new(),
+                events: u64::from(n),
+                claims,
+            })
+        }
+        Command::ClaimAddresses { app_id, claims } => {
+            let mut displaced = Vec::new();
+            for c in claims {
+                let key = keys::address(group, app_id, &c.channel, &c.address);
+                let holder: Option<String> = txn.get_json("address", &key)?;
+                if holder.as_deref() == Some(c.endpoint_id.as_str()) {
+                    continue;
+                }
+                if let Some(previous) = holder {
+                    displaced.push(AddressClaim {
+                        endpoint_id: previous,
+                        ..c.clone()
+                    });
+                }
+                txn.put_json(key, &c.endpoint_id);
+            }
+            Ok(CmdResult::Displaced(displaced))
+        }
+        Command::DeactivateDisplaced { app_id, displaced } => {
+            let mut changed = 0u64;
+            for d in displaced {
+                let key = keys::endpoint(group, app_id, &d.endpoint_id);
+                let Some(mut ep) = txn.get_json::<EndpointResponse>("endpoint", &key)? else {
+                    continue;
+                };
+                let still_holds = ep.channel_type.as_deref() == Some(d.channel.as_str())
+                    && ep.address.as_deref() == Some(d.address.as_str());
+                if !still_holds || ep.endpoint_status.as_deref() == Some("INACTIVE") {
+                    continue;
+                }
+                ep.endpoint_status = Some("INACTIVE".into());
+                txn.put_json(key, &ep);
+                txn.changes.push(Change::Endpoint {
+                    app_id: app_id.clone(),
+                    endpoint_id: d.endpoint_id.clone(),
+                    endpoint: Some(Box::new(ep)),
+                });
+                changed += 1;
+            }
+            Ok(CmdResult::Count(changed))
         }
         Command::RemoveAttributes {
             app_id,
@@ -390,7 +443,22 @@ fn update_app<E: KvEngine + ?Sized>(
     Ok(CmdResult::App(Some(rec)))
 }
 
+/// The address an ACTIVE endpoint holds, as (channel, address).
+fn held_address(ep: &EndpointResponse) -> Option<(&str, &str)> {
+    if ep.endpoint_status.as_deref() != Some("ACTIVE") {
+        return None;
+    }
+    match (ep.channel_type.as_deref(), ep.address.as_deref()) {
+        (Some(c), Some(a)) if !a.is_empty() => Some((c, a)),
+        _ => None,
+    }
+}
+
+type Upserted = (EndpointResponse, Option<AddressClaim>);
+
 /// Merges one endpoint write; `Ok(Err(reason))` refuses the whole command.
+/// Also answers the address the endpoint newly claims: one it holds ACTIVE
+/// now and did not hold ACTIVE before.
 fn upsert_endpoint<E: KvEngine + ?Sized>(
     txn: &mut Txn<'_, E>,
     group: GroupId,
@@ -398,7 +466,7 @@ fn upsert_endpoint<E: KvEngine + ?Sized>(
     now_iso: &str,
     limits: &ApplyLimits,
     item: &EndpointUpsert,
-) -> Result<std::result::Result<EndpointResponse, String>> {
+) -> Result<std::result::Result<Upserted, String>> {
     let key = keys::endpoint(group, app_id, &item.endpoint_id);
     let existing: Option<EndpointResponse> = txn.get_json("endpoint", &key)?;
     let mut merged = herald_model::endpoint::merge_update(
@@ -442,13 +510,20 @@ fn upsert_endpoint<E: KvEngine + ?Sized>(
             Vec::new(),
         );
     }
+    let claim = held_address(&merged)
+        .filter(|now| existing.as_ref().and_then(held_address) != Some(*now))
+        .map(|(channel, address)| AddressClaim {
+            endpoint_id: item.endpoint_id.clone(),
+            channel: channel.to_owned(),
+            address: address.to_owned(),
+        });
     txn.put(key, bytes);
     txn.changes.push(Change::Endpoint {
         app_id: app_id.to_owned(),
         endpoint_id: item.endpoint_id.clone(),
         endpoint: Some(Box::new(merged.clone())),
     });
-    Ok(Ok(merged))
+    Ok(Ok((merged, claim)))
 }
 
 fn delete_endpoint<E: KvEngine + ?Sized>(

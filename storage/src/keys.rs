@@ -33,18 +33,20 @@ pub mod tag {
     pub const EVENT_TYPE: u8 = 0x16;
     pub const OPEN_SESSION: u8 = 0x17;
     pub const CLOSED_SESSION: u8 = 0x18;
+    pub const ADDRESS: u8 = 0x19;
     // node column family (no group prefix)
     pub const NODE_CLUSTER: u8 = 0x20;
 }
 
 /// Per-app tables of a data shard; purged together when an app is deleted.
-pub const APP_TABLES: [u8; 6] = [
+pub const APP_TABLES: [u8; 7] = [
     tag::ENDPOINT,
     tag::USER_ENDPOINT,
     tag::EVENT,
     tag::EVENT_TYPE,
     tag::OPEN_SESSION,
     tag::CLOSED_SESSION,
+    tag::ADDRESS,
 ];
 
 fn push_var(k: &mut Vec<u8>, s: &[u8]) {
@@ -154,6 +156,21 @@ pub fn closed_session(group: GroupId, app_id: &str, end_ms: i64, endpoint_id: &s
     k.extend_from_slice(&((end_ms as u64) ^ (1 << 63)).to_be_bytes());
     k.extend_from_slice(endpoint_id.as_bytes());
     k
+}
+
+/// The holder of an address: `[..][u16 len][channel][address]`, kept in the
+/// group that owns the address (see `address_shard_key`).
+pub fn address(group: GroupId, app_id: &str, channel: &str, address: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::ADDRESS, app_id);
+    push_var(&mut k, channel.as_bytes());
+    k.extend_from_slice(address.as_bytes());
+    k
+}
+
+/// The string hashed (with the app id) to place an address's holder row;
+/// placement only needs it to be fixed forever.
+pub fn address_shard_key(channel: &str, address: &str) -> String {
+    format!("\u{1}address\u{0}{channel}\u{0}{address}")
 }
 
 pub fn node_cluster() -> Vec<u8> {

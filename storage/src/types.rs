@@ -69,6 +69,16 @@ pub struct EventsItem {
     pub events: Vec<(String, Event)>,
 }
 
+/// An endpoint that now holds `(channel, address)`: the newest ACTIVE
+/// endpoint with an address takes it over, and the endpoint that held it
+/// before becomes INACTIVE (Pinpoint's rule for reused addresses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressClaim {
+    pub endpoint_id: String,
+    pub channel: String,
+    pub address: String,
+}
+
 /// A state machine command. Meta-group commands and data-shard commands share
 /// one type; a group rejects commands that are not its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +132,17 @@ pub enum Command {
     PurgeApp {
         app_id: String,
     },
+    /// Records each claim's endpoint as the holder of its address, in order
+    /// (in the group that owns the address); answers the displaced holders.
+    ClaimAddresses {
+        app_id: String,
+        claims: Vec<AddressClaim>,
+    },
+    /// Sets each named endpoint INACTIVE if it still has that address.
+    DeactivateDisplaced {
+        app_id: String,
+        displaced: Vec<AddressClaim>,
+    },
     /// Closes sessions idle since before `now_ms - idle_timeout_ms`.
     CloseIdleSessions {
         now_ms: i64,
@@ -151,6 +172,15 @@ pub enum CmdResult {
     App(Option<AppRecord>),
     /// Endpoints written or deleted by the command, in command order.
     Endpoints(Vec<EndpointResponse>),
+    /// An endpoint write or event ingest: the endpoints written, how many
+    /// events were stored, and the addresses the written endpoints now claim.
+    Written {
+        endpoints: Vec<EndpointResponse>,
+        events: u64,
+        claims: Vec<AddressClaim>,
+    },
+    /// Endpoints displaced from their addresses by `ClaimAddresses`.
+    Displaced(Vec<AddressClaim>),
     /// The command was refused as a whole; nothing changed.
     Rejected(String),
     /// How many rows a bulk command touched.

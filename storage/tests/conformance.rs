@@ -118,7 +118,7 @@ async fn applied_state_is_recovered<E: KvEngine>(engine: Arc<E>) {
         ])
         .await
         .unwrap();
-    assert!(matches!(&res[0], CmdResult::Endpoints(v) if v.len() == 1));
+    assert!(matches!(&res[0], CmdResult::Written { endpoints, .. } if endpoints.len() == 1));
     drop(sm);
     let mut sm = StateMachine::open(engine.clone(), GROUP, None).unwrap();
     let (applied, _) = sm.applied_state().await.unwrap();

@@ -132,15 +132,15 @@ def test_update_replaces_values_per_attribute_key(pp, app_id):
     assert ep["User"] == {"UserId": "u-1", "UserAttributes": {"plan": ["pro"], "lang": ["en"]}}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="herald does not yet keep an address index to deactivate older endpoints (open gap)",
-)
 def test_reusing_an_address_deactivates_the_older_endpoint(pp, app_id):
     put(pp, app_id, "ep-old", {"ChannelType": "EMAIL", "Address": "shared@example.com"})
     put(pp, app_id, "ep-new", {"ChannelType": "EMAIL", "Address": "shared@example.com"})
     assert get(pp, app_id, "ep-new")["EndpointStatus"] == "ACTIVE"
     assert get(pp, app_id, "ep-old")["EndpointStatus"] == "INACTIVE"
+    # Updating the older endpoint makes it the address's holder again.
+    put(pp, app_id, "ep-old", {"Attributes": {"Plan": ["pro"]}})
+    assert get(pp, app_id, "ep-old")["EndpointStatus"] == "ACTIVE"
+    assert get(pp, app_id, "ep-new")["EndpointStatus"] == "INACTIVE"
 
 
 @pytest.mark.parametrize(
