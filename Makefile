@@ -7,8 +7,13 @@ HERALD_DEBUG := $(CARGO_TARGET_DIR)/debug/herald
 
 .PHONY: run test deps venv build lint bench
 
+# One release build command for `run` and `bench`: any other cargo invocation
+# (another -p, another target set) rebuilds rocksdb, ~15 minutes on 2 cores.
+RELEASE_BUILD := cargo build --release --workspace --all-targets
+
 run: deps
-	cargo run --release -p herald-node --bin herald -- serve $(ARGS)
+	$(RELEASE_BUILD)
+	$(CARGO_TARGET_DIR)/release/herald serve $(ARGS)
 
 test: deps venv
 	cargo test --workspace
@@ -19,7 +24,7 @@ lint: deps
 	cargo clippy --workspace --all-targets -- -D warnings
 
 bench: deps
-	cargo build --release --workspace --all-targets
+	$(RELEASE_BUILD)
 	cargo bench --workspace --benches
 
 deps:
