@@ -169,7 +169,7 @@ impl<E: KvEngine> Herald<E> {
                 .propose(META_GROUP, Command::CreateApp(rec))
                 .await?,
         )? {
-            CmdResult::App(Some(a)) => Ok(a),
+            CmdResult::App(Some(a)) => Ok(*a),
             other => Err(ServiceError::Internal(format!(
                 "unexpected result {other:?}"
             ))),
@@ -225,7 +225,7 @@ impl<E: KvEngine> Herald<E> {
             )
             .await?
         {
-            CmdResult::App(Some(a)) => a,
+            CmdResult::App(Some(a)) => *a,
             _ => return Err(not_found_app(app_id)),
         };
         self.purge_app(app_id).await?;
@@ -413,6 +413,13 @@ impl<E: KvEngine> Herald<E> {
 
     /// Checks a set of endpoint writes against stored state: size and
     /// attribute quotas after merging, and endpoints per user.
+    ///
+    /// Endpoints are read from the local state machine without a read
+    /// barrier: this is a pre-check that gives each item its own verdict.
+    /// The state machine checks size and attributes again when it applies
+    /// the write, so a stale read can only let through a write that apply
+    /// then refuses whole. (A barrier here made every PutEvents item wait
+    /// for its shard's in-flight writes to apply, one item after another.)
     async fn check_endpoint_writes(
         &self,
         app_id: &str,
@@ -426,7 +433,10 @@ impl<E: KvEngine> Herald<E> {
         for item in items {
             let existing = match merged_so_far.get(item.endpoint_id.as_str()) {
                 Some(e) => Some(e.clone()),
-                None => self.endpoint_in(app_id, &item.endpoint_id).await?,
+                None => {
+                    let g = self.host.group_of(app_id, &item.endpoint_id);
+                    self.host.reader().endpoint(g, app_id, &item.endpoint_id)?
+                }
             };
             let merged = endpoint::merge_update(
                 existing.as_ref(),

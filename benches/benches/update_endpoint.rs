@@ -64,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             let body = serde_json::to_vec(&serde_json::json!({
                 "ChannelType": "EMAIL",
-                "Address": format!("user{i}@example.com"),
+                "Address": format!("user{}@example.com", i % 10_000),
                 "Attributes": { "plan": ["pro"], "seq": [i.to_string()] },
                 "Demographic": { "Platform": "ios", "Timezone": "Europe/Paris" }
             }))?;

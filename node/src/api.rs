@@ -167,16 +167,18 @@ fn json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
-    // Parse into a value first: it checks every string (also of members the
-    // shape ignores) and lets us insist on an object, as restJson1 does.
-    let value: serde_json::Value = serde_json::from_slice(body)
+    // The whole body must be UTF-8 (also in members the shape ignores) and
+    // an object, as restJson1 requires; then it is parsed once, straight
+    // into the shape (parsing through a serde_json::Value cost PutEvents a
+    // tenth of its CPU).
+    let text = std::str::from_utf8(body)
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
-    if !value.is_object() {
+    if !text.trim_start().starts_with('{') {
         return Err(ApiError::bad_request(
             "the request body must be a JSON object",
         ));
     }
-    serde_json::from_value(value)
+    serde_json::from_str(text)
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }
 

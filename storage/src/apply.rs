@@ -160,7 +160,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                 )));
             }
             txn.put_json(key, rec);
-            Ok(CmdResult::App(Some(rec.clone())))
+            Ok(CmdResult::App(Some(Box::new(rec.clone()))))
         }
         Command::UpdateAppSettings { app_id, settings } => update_app(txn, app_id, |a| {
             a.settings = settings.clone();
@@ -170,7 +170,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             let key = keys::app(app_id);
             let old: Option<AppRecord> = txn.get_json("app", &key)?;
             txn.delete(key);
-            Ok(CmdResult::App(old))
+            Ok(CmdResult::App(old.map(Box::new)))
         }
         Command::TagApp { app_id, tags } => update_app(txn, app_id, |a| {
             a.tags
@@ -236,6 +236,8 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             let cfg = session_config(limits);
             let mut n = 0u32;
             let mut claims = Vec::new();
+            // Event-type counters are read and written once per command.
+            let mut type_counts: BTreeMap<&str, u64> = BTreeMap::new();
             for item in items {
                 let endpoint_id = &item.endpoint_id;
                 if let Some(request) = &item.endpoint {
@@ -270,9 +272,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                     txn.put_json(keys::event(group, app_id, ms, log_index, n), &row);
                     n += 1;
                     let et = ev.event_type.as_deref().unwrap_or_default();
-                    let tkey = keys::event_type(group, app_id, et);
-                    let count: u64 = txn.get_json("event_type", &tkey)?.unwrap_or(0);
-                    txn.put_json(tkey, &(count + 1));
+                    *type_counts.entry(et).or_default() += 1;
                     let sid = ev.session.as_ref().and_then(|s| s.id.as_deref());
                     let (next, closed) =
                         session::on_event(open, session::classify(et, sid), ms, &cfg);
@@ -292,6 +292,11 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                         open,
                     });
                 }
+            }
+            for (et, added) in type_counts {
+                let tkey = keys::event_type(group, app_id, et);
+                let count: u64 = txn.get_json("event_type", &tkey)?.unwrap_or(0);
+                txn.put_json(tkey, &(count + added));
             }
             Ok(CmdResult::Written {
                 endpoints: Vec::new(),
@@ -440,7 +445,7 @@ fn update_app<E: KvEngine + ?Sized>(
     }
     f(&mut rec);
     txn.put_json(key, &rec);
-    Ok(CmdResult::App(Some(rec)))
+    Ok(CmdResult::App(Some(Box::new(rec))))
 }
 
 /// The address an ACTIVE endpoint holds, as (channel, address).

@@ -17,6 +17,9 @@ use std::ops::ControlFlow;
 
 use crate::error::Result;
 
+/// A scan's visitor: called with each key and value in order; `Break` stops.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
+
 /// Column families. Each is a separate keyspace; keys inside are laid out by
 /// [`crate::keys`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -95,13 +98,7 @@ pub trait KvEngine: Send + Sync + 'static {
     fn sync_then(&self, done: SyncDone);
 
     /// Visits keys in `[start, end)` in ascending order until `visit` breaks.
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<()>;
+    fn scan(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut Visit<'_>) -> Result<()>;
 
     /// The last pair in `[start, end)`, if any.
     fn last(&self, cf: Cf, start: &[u8], end: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>>;

@@ -21,7 +21,7 @@ pub mod state_machine;
 pub mod types;
 
 pub use apply::{ApplyObserver, Change, EventRow};
-pub use engine::{Cf, KvEngine, WriteBatch};
+pub use engine::{Cf, KvEngine, Visit, WriteBatch};
 pub use error::{Result, StorageError};
 pub use keys::{GroupId, META_GROUP};
 pub use log_store::LogStore;

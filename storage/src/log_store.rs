@@ -5,9 +5,10 @@
 //! synced. All IO of one group is issued in order from openraft's single
 //! storage task, which the engine's ordered WAL turns into ordered durability.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, ControlFlow, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogReader, StorageIOError};
@@ -34,10 +35,67 @@ fn write_err(e: impl ToString) -> RaftStorageError {
     io_err(ErrorSubject::Logs, ErrorVerb::Write, e)
 }
 
+/// Bytes of recently appended entries a group keeps in memory.
+pub const TAIL_CACHE_BYTES: usize = 1 << 20;
+
+/// The newest entries of the log, parsed, so that applying an entry right
+/// after it commits does not read and parse it back from the engine.
+///
+/// Invariant: the cached indexes are contiguous and, when the cache is not
+/// empty, its last index is the log's last index (every append enters the
+/// cache; only the oldest entries are evicted; truncate and purge cut the
+/// cache as they cut the log). So a range that starts inside the cache is
+/// served from it whole.
+#[derive(Default)]
+struct TailCache {
+    entries: BTreeMap<u64, (Entry, usize)>,
+    bytes: usize,
+}
+
+impl TailCache {
+    fn insert(&mut self, entry: Entry, bytes: usize) {
+        if let Some((_, old)) = self.entries.insert(entry.log_id.index, (entry, bytes)) {
+            self.bytes -= old;
+        }
+        self.bytes += bytes;
+        while self.bytes > TAIL_CACHE_BYTES {
+            match self.entries.pop_first() {
+                Some((_, (_, b))) => self.bytes -= b,
+                None => break,
+            }
+        }
+    }
+
+    /// Drops every entry with an index in `range`.
+    fn remove(&mut self, range: impl RangeBounds<u64>) {
+        let keys: Vec<u64> = self.entries.range(range).map(|(k, _)| *k).collect();
+        for k in keys {
+            if let Some((_, b)) = self.entries.remove(&k) {
+                self.bytes -= b;
+            }
+        }
+    }
+
+    /// The entries of `[start, end)`, if the cache can answer for all of them.
+    fn get(&self, start: u64, end: u64) -> Option<Vec<Entry>> {
+        let first = *self.entries.keys().next()?;
+        if start < first {
+            return None;
+        }
+        Some(
+            self.entries
+                .range(start..end)
+                .map(|(_, (e, _))| e.clone())
+                .collect(),
+        )
+    }
+}
+
 /// The Raft log of one group.
 pub struct LogStore<E: KvEngine> {
     engine: Arc<E>,
     group: GroupId,
+    tail: Arc<Mutex<TailCache>>,
 }
 
 impl<E: KvEngine> Clone for LogStore<E> {
@@ -45,13 +103,22 @@ impl<E: KvEngine> Clone for LogStore<E> {
         Self {
             engine: self.engine.clone(),
             group: self.group,
+            tail: self.tail.clone(),
         }
     }
 }
 
 impl<E: KvEngine> LogStore<E> {
     pub fn new(engine: Arc<E>, group: GroupId) -> Self {
-        Self { engine, group }
+        Self {
+            engine,
+            group,
+            tail: Arc::default(),
+        }
+    }
+
+    fn tail(&self) -> std::sync::MutexGuard<'_, TailCache> {
+        self.tail.lock().expect("log tail cache lock")
     }
 
     fn get_json<T: serde::de::DeserializeOwned>(
@@ -91,10 +158,17 @@ impl<E: KvEngine> RaftLogReader<TypeConfig> for LogStore<E> {
             Bound::Excluded(x) => x.saturating_add(1),
             Bound::Unbounded => 0,
         };
-        let end_key = match range.end_bound() {
-            Bound::Included(x) => keys::log(self.group, x.saturating_add(1)),
-            Bound::Excluded(x) => keys::log(self.group, *x),
-            Bound::Unbounded => keys::prefix_end(&keys::table(self.group, tag::LOG)),
+        let end = match range.end_bound() {
+            Bound::Included(x) => Some(x.saturating_add(1)),
+            Bound::Excluded(x) => Some(*x),
+            Bound::Unbounded => None,
+        };
+        if let Some(hit) = self.tail().get(start, end.unwrap_or(u64::MAX)) {
+            return Ok(hit);
+        }
+        let end_key = match end {
+            Some(e) => keys::log(self.group, e),
+            None => keys::prefix_end(&keys::table(self.group, tag::LOG)),
         };
         let mut out = Vec::new();
         let mut err = None;
@@ -176,11 +250,20 @@ impl<E: KvEngine> RaftLogStorage<TypeConfig> for LogStore<E> {
         I::IntoIter: Send,
     {
         let mut b = WriteBatch::new();
+        let mut parsed = Vec::new();
         for e in entries {
             let v = serde_json::to_vec(&e).map_err(write_err)?;
+            let bytes = v.len();
             b.put(Cf::Raft, keys::log(self.group, e.log_id.index), v);
+            parsed.push((bytes, e));
         }
         self.engine.write(b, false).map_err(write_err)?;
+        {
+            let mut tail = self.tail();
+            for (bytes, e) in parsed {
+                tail.insert(e, bytes);
+            }
+        }
         self.engine.sync_then(Box::new(move |res| {
             callback.log_io_completed(res.map_err(|e| std::io::Error::other(e.to_string())));
         }));
@@ -194,7 +277,9 @@ impl<E: KvEngine> RaftLogStorage<TypeConfig> for LogStore<E> {
             keys::log(self.group, log_id.index),
             keys::prefix_end(&keys::table(self.group, tag::LOG)),
         );
-        self.engine.write(b, true).map_err(write_err)
+        self.engine.write(b, true).map_err(write_err)?;
+        self.tail().remove(log_id.index..);
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
@@ -209,6 +294,8 @@ impl<E: KvEngine> RaftLogStorage<TypeConfig> for LogStore<E> {
             keys::log(self.group, 0),
             keys::log(self.group, log_id.index + 1),
         );
-        self.engine.write(b, false).map_err(write_err)
+        self.engine.write(b, false).map_err(write_err)?;
+        self.tail().remove(..=log_id.index);
+        Ok(())
     }
 }

@@ -6,10 +6,9 @@
 //! by the simulator later. Deterministic: no clock, no threads.
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 use std::sync::Mutex;
 
-use crate::engine::{Cf, KvEngine, Op, SyncDone, WriteBatch};
+use crate::engine::{Cf, KvEngine, Op, SyncDone, Visit, WriteBatch};
 use crate::error::{Result, StorageError};
 
 type Tree = BTreeMap<(Cf, Vec<u8>), Vec<u8>>;
@@ -126,13 +125,7 @@ impl KvEngine for MemEngine {
             .map(|((_, k), v)| (k.clone(), v.clone())))
     }
 
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<()> {
+    fn scan(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut Visit<'_>) -> Result<()> {
         // Copy the range out so the visitor may call back into the engine.
         let items: Vec<(Vec<u8>, Vec<u8>)> = {
             let g = self.inner.lock().expect("mem engine lock");

@@ -5,14 +5,13 @@
 //! sync (group commit), so 65 Raft groups appending at once pay for one fsync,
 //! not 65. The syncer's queue is bounded: a full queue makes callers wait.
 
-use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteOptions, DB};
 
-use crate::engine::{Cf, KvEngine, Op, SyncDone, WriteBatch};
+use crate::engine::{Cf, KvEngine, Op, SyncDone, Visit, WriteBatch};
 use crate::error::{Result, StorageError};
 
 /// How many `sync_then` callers may wait for the syncer before new ones block.
@@ -152,13 +151,7 @@ impl KvEngine for RocksEngine {
         Ok(None)
     }
 
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<()> {
+    fn scan(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut Visit<'_>) -> Result<()> {
         if start >= end {
             return Ok(());
         }

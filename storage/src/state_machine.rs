@@ -80,7 +80,10 @@ fn encode_pairs(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
-fn decode_pairs(mut data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+/// Key-value pairs of a snapshot, in key order.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn decode_pairs(mut data: &[u8]) -> Result<Pairs, String> {
     let mut out = Vec::new();
     let take = |data: &mut &[u8]| -> Result<Vec<u8>, String> {
         if data.len() < 4 {

@@ -169,7 +169,7 @@ impl Command {
 pub enum CmdResult {
     #[default]
     Done,
-    App(Option<AppRecord>),
+    App(Option<Box<AppRecord>>),
     /// Endpoints written or deleted by the command, in command order.
     Endpoints(Vec<EndpointResponse>),
     /// An endpoint write or event ingest: the endpoints written, how many
