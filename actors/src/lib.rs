@@ -9,6 +9,7 @@
 //! actors' in-memory state is derived from applied changes and can always be
 //! rebuilt from storage. No ractor global registry (per-node directories).
 
+pub mod addresses;
 pub mod clock;
 pub mod endpoint;
 pub mod engagement;

@@ -19,8 +19,8 @@ use herald_model::wire::{
 };
 use herald_model::{endpoint, ids, time, validate};
 use herald_storage::{
-    keys, AddressClaim, AppRecord, ApplyLimits, CmdResult, Command, EndpointUpsert, EventsItem,
-    GroupId, KvEngine, META_GROUP,
+    AppRecord, ApplyLimits, CmdResult, Command, EndpointUpsert, EventsItem, GroupId, KvEngine,
+    META_GROUP,
 };
 
 use crate::clock::Clock;
@@ -527,54 +527,7 @@ impl<E: KvEngine> Herald<E> {
             .map(|(i, id)| (id.as_str(), i))
             .collect();
         claims.sort_by_key(|c| rank.get(c.endpoint_id.as_str()).copied());
-        self.claim_addresses(app_id, claims).await
-    }
-
-    /// Makes each claiming endpoint the holder of its address and sets the
-    /// endpoints it displaces INACTIVE: Pinpoint's rule that updating an
-    /// endpoint with an address another endpoint has deactivates the other.
-    ///
-    /// Runs after the endpoint writes committed. If the node stops between
-    /// the two, the older endpoint stays ACTIVE until the address is claimed
-    /// again (a known gap: there is no outbox for claims yet).
-    async fn claim_addresses(&self, app_id: &str, claims: Vec<AddressClaim>) -> Result<()> {
-        if claims.is_empty() {
-            return Ok(());
-        }
-        let mut by_group: BTreeMap<GroupId, Vec<AddressClaim>> = BTreeMap::new();
-        for c in claims {
-            let g = self
-                .host
-                .group_of(app_id, &keys::address_shard_key(&c.channel, &c.address));
-            by_group.entry(g).or_default().push(c);
-        }
-        let proposals = by_group.into_iter().map(|(g, claims)| {
-            let cmd = Command::ClaimAddresses {
-                app_id: app_id.to_owned(),
-                claims,
-            };
-            self.host.propose(g, cmd)
-        });
-        let mut displaced: BTreeMap<GroupId, Vec<AddressClaim>> = BTreeMap::new();
-        for r in join_all(proposals).await {
-            if let CmdResult::Displaced(d) = rejected(r?)? {
-                for c in d {
-                    let g = self.host.group_of(app_id, &c.endpoint_id);
-                    displaced.entry(g).or_default().push(c);
-                }
-            }
-        }
-        let proposals = displaced.into_iter().map(|(g, displaced)| {
-            let cmd = Command::DeactivateDisplaced {
-                app_id: app_id.to_owned(),
-                displaced,
-            };
-            self.host.propose(g, cmd)
-        });
-        for r in join_all(proposals).await {
-            rejected(r?)?;
-        }
-        Ok(())
+        crate::addresses::hand_over(&self.host, app_id, claims).await
     }
 
     /// An endpoint request larger than an endpoint may be is PayloadTooLarge.
@@ -880,7 +833,7 @@ impl<E: KvEngine> Herald<E> {
         }
         // BatchItem is a map, so two endpoints of one batch that share an
         // address have no request order between them: one of them keeps it.
-        self.claim_addresses(app_id, claims).await?;
+        crate::addresses::hand_over(&self.host, app_id, claims).await?;
         Ok(EventsResponse {
             results: Some(results),
         })

@@ -2,7 +2,8 @@
 //!
 //! It owns the shard's engagement table (fed by the state machine's applied
 //! changes), closes idle sessions on a timer by proposing a command through
-//! Raft (so the decision is replicated and replayable), and hosts the shard's
+//! Raft (so the decision is replicated and replayable), finishes address
+//! hand-overs left pending (see [`crate::addresses`]), and hosts the shard's
 //! virtual endpoint actors: activated on demand, passivated when idle, never
 //! more than `endpoint_actors_max` resident (the least recently used goes).
 
@@ -28,6 +29,9 @@ pub struct ShardSettings {
     pub endpoint_actors_max: usize,
     /// An endpoint actor idle this long is passivated.
     pub endpoint_actor_idle_ms: i64,
+    /// Address claims younger than this are left to the request that made
+    /// them; older ones still pending are handed over by the sweep.
+    pub claim_grace_ms: i64,
 }
 
 impl Default for ShardSettings {
@@ -37,6 +41,7 @@ impl Default for ShardSettings {
             sweep_interval: Duration::from_secs(10),
             endpoint_actors_max: 1024,
             endpoint_actor_idle_ms: 60_000,
+            claim_grace_ms: 5_000,
         }
     }
 }
@@ -97,6 +102,7 @@ pub struct ShardState<E: KvEngine> {
     table: EngagementTable,
     resident: BTreeMap<(String, String), Resident>,
     sweeping: Arc<std::sync::atomic::AtomicBool>,
+    handing_over: Arc<std::sync::atomic::AtomicBool>,
     stats: ShardStats,
 }
 
@@ -127,6 +133,7 @@ impl<E: KvEngine> Actor for ShardActor<E> {
             table,
             resident: BTreeMap::new(),
             sweeping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            handing_over: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             stats: ShardStats::default(),
         })
     }
@@ -261,6 +268,29 @@ impl<E: KvEngine> Actor for ShardActor<E> {
                             Ok(r) => tracing::debug!(group, result = ?r, "closed idle sessions"),
                             Err(e) => {
                                 tracing::debug!(group, error = %e, "idle session sweep not proposed")
+                            }
+                        }
+                        flag.store(false, std::sync::atomic::Ordering::SeqCst);
+                    });
+                }
+                if !st
+                    .handing_over
+                    .swap(true, std::sync::atomic::Ordering::SeqCst)
+                {
+                    let host = st.args.host.clone();
+                    let group = st.args.group;
+                    let flag = st.handing_over.clone();
+                    let before_ms = now - st.args.settings.claim_grace_ms;
+                    tokio::spawn(async move {
+                        match crate::addresses::finish_pending(&host, group, before_ms).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(
+                                group,
+                                claims = n,
+                                "finished pending address hand-overs"
+                            ),
+                            Err(e) => {
+                                tracing::warn!(group, error = %e, "pending address hand-overs not finished")
                             }
                         }
                         flag.store(false, std::sync::atomic::Ordering::SeqCst);

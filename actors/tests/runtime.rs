@@ -355,3 +355,78 @@ async fn reusing_an_address_deactivates_the_previous_holder() {
     assert_eq!(status(&rt, &app, "from-events").await, "INACTIVE");
     rt.shutdown().await;
 }
+
+fn pending_claims(rt: &Runtime<MemEngine>) -> usize {
+    rt.host
+        .data_groups()
+        .map(|g| rt.host.reader().pending_claims(g, 1000).unwrap().len())
+        .sum()
+}
+
+async fn sweep_all(rt: &Runtime<MemEngine>) {
+    for g in rt.host.data_groups().collect::<Vec<_>>() {
+        rt.shard(g).unwrap().cast(ShardMsg::Sweep).unwrap();
+    }
+}
+
+/// A hand-over that never ran (the node stopped right after the endpoint
+/// write) is finished by the shard sweep; a late hand-over of an older claim
+/// never takes the address from a newer endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_finishes_address_hand_overs_and_respects_their_order() {
+    let t0 = parse_iso8601_ms(T0).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let rt = start(clock.clone(), 16).await;
+    let app = new_app(&rt).await;
+    let h = &rt.herald;
+    h.update_endpoint(&app, "old", email("x@example.com"), "r1")
+        .await
+        .unwrap();
+    clock.set(t0 + 10_000);
+    h.update_endpoint(&app, "new", email("x@example.com"), "r2")
+        .await
+        .unwrap();
+    assert_eq!(pending_claims(&rt), 2, "claims stay pending until a sweep");
+
+    // The sweep hands both claims over again, oldest first or not: "old"
+    // (written first) must not take the address back.
+    clock.set(t0 + 60_000);
+    sweep_all(&rt).await;
+    eventually(async || pending_claims(&rt) == 0).await;
+    assert_eq!(status(&rt, &app, "old").await, "INACTIVE");
+    assert_eq!(status(&rt, &app, "new").await, "ACTIVE");
+
+    // An endpoint write whose hand-over never ran, as after a crash.
+    let cmd = herald_storage::Command::UpsertEndpoints {
+        app_id: app.clone(),
+        now_iso: format_iso8601_ms(t0 + 60_000),
+        limits: herald_storage::ApplyLimits {
+            endpoint_bytes_max: 15 * 1024,
+            endpoint_attributes_max: 250,
+            session_idle_timeout_ms: 600_000,
+        },
+        items: vec![herald_storage::EndpointUpsert {
+            endpoint_id: "newest".into(),
+            request: email("x@example.com"),
+        }],
+    };
+    rt.host
+        .propose(rt.host.group_of(&app, "newest"), cmd)
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&rt, &app, "new").await,
+        "ACTIVE",
+        "not handed over yet"
+    );
+    // Within the grace period the sweep leaves it to the request.
+    sweep_all(&rt).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(pending_claims(&rt), 1);
+    clock.set(t0 + 120_000);
+    sweep_all(&rt).await;
+    eventually(async || pending_claims(&rt) == 0).await;
+    assert_eq!(status(&rt, &app, "new").await, "INACTIVE");
+    assert_eq!(status(&rt, &app, "newest").await, "ACTIVE");
+    rt.shutdown().await;
+}

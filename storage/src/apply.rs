@@ -308,19 +308,37 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             let mut displaced = Vec::new();
             for c in claims {
                 let key = keys::address(group, app_id, &c.channel, &c.address);
-                let holder: Option<String> = txn.get_json("address", &key)?;
-                if holder.as_deref() == Some(c.endpoint_id.as_str()) {
-                    continue;
+                let holder: Option<AddressClaim> = txn.get_json("address", &key)?;
+                match holder {
+                    Some(h) if h.at_ms > c.at_ms => {
+                        // A newer endpoint holds the address already.
+                        if h.endpoint_id != c.endpoint_id {
+                            displaced.push(c.clone());
+                        }
+                    }
+                    Some(h) if h.endpoint_id == c.endpoint_id => {
+                        txn.put_json(key, c);
+                    }
+                    Some(h) => {
+                        displaced.push(h);
+                        txn.put_json(key, c);
+                    }
+                    None => txn.put_json(key, c),
                 }
-                if let Some(previous) = holder {
-                    displaced.push(AddressClaim {
-                        endpoint_id: previous,
-                        ..c.clone()
-                    });
-                }
-                txn.put_json(key, &c.endpoint_id);
             }
             Ok(CmdResult::Displaced(displaced))
+        }
+        Command::ClearPendingClaims { claims } => {
+            let mut cleared = 0u64;
+            for (app_id, c) in claims {
+                let key = keys::pending_claim(group, app_id, &c.endpoint_id);
+                let pending: Option<AddressClaim> = txn.get_json("pending_claim", &key)?;
+                if pending.as_ref() == Some(c) {
+                    txn.delete(key);
+                    cleared += 1;
+                }
+            }
+            Ok(CmdResult::Count(cleared))
         }
         Command::DeactivateDisplaced { app_id, displaced } => {
             let mut changed = 0u64;
@@ -521,7 +539,13 @@ fn upsert_endpoint<E: KvEngine + ?Sized>(
             endpoint_id: item.endpoint_id.clone(),
             channel: channel.to_owned(),
             address: address.to_owned(),
+            at_ms: herald_model::time::parse_iso8601_ms(now_iso).unwrap_or(0),
         });
+    if let Some(c) = &claim {
+        // Kept until the shard's sweep has seen the claim handed over, so a
+        // node that stops before the hand-over finishes it after restart.
+        txn.put_json(keys::pending_claim(group, app_id, &item.endpoint_id), c);
+    }
     txn.put(key, bytes);
     txn.changes.push(Change::Endpoint {
         app_id: app_id.to_owned(),
@@ -546,6 +570,7 @@ fn delete_endpoint<E: KvEngine + ?Sized>(
     }
     txn.delete(key);
     txn.delete(keys::open_session(group, app_id, endpoint_id));
+    txn.delete(keys::pending_claim(group, app_id, endpoint_id));
     txn.changes.push(Change::Endpoint {
         app_id: app_id.to_owned(),
         endpoint_id: endpoint_id.to_owned(),

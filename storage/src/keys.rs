@@ -34,12 +34,13 @@ pub mod tag {
     pub const OPEN_SESSION: u8 = 0x17;
     pub const CLOSED_SESSION: u8 = 0x18;
     pub const ADDRESS: u8 = 0x19;
+    pub const PENDING_CLAIM: u8 = 0x1a;
     // node column family (no group prefix)
     pub const NODE_CLUSTER: u8 = 0x20;
 }
 
 /// Per-app tables of a data shard; purged together when an app is deleted.
-pub const APP_TABLES: [u8; 7] = [
+pub const APP_TABLES: [u8; 8] = [
     tag::ENDPOINT,
     tag::USER_ENDPOINT,
     tag::EVENT,
@@ -47,6 +48,7 @@ pub const APP_TABLES: [u8; 7] = [
     tag::OPEN_SESSION,
     tag::CLOSED_SESSION,
     tag::ADDRESS,
+    tag::PENDING_CLAIM,
 ];
 
 fn push_var(k: &mut Vec<u8>, s: &[u8]) {
@@ -164,6 +166,13 @@ pub fn address(group: GroupId, app_id: &str, channel: &str, address: &str) -> Ve
     let mut k = app_prefix(group, tag::ADDRESS, app_id);
     push_var(&mut k, channel.as_bytes());
     k.extend_from_slice(address.as_bytes());
+    k
+}
+
+/// An endpoint's address claim that is not yet known to be handed over.
+pub fn pending_claim(group: GroupId, app_id: &str, endpoint_id: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::PENDING_CLAIM, app_id);
+    k.extend_from_slice(endpoint_id.as_bytes());
     k
 }
 

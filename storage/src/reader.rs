@@ -13,7 +13,7 @@ use crate::apply::EventRow;
 use crate::engine::{Cf, KvEngine};
 use crate::error::{Result, StorageError};
 use crate::keys::{self, tag, GroupId, META_GROUP};
-use crate::types::AppRecord;
+use crate::types::{AddressClaim, AppRecord};
 
 pub struct Reader<E: KvEngine> {
     engine: Arc<E>,
@@ -151,6 +151,39 @@ impl<E: KvEngine> Reader<E> {
             },
         )?;
         err.map_or(Ok(()), Err)
+    }
+
+    /// Up to `limit` address claims of the group not yet known to be handed
+    /// over, as `(app_id, claim)`.
+    pub fn pending_claims(
+        &self,
+        group: GroupId,
+        limit: usize,
+    ) -> Result<Vec<(String, AddressClaim)>> {
+        let start = keys::table(group, tag::PENDING_CLAIM);
+        let mut out = Vec::new();
+        let mut err = None;
+        self.engine.scan(
+            Cf::State,
+            &start,
+            &keys::prefix_end(&start),
+            &mut |k, v| match decode::<AddressClaim>("pending_claim", v) {
+                Ok(c) => {
+                    let (app, _) = keys::split_app_key(k, start.len());
+                    out.push((app, c));
+                    if out.len() >= limit {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                }
+                Err(e) => {
+                    err = Some(e);
+                    ControlFlow::Break(())
+                }
+            },
+        )?;
+        err.map_or(Ok(out), Err)
     }
 
     /// Every open session of the group: `(app_id, endpoint_id, session)`.

@@ -72,11 +72,17 @@ pub struct EventsItem {
 /// An endpoint that now holds `(channel, address)`: the newest ACTIVE
 /// endpoint with an address takes it over, and the endpoint that held it
 /// before becomes INACTIVE (Pinpoint's rule for reused addresses).
+///
+/// `at_ms` is when the endpoint was written: between two claims of one
+/// address the later one holds it (on a tie, the one applied last), so a
+/// claim handed over late, after a restart, cannot take the address from a
+/// newer endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddressClaim {
     pub endpoint_id: String,
     pub channel: String,
     pub address: String,
+    pub at_ms: i64,
 }
 
 /// A state machine command. Meta-group commands and data-shard commands share
@@ -142,6 +148,11 @@ pub enum Command {
     DeactivateDisplaced {
         app_id: String,
         displaced: Vec<AddressClaim>,
+    },
+    /// Forgets pending claims that have been handed over: (app id, claim),
+    /// each only if the endpoint's pending claim is still exactly that one.
+    ClearPendingClaims {
+        claims: Vec<(String, AddressClaim)>,
     },
     /// Closes sessions idle since before `now_ms - idle_timeout_ms`.
     CloseIdleSessions {
