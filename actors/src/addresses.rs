@@ -74,7 +74,7 @@ pub async fn hand_over<E: KvEngine>(
 }
 
 /// Pending claims handed over per sweep at most.
-pub const PENDING_PER_SWEEP: usize = 512;
+pub const PENDING_PER_SWEEP: usize = 128;
 
 /// Hands over the pending claims of `group` written before `before_ms`, then
 /// clears them. Returns how many were cleared.

@@ -127,7 +127,16 @@ impl<E: KvEngine> Actor for ShardActor<E> {
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         let table = EngagementTable::rebuild(args.host.reader(), args.group)?;
-        myself.send_interval(args.settings.sweep_interval, || ShardMsg::Sweep);
+        // Shards sweep at evenly spread offsets: all of them sweeping at once
+        // (each proposing to every other shard) stalled requests for 150 ms+.
+        let shards = args.host.data_groups().count().max(1) as u32;
+        let interval = args.settings.sweep_interval;
+        let offset = interval.mul_f64(f64::from(args.group % shards) / f64::from(shards));
+        let me = myself.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(offset).await;
+            me.send_interval(interval, || ShardMsg::Sweep);
+        });
         Ok(ShardState {
             args,
             table,
