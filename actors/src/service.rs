@@ -559,6 +559,7 @@ impl<E: KvEngine> Herald<E> {
         let items = vec![EndpointUpsert {
             endpoint_id: endpoint_id.to_owned(),
             request: req,
+            seq: 0,
         }];
         let now = self.now_iso();
         self.check_endpoint_writes(app_id, &items, &now).await?;
@@ -580,7 +581,8 @@ impl<E: KvEngine> Herald<E> {
             .item
             .unwrap_or_default()
             .iter()
-            .map(|i| {
+            .enumerate()
+            .map(|(seq, i)| {
                 let mut request = i.to_request();
                 request
                     .request_id
@@ -588,6 +590,7 @@ impl<E: KvEngine> Herald<E> {
                 EndpointUpsert {
                     endpoint_id: i.id.clone().unwrap_or_default(),
                     request,
+                    seq: u32::try_from(seq).unwrap_or(u32::MAX),
                 }
             })
             .collect();
@@ -777,6 +780,7 @@ impl<E: KvEngine> Herald<E> {
                 let upsert = [EndpointUpsert {
                     endpoint_id: endpoint_id.clone(),
                     request: request.clone(),
+                    seq: 0,
                 }];
                 if let Err(e) = self.check_endpoint_writes(app_id, &upsert, &now).await {
                     match e {

@@ -396,10 +396,31 @@ async fn the_sweep_finishes_address_hand_overs_and_respects_their_order() {
     assert_eq!(status(&rt, &app, "old").await, "INACTIVE");
     assert_eq!(status(&rt, &app, "new").await, "ACTIVE");
 
+    // Items of one batch share their write time; their order still decides
+    // when the sweep hands them over again.
+    let item = |id: &str| herald_model::wire::EndpointBatchItem {
+        id: Some(id.into()),
+        channel_type: Some("EMAIL".into()),
+        address: Some("z@example.com".into()),
+        ..Default::default()
+    };
+    let ids = ["b9", "b5", "b1", "b7", "b3"];
+    let batch = herald_model::wire::EndpointBatchRequest {
+        item: Some(ids.iter().map(|id| item(id)).collect()),
+    };
+    h.update_endpoints_batch(&app, batch, "r3").await.unwrap();
+    clock.set(t0 + 90_000);
+    sweep_all(&rt).await;
+    eventually(async || pending_claims(&rt) == 0).await;
+    for id in &ids[..4] {
+        assert_eq!(status(&rt, &app, id).await, "INACTIVE", "{id}");
+    }
+    assert_eq!(status(&rt, &app, "b3").await, "ACTIVE");
+
     // An endpoint write whose hand-over never ran, as after a crash.
     let cmd = herald_storage::Command::UpsertEndpoints {
         app_id: app.clone(),
-        now_iso: format_iso8601_ms(t0 + 60_000),
+        now_iso: format_iso8601_ms(t0 + 90_000),
         limits: herald_storage::ApplyLimits {
             endpoint_bytes_max: 15 * 1024,
             endpoint_attributes_max: 250,
@@ -408,6 +429,7 @@ async fn the_sweep_finishes_address_hand_overs_and_respects_their_order() {
         items: vec![herald_storage::EndpointUpsert {
             endpoint_id: "newest".into(),
             request: email("x@example.com"),
+            seq: 0,
         }],
     };
     rt.host
@@ -423,7 +445,7 @@ async fn the_sweep_finishes_address_hand_overs_and_respects_their_order() {
     sweep_all(&rt).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(pending_claims(&rt), 1);
-    clock.set(t0 + 120_000);
+    clock.set(t0 + 150_000);
     sweep_all(&rt).await;
     eventually(async || pending_claims(&rt) == 0).await;
     assert_eq!(status(&rt, &app, "new").await, "INACTIVE");

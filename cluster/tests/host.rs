@@ -37,6 +37,7 @@ fn upsert(id: &str) -> Command {
                 channel_type: Some("EMAIL".into()),
                 ..Default::default()
             },
+            seq: 0,
         }],
     }
 }

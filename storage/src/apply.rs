@@ -244,6 +244,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                     let upsert = EndpointUpsert {
                         endpoint_id: endpoint_id.clone(),
                         request: request.clone(),
+                        seq: 0,
                     };
                     match upsert_endpoint(txn, group, app_id, now_iso, limits, &upsert)? {
                         Ok((_, claim)) => claims.extend(claim),
@@ -310,7 +311,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                 let key = keys::address(group, app_id, &c.channel, &c.address);
                 let holder: Option<AddressClaim> = txn.get_json("address", &key)?;
                 match holder {
-                    Some(h) if h.at_ms > c.at_ms => {
+                    Some(h) if (h.at_ms, h.seq) > (c.at_ms, c.seq) => {
                         // A newer endpoint holds the address already.
                         if h.endpoint_id != c.endpoint_id {
                             displaced.push(c.clone());
@@ -540,6 +541,7 @@ fn upsert_endpoint<E: KvEngine + ?Sized>(
             channel: channel.to_owned(),
             address: address.to_owned(),
             at_ms: herald_model::time::parse_iso8601_ms(now_iso).unwrap_or(0),
+            seq: item.seq,
         });
     if let Some(c) = &claim {
         // Kept until the shard's sweep has seen the claim handed over, so a

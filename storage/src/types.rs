@@ -56,6 +56,10 @@ pub struct ApplyLimits {
 pub struct EndpointUpsert {
     pub endpoint_id: String,
     pub request: EndpointRequest,
+    /// The item's position in its request; orders address claims made by
+    /// one request at one instant.
+    #[serde(default)]
+    pub seq: u32,
 }
 
 /// The events of one endpoint in a PutEvents request.
@@ -73,7 +77,8 @@ pub struct EventsItem {
 /// endpoint with an address takes it over, and the endpoint that held it
 /// before becomes INACTIVE (Pinpoint's rule for reused addresses).
 ///
-/// `at_ms` is when the endpoint was written: between two claims of one
+/// `(at_ms, seq)` orders claims: `at_ms` is when the endpoint was written,
+/// `seq` its item's position in the request. Between two claims of one
 /// address the later one holds it (on a tie, the one applied last), so a
 /// claim handed over late, after a restart, cannot take the address from a
 /// newer endpoint.
@@ -83,6 +88,9 @@ pub struct AddressClaim {
     pub channel: String,
     pub address: String,
     pub at_ms: i64,
+    /// Orders claims of one request with the same `at_ms` (item position).
+    #[serde(default)]
+    pub seq: u32,
 }
 
 /// A state machine command. Meta-group commands and data-shard commands share

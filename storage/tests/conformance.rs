@@ -98,6 +98,7 @@ fn upsert(index: u64, id: &str, user: Option<&str>) -> Entry<TypeConfig> {
             items: vec![EndpointUpsert {
                 endpoint_id: id.into(),
                 request,
+                seq: 0,
             }],
         }),
     }
@@ -177,6 +178,7 @@ async fn rejected_command_writes_nothing<E: KvEngine>(engine: Arc<E>) {
             EndpointUpsert {
                 endpoint_id: "first".into(),
                 request: EndpointRequest::default(),
+                seq: 0,
             },
         );
     }
