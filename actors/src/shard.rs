@@ -293,11 +293,17 @@ impl<E: KvEngine> Actor for ShardActor<E> {
                     tokio::spawn(async move {
                         match crate::addresses::finish_pending(&host, group, before_ms).await {
                             Ok(0) => {}
-                            Ok(n) => tracing::info!(
-                                group,
-                                claims = n,
-                                "finished pending address hand-overs"
-                            ),
+                            Ok(n) => {
+                                metrics::counter!(
+                                    "herald_address_handovers_finished_by_sweep_total"
+                                )
+                                .increment(n);
+                                tracing::info!(
+                                    group,
+                                    claims = n,
+                                    "finished pending address hand-overs"
+                                )
+                            }
                             Err(e) => {
                                 tracing::warn!(group, error = %e, "pending address hand-overs not finished")
                             }

@@ -4,7 +4,9 @@
 //! in the same run.
 //!
 //! Bounded: `HERALD_BENCH_RATE` requests/s (default 500) for
-//! `HERALD_BENCH_SECS` seconds (default 10).
+//! `HERALD_BENCH_SECS` seconds (default 10). With `HERALD_BENCH_USERS=N`
+//! each endpoint also names one of N users (the 15-endpoints-per-user check
+//! then reads every shard).
 
 #![allow(clippy::disallowed_methods)] // benchmarks measure real time
 
@@ -41,6 +43,9 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
+    let users: Option<u64> = std::env::var("HERALD_BENCH_USERS")
+        .ok()
+        .and_then(|s| s.parse().ok());
 
     let base = tokio::task::spawn_blocking(|| synced_put_latency(2000)).await?;
     println!(
@@ -62,12 +67,16 @@ async fn main() -> anyhow::Result<()> {
         let client = client.clone();
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
-            let body = serde_json::to_vec(&serde_json::json!({
+            let mut body = serde_json::json!({
                 "ChannelType": "EMAIL",
                 "Address": format!("user{}@example.com", i % 10_000),
                 "Attributes": { "plan": ["pro"], "seq": [i.to_string()] },
                 "Demographic": { "Platform": "ios", "Timezone": "Europe/Paris" }
-            }))?;
+            });
+            if let Some(n) = users {
+                body["User"] = serde_json::json!({ "UserId": format!("u{}", i % n.max(1)) });
+            }
+            let body = serde_json::to_vec(&body)?;
             let t = Instant::now();
             let (status, resp) = client
                 .send(
@@ -92,7 +101,8 @@ async fn main() -> anyhow::Result<()> {
     lat.sort();
     let (p50, p99) = (percentile(&lat, 50.0), percentile(&lat, 99.0));
     println!(
-        "herald UpdateEndpoint at {rate} req/s for {secs} s: p50 {:.2} ms, p99 {:.2} ms",
+        "herald UpdateEndpoint at {rate} req/s for {secs} s{}: p50 {:.2} ms, p99 {:.2} ms",
+        users.map_or(String::new(), |n| format!(" with {n} users")),
         ms(p50),
         ms(p99)
     );
