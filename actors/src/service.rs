@@ -13,9 +13,10 @@ use futures::future::join_all;
 use herald_cluster::{ClusterError, RaftHost};
 use herald_model::limits::Limits;
 use herald_model::wire::{
-    ApplicationSettingsResource, CreateApplicationRequest, EndpointBatchRequest,
-    EndpointItemResponse, EndpointRequest, EndpointResponse, EventItemResponse, EventsRequest,
-    EventsResponse, ItemResponse, WriteApplicationSettingsRequest,
+    ApplicationSettingsResource, ChannelsResponse, CreateApplicationRequest, EmailChannelRequest,
+    EmailChannelResponse, EndpointBatchRequest, EndpointItemResponse, EndpointRequest,
+    EndpointResponse, EventItemResponse, EventsRequest, EventsResponse, ItemResponse,
+    WriteApplicationSettingsRequest,
 };
 use herald_model::{endpoint, ids, time, validate};
 use herald_storage::{
@@ -98,6 +99,12 @@ fn not_found_app(app_id: &str) -> ServiceError {
     ServiceError::NotFound(format!("application {app_id} not found"))
 }
 
+fn no_channel(app_id: &str, channel: &str) -> ServiceError {
+    ServiceError::NotFound(format!(
+        "the {channel} channel of application {app_id} is not configured"
+    ))
+}
+
 fn rejected(r: CmdResult) -> Result<CmdResult> {
     match r {
         CmdResult::Rejected(reason) => Err(ServiceError::BadRequest(reason)),
@@ -161,12 +168,13 @@ impl<E: KvEngine> Herald<E> {
                 last_modified_date: Some(now),
                 ..Default::default()
             },
+            email_channel: None,
             deleting: false,
             id,
         };
         match rejected(
             self.host
-                .propose(META_GROUP, Command::CreateApp(rec))
+                .propose(META_GROUP, Command::CreateApp(Box::new(rec)))
                 .await?,
         )? {
             CmdResult::App(Some(a)) => Ok(*a),
@@ -309,6 +317,54 @@ impl<E: KvEngine> Herald<E> {
         match self.host.propose(META_GROUP, cmd).await? {
             CmdResult::App(Some(a)) => Ok(a.settings),
             _ => Err(not_found_app(app_id)),
+        }
+    }
+
+    // ---- channels ------------------------------------------------------------
+
+    /// `GetChannels`: a summary of every configured channel, by type.
+    pub async fn channels(&self, app_id: &str) -> Result<ChannelsResponse> {
+        let app = self.app(app_id).await?;
+        let mut channels = BTreeMap::new();
+        if let Some(ch) = &app.email_channel {
+            channels.insert("EMAIL".to_owned(), herald_model::channel::email_summary(ch));
+        }
+        Ok(ChannelsResponse { channels })
+    }
+
+    pub async fn email_channel(&self, app_id: &str) -> Result<EmailChannelResponse> {
+        self.app(app_id)
+            .await?
+            .email_channel
+            .ok_or_else(|| no_channel(app_id, "email"))
+    }
+
+    pub async fn update_email_channel(
+        &self,
+        app_id: &str,
+        req: EmailChannelRequest,
+    ) -> Result<EmailChannelResponse> {
+        validate::email_channel_request(&req)?;
+        let cmd = Command::UpdateEmailChannel {
+            app_id: app_id.to_owned(),
+            request: req,
+            now_iso: self.now_iso(),
+        };
+        match self.host.propose(META_GROUP, cmd).await? {
+            CmdResult::EmailChannel(Some(ch)) => Ok(*ch),
+            _ => Err(not_found_app(app_id)),
+        }
+    }
+
+    /// Removes the email channel and answers it as it was.
+    pub async fn delete_email_channel(&self, app_id: &str) -> Result<EmailChannelResponse> {
+        self.app(app_id).await?;
+        let cmd = Command::DeleteEmailChannel {
+            app_id: app_id.to_owned(),
+        };
+        match self.host.propose(META_GROUP, cmd).await? {
+            CmdResult::EmailChannel(Some(ch)) => Ok(*ch),
+            _ => Err(no_channel(app_id, "email")),
         }
     }
 

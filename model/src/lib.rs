@@ -10,6 +10,7 @@
 //! serialized uses `BTreeMap`, never `HashMap`, so bytes are stable. The placement
 //! and cohort hashes in `hash` are fixed forever. Depends on no other herald crate.
 
+pub mod channel;
 pub mod endpoint;
 pub mod hash;
 pub mod ids;

@@ -23,9 +23,9 @@ use crate::limits::{
 };
 use crate::time::{parse_hh_mm, parse_iso8601_ms, quote_short};
 use crate::wire::{
-    AttributeMap, EndpointBatchItem, EndpointBatchRequest, EndpointLocation, EndpointRequest,
-    EndpointResponse, EndpointUser, Event, EventsBatch, EventsRequest, PublicEndpoint,
-    UpdateAttributesRequest, WriteApplicationSettingsRequest,
+    AttributeMap, EmailChannelRequest, EndpointBatchItem, EndpointBatchRequest, EndpointLocation,
+    EndpointRequest, EndpointResponse, EndpointUser, Event, EventsBatch, EventsRequest,
+    PublicEndpoint, UpdateAttributesRequest, WriteApplicationSettingsRequest,
 };
 
 /// A request is invalid; the message names the member (see the module doc).
@@ -798,6 +798,47 @@ pub fn update_attributes_request(req: &UpdateAttributesRequest) -> Res {
     Ok(())
 }
 
+/// Longest email address RFC 5321 allows in a path.
+const EMAIL_ADDRESS_MAX: usize = 254;
+
+/// `addr-spec` in its plain form: `local@domain`, no spaces or angle
+/// brackets, a dot-separated domain of non-empty labels.
+fn email_address(path: &str, v: &str) -> Res {
+    let bad = |why: &str| {
+        Err(err(
+            path,
+            format!("{} is not an email address: {why}", quote_short(v)),
+        ))
+    };
+    if v.len() > EMAIL_ADDRESS_MAX {
+        return bad("longer than 254 bytes");
+    }
+    if v.chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+    {
+        return bad("it contains spaces, control characters or angle brackets");
+    }
+    let Some((local, domain)) = v.rsplit_once('@') else {
+        return bad("no @");
+    };
+    if local.is_empty() || domain.is_empty() || domain.split('.').any(str::is_empty) {
+        return bad("an empty local part, domain or domain label");
+    }
+    Ok(())
+}
+
+/// `UpdateEmailChannel`: `FromAddress` and `Identity` are required.
+pub fn email_channel_request(req: &EmailChannelRequest) -> Res {
+    match req.from_address.as_deref() {
+        None | Some("") => return Err(err("FromAddress", "required")),
+        Some(a) => email_address("FromAddress", a)?,
+    }
+    match req.identity.as_deref() {
+        None | Some("") => Err(err("Identity", "required")),
+        Some(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1366,6 +1407,40 @@ mod tests {
                 blacklist: Some(vec!["a".into(), String::new()])
             })),
             "Blacklist[1]: must not be empty"
+        );
+    }
+
+    #[test]
+    fn email_channel_needs_a_from_address_and_an_identity() {
+        let ok = EmailChannelRequest {
+            from_address: Some("news@example.com".into()),
+            identity: Some("arn:aws:ses:us-east-1:1:identity/example.com".into()),
+            ..Default::default()
+        };
+        assert!(email_channel_request(&ok).is_ok());
+        for bad in [
+            "",
+            "no-at",
+            "a@",
+            "@b.com",
+            "a b@c.com",
+            "a@b..com",
+            "<a@b.com>",
+        ] {
+            let r = EmailChannelRequest {
+                from_address: Some(bad.into()),
+                ..ok.clone()
+            };
+            let e = email_channel_request(&r).unwrap_err();
+            assert!(e.0.starts_with("FromAddress"), "{bad}: {e}");
+        }
+        let r = EmailChannelRequest {
+            identity: None,
+            ..ok
+        };
+        assert_eq!(
+            email_channel_request(&r).unwrap_err().0,
+            "Identity: required"
         );
     }
 }

@@ -15,8 +15,8 @@ use axum::Router;
 use herald_actors::Herald;
 use herald_model::wire::{
     ApplicationResponse, ApplicationsResponse, AttributesResource, CreateApplicationRequest,
-    EndpointBatchRequest, EndpointRequest, EndpointsResponse, EventsRequest, MessageBody,
-    TagsModel, UpdateAttributesRequest, WriteApplicationSettingsRequest,
+    EmailChannelRequest, EndpointBatchRequest, EndpointRequest, EndpointsResponse, EventsRequest,
+    MessageBody, TagsModel, UpdateAttributesRequest, WriteApplicationSettingsRequest,
 };
 use herald_storage::{AppRecord, RocksEngine};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -44,6 +44,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/apps/{app}/settings",
             get(get_settings).put(update_settings),
+        )
+        .route("/v1/apps/{app}/channels", get(get_channels))
+        .route(
+            "/v1/apps/{app}/channels/email",
+            get(get_email_channel)
+                .put(update_email_channel)
+                .delete(delete_email_channel),
         )
         .route("/v1/apps/{app}/endpoints", put(update_endpoints_batch))
         .route(
@@ -272,6 +279,26 @@ async fn get_settings(State(st): St, Path(app): Path<String>) -> ApiResult {
 async fn update_settings(State(st): St, Path(app): Path<String>, body: Bytes) -> ApiResult {
     let req: WriteApplicationSettingsRequest = json(&body)?;
     reply(StatusCode::OK, &st.herald.update_settings(&app, req).await?)
+}
+
+async fn get_channels(State(st): St, Path(app): Path<String>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.channels(&app).await?)
+}
+
+async fn get_email_channel(State(st): St, Path(app): Path<String>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.email_channel(&app).await?)
+}
+
+async fn update_email_channel(State(st): St, Path(app): Path<String>, body: Bytes) -> ApiResult {
+    let req: EmailChannelRequest = json(&body)?;
+    reply(
+        StatusCode::OK,
+        &st.herald.update_email_channel(&app, req).await?,
+    )
+}
+
+async fn delete_email_channel(State(st): St, Path(app): Path<String>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.delete_email_channel(&app).await?)
 }
 
 async fn update_endpoint(

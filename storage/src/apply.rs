@@ -160,7 +160,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                 )));
             }
             txn.put_json(key, rec);
-            Ok(CmdResult::App(Some(Box::new(rec.clone()))))
+            Ok(CmdResult::App(Some(rec.clone())))
         }
         Command::UpdateAppSettings { app_id, settings } => update_app(txn, app_id, |a| {
             a.settings = settings.clone();
@@ -184,6 +184,31 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                 a.tags.remove(k);
             }
         }),
+        Command::UpdateEmailChannel {
+            app_id,
+            request,
+            now_iso,
+        } => {
+            let mut written = None;
+            update_app(txn, app_id, |a| {
+                let ch = herald_model::channel::email_update(
+                    a.email_channel.as_ref(),
+                    app_id,
+                    request,
+                    now_iso,
+                );
+                written = Some(Box::new(ch.clone()));
+                a.email_channel = Some(ch);
+            })?;
+            Ok(CmdResult::EmailChannel(written))
+        }
+        Command::DeleteEmailChannel { app_id } => {
+            let mut removed = None;
+            update_app(txn, app_id, |a| {
+                removed = a.email_channel.take().map(Box::new)
+            })?;
+            Ok(CmdResult::EmailChannel(removed))
+        }
         Command::UpsertEndpoints {
             app_id,
             now_iso,

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
-use herald_model::wire::{ApplicationSettingsResource, EndpointRequest, EndpointResponse, Event};
+use herald_model::wire::{
+    ApplicationSettingsResource, EmailChannelRequest, EmailChannelResponse, EndpointRequest,
+    EndpointResponse, Event,
+};
 use serde::{Deserialize, Serialize};
 
 openraft::declare_raft_types!(
@@ -36,6 +39,9 @@ pub struct AppRecord {
     pub creation_date: String,
     pub tags: BTreeMap<String, String>,
     pub settings: ApplicationSettingsResource,
+    /// The email channel, once configured.
+    #[serde(default)]
+    pub email_channel: Option<EmailChannelResponse>,
     /// Set while the app's data is being purged from the shards; a deleting
     /// app is invisible to the API.
     pub deleting: bool,
@@ -98,7 +104,7 @@ pub struct AddressClaim {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     // meta group
-    CreateApp(AppRecord),
+    CreateApp(Box<AppRecord>),
     UpdateAppSettings {
         app_id: String,
         settings: ApplicationSettingsResource,
@@ -116,6 +122,15 @@ pub enum Command {
     UntagApp {
         app_id: String,
         keys: Vec<String>,
+    },
+    /// Creates or replaces the app's email channel (see `model::channel`).
+    UpdateEmailChannel {
+        app_id: String,
+        request: EmailChannelRequest,
+        now_iso: String,
+    },
+    DeleteEmailChannel {
+        app_id: String,
     },
     // data shards
     UpsertEndpoints {
@@ -179,6 +194,8 @@ impl Command {
                 | Command::RemoveApp { .. }
                 | Command::TagApp { .. }
                 | Command::UntagApp { .. }
+                | Command::UpdateEmailChannel { .. }
+                | Command::DeleteEmailChannel { .. }
         )
     }
 }
@@ -198,6 +215,9 @@ pub enum CmdResult {
         events: u64,
         claims: Vec<AddressClaim>,
     },
+    /// The email channel written, or the one deleted (`None`: the app or
+    /// the channel does not exist).
+    EmailChannel(Option<Box<EmailChannelResponse>>),
     /// Endpoints displaced from their addresses by `ClaimAddresses`.
     Displaced(Vec<AddressClaim>),
     /// The command was refused as a whole; nothing changed.
