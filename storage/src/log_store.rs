@@ -78,6 +78,9 @@ impl TailCache {
 
     /// The entries of `[start, end)`, if the cache can answer for all of them.
     fn get(&self, start: u64, end: u64) -> Option<Vec<Entry>> {
+        if start >= end {
+            return Some(Vec::new());
+        }
         let first = *self.entries.keys().next()?;
         if start < first {
             return None;
