@@ -1,0 +1,425 @@
+//! Email over SMTP with lettre, on sockets herald opens itself.
+//!
+//! lettre 0.11.23 leaves Nagle's algorithm on, which caps a connection at
+//! ~22 messages/s on loopback (docs/lettre.md). So this client connects with
+//! `TCP_NODELAY`, hands the socket to `AsyncSmtpConnection`, and keeps its own
+//! bounded pool of open connections. Every network step has a deadline.
+//! Failures are classified the way the send path needs them: a 5xx reply is
+//! [`SendError::Permanent`], a 4xx reply or a network failure
+//! [`SendError::Temporary`], a message that cannot be built
+//! [`SendError::Invalid`]. Retries and rate limits are the caller's.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::Message;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+/// How the connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain text (`smtp://host`), for local relays and tests.
+    None,
+    /// STARTTLS if the server offers it (`?tls=opportunistic`).
+    Opportunistic,
+    /// STARTTLS or fail (`?tls=required`).
+    Required,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    /// AUTH PLAIN/LOGIN user and password.
+    pub credentials: Option<(String, String)>,
+    /// The name herald gives in EHLO.
+    pub hello_name: String,
+    pub connect_timeout: Duration,
+    /// Deadline for each SMTP exchange (greeting, STARTTLS, AUTH, one message).
+    pub command_timeout: Duration,
+    /// Open connections at most, and so messages in flight at most.
+    pub pool_max: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid SMTP URL {url:?}: {why}")]
+pub struct UrlError {
+    pub url: String,
+    pub why: String,
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl SmtpConfig {
+    /// Parses `smtp://[user[:password]@]host[:port][/ehlo-name][?tls=required|opportunistic]`.
+    /// The port defaults to 25 without TLS and 587 with STARTTLS. Implicit
+    /// TLS (`smtps://`) is not supported yet.
+    pub fn from_url(url: &str) -> Result<Self, UrlError> {
+        let bad = |why: &str| UrlError {
+            url: url.to_owned(),
+            why: why.to_owned(),
+        };
+        let rest =
+            match url.split_once("://") {
+                Some(("smtp", rest)) => rest,
+                Some(("smtps", _)) => return Err(bad(
+                    "implicit TLS (smtps://) is not supported yet; use smtp://host?tls=required",
+                )),
+                _ => return Err(bad("the scheme must be smtp://")),
+            };
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let tls = match query {
+            "" | "tls=none" => TlsMode::None,
+            "tls=opportunistic" => TlsMode::Opportunistic,
+            "tls=required" => TlsMode::Required,
+            _ => {
+                return Err(bad(
+                    "the query may only be tls=required or tls=opportunistic",
+                ))
+            }
+        };
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let credentials = match userinfo {
+            None => None,
+            Some(u) => {
+                let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+                let user = percent_decode(user).ok_or_else(|| bad("bad %-escape in the user"))?;
+                let pass =
+                    percent_decode(pass).ok_or_else(|| bad("bad %-escape in the password"))?;
+                Some((user, pass))
+            }
+        };
+        let port_of = |p: &str| {
+            p.parse::<u16>()
+                .map_err(|_| bad("the port is not a number"))
+        };
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed ["))?;
+            match after.strip_prefix(':') {
+                Some(p) => (h, Some(port_of(p)?)),
+                None if after.is_empty() => (h, None),
+                None => return Err(bad("junk after the IPv6 address")),
+            }
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(port_of(p)?)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = port.unwrap_or(if tls == TlsMode::None { 25 } else { 587 });
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+            tls,
+            credentials,
+            hello_name: if path.is_empty() {
+                "herald.localdomain".to_owned()
+            } else {
+                path.trim_matches('/').to_owned()
+            },
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(30),
+            pool_max: 8,
+        })
+    }
+}
+
+/// One message to one recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutgoingEmail {
+    /// herald's message id; becomes the `Message-ID` header `<id@hello-name>`.
+    pub message_id: String,
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    /// `List-Unsubscribe` value (`<https://...>`); when set, the RFC 8058
+    /// one-click `List-Unsubscribe-Post` header goes with it.
+    pub list_unsubscribe: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The server refused for good (5xx), e.g. an unknown recipient.
+    #[error("permanent failure ({code}): {message}")]
+    Permanent { code: u16, message: String },
+    /// Worth retrying later: a 4xx reply, a timeout or a network failure.
+    #[error("temporary failure{}: {message}", code.map(|c| format!(" ({c})")).unwrap_or_default())]
+    Temporary { code: Option<u16>, message: String },
+    /// The message cannot be built (bad address, bad header).
+    #[error("invalid message: {0}")]
+    Invalid(String),
+}
+
+fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    let code = e.status().map(u16::from);
+    if e.is_permanent() {
+        SendError::Permanent {
+            code: code.unwrap_or(550),
+            message: e.to_string(),
+        }
+    } else {
+        SendError::Temporary {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn temporary(message: impl Into<String>) -> SendError {
+    SendError::Temporary {
+        code: None,
+        message: message.into(),
+    }
+}
+
+/// Builds the RFC 5322 message.
+pub fn build_message(email: &OutgoingEmail, hello_name: &str) -> Result<Message, SendError> {
+    let invalid =
+        |what: &str, e: &dyn std::fmt::Display| SendError::Invalid(format!("{what}: {e}"));
+    let mut b = Message::builder()
+        .from(email.from.parse().map_err(|e| invalid("From", &e))?)
+        .to(email.to.parse().map_err(|e| invalid("To", &e))?)
+        .subject(email.subject.clone())
+        .message_id(Some(format!("<{}@{hello_name}>", email.message_id)));
+    if let Some(u) = &email.list_unsubscribe {
+        b = b
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                u.clone(),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_owned(),
+            ));
+    }
+    let built = match (&email.text, &email.html) {
+        (Some(t), Some(h)) => b.multipart(MultiPart::alternative_plain_html(t.clone(), h.clone())),
+        (None, Some(h)) => b.singlepart(SinglePart::html(h.clone())),
+        (t, None) => b.singlepart(SinglePart::plain(t.clone().unwrap_or_default())),
+    };
+    built.map_err(|e| invalid("message", &e))
+}
+
+/// An SMTP client with a bounded pool of `TCP_NODELAY` connections.
+pub struct SmtpClient {
+    cfg: SmtpConfig,
+    idle: Mutex<Vec<AsyncSmtpConnection>>,
+    permits: Semaphore,
+}
+
+impl SmtpClient {
+    pub fn new(cfg: SmtpConfig) -> Self {
+        let permits = Semaphore::new(cfg.pool_max.max(1));
+        Self {
+            cfg,
+            idle: Mutex::new(Vec::new()),
+            permits,
+        }
+    }
+
+    pub fn config(&self) -> &SmtpConfig {
+        &self.cfg
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let cfg = &self.cfg;
+        let addr = (cfg.host.as_str(), cfg.port);
+        let tcp = tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| temporary(format!("connecting to {}:{} timed out", cfg.host, cfg.port)))?
+            .map_err(|e| temporary(format!("connecting to {}:{}: {e}", cfg.host, cfg.port)))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| temporary(format!("TCP_NODELAY: {e}")))?;
+        let hello = ClientId::Domain(cfg.hello_name.clone());
+        let deadline = cfg.command_timeout;
+        let step = |what: &'static str| move |_| temporary(format!("SMTP {what} timed out"));
+        let mut conn = tokio::time::timeout(
+            deadline,
+            AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello),
+        )
+        .await
+        .map_err(step("greeting"))?
+        .map_err(|e| classify(&e))?;
+        let starttls = match cfg.tls {
+            TlsMode::None => false,
+            TlsMode::Opportunistic => conn.can_starttls(),
+            TlsMode::Required if conn.can_starttls() => true,
+            TlsMode::Required => {
+                return Err(temporary(format!(
+                    "{} does not offer STARTTLS, which the configuration requires",
+                    cfg.host
+                )))
+            }
+        };
+        if starttls {
+            let params = TlsParameters::new(cfg.host.clone()).map_err(|e| classify(&e))?;
+            tokio::time::timeout(deadline, conn.starttls(params, &hello))
+                .await
+                .map_err(step("STARTTLS"))?
+                .map_err(|e| classify(&e))?;
+        }
+        if let Some((user, pass)) = &cfg.credentials {
+            let creds = Credentials::new(user.clone(), pass.clone());
+            tokio::time::timeout(
+                deadline,
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds),
+            )
+            .await
+            .map_err(step("AUTH"))?
+            .map_err(|e| classify(&e))?;
+        }
+        Ok(conn)
+    }
+
+    /// Sends one message; answers the server's reply to the message data.
+    /// A connection taken from the pool that turns out to be closed is
+    /// replaced once by a fresh one.
+    pub async fn send(&self, email: &OutgoingEmail) -> Result<String, SendError> {
+        let msg = build_message(email, &self.cfg.hello_name)?;
+        let raw = msg.formatted();
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| temporary("the SMTP client is shut down"))?;
+        let pooled = self.idle.lock().expect("smtp pool lock").pop();
+        let reused = pooled.is_some();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        let mut outcome = self.send_on(&mut conn, &msg, &raw).await;
+        if reused && matches!(&outcome, Err(SendError::Temporary { code: None, .. })) {
+            // Most likely the server closed the idle connection: try a fresh one.
+            conn = self.connect().await?;
+            outcome = self.send_on(&mut conn, &msg, &raw).await;
+        }
+        if !conn.has_broken() {
+            self.idle.lock().expect("smtp pool lock").push(conn);
+        }
+        outcome
+    }
+
+    async fn send_on(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        msg: &Message,
+        raw: &[u8],
+    ) -> Result<String, SendError> {
+        match tokio::time::timeout(self.cfg.command_timeout, conn.send(msg.envelope(), raw)).await {
+            Err(_) => {
+                conn.abort().await;
+                Err(temporary("SMTP message exchange timed out"))
+            }
+            Ok(Err(e)) => Err(classify(&e)),
+            Ok(Ok(resp)) => Ok(format!(
+                "{} {}",
+                resp.code(),
+                resp.message().collect::<Vec<_>>().join(" ")
+            )),
+        }
+    }
+
+    /// Open connections waiting in the pool.
+    pub fn idle_connections(&self) -> usize {
+        self.idle.lock().expect("smtp pool lock").len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_into_configs() {
+        let c = SmtpConfig::from_url("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.tls),
+            ("127.0.0.1", 2525, TlsMode::None)
+        );
+        assert_eq!(c.credentials, None);
+        let c = SmtpConfig::from_url(
+            "smtp://me%40x.org:p%3Ass@mail.example.com/mta.example.com?tls=required",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.tls),
+            ("mail.example.com", 587, TlsMode::Required)
+        );
+        assert_eq!(c.credentials, Some(("me@x.org".into(), "p:ss".into())));
+        assert_eq!(c.hello_name, "mta.example.com");
+        assert_eq!(SmtpConfig::from_url("smtp://h").unwrap().port, 25);
+        for bad in [
+            "http://h",
+            "smtps://h",
+            "smtp://",
+            "smtp://h:port",
+            "smtp://h?tls=maybe",
+            "smtp://u:%zz@h",
+        ] {
+            assert!(SmtpConfig::from_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn messages_carry_id_and_one_click_unsubscribe_headers() {
+        let email = OutgoingEmail {
+            message_id: "m-1".into(),
+            from: "News <news@example.com>".into(),
+            to: "ada@example.org".into(),
+            subject: "Hello".into(),
+            text: Some("plain".into()),
+            html: Some("<p>html</p>".into()),
+            list_unsubscribe: Some("<https://herald.example.com/u/tok>".into()),
+        };
+        let raw = String::from_utf8(
+            build_message(&email, "mta.example.com")
+                .unwrap()
+                .formatted(),
+        )
+        .unwrap();
+        assert!(raw.contains("Message-ID: <m-1@mta.example.com>"), "{raw}");
+        assert!(raw.contains("List-Unsubscribe: <https://herald.example.com/u/tok>"));
+        assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+        assert!(raw.contains("multipart/alternative"));
+        let bad = OutgoingEmail {
+            to: "not an address".into(),
+            ..email
+        };
+        assert!(matches!(
+            build_message(&bad, "x"),
+            Err(SendError::Invalid(_))
+        ));
+    }
+}

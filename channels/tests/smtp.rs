@@ -1,0 +1,196 @@
+//! The SMTP client against a real SMTP conversation on loopback: a small
+//! server started by the test that records every message it accepts and can
+//! refuse recipients permanently (550) or for now (451).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald_channels::smtp::{OutgoingEmail, SendError, SmtpClient, SmtpConfig};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+#[derive(Default)]
+struct Sink {
+    /// Accepted messages: (recipients, raw data).
+    messages: Mutex<Vec<(Vec<String>, String)>>,
+    connections: AtomicUsize,
+}
+
+/// Recipients starting with `reject` get 550, with `later` 451.
+async fn start_server() -> (u16, Arc<Sink>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sink = Arc::new(Sink::default());
+    let s = sink.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            s.connections.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve(sock, s.clone()));
+        }
+    });
+    (port, sink)
+}
+
+async fn serve(sock: tokio::net::TcpStream, sink: Arc<Sink>) {
+    let (r, mut w) = sock.into_split();
+    let mut lines = BufReader::new(r).lines();
+    let _ = w.write_all(b"220 test-sink ESMTP\r\n").await;
+    let mut rcpts = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let upper = line.to_ascii_uppercase();
+        let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            b"250-test-sink\r\n250 8BITMIME\r\n"
+        } else if upper.starts_with("MAIL FROM")
+            || upper.starts_with("RSET")
+            || upper.starts_with("NOOP")
+        {
+            rcpts.clear();
+            b"250 2.1.0 ok\r\n"
+        } else if upper.starts_with("RCPT TO:") {
+            let addr = line[8..]
+                .trim()
+                .trim_matches(|c| c == '<' || c == '>')
+                .to_owned();
+            if addr.starts_with("reject") {
+                b"550 5.1.1 no such user\r\n"
+            } else if addr.starts_with("later") {
+                b"451 4.3.0 try again later\r\n"
+            } else {
+                rcpts.push(addr);
+                b"250 2.1.5 ok\r\n"
+            }
+        } else if upper == "DATA" {
+            let _ = w.write_all(b"354 go ahead\r\n").await;
+            let mut data = String::new();
+            while let Ok(Some(l)) = lines.next_line().await {
+                if l == "." {
+                    break;
+                }
+                data.push_str(&l);
+                data.push('\n');
+            }
+            sink.messages
+                .lock()
+                .unwrap()
+                .push((std::mem::take(&mut rcpts), data));
+            b"250 2.0.0 queued\r\n"
+        } else if upper.starts_with("QUIT") {
+            let _ = w.write_all(b"221 bye\r\n").await;
+            return;
+        } else {
+            b"502 5.5.2 unknown command\r\n"
+        };
+        if w.write_all(reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn client(port: u16, pool_max: usize) -> SmtpClient {
+    let mut cfg = SmtpConfig::from_url(&format!("smtp://127.0.0.1:{port}/mta.test")).unwrap();
+    cfg.pool_max = pool_max;
+    cfg.connect_timeout = Duration::from_secs(2);
+    cfg.command_timeout = Duration::from_secs(5);
+    SmtpClient::new(cfg)
+}
+
+fn email(id: &str, to: &str) -> OutgoingEmail {
+    OutgoingEmail {
+        message_id: id.into(),
+        from: "News <news@example.com>".into(),
+        to: to.into(),
+        subject: format!("Hello {id}"),
+        text: Some(format!("text for {id}")),
+        html: Some(format!("<p>html for {id}</p>")),
+        list_unsubscribe: Some(format!("<https://herald.test/u/{id}>")),
+    }
+}
+
+#[tokio::test]
+async fn messages_arrive_once_each_over_pooled_connections() {
+    let (port, sink) = start_server().await;
+    let c = Arc::new(client(port, 4));
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.send(&email(&format!("m{i}"), &format!("user{i}@example.org")))
+                .await
+        }));
+    }
+    for t in tasks {
+        let reply = t.await.unwrap().expect("delivered");
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    let messages = sink.messages.lock().unwrap();
+    assert_eq!(messages.len(), 100);
+    let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+    for (rcpts, data) in messages.iter() {
+        let id = data
+            .lines()
+            .find_map(|l| l.strip_prefix("Message-ID: <"))
+            .and_then(|l| l.strip_suffix("@mta.test>"))
+            .expect("Message-ID header")
+            .to_owned();
+        assert_eq!(rcpts, &vec![format!("user{}@example.org", &id[1..])]);
+        assert!(data.contains(&format!("Subject: Hello {id}")));
+        assert!(data.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+        assert!(
+            data.contains(&format!("text for {id}")) && data.contains(&format!("html for {id}"))
+        );
+        *by_id.entry(id).or_default() += 1;
+    }
+    assert_eq!(by_id.len(), 100);
+    assert!(by_id.values().all(|n| *n == 1));
+    let conns = sink.connections.load(Ordering::SeqCst);
+    assert!(
+        (1..=4).contains(&conns),
+        "{conns} connections for a pool of 4"
+    );
+}
+
+#[tokio::test]
+async fn refusals_are_classified_and_the_client_keeps_working() {
+    let (port, sink) = start_server().await;
+    let c = client(port, 1);
+    match c.send(&email("r1", "reject@example.org")).await {
+        Err(SendError::Permanent { code: 550, .. }) => {}
+        other => panic!("want a permanent 550, got {other:?}"),
+    }
+    match c.send(&email("r2", "later@example.org")).await {
+        Err(SendError::Temporary {
+            code: Some(451), ..
+        }) => {}
+        other => panic!("want a temporary 451, got {other:?}"),
+    }
+    c.send(&email("r3", "ok@example.org"))
+        .await
+        .expect("delivered after refusals");
+    let delivered = sink.messages.lock().unwrap().len();
+    assert_eq!(delivered, 1, "only the accepted message was delivered");
+    match c.send(&email("bad", "not an address")).await {
+        Err(SendError::Invalid(_)) => {}
+        other => panic!("want Invalid, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_is_a_temporary_failure_without_hanging() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let c = client(port, 2);
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        c.send(&email("d1", "ok@example.org")),
+    )
+    .await
+    .expect("a send to a server that is down must not hang");
+    match outcome {
+        Err(SendError::Temporary { code: None, .. }) => {}
+        other => panic!("want a temporary failure, got {other:?}"),
+    }
+}
