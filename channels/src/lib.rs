@@ -5,3 +5,4 @@
 //! send-once ledger belong to the channel actors above it.
 
 pub mod smtp;
+pub mod webhook;
