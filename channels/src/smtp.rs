@@ -3,7 +3,8 @@
 //! lettre 0.11.23 leaves Nagle's algorithm on, which caps a connection at
 //! ~22 messages/s on loopback (docs/lettre.md). So this client connects with
 //! `TCP_NODELAY`, hands the socket to `AsyncSmtpConnection`, and keeps its own
-//! bounded pool of open connections. Every network step has a deadline.
+//! bounded pool of open connections (each checked with NOOP before reuse).
+//! Every network step has a deadline, and a message is never retried here.
 //! Failures are classified the way the send path needs them: a 5xx reply is
 //! [`SendError::Permanent`], a 4xx reply or a network failure
 //! [`SendError::Temporary`], a message that cannot be built
@@ -302,9 +303,9 @@ impl SmtpClient {
         Ok(conn)
     }
 
-    /// Sends one message; answers the server's reply to the message data.
-    /// A connection taken from the pool that turns out to be closed is
-    /// replaced once by a fresh one.
+    /// Sends one message once; answers the server's reply to the message
+    /// data. A pooled connection that no longer answers is replaced before
+    /// the message goes out.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<String, SendError> {
         let msg = build_message(email, &self.cfg.hello_name)?;
         let raw = msg.formatted();
@@ -314,17 +315,24 @@ impl SmtpClient {
             .await
             .map_err(|_| temporary("the SMTP client is shut down"))?;
         let pooled = self.idle.lock().expect("smtp pool lock").pop();
-        let reused = pooled.is_some();
         let mut conn = match pooled {
-            Some(c) => c,
+            // A pooled connection is checked (NOOP) before use, never by
+            // retrying a message: a failed exchange may still have delivered
+            // it, and a retry here would send it twice.
+            Some(mut c) => {
+                let alive = tokio::time::timeout(self.cfg.command_timeout, c.test_connected())
+                    .await
+                    .unwrap_or(false);
+                if alive {
+                    c
+                } else {
+                    c.abort().await;
+                    self.connect().await?
+                }
+            }
             None => self.connect().await?,
         };
-        let mut outcome = self.send_on(&mut conn, &msg, &raw).await;
-        if reused && matches!(&outcome, Err(SendError::Temporary { code: None, .. })) {
-            // Most likely the server closed the idle connection: try a fresh one.
-            conn = self.connect().await?;
-            outcome = self.send_on(&mut conn, &msg, &raw).await;
-        }
+        let outcome = self.send_on(&mut conn, &msg, &raw).await;
         if !conn.has_broken() {
             self.idle.lock().expect("smtp pool lock").push(conn);
         }

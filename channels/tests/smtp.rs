@@ -18,7 +18,8 @@ struct Sink {
     connections: AtomicUsize,
 }
 
-/// Recipients starting with `reject` get 550, with `later` 451.
+/// Recipients starting with `reject` get 550, with `later` 451; after a
+/// message to `close...` the server hangs up.
 async fn start_server() -> (u16, Arc<Sink>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -71,10 +72,16 @@ async fn serve(sock: tokio::net::TcpStream, sink: Arc<Sink>) {
                 data.push_str(&l);
                 data.push('\n');
             }
+            let close_after = rcpts.iter().any(|r| r.starts_with("close"));
             sink.messages
                 .lock()
                 .unwrap()
                 .push((std::mem::take(&mut rcpts), data));
+            if close_after {
+                // Accept, then hang up as a server restarting would.
+                let _ = w.write_all(b"250 2.0.0 queued\r\n").await;
+                return;
+            }
             b"250 2.0.0 queued\r\n"
         } else if upper.starts_with("QUIT") {
             let _ = w.write_all(b"221 bye\r\n").await;
@@ -193,4 +200,31 @@ async fn a_server_that_is_down_is_a_temporary_failure_without_hanging() {
         Err(SendError::Temporary { code: None, .. }) => {}
         other => panic!("want a temporary failure, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_server_closed_is_replaced_before_sending() {
+    let (port, sink) = start_server().await;
+    let c = client(port, 1);
+    c.send(&email("p1", "close@example.org"))
+        .await
+        .expect("first");
+    // The pooled connection is dead now; the next message must go out once,
+    // on a new connection.
+    c.send(&email("p2", "b@example.org")).await.expect("second");
+    let delivered: Vec<Vec<String>> = sink
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(r, _)| r.clone())
+        .collect();
+    assert_eq!(
+        delivered,
+        vec![
+            vec!["close@example.org".to_owned()],
+            vec!["b@example.org".to_owned()]
+        ]
+    );
+    assert_eq!(sink.connections.load(Ordering::SeqCst), 2);
 }
