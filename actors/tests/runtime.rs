@@ -271,6 +271,19 @@ fn email(address: &str) -> herald_model::wire::EndpointRequest {
     }
 }
 
+/// An UpdateEndpointsBatch body: one EMAIL item per id, all with `address`.
+fn email_batch(address: &str, ids: &[&str]) -> herald_model::wire::EndpointBatchRequest {
+    let item = |id: &&str| herald_model::wire::EndpointBatchItem {
+        id: Some((*id).into()),
+        channel_type: Some("EMAIL".into()),
+        address: Some(address.into()),
+        ..Default::default()
+    };
+    herald_model::wire::EndpointBatchRequest {
+        item: Some(ids.iter().map(item).collect()),
+    }
+}
+
 async fn status(rt: &Runtime<MemEngine>, app: &str, id: &str) -> String {
     rt.herald
         .endpoint(app, id)
@@ -327,15 +340,7 @@ async fn reusing_an_address_deactivates_the_previous_holder() {
     assert_eq!(status(&rt, &app, "old").await, "ACTIVE");
 
     // Within one batch, the later item wins.
-    let item = |id: &str| herald_model::wire::EndpointBatchItem {
-        id: Some(id.into()),
-        channel_type: Some("EMAIL".into()),
-        address: Some("z@example.com".into()),
-        ..Default::default()
-    };
-    let batch = herald_model::wire::EndpointBatchRequest {
-        item: Some(vec![item("b1"), item("b2"), item("b3")]),
-    };
+    let batch = email_batch("z@example.com", &["b1", "b2", "b3"]);
     h.update_endpoints_batch(&app, batch, "r7").await.unwrap();
     assert_eq!(status(&rt, &app, "b1").await, "INACTIVE");
     assert_eq!(status(&rt, &app, "b2").await, "INACTIVE");
@@ -398,16 +403,8 @@ async fn the_sweep_finishes_address_hand_overs_and_respects_their_order() {
 
     // Items of one batch share their write time; their order still decides
     // when the sweep hands them over again.
-    let item = |id: &str| herald_model::wire::EndpointBatchItem {
-        id: Some(id.into()),
-        channel_type: Some("EMAIL".into()),
-        address: Some("z@example.com".into()),
-        ..Default::default()
-    };
     let ids = ["b9", "b5", "b1", "b7", "b3"];
-    let batch = herald_model::wire::EndpointBatchRequest {
-        item: Some(ids.iter().map(|id| item(id)).collect()),
-    };
+    let batch = email_batch("z@example.com", &ids);
     h.update_endpoints_batch(&app, batch, "r3").await.unwrap();
     clock.set(t0 + 90_000);
     sweep_all(&rt).await;

@@ -66,14 +66,17 @@ impl TailCache {
         }
     }
 
-    /// Drops every entry with an index in `range`.
-    fn remove(&mut self, range: impl RangeBounds<u64>) {
-        let keys: Vec<u64> = self.entries.range(range).map(|(k, _)| *k).collect();
-        for k in keys {
-            if let Some((_, b)) = self.entries.remove(&k) {
-                self.bytes -= b;
-            }
-        }
+    /// Drops the entries from `index` on (the log was truncated there).
+    fn truncate_from(&mut self, index: u64) {
+        let dropped = self.entries.split_off(&index);
+        self.bytes -= dropped.values().map(|(_, b)| b).sum::<usize>();
+    }
+
+    /// Drops the entries up to and including `index` (the log was purged).
+    fn purge_through(&mut self, index: u64) {
+        let kept = self.entries.split_off(&index.saturating_add(1));
+        let dropped = std::mem::replace(&mut self.entries, kept);
+        self.bytes -= dropped.values().map(|(_, b)| b).sum::<usize>();
     }
 
     /// The entries of `[start, end)`, if the cache can answer for all of them.
@@ -281,7 +284,7 @@ impl<E: KvEngine> RaftLogStorage<TypeConfig> for LogStore<E> {
             keys::prefix_end(&keys::table(self.group, tag::LOG)),
         );
         self.engine.write(b, true).map_err(write_err)?;
-        self.tail().remove(log_id.index..);
+        self.tail().truncate_from(log_id.index);
         Ok(())
     }
 
@@ -298,7 +301,7 @@ impl<E: KvEngine> RaftLogStorage<TypeConfig> for LogStore<E> {
             keys::log(self.group, log_id.index + 1),
         );
         self.engine.write(b, false).map_err(write_err)?;
-        self.tail().remove(..=log_id.index);
+        self.tail().purge_through(log_id.index);
         Ok(())
     }
 }

@@ -123,26 +123,25 @@ impl<E: KvEngine> Reader<E> {
         Ok(out)
     }
 
-    /// Every endpoint of the group, across apps: `(app_id, endpoint)`.
-    pub fn for_each_endpoint(
+    /// Decodes every row of one of the group's per-app tables in key order,
+    /// handing `(app_id, key tail, row)` to `visit` until it breaks.
+    fn scan_table<T: serde::de::DeserializeOwned>(
         &self,
         group: GroupId,
-        visit: &mut dyn FnMut(&str, EndpointResponse),
+        table_tag: u8,
+        table: &'static str,
+        visit: &mut dyn FnMut(String, String, T) -> ControlFlow<()>,
     ) -> Result<()> {
-        let start = keys::table(group, tag::ENDPOINT);
+        let start = keys::table(group, table_tag);
         let mut err = None;
         self.engine.scan(
             Cf::State,
             &start,
             &keys::prefix_end(&start),
-            &mut |k, v| match decode::<EndpointResponse>("endpoint", v) {
-                Ok(ep) => {
-                    let app = ep
-                        .application_id
-                        .clone()
-                        .unwrap_or_else(|| keys::split_app_key(k, start.len()).0);
-                    visit(&app, ep);
-                    ControlFlow::Continue(())
+            &mut |k, v| match decode::<T>(table, v) {
+                Ok(row) => {
+                    let (app, tail) = keys::split_app_key(k, start.len());
+                    visit(app, tail, row)
                 }
                 Err(e) => {
                     err = Some(e);
@@ -153,6 +152,24 @@ impl<E: KvEngine> Reader<E> {
         err.map_or(Ok(()), Err)
     }
 
+    /// Every endpoint of the group, across apps: `(app_id, endpoint)`.
+    pub fn for_each_endpoint(
+        &self,
+        group: GroupId,
+        visit: &mut dyn FnMut(&str, EndpointResponse),
+    ) -> Result<()> {
+        self.scan_table(
+            group,
+            tag::ENDPOINT,
+            "endpoint",
+            &mut |app, _, ep: EndpointResponse| {
+                let app = ep.application_id.clone().unwrap_or(app);
+                visit(&app, ep);
+                ControlFlow::Continue(())
+            },
+        )
+    }
+
     /// Up to `limit` address claims of the group not yet known to be handed
     /// over, as `(app_id, claim)`.
     pub fn pending_claims(
@@ -160,54 +177,36 @@ impl<E: KvEngine> Reader<E> {
         group: GroupId,
         limit: usize,
     ) -> Result<Vec<(String, AddressClaim)>> {
-        let start = keys::table(group, tag::PENDING_CLAIM);
         let mut out = Vec::new();
-        let mut err = None;
-        self.engine.scan(
-            Cf::State,
-            &start,
-            &keys::prefix_end(&start),
-            &mut |k, v| match decode::<AddressClaim>("pending_claim", v) {
-                Ok(c) => {
-                    let (app, _) = keys::split_app_key(k, start.len());
-                    out.push((app, c));
-                    if out.len() >= limit {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                }
-                Err(e) => {
-                    err = Some(e);
+        self.scan_table(
+            group,
+            tag::PENDING_CLAIM,
+            "pending_claim",
+            &mut |app, _, c| {
+                out.push((app, c));
+                if out.len() >= limit {
                     ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
                 }
             },
         )?;
-        err.map_or(Ok(out), Err)
+        Ok(out)
     }
 
     /// Every open session of the group: `(app_id, endpoint_id, session)`.
     pub fn open_sessions(&self, group: GroupId) -> Result<Vec<(String, String, OpenSession)>> {
-        let start = keys::table(group, tag::OPEN_SESSION);
         let mut out = Vec::new();
-        let mut err = None;
-        self.engine.scan(
-            Cf::State,
-            &start,
-            &keys::prefix_end(&start),
-            &mut |k, v| match decode::<OpenSession>("open_session", v) {
-                Ok(s) => {
-                    let (app, endpoint_id) = keys::split_app_key(k, start.len());
-                    out.push((app, endpoint_id, s));
-                    ControlFlow::Continue(())
-                }
-                Err(e) => {
-                    err = Some(e);
-                    ControlFlow::Break(())
-                }
+        self.scan_table(
+            group,
+            tag::OPEN_SESSION,
+            "open_session",
+            &mut |app, id, s| {
+                out.push((app, id, s));
+                ControlFlow::Continue(())
             },
         )?;
-        err.map_or(Ok(out), Err)
+        Ok(out)
     }
 
     /// Event types this group has seen for an app, with counts.
