@@ -24,3 +24,31 @@ impl Clock for ManualClock {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// The randomness seam: jitter and other non-decisions draw from here.
+pub trait Entropy: Send + Sync + 'static {
+    fn next_u64(&self) -> u64;
+}
+
+/// A splitmix64 sequence from a seed: deterministic for tests and the
+/// simulator; production seeds it from the OS at start.
+#[derive(Debug)]
+pub struct SeededEntropy(std::sync::atomic::AtomicU64);
+
+impl SeededEntropy {
+    pub fn new(seed: u64) -> Self {
+        Self(std::sync::atomic::AtomicU64::new(seed))
+    }
+}
+
+impl Entropy for SeededEntropy {
+    fn next_u64(&self) -> u64 {
+        let mut z = self
+            .0
+            .fetch_add(0x9e37_79b9_7f4a_7c15, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}

@@ -11,12 +11,15 @@
 
 pub mod addresses;
 pub mod clock;
+pub mod delivery;
 pub mod endpoint;
 pub mod engagement;
 pub mod runtime;
+pub mod sends;
 pub mod service;
 pub mod shard;
+pub mod templates;
 
-pub use clock::Clock;
+pub use clock::{Clock, Entropy, SeededEntropy};
 pub use runtime::Runtime;
-pub use service::{Herald, ServiceConfig, ServiceError};
+pub use service::{Herald, ServiceConfig, ServiceError, TrackingConfig};

@@ -25,6 +25,7 @@ use herald_storage::{
 };
 
 use crate::clock::Clock;
+use crate::delivery::Dispatcher;
 
 /// Errors in the terms of Pinpoint's error types.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -74,6 +75,7 @@ pub struct ServiceConfig {
     /// Account id used in ARNs (the region is the one the client signed for).
     pub account: String,
     pub session_idle_timeout_ms: i64,
+    pub tracking: TrackingConfig,
 }
 
 impl Default for ServiceConfig {
@@ -82,17 +84,37 @@ impl Default for ServiceConfig {
             limits: Limits::default(),
             account: "000000000000".into(),
             session_idle_timeout_ms: 30 * 60 * 1000,
+            tracking: TrackingConfig::default(),
         }
     }
 }
 
+/// Email engagement tracking (see `model::tracking`).
+#[derive(Debug, Clone, Default)]
+pub struct TrackingConfig {
+    /// The public base URL tracking links point at (e.g.
+    /// `https://herald.example.com`); no tracking at all without one.
+    pub base_url: Option<String>,
+    /// Signs tracking tokens; the same on every node of a cluster.
+    pub secret: Vec<u8>,
+    /// Add an open pixel to HTML mail.
+    pub opens: bool,
+    /// Route links of HTML mail through click redirects.
+    pub clicks: bool,
+    /// Add `List-Unsubscribe` (one-click, RFC 8058) to direct sends to
+    /// endpoints too (campaign and journey mail always carries it).
+    pub list_unsubscribe_on_direct: bool,
+}
+
 /// Operations of the Pinpoint API core on one cluster node.
 pub struct Herald<E: KvEngine> {
-    host: Arc<RaftHost<E>>,
-    clock: Arc<dyn Clock>,
-    cfg: ServiceConfig,
+    pub(crate) host: Arc<RaftHost<E>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) cfg: ServiceConfig,
     /// Event types known per app (a cache of the shards' event type tables).
     event_types: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// The node's channel actors; sends are refused until it is set.
+    dispatcher: std::sync::OnceLock<Arc<Dispatcher>>,
 }
 
 fn not_found_app(app_id: &str) -> ServiceError {
@@ -122,7 +144,19 @@ impl<E: KvEngine> Herald<E> {
             clock,
             cfg,
             event_types: Mutex::new(BTreeMap::new()),
+            dispatcher: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Gives the service the node's channel actors (once).
+    pub fn set_dispatcher(&self, d: Arc<Dispatcher>) {
+        let _ = self.dispatcher.set(d);
+    }
+
+    pub(crate) fn dispatcher(&self) -> Result<&Arc<Dispatcher>> {
+        self.dispatcher.get().ok_or_else(|| {
+            ServiceError::Internal("this node has no delivery channels configured".into())
+        })
     }
 
     pub fn host(&self) -> &Arc<RaftHost<E>> {
@@ -133,11 +167,11 @@ impl<E: KvEngine> Herald<E> {
         &self.cfg
     }
 
-    fn now_iso(&self) -> String {
+    pub(crate) fn now_iso(&self) -> String {
         time::format_iso8601_ms(self.clock.now_ms())
     }
 
-    fn apply_limits(&self) -> ApplyLimits {
+    pub(crate) fn apply_limits(&self) -> ApplyLimits {
         ApplyLimits {
             endpoint_bytes_max: self.cfg.limits.endpoint_bytes_max,
             endpoint_attributes_max: self.cfg.limits.endpoint_attributes_max,
@@ -450,7 +484,7 @@ impl<E: KvEngine> Herald<E> {
     }
 
     /// Every endpoint id of a user across all shards.
-    async fn user_endpoint_ids(
+    pub(crate) async fn user_endpoint_ids(
         &self,
         app_id: &str,
         user_id: &str,

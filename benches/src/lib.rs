@@ -39,6 +39,15 @@ pub struct Herald {
 
 impl Herald {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with_env(&[]).await
+    }
+
+    /// The process id (for CPU and memory readings from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub async fn start_with_env(env: &[(&str, String)]) -> anyhow::Result<Self> {
         let bin = herald_bin();
         if !bin.exists() {
             bail!(
@@ -58,6 +67,7 @@ impl Herald {
             .env("HERALD_ACCESS_KEY_ID", ACCESS_KEY)
             .env("HERALD_SECRET_ACCESS_KEY", SECRET_KEY)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -214,6 +224,32 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
+}
+
+/// CPU time (user + system) a process has used so far, from /proc.
+pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may contain spaces).
+    let rest = stat.rsplit_once(')').context("malformed stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f.get(11).context("utime")?.parse()?;
+    let stime: u64 = f.get(12).context("stime")?.parse()?;
+    // USER_HZ is 100 on Linux.
+    Ok(Duration::from_millis((utime + stime) * 10))
+}
+
+/// Peak resident set size (VmHWM) of a process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .context("no VmHWM")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("VmHWM value")?
+        .parse()?)
 }
 
 pub fn ms(d: Duration) -> f64 {

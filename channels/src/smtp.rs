@@ -159,8 +159,13 @@ impl SmtpConfig {
 pub struct OutgoingEmail {
     /// herald's message id; becomes the `Message-ID` header `<id@hello-name>`.
     pub message_id: String,
+    /// The app that sends it (for logs and the dev outbox).
+    pub app_id: String,
     pub from: String,
     pub to: String,
+    pub reply_to: Vec<String>,
+    /// Extra headers (`SimpleEmail.Headers`), added as given.
+    pub headers: Vec<(String, String)>,
     pub subject: String,
     pub text: Option<String>,
     pub html: Option<String>,
@@ -180,6 +185,18 @@ pub enum SendError {
     /// The message cannot be built (bad address, bad header).
     #[error("invalid message: {0}")]
     Invalid(String),
+    /// The exchange broke after the message may have been accepted (a
+    /// timeout or a dropped connection during or after the data): it may
+    /// have been delivered, so it must not be sent again.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+}
+
+impl SendError {
+    /// Whether sending the same message again cannot deliver it twice.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SendError::Temporary { .. })
+    }
 }
 
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
@@ -213,6 +230,14 @@ pub fn build_message(email: &OutgoingEmail, hello_name: &str) -> Result<Message,
         .to(email.to.parse().map_err(|e| invalid("To", &e))?)
         .subject(email.subject.clone())
         .message_id(Some(format!("<{}@{hello_name}>", email.message_id)));
+    for r in &email.reply_to {
+        b = b.reply_to(r.parse().map_err(|e| invalid("Reply-To", &e))?);
+    }
+    for (name, value) in &email.headers {
+        let name =
+            HeaderName::new_from_ascii(name.clone()).map_err(|e| invalid("header name", &e))?;
+        b = b.raw_header(HeaderValue::new(name, value.clone()));
+    }
     if let Some(u) = &email.list_unsubscribe {
         b = b
             .raw_header(HeaderValue::new(
@@ -348,9 +373,16 @@ impl SmtpClient {
         match tokio::time::timeout(self.cfg.command_timeout, conn.send(msg.envelope(), raw)).await {
             Err(_) => {
                 conn.abort().await;
-                Err(temporary("SMTP message exchange timed out"))
+                Err(SendError::Unknown(
+                    "the SMTP message exchange timed out; the server may have accepted it".into(),
+                ))
             }
-            Ok(Err(e)) => Err(classify(&e)),
+            // A reply code tells what the server decided; a broken exchange
+            // without one leaves it unknown.
+            Ok(Err(e)) if e.status().is_some() => Err(classify(&e)),
+            Ok(Err(e)) => Err(SendError::Unknown(format!(
+                "the SMTP exchange broke: {e}; the server may have accepted the message"
+            ))),
             Ok(Ok(resp)) => Ok(format!(
                 "{} {}",
                 resp.code(),
@@ -404,6 +436,9 @@ mod tests {
     fn messages_carry_id_and_one_click_unsubscribe_headers() {
         let email = OutgoingEmail {
             message_id: "m-1".into(),
+            app_id: "app".into(),
+            reply_to: vec!["help@example.com".into()],
+            headers: vec![("X-Campaign".into(), "c1".into())],
             from: "News <news@example.com>".into(),
             to: "ada@example.org".into(),
             subject: "Hello".into(),
@@ -421,6 +456,8 @@ mod tests {
         assert!(raw.contains("List-Unsubscribe: <https://herald.example.com/u/tok>"));
         assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
         assert!(raw.contains("multipart/alternative"));
+        assert!(raw.contains("Reply-To: help@example.com"), "{raw}");
+        assert!(raw.contains("X-Campaign: c1"), "{raw}");
         let bad = OutgoingEmail {
             to: "not an address".into(),
             ..email

@@ -68,9 +68,17 @@ impl WebhookClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| SendError::Temporary {
-                code: None,
-                message: format!("POST {url}: {e}"),
+            .map_err(|e| {
+                // Refused or unreachable: nothing was sent. Anything later
+                // (a timeout, a reset while waiting) may have been received.
+                if e.is_connect() {
+                    SendError::Temporary {
+                        code: None,
+                        message: format!("POST {url}: {e}"),
+                    }
+                } else {
+                    SendError::Unknown(format!("POST {url}: {e}"))
+                }
             })?;
         let status = resp.status().as_u16();
         match status {

@@ -112,6 +112,7 @@ fn email(id: &str, to: &str) -> OutgoingEmail {
         text: Some(format!("text for {id}")),
         html: Some(format!("<p>html for {id}</p>")),
         list_unsubscribe: Some(format!("<https://herald.test/u/{id}>")),
+        ..Default::default()
     }
 }
 

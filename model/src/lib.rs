@@ -2,8 +2,9 @@
 //!
 //! Owns the Pinpoint wire shapes (`wire`), documented quotas (`limits`), input
 //! validation (`validate`), endpoint upsert semantics (`endpoint`), session rules
-//! (`session`), ISO-8601 handling (`time`), data placement hashing (`hash`) and
-//! id/ARN formats (`ids`).
+//! (`session`), ISO-8601 handling (`time`), data placement hashing (`hash`),
+//! id/ARN formats (`ids`), message template shapes and checks (`template`) and
+//! per-recipient template rendering (`render`).
 //!
 //! Contract: no IO, no async, no clock reads (time is always passed in), no
 //! randomness, no global state; every function is deterministic. Anything that is
@@ -15,7 +16,11 @@ pub mod endpoint;
 pub mod hash;
 pub mod ids;
 pub mod limits;
+pub mod message;
+pub mod render;
 pub mod session;
+pub mod template;
 pub mod time;
+pub mod tracking;
 pub mod validate;
 pub mod wire;

@@ -67,6 +67,11 @@ pub struct Limits {
     pub apps_max: usize,
     /// Any request or response body (quotas: 7 MB invocation payload).
     pub request_bytes_max: usize,
+    /// `Addresses` plus `Endpoints` of one `SendMessages` request, and users
+    /// of one `SendUsersMessages` request (quotas: 100 per request).
+    pub send_recipients_max: usize,
+    /// Headers in a `SimpleEmail` (SES: 15).
+    pub email_headers_max: usize,
 }
 
 impl Default for Limits {
@@ -93,6 +98,8 @@ impl Default for Limits {
             tag_value_chars_max: 256,
             apps_max: 100,
             request_bytes_max: 7 * 1024 * 1024,
+            send_recipients_max: 100,
+            email_headers_max: 15,
         }
     }
 }

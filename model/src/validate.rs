@@ -21,6 +21,9 @@ use std::collections::BTreeMap;
 use crate::limits::{
     Limits, APP_NAME_CHARS_MAX, ENDPOINT_ID_CHARS_MAX, EVENT_ID_CHARS_MAX, USER_ID_CHARS_MAX,
 };
+use crate::message::{
+    DirectMessageConfiguration, MessageRequest, SendUsersMessageRequest, TemplateConfiguration,
+};
 use crate::time::{parse_hh_mm, parse_iso8601_ms, quote_short};
 use crate::wire::{
     AttributeMap, EmailChannelRequest, EndpointBatchItem, EndpointBatchRequest, EndpointLocation,
@@ -837,6 +840,183 @@ pub fn email_channel_request(req: &EmailChannelRequest) -> Res {
         None | Some("") => Err(err("Identity", "required")),
         Some(_) => Ok(()),
     }
+}
+
+// ---------------------------------------------------------------------------
+// Direct sends
+// ---------------------------------------------------------------------------
+
+fn direct_message(dm: Option<&DirectMessageConfiguration>, limits: &Limits) -> Res {
+    let Some(dm) = dm else {
+        return Err(err("MessageConfiguration", "required"));
+    };
+    if let Some(em) = &dm.email_message {
+        if let Some(from) = em.from_address.as_deref() {
+            // `Name <address>` is allowed, as in SES.
+            let addr = match (from.rfind('<'), from.strip_suffix('>')) {
+                (Some(i), Some(inner)) => &inner[i + 1..],
+                _ => from,
+            };
+            email_address("MessageConfiguration.EmailMessage.FromAddress", addr)?;
+        }
+        for (i, r) in em.reply_to_addresses.iter().flatten().enumerate() {
+            email_address(
+                &format!("MessageConfiguration.EmailMessage.ReplyToAddresses[{i}]"),
+                r,
+            )?;
+        }
+        if em.raw_email.is_some() {
+            return Err(err(
+                "MessageConfiguration.EmailMessage.RawEmail",
+                "raw MIME messages are not supported by herald; use SimpleEmail",
+            ));
+        }
+        if let Some(se) = &em.simple_email {
+            let headers = se.headers.as_deref().unwrap_or_default();
+            if headers.len() > limits.email_headers_max {
+                return Err(err(
+                    "MessageConfiguration.EmailMessage.SimpleEmail.Headers",
+                    format!("at most {} headers", limits.email_headers_max),
+                ));
+            }
+            for (i, h) in headers.iter().enumerate() {
+                let path = format!("MessageConfiguration.EmailMessage.SimpleEmail.Headers[{i}]");
+                let name = h.name.as_deref().unwrap_or_default();
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                    return Err(err(&path, "Name must be printable ASCII without ':'"));
+                }
+                let value = h.value.as_deref().unwrap_or_default();
+                if value.chars().any(|c| c == '\r' || c == '\n') {
+                    return Err(err(&path, "Value must not contain line breaks"));
+                }
+            }
+            if se
+                .subject
+                .as_ref()
+                .and_then(|p| p.data.as_deref())
+                .is_none()
+                && se.text_part.is_none()
+                && se.html_part.is_none()
+            {
+                return Err(err(
+                    "MessageConfiguration.EmailMessage.SimpleEmail",
+                    "needs a Subject, TextPart or HtmlPart",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn template_configuration(tc: Option<&TemplateConfiguration>) -> Res {
+    let Some(tc) = tc else { return Ok(()) };
+    for (name, t) in [
+        ("EmailTemplate", &tc.email_template),
+        ("SMSTemplate", &tc.sms_template),
+        ("PushTemplate", &tc.push_template),
+        ("VoiceTemplate", &tc.voice_template),
+        ("InAppTemplate", &tc.in_app_template),
+    ] {
+        if let Some(t) = t {
+            if t.name.as_deref().unwrap_or_default().is_empty() {
+                return Err(err(
+                    &format!("TemplateConfiguration.{name}.Name"),
+                    "required",
+                ));
+            }
+            if let Some(v) = t.version.as_deref() {
+                if v.parse::<u32>().map_or(true, |n| n == 0) {
+                    return Err(err(
+                        &format!("TemplateConfiguration.{name}.Version"),
+                        "must be a positive whole number",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn trace_id(t: Option<&str>) -> Res {
+    match t {
+        Some(t) if t.is_empty() || t.chars().count() > 256 => {
+            Err(err("TraceId", "must be 1 to 256 characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `SendMessages`: a message configuration, 1 to `send_recipients_max`
+/// recipients, a valid channel type for every address.
+pub fn message_request(req: &MessageRequest, limits: &Limits) -> Res {
+    direct_message(req.message_configuration.as_ref(), limits)?;
+    template_configuration(req.template_configuration.as_ref())?;
+    trace_id(req.trace_id.as_deref())?;
+    let addresses = req.addresses.as_ref().map_or(0, |a| a.len());
+    let endpoints = req.endpoints.as_ref().map_or(0, |e| e.len());
+    if addresses + endpoints == 0 {
+        return Err(err(
+            "Addresses",
+            "the request names no Addresses and no Endpoints",
+        ));
+    }
+    if addresses + endpoints > limits.send_recipients_max {
+        return Err(err(
+            "Addresses",
+            format!(
+                "{} recipients; a request may name at most {} Addresses and Endpoints together",
+                addresses + endpoints,
+                limits.send_recipients_max
+            ),
+        ));
+    }
+    for (address, cfg) in req.addresses.iter().flatten() {
+        let path = format!("Addresses[{}]", quote_short(address));
+        if address.trim().is_empty() {
+            return Err(err(&path, "an address must not be empty"));
+        }
+        match cfg.channel_type.as_deref() {
+            None => return Err(err(&join(&path, "ChannelType"), "required")),
+            Some(ct) => one_of(&join(&path, "ChannelType"), ct, &CHANNEL_TYPES)?,
+        }
+        if cfg.channel_type.as_deref() == Some("EMAIL") {
+            email_address(&path, address)?;
+        }
+    }
+    for id in req.endpoints.iter().flatten().map(|(k, _)| k) {
+        endpoint_id_at(&format!("Endpoints[{}]", quote_short(id)), id)?;
+    }
+    Ok(())
+}
+
+/// `SendUsersMessages`: a message configuration and 1 to
+/// `send_recipients_max` users.
+pub fn send_users_message_request(req: &SendUsersMessageRequest, limits: &Limits) -> Res {
+    direct_message(req.message_configuration.as_ref(), limits)?;
+    template_configuration(req.template_configuration.as_ref())?;
+    trace_id(req.trace_id.as_deref())?;
+    let users = req.users.as_ref().map_or(0, |u| u.len());
+    if users == 0 {
+        return Err(err("Users", "required: at least one user id"));
+    }
+    if users > limits.send_recipients_max {
+        return Err(err(
+            "Users",
+            format!(
+                "{users} users; at most {} per request",
+                limits.send_recipients_max
+            ),
+        ));
+    }
+    for id in req.users.iter().flatten().map(|(k, _)| k) {
+        if id.is_empty() || id.chars().count() > USER_ID_CHARS_MAX {
+            return Err(err(
+                &format!("Users[{}]", quote_short(id)),
+                format!("a user id is 1 to {USER_ID_CHARS_MAX} characters"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,6 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use herald_actors::Herald;
+use herald_channels::outbox::Outbox;
+use herald_model::message::{MessageRequest, SendUsersMessageRequest};
+use herald_model::template::{
+    CreateTemplateMessageBody, TemplateActiveVersionRequest, TemplateType,
+};
+use herald_model::tracking::TrackKind;
 use herald_model::wire::{
     ApplicationResponse, ApplicationsResponse, AttributesResource, CreateApplicationRequest,
     EmailChannelRequest, EndpointBatchRequest, EndpointRequest, EndpointsResponse, EventsRequest,
@@ -32,6 +38,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Largest request body accepted at all.
     pub body_bytes_max: usize,
+    /// The dev outbox, when no SMTP server is configured.
+    pub outbox: Option<Arc<Outbox>>,
 }
 
 type St = State<Arc<AppState>>;
@@ -68,6 +76,29 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/apps/{app}/attributes/{attribute_type}",
             put(remove_attributes),
         )
+        .route("/v1/templates", get(list_templates))
+        .route(
+            "/v1/templates/{name}/{kind}",
+            post(create_template)
+                .get(get_template)
+                .put(update_template)
+                .delete(delete_template),
+        )
+        .route(
+            "/v1/templates/{name}/{kind}/versions",
+            get(list_template_versions),
+        )
+        .route(
+            "/v1/templates/{name}/{kind}/active-version",
+            put(update_template_active_version),
+        )
+        .route("/v1/apps/{app}/messages", post(send_messages))
+        .route("/v1/apps/{app}/users-messages", post(send_users_messages))
+        .route("/herald/v1/outbox", get(list_outbox))
+        .route(
+            "/herald/v1/apps/{app}/endpoints/{endpoint}/events",
+            get(get_endpoint_events),
+        )
         .route(
             "/v1/tags/{arn}",
             get(list_tags).post(tag_resource).delete(untag_resource),
@@ -77,9 +108,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::disable())
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    // Tracking URLs are opened by recipients' mail clients: no SigV4, the
+    // signed token is the credential.
+    let tracking = Router::new()
+        .route("/herald/v1/t/o/{token}", get(track_open))
+        .route("/herald/v1/t/c/{token}", get(track_click))
+        .route(
+            "/herald/v1/t/u/{token}",
+            get(unsubscribe_page).post(unsubscribe_one_click),
+        );
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
+        .merge(tracking)
         .merge(pinpoint)
         .layer(middleware::from_fn(request_id))
         .with_state(state)
@@ -393,6 +434,292 @@ async fn remove_attributes(
             attributes: Some(names),
         },
     )
+}
+
+/// The type in a template path: `email` ... `inapp` (Create/Get/Update/
+/// Delete) or `EMAIL` ... `INAPP` (versions, active-version).
+fn template_kind(segment: &str) -> Result<TemplateType, ApiError> {
+    TemplateType::from_path_segment(&segment.to_ascii_lowercase())
+        .ok_or_else(|| ApiError::new(ErrorType::NotFound, "no such resource"))
+}
+
+async fn create_template(
+    State(st): St,
+    Extension(who): Extension<Verified>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Path((name, kind)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let kind = template_kind(&kind)?;
+    let req: serde_json::Value = json(&body)?;
+    let arn = st
+        .herald
+        .create_template(kind, &name, &who.region, req)
+        .await?;
+    tracing::info!(template = %name, kind = kind.as_str(), "template created");
+    reply(
+        StatusCode::CREATED,
+        &CreateTemplateMessageBody {
+            arn: Some(arn),
+            message: Some("Created".into()),
+            request_id: Some(rid),
+        },
+    )
+}
+
+async fn get_template(
+    State(st): St,
+    Path((name, kind)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    let kind = template_kind(&kind)?;
+    let t = st
+        .herald
+        .template(kind, &name, q.get("version").map(String::as_str))
+        .await?;
+    reply(StatusCode::OK, &t)
+}
+
+async fn update_template(
+    State(st): St,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Path((name, kind)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+    body: Bytes,
+) -> ApiResult {
+    let kind = template_kind(&kind)?;
+    let req: serde_json::Value = json(&body)?;
+    st.herald
+        .update_template(
+            kind,
+            &name,
+            req,
+            q.get("create-new-version").map(String::as_str),
+            q.get("version").map(String::as_str),
+        )
+        .await?;
+    accepted(rid)
+}
+
+async fn delete_template(
+    State(st): St,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Path((name, kind)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    let kind = template_kind(&kind)?;
+    st.herald
+        .delete_template(kind, &name, q.get("version").map(String::as_str))
+        .await?;
+    accepted(rid)
+}
+
+async fn list_templates(State(st): St, Query(q): Query<BTreeMap<String, String>>) -> ApiResult {
+    let g = |k: &str| q.get(k).map(String::as_str);
+    let r = st
+        .herald
+        .list_templates(
+            g("page-size"),
+            g("next-token"),
+            g("prefix"),
+            g("template-type"),
+        )
+        .await?;
+    reply(StatusCode::OK, &r)
+}
+
+async fn list_template_versions(
+    State(st): St,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Path((name, kind)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    let kind = template_kind(&kind)?;
+    let g = |k: &str| q.get(k).map(String::as_str);
+    let r = st
+        .herald
+        .list_template_versions(kind, &name, g("page-size"), g("next-token"), &rid)
+        .await?;
+    reply(StatusCode::OK, &r)
+}
+
+async fn update_template_active_version(
+    State(st): St,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Path((name, kind)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let kind = template_kind(&kind)?;
+    let req: TemplateActiveVersionRequest = json(&body)?;
+    st.herald
+        .set_template_active_version(kind, &name, req)
+        .await?;
+    reply(
+        StatusCode::OK,
+        &MessageBody {
+            message: Some("Updated".into()),
+            request_id: Some(rid),
+        },
+    )
+}
+
+async fn send_messages(
+    State(st): St,
+    Path(app): Path<String>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    body: Bytes,
+) -> ApiResult {
+    let req: MessageRequest = json(&body)?;
+    reply(
+        StatusCode::OK,
+        &st.herald.send_messages(&app, req, &rid).await?,
+    )
+}
+
+async fn send_users_messages(
+    State(st): St,
+    Path(app): Path<String>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    body: Bytes,
+) -> ApiResult {
+    let req: SendUsersMessageRequest = json(&body)?;
+    reply(
+        StatusCode::OK,
+        &st.herald.send_users_messages(&app, req, &rid).await?,
+    )
+}
+
+/// `GET /herald/v1/outbox?limit=N&before=SEQ`: the dev outbox, newest first.
+async fn list_outbox(State(st): St, Query(q): Query<BTreeMap<String, String>>) -> ApiResult {
+    let Some(outbox) = &st.outbox else {
+        return Err(ApiError::new(
+            ErrorType::NotFound,
+            "this node sends through SMTP; the dev outbox is only used when no SMTP server is configured",
+        ));
+    };
+    let num = |k: &str| -> Result<Option<u64>, ApiError> {
+        q.get(k)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| ApiError::bad_request(format!("{k} must be a whole number")))
+            })
+            .transpose()
+    };
+    let limit = num("limit")?.unwrap_or(50).clamp(1, 1000) as usize;
+    let before = num("before")?;
+    let entries = outbox.list(limit, before).map_err(|e| {
+        ApiError::new(
+            ErrorType::InternalServerError,
+            format!("reading the outbox: {e}"),
+        )
+    })?;
+    let next = if entries.len() == limit {
+        entries.last().map(|e| e.seq)
+    } else {
+        None
+    };
+    reply(
+        StatusCode::OK,
+        &serde_json::json!({ "Item": entries, "NextBefore": next }),
+    )
+}
+
+/// `GET /herald/v1/apps/{app}/endpoints/{id}/events?limit=N`: the events
+/// stored for one endpoint, oldest first (`limit` 1..=1000, default 100).
+async fn get_endpoint_events(
+    State(st): St,
+    Path((app, endpoint)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "limit must be a whole number from 1 to 1000",
+                ))
+            }
+        },
+    };
+    let rows = st.herald.endpoint_events(&app, &endpoint, limit).await?;
+    let item: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|r| serde_json::json!({ "EventId": r.event_id, "EndpointId": r.endpoint_id, "Event": r.event }))
+        .collect();
+    reply(StatusCode::OK, &serde_json::json!({ "Item": item }))
+}
+
+/// A 1×1 transparent GIF.
+const PIXEL: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+async fn track_open(State(st): St, Path(token): Path<String>) -> Response {
+    // The pixel is served whatever happens: a mail client shows no errors.
+    match st.herald.record_tracking(&token).await {
+        Ok(t) if t.kind == TrackKind::Open => {}
+        Ok(_) => tracing::info!("a non-open token was used as an open pixel"),
+        Err(e) => tracing::info!(error = %e, "open pixel not recorded"),
+    }
+    (
+        [
+            ("content-type", "image/gif"),
+            ("cache-control", "no-store, max-age=0"),
+        ],
+        PIXEL,
+    )
+        .into_response()
+}
+
+async fn track_click(State(st): St, Path(token): Path<String>) -> ApiResult {
+    let t = st.herald.record_tracking(&token).await?;
+    match (t.kind, t.url) {
+        (TrackKind::Click, Some(url)) => Ok((
+            StatusCode::FOUND,
+            [("location", url), ("cache-control", "no-store".into())],
+        )
+            .into_response()),
+        _ => Err(ApiError::new(ErrorType::NotFound, "not a click link")),
+    }
+}
+
+/// A GET only shows a confirmation form, so link scanners that fetch every
+/// URL in a message do not unsubscribe anyone; the POST (from the form or
+/// from a mail client's one-click, RFC 8058) does.
+async fn unsubscribe_page(Path(token): Path<String>) -> Response {
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Unsubscribe</title></head><body>\
+         <form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
+         <p>Stop receiving these messages?</p><button type=\"submit\">Unsubscribe</button></form></body></html>",
+        html_escape(&token)
+    );
+    ([("content-type", "text/html; charset=utf-8")], page).into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn unsubscribe_one_click(State(st): St, Path(token): Path<String>) -> ApiResult {
+    let t = st.herald.record_tracking(&token).await?;
+    if t.kind != TrackKind::Unsubscribe {
+        return Err(ApiError::new(
+            ErrorType::NotFound,
+            "not an unsubscribe link",
+        ));
+    }
+    Ok((
+        StatusCode::OK,
+        [("content-type", "text/html; charset=utf-8")],
+        "<!doctype html><html><body><p>You are unsubscribed.</p></body></html>",
+    )
+        .into_response())
 }
 
 async fn list_tags(State(st): St, Path(arn): Path<String>) -> ApiResult {

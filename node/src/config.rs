@@ -64,6 +64,14 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "HERALD_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// SMTP server for email, e.g. smtp://user:pass@mail.example.com:587/herald.example.com?tls=required
+    /// (the path is the EHLO name). Without one, email goes to the dev outbox.
+    #[arg(long, env = "HERALD_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Public base URL of this node for open, click and unsubscribe links
+    /// [default: http://<--http>].
+    #[arg(long, env = "HERALD_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// The TOML file. Every key is optional.
@@ -84,6 +92,74 @@ pub struct FileConfig {
     /// Pinpoint's quotas; each also `HERALD_LIMITS_<NAME>`.
     #[serde(default)]
     pub limits: Option<Limits>,
+    pub smtp_url: Option<String>,
+    /// SMTP servers of particular apps: app id → URL (others use `smtp_url`).
+    #[serde(default)]
+    pub smtp_url_per_app: std::collections::BTreeMap<String, String>,
+    pub public_url: Option<String>,
+    /// Each also `HERALD_DELIVERY_<NAME>`.
+    #[serde(default)]
+    pub delivery: Option<Delivery>,
+    /// Each also `HERALD_TRACKING_<NAME>`.
+    #[serde(default)]
+    pub tracking: Option<Tracking>,
+}
+
+/// Rate limits, queues and retries of the channel actors.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Delivery {
+    /// Emails per second one app sends from this node (0: unlimited).
+    pub app_messages_per_second: u64,
+    /// Emails per second this node sends for all apps (0: unlimited).
+    pub node_messages_per_second: u64,
+    /// Emails queued or in flight on this node at most.
+    pub queue_max: u64,
+    /// Transport calls per message at most (the first one included).
+    pub attempts_max: u64,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// SMTP connections at most (per SMTP server).
+    pub smtp_connections_max: u64,
+    /// Messages the dev outbox keeps.
+    pub outbox_keep: u64,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            app_messages_per_second: 0,
+            node_messages_per_second: 0,
+            queue_max: 10_000,
+            attempts_max: 4,
+            retry_base_ms: 250,
+            retry_max_ms: 4_000,
+            smtp_connections_max: 8,
+            outbox_keep: 1_000,
+        }
+    }
+}
+
+/// Email engagement tracking.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tracking {
+    /// Open pixel in HTML mail.
+    pub opens: bool,
+    /// Click redirects for links in HTML mail.
+    pub clicks: bool,
+    /// One-click `List-Unsubscribe` on direct sends to endpoints too.
+    pub list_unsubscribe_on_direct: bool,
+}
+
+impl Default for Tracking {
+    fn default() -> Self {
+        Self {
+            opens: true,
+            clicks: true,
+            list_unsubscribe_on_direct: false,
+        }
+    }
 }
 
 /// The resolved configuration of `herald serve`.
@@ -99,6 +175,11 @@ pub struct Config {
     pub endpoint_actors_max: usize,
     pub log_format: String,
     pub limits: Limits,
+    pub smtp_url: Option<String>,
+    pub smtp_url_per_app: std::collections::BTreeMap<String, String>,
+    pub public_url: String,
+    pub delivery: Delivery,
+    pub tracking: Tracking,
 }
 
 impl Config {
@@ -123,7 +204,16 @@ impl Config {
             ),
         }
         let mut limits = file.limits.unwrap_or_default();
-        override_limits_from_env(&mut limits)?;
+        override_from_env(&mut limits, "HERALD_LIMITS_")?;
+        let mut delivery = file.delivery.unwrap_or_default();
+        override_from_env(&mut delivery, "HERALD_DELIVERY_")?;
+        let mut tracking = file.tracking.unwrap_or_default();
+        override_from_env(&mut tracking, "HERALD_TRACKING_")?;
+        let smtp_url = args.smtp_url.or(file.smtp_url);
+        for url in smtp_url.iter().chain(file.smtp_url_per_app.values()) {
+            herald_channels::smtp::SmtpConfig::from_url(url)
+                .map_err(|e| anyhow::anyhow!("SMTP URL: {e}"))?;
+        }
         let log_format = args
             .log_format
             .or(file.log_format)
@@ -131,15 +221,30 @@ impl Config {
         if log_format != "text" && log_format != "json" {
             anyhow::bail!("log format must be text or json, not {log_format}");
         }
+        let http: SocketAddr = args
+            .http
+            .or(file.http)
+            .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default"));
+        let public_url = args
+            .public_url
+            .or(file.public_url)
+            .unwrap_or_else(|| format!("http://{http}"))
+            .trim_end_matches('/')
+            .to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            anyhow::bail!("the public URL must start with http:// or https://, not {public_url}");
+        }
         Ok(Self {
+            smtp_url,
+            smtp_url_per_app: file.smtp_url_per_app,
+            public_url,
+            delivery,
+            tracking,
             data_dir: args
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("./herald-data")),
-            http: args
-                .http
-                .or(file.http)
-                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default")),
+            http,
             node_id: args.node_id.or(file.node_id).unwrap_or(1),
             shards: args
                 .shards
@@ -164,21 +269,33 @@ impl Config {
     }
 }
 
-/// Applies `HERALD_LIMITS_<FIELD>` variables (e.g. `HERALD_LIMITS_BATCH_ITEMS_MAX=50`).
-fn override_limits_from_env(limits: &mut Limits) -> anyhow::Result<()> {
-    let mut value = serde_json::to_value(&*limits)?;
+/// Applies `<PREFIX><FIELD>` variables to a section of whole numbers and
+/// booleans (e.g. `HERALD_LIMITS_BATCH_ITEMS_MAX=50`,
+/// `HERALD_TRACKING_OPENS=false`).
+fn override_from_env<T: serde::Serialize + serde::de::DeserializeOwned>(
+    section: &mut T,
+    prefix: &str,
+) -> anyhow::Result<()> {
+    let mut value = serde_json::to_value(&*section)?;
     let obj = value
         .as_object_mut()
-        .expect("limits serialize as an object");
+        .expect("config sections serialize as objects");
     for (name, v) in obj.iter_mut() {
-        let var = format!("HERALD_LIMITS_{}", name.to_uppercase());
+        let var = format!("{prefix}{}", name.to_uppercase());
         if let Ok(s) = std::env::var(&var) {
-            let n: u64 = s
-                .parse()
-                .with_context(|| format!("{var} must be a whole number"))?;
-            *v = serde_json::Value::from(n);
+            *v = if v.is_boolean() {
+                serde_json::Value::from(
+                    s.parse::<bool>()
+                        .with_context(|| format!("{var} must be true or false"))?,
+                )
+            } else {
+                serde_json::Value::from(
+                    s.parse::<u64>()
+                        .with_context(|| format!("{var} must be a whole number"))?,
+                )
+            };
         }
     }
-    *limits = serde_json::from_value(value)?;
+    *section = serde_json::from_value(value)?;
     Ok(())
 }

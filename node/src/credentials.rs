@@ -61,3 +61,41 @@ pub fn load_or_generate(data_dir: &Path) -> anyhow::Result<(AccessKey, bool)> {
     std::fs::rename(&tmp, &path)?;
     Ok((key, true))
 }
+
+/// The node's tracking secret (signs open, click and unsubscribe links):
+/// 32 random bytes kept hex-encoded in `tracking.key` in the data directory
+/// (mode 0600), created on first start. Nodes of one cluster must share it
+/// (copy the file, or set `HERALD_TRACKING_SECRET`).
+pub fn tracking_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(s) = std::env::var("HERALD_TRACKING_SECRET") {
+        anyhow::ensure!(
+            s.len() >= 32,
+            "HERALD_TRACKING_SECRET must be at least 32 characters"
+        );
+        return Ok(s.into_bytes());
+    }
+    let path = data_dir.join("tracking.key");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        return hex::decode(text.trim()).with_context(|| format!("parsing {}", path.display()));
+    }
+    let mut bytes = [0u8; 32];
+    rand::Rng::fill(&mut rand::rng(), &mut bytes[..]);
+    let tmp = data_dir.join("tracking.key.tmp");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(hex::encode(bytes).as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(bytes.to_vec())
+}

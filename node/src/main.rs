@@ -24,8 +24,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use herald_actors::delivery::{DeliverySettings, Dispatcher};
 use herald_actors::shard::ShardSettings;
-use herald_actors::{Clock, Runtime, ServiceConfig};
+use herald_actors::{Clock, Runtime, SeededEntropy, ServiceConfig, TrackingConfig};
+use herald_channels::outbox::Outbox;
+use herald_channels::pacing::Backoff;
+use herald_channels::smtp::{SmtpClient, SmtpConfig};
+use herald_channels::transport::{EmailTransport, OutboxTransport};
 use herald_cluster::{HostConfig, LocalTransport};
 use herald_storage::RocksEngine;
 use tracing_subscriber::EnvFilter;
@@ -114,6 +119,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         limits: cfg.limits.clone(),
         account: cfg.account_id.clone(),
         session_idle_timeout_ms: (cfg.session_idle_timeout_secs as i64).saturating_mul(1000),
+        tracking: TrackingConfig {
+            base_url: Some(cfg.public_url.clone()),
+            secret: credentials::tracking_secret(&cfg.data_dir)?,
+            opens: cfg.tracking.opens,
+            clicks: cfg.tracking.clicks,
+            list_unsubscribe_on_direct: cfg.tracking.list_unsubscribe_on_direct,
+        },
     };
     let shard_settings = ShardSettings {
         endpoint_actors_max: cfg.endpoint_actors_max,
@@ -130,6 +142,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     .await
     .context("starting the raft groups")?;
     tracing::info!(node_id = cfg.node_id, shards = runtime.host.shards(), data_dir = %cfg.data_dir.display(), "node started");
+    let (dispatcher, outbox) = delivery(&cfg)?;
+    runtime.herald.set_dispatcher(dispatcher.clone());
 
     let state = Arc::new(api::AppState {
         herald: runtime.herald.clone(),
@@ -141,6 +155,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         ),
         metrics,
         body_bytes_max: cfg.limits.request_bytes_max,
+        outbox,
     });
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
@@ -151,11 +166,74 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .context("http server")?;
 
-    tracing::info!("draining done; stopping raft groups");
+    tracing::info!("draining done; stopping channel actors and raft groups");
+    dispatcher.stop().await;
     runtime.shutdown().await;
     engine.close().context("closing rocksdb")?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// The email transports (SMTP, or the dev outbox without one) and the
+/// channel actors' directory.
+fn delivery(cfg: &Config) -> anyhow::Result<(Arc<Dispatcher>, Option<Arc<Outbox>>)> {
+    let d = &cfg.delivery;
+    let smtp = |url: &str| -> anyhow::Result<Arc<dyn EmailTransport>> {
+        let mut c = SmtpConfig::from_url(url).map_err(|e| anyhow::anyhow!("SMTP URL: {e}"))?;
+        c.pool_max = d.smtp_connections_max.max(1) as usize;
+        Ok(Arc::new(SmtpClient::new(c)))
+    };
+    let mut outbox = None;
+    let default: Arc<dyn EmailTransport> = match &cfg.smtp_url {
+        Some(url) => {
+            let t = smtp(url)?;
+            let c = SmtpConfig::from_url(url).map_err(|e| anyhow::anyhow!("SMTP URL: {e}"))?;
+            tracing::info!(host = %c.host, port = c.port, tls = ?c.tls, "email goes out through SMTP");
+            t
+        }
+        None => {
+            let dir = cfg.data_dir.join("outbox");
+            let o = Arc::new(
+                Outbox::open(&dir, d.outbox_keep.max(1) as usize)
+                    .with_context(|| format!("opening the dev outbox in {}", dir.display()))?,
+            );
+            tracing::warn!(
+                dir = %dir.display(),
+                "NO SMTP SERVER CONFIGURED: email is NOT delivered; it is stored in the dev outbox \
+                 (GET /herald/v1/outbox). Set --smtp-url or HERALD_SMTP_URL to send for real."
+            );
+            outbox = Some(o.clone());
+            let clock = SystemClock;
+            Arc::new(OutboxTransport::new(
+                o,
+                Box::new(move || herald_model::time::format_iso8601_ms(clock.now_ms())),
+            ))
+        }
+    };
+    let mut per_app = std::collections::BTreeMap::new();
+    for (app, url) in &cfg.smtp_url_per_app {
+        per_app.insert(app.clone(), smtp(url)?);
+    }
+    let settings = DeliverySettings {
+        app_rate_per_sec: d.app_messages_per_second as f64,
+        node_rate_per_sec: d.node_messages_per_second as f64,
+        queue_max: d.queue_max.max(1) as usize,
+        admit_timeout: Duration::from_secs(5),
+        backoff: Backoff {
+            base_ms: d.retry_base_ms as i64,
+            max_ms: d.retry_max_ms as i64,
+            attempts_max: d.attempts_max.max(1) as u32,
+        },
+    };
+    let seed = rand::random::<u64>();
+    let dispatcher = Dispatcher::new(
+        default,
+        per_app,
+        Arc::new(SystemClock),
+        Arc::new(SeededEntropy::new(seed)),
+        settings,
+    );
+    Ok((Arc::new(dispatcher), outbox))
 }
 
 async fn shutdown_signal() {

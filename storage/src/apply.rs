@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{Cf, KvEngine, WriteBatch};
 use crate::error::{Result, StorageError};
 use crate::keys::{self, tag, GroupId};
-use crate::types::{AddressClaim, AppRecord, ApplyLimits, CmdResult, Command, EndpointUpsert};
+use crate::types::{
+    AddressClaim, AppRecord, ApplyLimits, CmdResult, Command, EndpointUpsert, LedgerRow,
+    TemplateHead, TemplateVersionRecord, TemplateWrite,
+};
 
 /// A change the shard's in-memory tables (engagement table, actors) follow.
 #[derive(Debug, Clone, PartialEq)]
@@ -386,6 +389,200 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                     endpoint: Some(Box::new(ep)),
                 });
                 changed += 1;
+            }
+            Ok(CmdResult::Count(changed))
+        }
+        Command::PutTemplate {
+            kind,
+            name,
+            write,
+            body,
+            arn,
+            tags,
+            now_iso,
+        } => {
+            let hkey = keys::template(kind, name);
+            let head: Option<TemplateHead> = txn.get_json("template", &hkey)?;
+            let (mut head, version, creation_date) = match (head, write) {
+                (Some(_), TemplateWrite::Create) => {
+                    return Ok(CmdResult::Rejected(format!(
+                        "template {name} of type {kind} already exists"
+                    )))
+                }
+                (None, TemplateWrite::Create) => {
+                    let h = TemplateHead {
+                        name: name.clone(),
+                        kind: kind.clone(),
+                        arn: arn.clone(),
+                        creation_date: now_iso.clone(),
+                        tags: tags.clone(),
+                        active: 1,
+                        latest: 1,
+                    };
+                    (h, 1, now_iso.clone())
+                }
+                (None, _) => return Ok(CmdResult::Template(None)),
+                (Some(mut h), TemplateWrite::NewVersion) => {
+                    h.latest += 1;
+                    let v = h.latest;
+                    (h, v, now_iso.clone())
+                }
+                (Some(h), TemplateWrite::Overwrite(v)) => {
+                    let v = v.unwrap_or(h.latest);
+                    let vkey = keys::template_version(kind, name, v);
+                    let Some(old) =
+                        txn.get_json::<TemplateVersionRecord>("template_version", &vkey)?
+                    else {
+                        return Ok(CmdResult::Rejected(format!(
+                            "template {name} of type {kind} has no version {v}"
+                        )));
+                    };
+                    (h, v, old.creation_date)
+                }
+            };
+            let rec = TemplateVersionRecord {
+                version,
+                body: body.clone(),
+                creation_date,
+                last_modified_date: now_iso.clone(),
+            };
+            txn.put_json(keys::template_version(kind, name, version), &rec);
+            if matches!(write, TemplateWrite::Create) {
+                head.tags = tags.clone();
+            }
+            txn.put_json(hkey, &head);
+            Ok(CmdResult::Template(Some((head, version))))
+        }
+        Command::SetTemplateActiveVersion {
+            kind,
+            name,
+            version,
+        } => {
+            let hkey = keys::template(kind, name);
+            let Some(mut head) = txn.get_json::<TemplateHead>("template", &hkey)? else {
+                return Ok(CmdResult::Template(None));
+            };
+            let vkey = keys::template_version(kind, name, *version);
+            if txn
+                .get_json::<TemplateVersionRecord>("template_version", &vkey)?
+                .is_none()
+            {
+                return Ok(CmdResult::Rejected(format!(
+                    "template {name} of type {kind} has no version {version}"
+                )));
+            }
+            head.active = *version;
+            txn.put_json(hkey, &head);
+            Ok(CmdResult::Template(Some((head, *version))))
+        }
+        Command::DeleteTemplate {
+            kind,
+            name,
+            version,
+        } => {
+            let hkey = keys::template(kind, name);
+            let Some(head) = txn.get_json::<TemplateHead>("template", &hkey)? else {
+                return Ok(CmdResult::Template(None));
+            };
+            let prefix = keys::template_versions(kind, name);
+            let versions = txn.keys_in(&prefix, &keys::prefix_end(&prefix))?;
+            match version {
+                Some(v) => {
+                    let vkey = keys::template_version(kind, name, *v);
+                    if !versions.contains(&vkey) {
+                        return Ok(CmdResult::Rejected(format!(
+                            "template {name} of type {kind} has no version {v}"
+                        )));
+                    }
+                    if versions.len() == 1 {
+                        txn.delete(vkey);
+                        txn.delete(hkey);
+                    } else if *v == head.active {
+                        return Ok(CmdResult::Rejected(format!(
+                            "version {v} is the active version of template {name}; make another version active first"
+                        )));
+                    } else {
+                        txn.delete(vkey);
+                    }
+                    Ok(CmdResult::Template(Some((head, *v))))
+                }
+                None => {
+                    for k in versions {
+                        txn.delete(k);
+                    }
+                    txn.delete(hkey);
+                    let active = head.active;
+                    Ok(CmdResult::Template(Some((head, active))))
+                }
+            }
+        }
+        Command::RecordSendIntents {
+            app_id,
+            at_ms,
+            intents,
+        } => {
+            let mut before = Vec::with_capacity(intents.len());
+            for i in intents {
+                let key = keys::send_ledger(group, app_id, &i.message_id);
+                let row: Option<LedgerRow> = txn.get_json("send_ledger", &key)?;
+                if row.is_none() {
+                    let fresh = LedgerRow {
+                        recipient: i.recipient.clone(),
+                        channel: i.channel.clone(),
+                        address: i.address.clone(),
+                        intent_ms: *at_ms,
+                        outcome: None,
+                        outcome_ms: None,
+                    };
+                    txn.put_json(key, &fresh);
+                }
+                before.push(row);
+            }
+            Ok(CmdResult::Ledger(before))
+        }
+        Command::RecordSendOutcomes {
+            app_id,
+            at_ms,
+            outcomes,
+        } => {
+            let mut changed = 0u64;
+            for (message_id, outcome) in outcomes {
+                let key = keys::send_ledger(group, app_id, message_id);
+                let Some(mut row) = txn.get_json::<LedgerRow>("send_ledger", &key)? else {
+                    continue;
+                };
+                if row.outcome.is_none() {
+                    row.outcome = Some(outcome.clone());
+                    row.outcome_ms = Some(*at_ms);
+                    txn.put_json(key, &row);
+                    changed += 1;
+                }
+            }
+            Ok(CmdResult::Count(changed))
+        }
+        Command::MarkEndpoints { app_id, marks } => {
+            let mut changed = 0u64;
+            for m in marks {
+                let key = keys::endpoint(group, app_id, &m.endpoint_id);
+                let Some(mut ep) = txn.get_json::<EndpointResponse>("endpoint", &key)? else {
+                    continue;
+                };
+                let before = ep.clone();
+                if m.inactive {
+                    ep.endpoint_status = Some("INACTIVE".into());
+                }
+                if m.opt_out_all {
+                    ep.opt_out = Some("ALL".into());
+                }
+                if ep != before {
+                    txn.put_json(key, &ep);
+                    txn.changes.push(Change::Endpoint {
+                        app_id: app_id.clone(),
+                        endpoint_id: m.endpoint_id.clone(),
+                        endpoint: Some(Box::new(ep)),
+                    });
+                    changed += 1;
+                }
             }
             Ok(CmdResult::Count(changed))
         }

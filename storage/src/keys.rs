@@ -35,12 +35,15 @@ pub mod tag {
     pub const CLOSED_SESSION: u8 = 0x18;
     pub const ADDRESS: u8 = 0x19;
     pub const PENDING_CLAIM: u8 = 0x1a;
+    pub const SEND_LEDGER: u8 = 0x1b;
+    pub const TEMPLATE: u8 = 0x1c;
+    pub const TEMPLATE_VERSION: u8 = 0x1d;
     // node column family (no group prefix)
     pub const NODE_CLUSTER: u8 = 0x20;
 }
 
 /// Per-app tables of a data shard; purged together when an app is deleted.
-pub const APP_TABLES: [u8; 8] = [
+pub const APP_TABLES: [u8; 9] = [
     tag::ENDPOINT,
     tag::USER_ENDPOINT,
     tag::EVENT,
@@ -49,6 +52,7 @@ pub const APP_TABLES: [u8; 8] = [
     tag::CLOSED_SESSION,
     tag::ADDRESS,
     tag::PENDING_CLAIM,
+    tag::SEND_LEDGER,
 ];
 
 fn push_var(k: &mut Vec<u8>, s: &[u8]) {
@@ -180,6 +184,42 @@ pub fn pending_claim(group: GroupId, app_id: &str, endpoint_id: &str) -> Vec<u8>
 /// placement only needs it to be fixed forever.
 pub fn address_shard_key(channel: &str, address: &str) -> String {
     format!("\u{1}address\u{0}{channel}\u{0}{address}")
+}
+
+/// A send-ledger row, kept in the group of its cause (see
+/// `send_shard_key`).
+pub fn send_ledger(group: GroupId, app_id: &str, message_id: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::SEND_LEDGER, app_id);
+    k.extend_from_slice(message_id.as_bytes());
+    k
+}
+
+/// The string hashed (with the app id) to place the ledger rows of one
+/// direct-send request; fixed forever.
+pub fn send_shard_key(request_key: &str) -> String {
+    format!("\u{2}send\u{0}{request_key}")
+}
+
+/// A template's head in the meta group: `[0][tag][u16 kind][name]`.
+pub fn template(kind: &str, name: &str) -> Vec<u8> {
+    let mut k = table(META_GROUP, tag::TEMPLATE);
+    push_var(&mut k, kind.as_bytes());
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// `[0][tag][u16 kind][u16 name]`: every version of one template.
+pub fn template_versions(kind: &str, name: &str) -> Vec<u8> {
+    let mut k = table(META_GROUP, tag::TEMPLATE_VERSION);
+    push_var(&mut k, kind.as_bytes());
+    push_var(&mut k, name.as_bytes());
+    k
+}
+
+pub fn template_version(kind: &str, name: &str, version: u32) -> Vec<u8> {
+    let mut k = template_versions(kind, name);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
 }
 
 pub fn node_cluster() -> Vec<u8> {

@@ -102,6 +102,80 @@ impl<E: KvEngine> Reader<E> {
             .transpose()
     }
 
+    pub fn template(&self, kind: &str, name: &str) -> Result<Option<crate::types::TemplateHead>> {
+        self.engine
+            .get(Cf::State, &keys::template(kind, name))?
+            .map(|v| decode("template", &v))
+            .transpose()
+    }
+
+    pub fn template_version(
+        &self,
+        kind: &str,
+        name: &str,
+        version: u32,
+    ) -> Result<Option<crate::types::TemplateVersionRecord>> {
+        self.engine
+            .get(Cf::State, &keys::template_version(kind, name, version))?
+            .map(|v| decode("template_version", &v))
+            .transpose()
+    }
+
+    /// Every template head, in (kind, name) order.
+    pub fn templates(&self) -> Result<Vec<crate::types::TemplateHead>> {
+        self.decode_range("template", &keys::table(META_GROUP, tag::TEMPLATE))
+    }
+
+    /// Every version of one template, oldest first.
+    pub fn template_versions(
+        &self,
+        kind: &str,
+        name: &str,
+    ) -> Result<Vec<crate::types::TemplateVersionRecord>> {
+        self.decode_range("template_version", &keys::template_versions(kind, name))
+    }
+
+    fn decode_range<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        prefix: &[u8],
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mut err = None;
+        self.engine.scan(
+            Cf::State,
+            prefix,
+            &keys::prefix_end(prefix),
+            &mut |_, v| match decode::<T>(what, v) {
+                Ok(t) => {
+                    out.push(t);
+                    ControlFlow::Continue(())
+                }
+                Err(e) => {
+                    err = Some(e);
+                    ControlFlow::Break(())
+                }
+            },
+        )?;
+        match err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// The send-ledger row of one message.
+    pub fn ledger_row(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        message_id: &str,
+    ) -> Result<Option<crate::types::LedgerRow>> {
+        self.engine
+            .get(Cf::State, &keys::send_ledger(group, app_id, message_id))?
+            .map(|v| decode("send_ledger", &v))
+            .transpose()
+    }
+
     /// Ids of the endpoints of `user_id` stored in this group.
     pub fn user_endpoint_ids(
         &self,
@@ -227,6 +301,47 @@ impl<E: KvEngine> Reader<E> {
     }
 
     /// Up to `limit` stored events of an app in this group, oldest first.
+    /// Events of one endpoint, oldest first, at most `limit`, looking at no
+    /// more than `scan_max` rows of the app's events in this group.
+    pub fn endpoint_events(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        endpoint_id: &str,
+        limit: usize,
+        scan_max: usize,
+    ) -> Result<Vec<EventRow>> {
+        let prefix = keys::app_prefix(group, tag::EVENT, app_id);
+        let mut out = Vec::new();
+        let mut scanned = 0usize;
+        let mut err = None;
+        self.engine.scan(
+            Cf::State,
+            &prefix,
+            &keys::prefix_end(&prefix),
+            &mut |_, v| {
+                scanned += 1;
+                match decode::<EventRow>("event", v) {
+                    Ok(row) if row.endpoint_id == endpoint_id => out.push(row),
+                    Ok(_) => {}
+                    Err(e) => {
+                        err = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+                if out.len() >= limit || scanned >= scan_max {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )?;
+        match err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
     pub fn events(&self, group: GroupId, app_id: &str, limit: usize) -> Result<Vec<EventRow>> {
         let prefix = keys::app_prefix(group, tag::EVENT, app_id);
         self.engine

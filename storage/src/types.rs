@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
+use herald_model::message::Outcome;
 use herald_model::wire::{
     ApplicationSettingsResource, EmailChannelRequest, EmailChannelResponse, EndpointRequest,
     EndpointResponse, Event,
@@ -99,6 +100,76 @@ pub struct AddressClaim {
     pub seq: u32,
 }
 
+/// A message a send is about to hand to a transport: its ledger intent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendIntent {
+    /// Stable id derived from the send's cause (`model::message::message_id`).
+    pub message_id: String,
+    /// The endpoint id, or the address of an address-only recipient.
+    pub recipient: String,
+    pub channel: String,
+    pub address: String,
+}
+
+/// A send-ledger row: the intent, and its outcome once known. A row without
+/// an outcome is a send that may or may not have reached the transport; it
+/// is never sent again under the same message id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerRow {
+    pub recipient: String,
+    pub channel: String,
+    pub address: String,
+    pub intent_ms: i64,
+    pub outcome: Option<Outcome>,
+    #[serde(default)]
+    pub outcome_ms: Option<i64>,
+}
+
+/// A change to an endpoint caused by a delivery outcome or a recipient's
+/// action: a hard bounce makes it INACTIVE, an unsubscribe opts it out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointMark {
+    pub endpoint_id: String,
+    pub inactive: bool,
+    pub opt_out_all: bool,
+}
+
+/// A message template (meta group): everything but the versions' bodies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateHead {
+    pub name: String,
+    /// `EMAIL`, `SMS`, `PUSH`, `VOICE` or `INAPP`.
+    pub kind: String,
+    pub arn: String,
+    pub creation_date: String,
+    pub tags: BTreeMap<String, String>,
+    /// The version used when a request names none.
+    pub active: u32,
+    /// The highest version ever created (versions are never renumbered).
+    pub latest: u32,
+}
+
+/// One version of a template: the create/update request body as given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateVersionRecord {
+    pub version: u32,
+    /// The `*TemplateRequest` JSON object (tags removed).
+    pub body: serde_json::Value,
+    pub creation_date: String,
+    pub last_modified_date: String,
+}
+
+/// How `PutTemplate` writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TemplateWrite {
+    /// Create the template with version 1; refused if it exists.
+    Create,
+    /// Overwrite a version (the latest when `None`); refused if missing.
+    Overwrite(Option<u32>),
+    /// Add version `latest + 1`; refused if the template is missing.
+    NewVersion,
+}
+
 /// A state machine command. Meta-group commands and data-shard commands share
 /// one type; a group rejects commands that are not its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,6 +202,28 @@ pub enum Command {
     },
     DeleteEmailChannel {
         app_id: String,
+    },
+    PutTemplate {
+        kind: String,
+        name: String,
+        write: TemplateWrite,
+        body: serde_json::Value,
+        /// For `Create`: the ARN and tags of the new template.
+        arn: String,
+        tags: BTreeMap<String, String>,
+        now_iso: String,
+    },
+    /// Makes `version` the active one; refused if it does not exist.
+    SetTemplateActiveVersion {
+        kind: String,
+        name: String,
+        version: u32,
+    },
+    /// Deletes one version, or the whole template when `None`.
+    DeleteTemplate {
+        kind: String,
+        name: String,
+        version: Option<u32>,
     },
     // data shards
     UpsertEndpoints {
@@ -177,6 +270,26 @@ pub enum Command {
     ClearPendingClaims {
         claims: Vec<(String, AddressClaim)>,
     },
+    /// Records send intents in the ledger (in the group of the request key);
+    /// answers, per intent, the row that already existed (`None`: new).
+    RecordSendIntents {
+        app_id: String,
+        at_ms: i64,
+        intents: Vec<SendIntent>,
+    },
+    /// Records outcomes of intents recorded before: (message id, outcome).
+    /// An outcome never replaces an earlier outcome.
+    RecordSendOutcomes {
+        app_id: String,
+        at_ms: i64,
+        outcomes: Vec<(String, Outcome)>,
+    },
+    /// Applies delivery marks to endpoints of this group (missing ones are
+    /// skipped).
+    MarkEndpoints {
+        app_id: String,
+        marks: Vec<EndpointMark>,
+    },
     /// Closes sessions idle since before `now_ms - idle_timeout_ms`.
     CloseIdleSessions {
         now_ms: i64,
@@ -196,6 +309,9 @@ impl Command {
                 | Command::UntagApp { .. }
                 | Command::UpdateEmailChannel { .. }
                 | Command::DeleteEmailChannel { .. }
+                | Command::PutTemplate { .. }
+                | Command::SetTemplateActiveVersion { .. }
+                | Command::DeleteTemplate { .. }
         )
     }
 }
@@ -222,6 +338,11 @@ pub enum CmdResult {
     Displaced(Vec<AddressClaim>),
     /// The command was refused as a whole; nothing changed.
     Rejected(String),
+    /// A template after the command (`None`: it does not exist), with the
+    /// version written or deleted.
+    Template(Option<(TemplateHead, u32)>),
+    /// Per intent of `RecordSendIntents`, the row that existed before.
+    Ledger(Vec<Option<LedgerRow>>),
     /// How many rows a bulk command touched.
     Count(u64),
 }

@@ -21,6 +21,9 @@ import pytest
 
 import harness
 from harness import HeraldServer, delete_app_quietly, signed_request, unique
+from smtp_peer import SmtpPeer
+
+IDENTITY = "arn:aws:ses:us-east-1:123456789012:identity/example.com"
 
 
 def _track(request, server: HeraldServer) -> None:
@@ -105,7 +108,7 @@ def app_id(app) -> str:
 
 @pytest.fixture
 def start_server(request, tmp_path):
-    """Factory: `start_server(data_dir=None)` -> a started, dedicated HeraldServer.
+    """Factory: `start_server(data_dir=None, env=None)` -> a started, dedicated HeraldServer.
 
     The same HeraldServer object can be `.stop_gracefully()`-ed / `.kill()`-ed and
     `.restart()`-ed on the same data dir. Anything still running at teardown is
@@ -113,10 +116,10 @@ def start_server(request, tmp_path):
     """
     servers = []
 
-    def start(data_dir: Optional[Path] = None, name: str = "dedicated") -> HeraldServer:
+    def start(data_dir: Optional[Path] = None, name: str = "dedicated", env: Optional[dict] = None) -> HeraldServer:
         base = tmp_path / f"{name}-{len(servers)}"
         base.mkdir(parents=True, exist_ok=True)
-        server = HeraldServer(Path(data_dir) if data_dir else base / "data", base / "herald.log")
+        server = HeraldServer(Path(data_dir) if data_dir else base / "data", base / "herald.log", extra_env=env)
         servers.append(server)
         _track(request, server)
         server.start()
@@ -125,6 +128,52 @@ def start_server(request, tmp_path):
     yield start
     for server in servers:
         server.kill_quietly()
+
+
+# ---- messaging: a loopback SMTP server and a herald that sends to it ----
+
+
+@pytest.fixture(scope="session")
+def smtp():
+    peer = SmtpPeer().start()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture(scope="session")
+def mail_server(smtp, tmp_path_factory):
+    base = tmp_path_factory.mktemp("herald-mail")
+    server = HeraldServer(
+        base / "data",
+        base / "herald.log",
+        extra_env={
+            "HERALD_SMTP_URL": smtp.url,
+            "HERALD_DELIVERY_RETRY_BASE_MS": "20",
+            "HERALD_DELIVERY_RETRY_MAX_MS": "100",
+            "HERALD_DELIVERY_ATTEMPTS_MAX": "4",
+            "HERALD_TRACKING_LIST_UNSUBSCRIBE_ON_DIRECT": "true",
+        },
+    )
+    server.start()
+    yield server
+    server.kill_quietly()
+
+
+@pytest.fixture
+def mpp(request, mail_server):
+    request.node._herald_servers = [mail_server]
+    return mail_server.client()
+
+
+@pytest.fixture
+def mail_app(mpp):
+    app_id = mpp.create_app(CreateApplicationRequest={"Name": unique("mail")})["ApplicationResponse"]["Id"]
+    mpp.update_email_channel(
+        ApplicationId=app_id,
+        EmailChannelRequest={"FromAddress": "news@example.com", "Identity": IDENTITY},
+    )
+    yield app_id
+    mpp.delete_app(ApplicationId=app_id)
 
 
 def pytest_report_header(config):

@@ -1,0 +1,434 @@
+//! Channel actors: one ractor actor per (app, channel) on each node, owning
+//! what stands between a committed send intent and the transport — the
+//! app's token bucket (Pinpoint's `MessagesPerSecond`), the node's shared
+//! bucket, retries of temporary failures with exponential backoff and
+//! jitter under a bounded attempt budget, and the final classification into
+//! a `DeliveryStatus`.
+//!
+//! Back-pressure: a node admits at most `queue_max` messages per channel
+//! (queued or in flight). A request takes its permits *before* its intents
+//! are committed, so a full queue refuses the request whole (TooManyRequests)
+//! and nothing is half-sent. The directory of actors is per node (no ractor
+//! global registry).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald_channels::pacing::{Backoff, TokenBucket};
+use herald_channels::smtp::{OutgoingEmail, SendError};
+use herald_channels::transport::EmailTransport;
+use herald_model::message::{DeliveryStatus, Outcome};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::clock::{Clock, Entropy};
+
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Messages per second one app may send on one channel from this node
+    /// when its channel names no `MessagesPerSecond`; 0 is unlimited.
+    pub app_rate_per_sec: f64,
+    /// Messages per second this node sends on one channel for all apps; 0
+    /// is unlimited.
+    pub node_rate_per_sec: f64,
+    /// Messages queued or in flight per channel on this node at most.
+    pub queue_max: usize,
+    /// How long a request waits for room in a full queue.
+    pub admit_timeout: Duration,
+    /// Retries of temporary failures.
+    pub backoff: Backoff,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            app_rate_per_sec: 0.0,
+            node_rate_per_sec: 0.0,
+            queue_max: 10_000,
+            admit_timeout: Duration::from_secs(5),
+            backoff: Backoff {
+                base_ms: 250,
+                max_ms: 4_000,
+                attempts_max: 4,
+            },
+        }
+    }
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub outcome: Outcome,
+    /// Transport calls made (1 when the first one settled it).
+    pub attempts: u32,
+    /// A permanent refusal of the recipient (SMTP 550/551/553): the address
+    /// does not exist, and the endpoint should not be mailed again.
+    pub hard_bounce: bool,
+}
+
+/// Room in a channel's queue for a number of messages, taken before their
+/// intents are committed and given back as they settle.
+pub struct Admission {
+    pub(crate) permits: Vec<OwnedSemaphorePermit>,
+}
+
+impl Admission {
+    pub fn len(&self) -> usize {
+        self.permits.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.permits.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AdmitError {
+    #[error("the {channel} queue of this node is full ({queue_max} messages); retry later")]
+    Full { channel: String, queue_max: usize },
+}
+
+pub enum ChannelMsg {
+    /// Sends each email (its permit travels with it); answers in order.
+    Email {
+        jobs: Vec<OutgoingEmail>,
+        admission: Admission,
+        reply: RpcReplyPort<Vec<Delivered>>,
+    },
+    /// The app's channel changed its rate (`MessagesPerSecond`).
+    SetRate(f64),
+}
+
+struct Shared {
+    transport: Arc<dyn EmailTransport>,
+    /// Apps with their own email transport.
+    per_app: BTreeMap<String, Arc<dyn EmailTransport>>,
+    clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
+    settings: DeliverySettings,
+    node_bucket: Mutex<TokenBucket>,
+    queue: Arc<Semaphore>,
+}
+
+/// The node's directory of channel actors (email, for now).
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+    actors: tokio::sync::Mutex<BTreeMap<String, ActorRef<ChannelMsg>>>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        transport: Arc<dyn EmailTransport>,
+        per_app: BTreeMap<String, Arc<dyn EmailTransport>>,
+        clock: Arc<dyn Clock>,
+        entropy: Arc<dyn Entropy>,
+        settings: DeliverySettings,
+    ) -> Self {
+        let node_bucket = Mutex::new(bucket(settings.node_rate_per_sec));
+        let queue = Arc::new(Semaphore::new(settings.queue_max.max(1)));
+        Self {
+            shared: Arc::new(Shared {
+                transport,
+                per_app,
+                clock,
+                entropy,
+                settings,
+                node_bucket,
+                queue,
+            }),
+            actors: tokio::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The kind of the default email transport (`smtp`, `outbox`).
+    pub fn email_transport(&self) -> &'static str {
+        self.shared.transport.kind()
+    }
+
+    /// Takes room for `n` emails, waiting up to the admit timeout.
+    pub async fn admit_email(&self, n: usize) -> Result<Admission, AdmitError> {
+        let full = || AdmitError::Full {
+            channel: "EMAIL".into(),
+            queue_max: self.shared.settings.queue_max,
+        };
+        if n == 0 {
+            return Ok(Admission {
+                permits: Vec::new(),
+            });
+        }
+        let n32 = u32::try_from(n).map_err(|_| full())?;
+        if n > self.shared.settings.queue_max {
+            return Err(full());
+        }
+        let all = tokio::time::timeout(
+            self.shared.settings.admit_timeout,
+            self.shared.queue.clone().acquire_many_owned(n32),
+        )
+        .await
+        .map_err(|_| full())?
+        .map_err(|_| full())?;
+        let mut permits = Vec::with_capacity(n);
+        let mut rest = all;
+        for _ in 1..n {
+            permits.push(rest.split(1).expect("a permit per message"));
+        }
+        permits.push(rest);
+        Ok(Admission { permits })
+    }
+
+    /// Messages queued or in flight on the email channel of this node.
+    pub fn email_in_flight(&self) -> usize {
+        self.shared.settings.queue_max - self.shared.queue.available_permits()
+    }
+
+    async fn actor(&self, app_id: &str, rate: Option<f64>) -> Result<ActorRef<ChannelMsg>, String> {
+        let mut actors = self.actors.lock().await;
+        if let Some(a) = actors.get(app_id) {
+            if let Some(r) = rate {
+                let _ = a.cast(ChannelMsg::SetRate(r));
+            }
+            return Ok(a.clone());
+        }
+        let rate = rate.unwrap_or(self.shared.settings.app_rate_per_sec);
+        let (a, _) = Actor::spawn(
+            None,
+            ChannelActor,
+            ChannelArgs {
+                shared: self.shared.clone(),
+                transport: self
+                    .shared
+                    .per_app
+                    .get(app_id)
+                    .unwrap_or(&self.shared.transport)
+                    .clone(),
+                rate,
+            },
+        )
+        .await
+        .map_err(|e| format!("starting the channel actor: {e}"))?;
+        actors.insert(app_id.to_owned(), a.clone());
+        Ok(a)
+    }
+
+    /// Sends `jobs` of one app (rate `messages_per_second` when its channel
+    /// sets one) and answers each one's fate, in order.
+    pub async fn send_emails(
+        &self,
+        app_id: &str,
+        messages_per_second: Option<f64>,
+        jobs: Vec<OutgoingEmail>,
+        admission: Admission,
+    ) -> Vec<Delivered> {
+        assert_eq!(jobs.len(), admission.len(), "one permit per message");
+        let n = jobs.len();
+        let unknown = |why: String| {
+            vec![
+                Delivered {
+                    outcome: Outcome::new(DeliveryStatus::UnknownFailure, 500, why),
+                    attempts: 0,
+                    hard_bounce: false,
+                };
+                n
+            ]
+        };
+        let actor = match self.actor(app_id, messages_per_second).await {
+            Ok(a) => a,
+            Err(e) => return unknown(e),
+        };
+        let call = actor
+            .call(
+                |reply| ChannelMsg::Email {
+                    jobs,
+                    admission,
+                    reply,
+                },
+                None,
+            )
+            .await;
+        match call {
+            Ok(ractor::rpc::CallResult::Success(v)) => v,
+            Ok(_) => unknown("the channel actor stopped".into()),
+            Err(e) => unknown(format!("the channel actor is gone: {e}")),
+        }
+    }
+
+    /// Stops every channel actor (their in-flight sends finish first).
+    pub async fn stop(&self) {
+        let actors = std::mem::take(&mut *self.actors.lock().await);
+        for a in actors.into_values() {
+            a.stop(Some("node stopping".into()));
+        }
+    }
+}
+
+fn bucket(rate: f64) -> TokenBucket {
+    // A second's worth of burst (at least one message).
+    let burst = if rate > 0.0 {
+        rate.ceil().max(1.0) as u32
+    } else {
+        1
+    };
+    TokenBucket::new(rate, burst)
+}
+
+struct ChannelActor;
+
+struct ChannelArgs {
+    shared: Arc<Shared>,
+    transport: Arc<dyn EmailTransport>,
+    rate: f64,
+}
+
+struct ChannelState {
+    shared: Arc<Shared>,
+    transport: Arc<dyn EmailTransport>,
+    app_bucket: TokenBucket,
+}
+
+impl Actor for ChannelActor {
+    type Msg = ChannelMsg;
+    type State = ChannelState;
+    type Arguments = ChannelArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: ChannelArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(ChannelState {
+            shared: args.shared,
+            transport: args.transport,
+            app_bucket: bucket(args.rate),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ChannelMsg::SetRate(r) => {
+                if (r - state.app_bucket.rate_per_sec()).abs() > f64::EPSILON {
+                    state.app_bucket = bucket(r);
+                }
+            }
+            ChannelMsg::Email {
+                jobs,
+                admission,
+                reply,
+            } => {
+                // The actor decides each message's slot in both buckets, in
+                // arrival order; the sends themselves run concurrently.
+                let now = state.shared.clock.now_ms();
+                let mut tasks = Vec::with_capacity(jobs.len());
+                for (job, permit) in jobs.into_iter().zip(admission.permits) {
+                    let app_wait = state.app_bucket.reserve(now, 1);
+                    let node_wait = state
+                        .shared
+                        .node_bucket
+                        .lock()
+                        .expect("node bucket lock")
+                        .reserve(now, 1);
+                    let wait_ms = app_wait.max(node_wait);
+                    let shared = state.shared.clone();
+                    let transport = state.transport.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let _permit = permit;
+                        if wait_ms > 0 {
+                            tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
+                        }
+                        send_with_retries(&shared, transport.as_ref(), &job).await
+                    }));
+                }
+                tokio::spawn(async move {
+                    let mut out = Vec::with_capacity(tasks.len());
+                    for t in tasks {
+                        out.push(t.await.unwrap_or_else(|e| Delivered {
+                            outcome: Outcome::new(
+                                DeliveryStatus::UnknownFailure,
+                                500,
+                                format!("the send task failed: {e}"),
+                            ),
+                            attempts: 0,
+                            hard_bounce: false,
+                        }));
+                    }
+                    let _ = reply.send(out);
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a permanent SMTP reply refuses the recipient itself.
+fn is_hard_bounce(code: u16) -> bool {
+    matches!(code, 550 | 551 | 553)
+}
+
+async fn send_with_retries(
+    shared: &Shared,
+    transport: &dyn EmailTransport,
+    job: &OutgoingEmail,
+) -> Delivered {
+    let backoff = &shared.settings.backoff;
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        let started = shared.clock.now_ms();
+        let result = transport.send(job).await;
+        metrics::histogram!("herald_send_attempt_seconds", "channel" => "EMAIL")
+            .record((shared.clock.now_ms() - started) as f64 / 1000.0);
+        let err = match result {
+            Ok(reply) => {
+                metrics::counter!("herald_messages_total", "channel" => "EMAIL", "status" => "SUCCESSFUL").increment(1);
+                return Delivered {
+                    outcome: Outcome::new(DeliveryStatus::Successful, 200, reply),
+                    attempts: attempt,
+                    hard_bounce: false,
+                };
+            }
+            Err(e) => e,
+        };
+        if err.is_retryable() {
+            if let Some(delay) = backoff.delay_ms(attempt, shared.entropy.next_u64()) {
+                tracing::debug!(app_id = %job.app_id, message_id = %job.message_id, attempt, delay_ms = delay, error = %err, "temporary failure; retrying");
+                metrics::counter!("herald_send_retries_total", "channel" => "EMAIL").increment(1);
+                tokio::time::sleep(Duration::from_millis(delay.max(0) as u64)).await;
+                continue;
+            }
+        }
+        let (outcome, hard_bounce) = match &err {
+            SendError::Temporary { code, message } => (
+                Outcome::new(
+                    DeliveryStatus::TemporaryFailure,
+                    code.unwrap_or(503),
+                    format!("gave up after {attempt} attempts: {message}"),
+                ),
+                false,
+            ),
+            SendError::Permanent { code, message } => (
+                Outcome::new(DeliveryStatus::PermanentFailure, *code, message.clone()),
+                is_hard_bounce(*code),
+            ),
+            SendError::Invalid(m) => (
+                Outcome::new(DeliveryStatus::PermanentFailure, 400, m.clone()),
+                false,
+            ),
+            SendError::Unknown(m) => (
+                Outcome::new(DeliveryStatus::UnknownFailure, 500, m.clone()),
+                false,
+            ),
+        };
+        metrics::counter!("herald_messages_total", "channel" => "EMAIL", "status" => outcome.status.as_str()).increment(1);
+        tracing::info!(app_id = %job.app_id, message_id = %job.message_id, attempts = attempt, status = outcome.status.as_str(), error = %err, "email not delivered");
+        return Delivered {
+            outcome,
+            attempts: attempt,
+            hard_bounce,
+        };
+    }
+}

@@ -1,0 +1,913 @@
+//! Direct sends (`SendMessages`, `SendUsersMessages`) through the send-once
+//! ledger.
+//!
+//! Order of a send, per request:
+//! 1. validate the request whole and decide each recipient's fate that
+//!    needs no transport (opted out, inactive, duplicate, no channel);
+//! 2. render every message (a recipient whose message does not render fails
+//!    alone, before anything is committed);
+//! 3. take room in the channel queue (a full queue refuses the request);
+//! 4. commit the intents to the ledger in the request key's shard; a message
+//!    id that already has a row is *not* sent again — its recorded outcome is
+//!    reported, or UNKNOWN_FAILURE while it has none;
+//! 5. hand the new messages to the channel actor;
+//! 6. commit the outcomes, then the delivery events and endpoint marks on
+//!    the recipients' shards, then answer.
+//!
+//! A crash between 4 and 6 leaves intents without outcomes: retried, the
+//! request reports them as UNKNOWN_FAILURE instead of sending twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::future::join_all;
+use herald_channels::smtp::OutgoingEmail;
+use herald_model::message::{
+    self, DeliveryStatus, DirectMessageConfiguration, EndpointMessageResult,
+    EndpointSendConfiguration, MessageRequest, MessageResponse, Outcome, RecipientKey,
+    SendUsersMessageRequest, SendUsersMessageResponse, Substitutions, TemplateConfiguration,
+};
+use herald_model::template::{EmailTemplateRequest, TemplateType};
+use herald_model::tracking::Tracked;
+use herald_model::wire::{EndpointResponse, Event};
+use herald_model::{render, time, validate};
+use herald_storage::keys::send_shard_key;
+use herald_storage::{
+    AppRecord, CmdResult, Command, EndpointMark, EventsItem, GroupId, KvEngine, LedgerRow,
+    SendIntent,
+};
+
+use crate::delivery::Delivered;
+use crate::service::{Herald, Result, ServiceError};
+use herald_model::tracking::{self, TrackKind};
+
+/// The email of one request before personalisation: compiled once,
+/// rendered per recipient.
+pub(crate) struct EmailSpec {
+    pub from: String,
+    pub reply_to: Vec<String>,
+    pub headers: Vec<(String, String)>,
+    pub compiled: render::Compiled,
+    pub has_text: bool,
+    pub has_html: bool,
+    /// The template's `DefaultSubstitutions`.
+    pub defaults: Option<serde_json::Value>,
+    /// `DefaultMessage.Substitutions` then `EmailMessage.Substitutions`.
+    pub substitutions: Substitutions,
+    pub messages_per_second: Option<f64>,
+}
+
+/// The request's email, or why it has none for EMAIL recipients.
+pub(crate) type EmailPlan = std::result::Result<EmailSpec, String>;
+
+/// One recipient the request will send to, once admitted.
+struct Planned {
+    /// Index into `Recipients::slots`.
+    slot: usize,
+    message_id: String,
+    email: OutgoingEmail,
+}
+
+/// Where a recipient's result goes in the response.
+enum Slot {
+    Address(String),
+    Endpoint {
+        /// The user it was reached through (`SendUsersMessages`).
+        user: Option<String>,
+        endpoint_id: String,
+        address: Option<String>,
+    },
+}
+
+struct Recipients {
+    slots: Vec<Slot>,
+    /// The outcome of each slot, filled as it is known.
+    outcomes: Vec<Option<(Outcome, Option<String>)>>,
+    /// The endpoint behind an endpoint slot.
+    endpoints: Vec<Option<EndpointResponse>>,
+    planned: Vec<Planned>,
+    seen: BTreeSet<String>,
+}
+
+impl Recipients {
+    fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            outcomes: Vec::new(),
+            endpoints: Vec::new(),
+            planned: Vec::new(),
+            seen: BTreeSet::new(),
+        }
+    }
+
+    fn push(&mut self, slot: Slot, endpoint: Option<EndpointResponse>) -> usize {
+        self.slots.push(slot);
+        self.outcomes.push(None);
+        self.endpoints.push(endpoint);
+        self.slots.len() - 1
+    }
+
+    fn settle(&mut self, slot: usize, outcome: Outcome, message_id: Option<String>) {
+        self.outcomes[slot] = Some((outcome, message_id));
+    }
+}
+
+/// Renders an override given for one recipient (compiled for it alone).
+fn render_once(
+    name: &str,
+    source: &str,
+    ctx: &serde_json::Value,
+) -> std::result::Result<String, String> {
+    render::Compiled::compile(&[(name, source, render::Escape::Plain)])
+        .map_err(|e| e.0)?
+        .render(name, ctx)
+        .map_err(|e| format!("{name}: {e}"))
+}
+
+fn substitutions_of(cfg_subs: Option<&Substitutions>, base: &Substitutions) -> Substitutions {
+    message::merged_substitutions(&[Some(base), cfg_subs])
+}
+
+impl<E: KvEngine> Herald<E> {
+    /// `SendMessages`.
+    pub async fn send_messages(
+        &self,
+        app_id: &str,
+        req: MessageRequest,
+        request_id: &str,
+    ) -> Result<MessageResponse> {
+        let app = self.app(app_id).await?;
+        validate::message_request(&req, &self.cfg.limits)?;
+        let dm = req.message_configuration.clone().unwrap_or_default();
+        let spec = self
+            .email_plan(&app, &dm, req.template_configuration.as_ref())
+            .await?;
+        let key = req
+            .trace_id
+            .clone()
+            .unwrap_or_else(|| request_id.to_owned());
+        let mut r = Recipients::new();
+        for (address, cfg) in req.addresses.iter().flatten() {
+            let slot = r.push(Slot::Address(address.clone()), None);
+            let channel = cfg.channel_type.as_deref().unwrap_or_default();
+            let overrides = EndpointSendConfiguration {
+                body_override: cfg.body_override.clone(),
+                context: cfg.context.clone(),
+                raw_content: cfg.raw_content.clone(),
+                substitutions: cfg.substitutions.clone(),
+                title_override: cfg.title_override.clone(),
+            };
+            self.plan(
+                &mut r,
+                slot,
+                app_id,
+                &key,
+                RecipientKey::Address(address),
+                channel,
+                address,
+                None,
+                &spec,
+                &overrides,
+            );
+        }
+        let endpoint_ids: Vec<String> = req
+            .endpoints
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
+        let found = self.read_endpoints(app_id, &endpoint_ids).await?;
+        for (endpoint_id, cfg) in req.endpoints.iter().flatten() {
+            let ep = found.get(endpoint_id).cloned();
+            self.plan_endpoint(&mut r, app_id, &key, None, endpoint_id, ep, &spec, cfg);
+        }
+        self.execute(&app, &key, &spec, &mut r).await?;
+        let mut result = BTreeMap::new();
+        let mut endpoint_result = BTreeMap::new();
+        for (slot, outcome) in r.slots.iter().zip(r.outcomes) {
+            let (o, id) = outcome.expect("every recipient settled");
+            match slot {
+                Slot::Address(a) => {
+                    result.insert(a.clone(), o.address_result(id.as_deref()));
+                }
+                Slot::Endpoint {
+                    endpoint_id,
+                    address,
+                    ..
+                } => {
+                    endpoint_result.insert(
+                        endpoint_id.clone(),
+                        o.endpoint_result(address.as_deref(), id.as_deref()),
+                    );
+                }
+            }
+        }
+        Ok(MessageResponse {
+            application_id: app_id.to_owned(),
+            endpoint_result: (!endpoint_result.is_empty()).then_some(endpoint_result),
+            request_id: Some(request_id.to_owned()),
+            result: (!result.is_empty()).then_some(result),
+        })
+    }
+
+    /// `SendUsersMessages`: every endpoint of each user.
+    pub async fn send_users_messages(
+        &self,
+        app_id: &str,
+        req: SendUsersMessageRequest,
+        request_id: &str,
+    ) -> Result<SendUsersMessageResponse> {
+        let app = self.app(app_id).await?;
+        validate::send_users_message_request(&req, &self.cfg.limits)?;
+        let dm = req.message_configuration.clone().unwrap_or_default();
+        let spec = self
+            .email_plan(&app, &dm, req.template_configuration.as_ref())
+            .await?;
+        let key = req
+            .trace_id
+            .clone()
+            .unwrap_or_else(|| request_id.to_owned());
+        let mut r = Recipients::new();
+        let mut users_without_endpoints = Vec::new();
+        for (user_id, cfg) in req.users.iter().flatten() {
+            let ids: Vec<String> = self
+                .user_endpoint_ids(app_id, user_id)
+                .await?
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect();
+            if ids.is_empty() {
+                users_without_endpoints.push(user_id.clone());
+                continue;
+            }
+            let found = self.read_endpoints(app_id, &ids).await?;
+            for id in &ids {
+                let ep = found.get(id).cloned();
+                self.plan_endpoint(&mut r, app_id, &key, Some(user_id), id, ep, &spec, cfg);
+            }
+        }
+        self.execute(&app, &key, &spec, &mut r).await?;
+        let mut result: BTreeMap<String, BTreeMap<String, EndpointMessageResult>> = BTreeMap::new();
+        for u in users_without_endpoints {
+            result.insert(u, BTreeMap::new());
+        }
+        for (slot, outcome) in r.slots.iter().zip(r.outcomes) {
+            let (o, id) = outcome.expect("every recipient settled");
+            if let Slot::Endpoint {
+                user: Some(user),
+                endpoint_id,
+                address,
+            } = slot
+            {
+                result.entry(user.clone()).or_default().insert(
+                    endpoint_id.clone(),
+                    o.endpoint_result(address.as_deref(), id.as_deref()),
+                );
+            }
+        }
+        Ok(SendUsersMessageResponse {
+            application_id: app_id.to_owned(),
+            request_id: Some(request_id.to_owned()),
+            result: Some(result),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn plan_endpoint(
+        &self,
+        r: &mut Recipients,
+        app_id: &str,
+        key: &str,
+        user: Option<&String>,
+        endpoint_id: &str,
+        ep: Option<EndpointResponse>,
+        spec: &EmailPlan,
+        cfg: &EndpointSendConfiguration,
+    ) {
+        let address = ep.as_ref().and_then(|e| e.address.clone());
+        let slot = r.push(
+            Slot::Endpoint {
+                user: user.cloned(),
+                endpoint_id: endpoint_id.to_owned(),
+                address: address.clone(),
+            },
+            ep.clone(),
+        );
+        let Some(ep) = ep else {
+            r.settle(
+                slot,
+                Outcome::new(
+                    DeliveryStatus::PermanentFailure,
+                    404,
+                    format!("endpoint {endpoint_id} not found"),
+                ),
+                None,
+            );
+            return;
+        };
+        let channel = ep.channel_type.clone().unwrap_or_default();
+        let available = channel == "EMAIL" && spec.is_ok();
+        if let Some(refusal) = message::endpoint_refusal(&ep, available) {
+            r.settle(slot, refusal, None);
+            return;
+        }
+        self.plan(
+            r,
+            slot,
+            app_id,
+            key,
+            RecipientKey::Endpoint(endpoint_id),
+            &channel,
+            address.as_deref().unwrap_or_default(),
+            Some(&ep),
+            spec,
+            cfg,
+        );
+    }
+
+    /// Decides a recipient's message, or its outcome when there is none.
+    #[allow(clippy::too_many_arguments)]
+    fn plan(
+        &self,
+        r: &mut Recipients,
+        slot: usize,
+        app_id: &str,
+        key: &str,
+        recipient: RecipientKey<'_>,
+        channel: &str,
+        address: &str,
+        endpoint: Option<&EndpointResponse>,
+        spec: &EmailPlan,
+        cfg: &EndpointSendConfiguration,
+    ) {
+        if channel != "EMAIL" {
+            r.settle(
+                slot,
+                Outcome::new(
+                    DeliveryStatus::PermanentFailure,
+                    400,
+                    format!("herald does not send on the {channel} channel yet"),
+                ),
+                None,
+            );
+            return;
+        }
+        let spec = match spec {
+            Ok(s) => s,
+            Err(why) => {
+                r.settle(
+                    slot,
+                    Outcome::new(DeliveryStatus::PermanentFailure, 400, why.clone()),
+                    None,
+                );
+                return;
+            }
+        };
+        if !r.seen.insert(message::dedup_key(channel, address)) {
+            r.settle(slot, message::duplicate(), None);
+            return;
+        }
+        let message_id = message::message_id(app_id, key, &recipient);
+        match self.render_email(app_id, &message_id, address, endpoint, spec, cfg) {
+            Ok(email) => r.planned.push(Planned {
+                slot,
+                message_id,
+                email,
+            }),
+            Err(e) => r.settle(
+                slot,
+                Outcome::new(DeliveryStatus::PermanentFailure, 400, e),
+                Some(message_id),
+            ),
+        }
+    }
+
+    fn render_email(
+        &self,
+        app_id: &str,
+        message_id: &str,
+        address: &str,
+        endpoint: Option<&EndpointResponse>,
+        spec: &EmailSpec,
+        cfg: &EndpointSendConfiguration,
+    ) -> std::result::Result<OutgoingEmail, String> {
+        let subs = substitutions_of(cfg.substitutions.as_ref(), &spec.substitutions);
+        let ctx = render::context(endpoint, address, "EMAIL", spec.defaults.as_ref(), &subs);
+        let vars = render::Vars::new(ctx.clone());
+        let part = |name: &str| {
+            spec.compiled
+                .render_vars(name, &vars)
+                .map_err(|e| format!("rendering {name}: {e}"))
+        };
+        let subject = match &cfg.title_override {
+            Some(t) => render_once("TitleOverride", t, &ctx)?,
+            None if spec.compiled.has_part("Subject") => part("Subject")?,
+            None => String::new(),
+        };
+        let (mut text, mut html) = match &cfg.body_override {
+            Some(b) => (Some(render_once("BodyOverride", b, &ctx)?), None),
+            None => (
+                if spec.has_text {
+                    Some(part("TextPart")?)
+                } else {
+                    None
+                },
+                if spec.has_html {
+                    Some(part("HtmlPart")?)
+                } else {
+                    None
+                },
+            ),
+        };
+        let endpoint_id = endpoint.and_then(|e| e.id.as_deref());
+        let tracking = &self.cfg.tracking;
+        let mut list_unsubscribe = None;
+        if let (Some(endpoint_id), Some(base)) = (endpoint_id, tracking.base_url.as_deref()) {
+            let token = |kind: TrackKind, url: Option<&str>| {
+                tracking::token(&tracking.secret, kind, app_id, endpoint_id, message_id, url)
+            };
+            if let Some(h) = html.as_mut() {
+                if tracking.clicks {
+                    *h = tracking::rewrite_links(h, |url| {
+                        format!(
+                            "{base}/herald/v1/t/c/{}",
+                            token(TrackKind::Click, Some(url))
+                        )
+                    });
+                }
+                if tracking.opens {
+                    tracking::append_pixel(
+                        h,
+                        &format!("{base}/herald/v1/t/o/{}", token(TrackKind::Open, None)),
+                    );
+                }
+            }
+            if tracking.list_unsubscribe_on_direct {
+                list_unsubscribe = Some(format!(
+                    "<{base}/herald/v1/t/u/{}>",
+                    token(TrackKind::Unsubscribe, None)
+                ));
+            }
+        }
+        if text.is_none() && html.is_none() {
+            text = Some(String::new());
+        }
+        let mut headers = Vec::with_capacity(spec.headers.len());
+        for (i, (name, _)) in spec.headers.iter().enumerate() {
+            headers.push((name.clone(), part(&format!("Headers[{i}].Value"))?));
+        }
+        Ok(OutgoingEmail {
+            message_id: message_id.to_owned(),
+            app_id: app_id.to_owned(),
+            from: spec.from.clone(),
+            to: address.to_owned(),
+            reply_to: spec.reply_to.clone(),
+            headers,
+            subject,
+            text,
+            html: html.take(),
+            list_unsubscribe,
+        })
+    }
+
+    /// Compiles the request's email once: the template's parts (the named
+    /// version, else the active one), overridden part by part by the
+    /// request's `SimpleEmail`, else `EmailMessage.Body` or
+    /// `DefaultMessage.Body` as the text part.
+    pub(crate) async fn email_plan(
+        &self,
+        app: &AppRecord,
+        dm: &DirectMessageConfiguration,
+        tc: Option<&TemplateConfiguration>,
+    ) -> Result<EmailPlan> {
+        let channel = match &app.email_channel {
+            Some(ch) if ch.enabled != Some(false) => ch,
+            Some(_) => return Ok(Err("the email channel of this app is disabled".into())),
+            None => return Ok(Err("the email channel of this app is not configured".into())),
+        };
+        let em = dm.email_message.clone().unwrap_or_default();
+        let mut parts: BTreeMap<String, (String, render::Escape)> = BTreeMap::new();
+        let mut header_names = Vec::new();
+        let mut defaults = None;
+        if let Some(t) = tc.and_then(|t| t.email_template.as_ref()) {
+            let name = t.name.as_deref().unwrap_or_default();
+            let version = t.version.as_deref().and_then(|v| v.parse().ok());
+            let (_, rec) = self
+                .template_record(TemplateType::Email, name, version)
+                .await?;
+            let body: EmailTemplateRequest = serde_json::from_value(rec.body.clone())
+                .map_err(|e| ServiceError::Internal(format!("stored template {name}: {e}")))?;
+            if let Some(d) = body.default_substitutions.as_deref() {
+                defaults = Some(herald_model::template::parse_default_substitutions(d)?);
+            }
+            for (part, source, escape) in body.parts() {
+                parts.insert(part, (source.to_owned(), escape));
+            }
+            for h in body.headers.iter().flatten() {
+                header_names.push(h.name.clone().unwrap_or_default());
+            }
+        }
+        if let Some(se) = &em.simple_email {
+            for (name, p, escape) in [
+                ("Subject", &se.subject, render::Escape::Plain),
+                ("TextPart", &se.text_part, render::Escape::Plain),
+                ("HtmlPart", &se.html_part, render::Escape::Html),
+            ] {
+                if let Some(data) = p.as_ref().and_then(|p| p.data.clone()) {
+                    parts.insert(name.into(), (data, escape));
+                }
+            }
+            if let Some(hs) = &se.headers {
+                parts.retain(|k, _| !k.starts_with("Headers["));
+                header_names.clear();
+                for (i, h) in hs.iter().enumerate() {
+                    header_names.push(h.name.clone().unwrap_or_default());
+                    parts.insert(
+                        format!("Headers[{i}].Value"),
+                        (h.value.clone().unwrap_or_default(), render::Escape::Plain),
+                    );
+                }
+            }
+        }
+        if !parts.contains_key("TextPart") && !parts.contains_key("HtmlPart") {
+            let body = em
+                .body
+                .clone()
+                .or_else(|| dm.default_message.as_ref().and_then(|d| d.body.clone()));
+            match body {
+                Some(b) => {
+                    parts.insert("TextPart".into(), (b, render::Escape::Plain));
+                }
+                None => {
+                    return Ok(Err(
+                        "the request has no email content: give MessageConfiguration.EmailMessage (SimpleEmail or Body), DefaultMessage.Body, or TemplateConfiguration.EmailTemplate".into(),
+                    ))
+                }
+            }
+        }
+        let list: Vec<(String, String, render::Escape)> = parts
+            .into_iter()
+            .map(|(k, (src, esc))| (k, src, esc))
+            .collect();
+        let compiled = render::Compiled::compile(&list)?;
+        let substitutions = message::merged_substitutions(&[
+            dm.default_message
+                .as_ref()
+                .and_then(|d| d.substitutions.as_ref()),
+            em.substitutions.as_ref(),
+        ]);
+        Ok(Ok(EmailSpec {
+            from: em
+                .from_address
+                .clone()
+                .or_else(|| channel.from_address.clone())
+                .unwrap_or_default(),
+            reply_to: em.reply_to_addresses.clone().unwrap_or_default(),
+            headers: header_names
+                .into_iter()
+                .map(|n| (n, String::new()))
+                .collect(),
+            has_text: compiled.has_part("TextPart"),
+            has_html: compiled.has_part("HtmlPart"),
+            compiled,
+            defaults,
+            substitutions,
+            messages_per_second: None,
+        }))
+    }
+
+    /// Endpoints by id, each read from its shard after a read barrier.
+    async fn read_endpoints(
+        &self,
+        app_id: &str,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, EndpointResponse>> {
+        let mut by_group: BTreeMap<GroupId, Vec<&String>> = BTreeMap::new();
+        for id in ids {
+            by_group
+                .entry(self.host.group_of(app_id, id))
+                .or_default()
+                .push(id);
+        }
+        let reads = by_group.into_iter().map(|(g, ids)| async move {
+            self.host.read_barrier(g).await?;
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(ep) = self.host.reader().endpoint(g, app_id, id)? {
+                    out.push((id.clone(), ep));
+                }
+            }
+            Ok::<_, ServiceError>(out)
+        });
+        let mut found = BTreeMap::new();
+        for r in join_all(reads).await {
+            found.extend(r?);
+        }
+        Ok(found)
+    }
+
+    /// Steps 3–6 of the module doc for every planned recipient.
+    async fn execute(
+        &self,
+        app: &AppRecord,
+        key: &str,
+        spec: &EmailPlan,
+        r: &mut Recipients,
+    ) -> Result<()> {
+        let planned = std::mem::take(&mut r.planned);
+        if planned.is_empty() {
+            return Ok(());
+        }
+        let dispatcher = self.dispatcher()?;
+        let admission = dispatcher
+            .admit_email(planned.len())
+            .await
+            .map_err(|e| ServiceError::TooManyRequests(e.to_string()))?;
+        let ledger = self.host.group_of(&app.id, &send_shard_key(key));
+        let intents: Vec<SendIntent> = planned
+            .iter()
+            .map(|p| {
+                let (recipient, address) = match &r.slots[p.slot] {
+                    Slot::Address(a) => (a.clone(), a.clone()),
+                    Slot::Endpoint {
+                        endpoint_id,
+                        address,
+                        ..
+                    } => (endpoint_id.clone(), address.clone().unwrap_or_default()),
+                };
+                SendIntent {
+                    message_id: p.message_id.clone(),
+                    recipient,
+                    channel: "EMAIL".into(),
+                    address,
+                }
+            })
+            .collect();
+        let now_ms = self.clock.now_ms();
+        let before = match self
+            .host
+            .propose(
+                ledger,
+                Command::RecordSendIntents {
+                    app_id: app.id.clone(),
+                    at_ms: now_ms,
+                    intents,
+                },
+            )
+            .await?
+        {
+            CmdResult::Ledger(rows) => rows,
+            other => {
+                return Err(ServiceError::Internal(format!(
+                    "unexpected ledger result {other:?}"
+                )))
+            }
+        };
+        // Messages the ledger already knows are not sent again.
+        let mut fresh = Vec::new();
+        let mut fresh_permits = Vec::new();
+        let mut permits = admission.permits.into_iter();
+        for (p, row) in planned.into_iter().zip(before) {
+            let permit = permits.next().expect("a permit per message");
+            match row {
+                None => {
+                    fresh.push(p);
+                    fresh_permits.push(permit);
+                }
+                Some(LedgerRow {
+                    outcome: Some(o), ..
+                }) => r.settle(p.slot, o, Some(p.message_id)),
+                Some(LedgerRow { outcome: None, .. }) => r.settle(
+                    p.slot,
+                    Outcome::new(
+                        DeliveryStatus::UnknownFailure,
+                        409,
+                        format!(
+                            "an earlier request with TraceId {key} took this message and has not recorded its outcome; it is not sent again"
+                        ),
+                    ),
+                    Some(p.message_id),
+                ),
+            }
+        }
+        drop(permits);
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let jobs: Vec<OutgoingEmail> = fresh.iter().map(|p| p.email.clone()).collect();
+        let delivered = dispatcher
+            .send_emails(
+                &app.id,
+                spec.as_ref().ok().and_then(|s| s.messages_per_second),
+                jobs,
+                crate::delivery::Admission {
+                    permits: fresh_permits,
+                },
+            )
+            .await;
+        let at_ms = self.clock.now_ms();
+        let outcomes: Vec<(String, Outcome)> = fresh
+            .iter()
+            .zip(&delivered)
+            .map(|(p, d)| (p.message_id.clone(), d.outcome.clone()))
+            .collect();
+        let record = self.host.propose(
+            ledger,
+            Command::RecordSendOutcomes {
+                app_id: app.id.clone(),
+                at_ms,
+                outcomes,
+            },
+        );
+        let events = self.record_delivery_events(app, key, r, &fresh, &delivered, at_ms);
+        let (recorded, evented) = futures::join!(record, events);
+        if let Err(e) = recorded {
+            // The messages went out; only their outcome is not durable. A
+            // retry of the request reports UNKNOWN_FAILURE, never resends.
+            tracing::error!(app_id = %app.id, request_key = %key, error = %e, "recording send outcomes failed");
+        }
+        if let Err(e) = evented {
+            tracing::error!(app_id = %app.id, request_key = %key, error = %e, "recording delivery events failed");
+        }
+        for (p, d) in fresh.into_iter().zip(delivered) {
+            r.settle(p.slot, d.outcome, Some(p.message_id));
+        }
+        Ok(())
+    }
+
+    /// `_email.*` events on the endpoints reached, and hard-bounce marks.
+    async fn record_delivery_events(
+        &self,
+        app: &AppRecord,
+        key: &str,
+        r: &Recipients,
+        fresh: &[Planned],
+        delivered: &[Delivered],
+        at_ms: i64,
+    ) -> Result<()> {
+        let ts = time::format_iso8601_ms(at_ms);
+        let mut items: BTreeMap<GroupId, Vec<EventsItem>> = BTreeMap::new();
+        let mut marks: BTreeMap<GroupId, Vec<EndpointMark>> = BTreeMap::new();
+        for (p, d) in fresh.iter().zip(delivered) {
+            let Slot::Endpoint { endpoint_id, .. } = &r.slots[p.slot] else {
+                continue;
+            };
+            let g = self.host.group_of(&app.id, endpoint_id);
+            let types: &[&str] = match d.outcome.status {
+                DeliveryStatus::Successful => &["_email.send", "_email.delivered"],
+                DeliveryStatus::TemporaryFailure => &["_email.send", "_email.softbounce"],
+                DeliveryStatus::PermanentFailure if d.hard_bounce => {
+                    &["_email.send", "_email.hardbounce"]
+                }
+                DeliveryStatus::PermanentFailure => &["_email.send", "_email.rejected"],
+                _ => &["_email.send"],
+            };
+            let events = types
+                .iter()
+                .map(|t| {
+                    let mut attributes = BTreeMap::new();
+                    attributes.insert("message_id".to_owned(), p.message_id.clone());
+                    attributes.insert("destination".to_owned(), p.email.to.clone());
+                    attributes.insert("from_address".to_owned(), p.email.from.clone());
+                    attributes.insert("trace_id".to_owned(), key.to_owned());
+                    attributes.insert(
+                        "delivery_status".to_owned(),
+                        d.outcome.status.as_str().to_owned(),
+                    );
+                    attributes.insert("status_code".to_owned(), d.outcome.code.to_string());
+                    (
+                        format!("{}{}", p.message_id, t),
+                        Event {
+                            event_type: Some((*t).to_owned()),
+                            timestamp: Some(ts.clone()),
+                            attributes: Some(attributes),
+                            ..Default::default()
+                        },
+                    )
+                })
+                .collect();
+            items.entry(g).or_default().push(EventsItem {
+                endpoint_id: endpoint_id.clone(),
+                endpoint: None,
+                events,
+            });
+            if d.hard_bounce {
+                marks.entry(g).or_default().push(EndpointMark {
+                    endpoint_id: endpoint_id.clone(),
+                    inactive: true,
+                    opt_out_all: false,
+                });
+            }
+        }
+        let limits = self.apply_limits();
+        let now_iso = time::format_iso8601_ms(at_ms);
+        let mut proposals = Vec::new();
+        for (g, items) in items {
+            proposals.push(self.host.propose(
+                g,
+                Command::PutEvents {
+                    app_id: app.id.clone(),
+                    now_iso: now_iso.clone(),
+                    limits,
+                    items,
+                },
+            ));
+        }
+        for (g, marks) in marks {
+            proposals.push(self.host.propose(
+                g,
+                Command::MarkEndpoints {
+                    app_id: app.id.clone(),
+                    marks,
+                },
+            ));
+        }
+        for r in join_all(proposals).await {
+            if let CmdResult::Rejected(why) = r? {
+                return Err(ServiceError::Internal(format!(
+                    "delivery events refused: {why}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A recipient opened, clicked or unsubscribed through a tracking URL:
+    /// records the event on the endpoint (and, for an unsubscribe, its
+    /// OptOut). Answers what the token names; a forged or foreign token is
+    /// NotFound and records nothing.
+    pub async fn record_tracking(&self, token: &str) -> Result<Tracked> {
+        let unknown = || ServiceError::NotFound("unknown or expired tracking link".into());
+        let t = tracking::verify(&self.cfg.tracking.secret, token).ok_or_else(unknown)?;
+        self.app(&t.app_id).await.map_err(|_| unknown())?;
+        let g = self.host.group_of(&t.app_id, &t.endpoint_id);
+        let now_ms = self.clock.now_ms();
+        let now_iso = time::format_iso8601_ms(now_ms);
+        let mut attributes = BTreeMap::new();
+        attributes.insert("message_id".to_owned(), t.message_id.clone());
+        if let Some(url) = &t.url {
+            attributes.insert("link".to_owned(), url.clone());
+        }
+        let event_type = t.kind.event_type();
+        let item = EventsItem {
+            endpoint_id: t.endpoint_id.clone(),
+            endpoint: None,
+            events: vec![(
+                format!("{}{event_type}.{now_ms}", t.message_id),
+                Event {
+                    event_type: Some(event_type.to_owned()),
+                    timestamp: Some(now_iso.clone()),
+                    attributes: Some(attributes),
+                    ..Default::default()
+                },
+            )],
+        };
+        if t.kind == TrackKind::Unsubscribe {
+            let marked = self
+                .host
+                .propose(
+                    g,
+                    Command::MarkEndpoints {
+                        app_id: t.app_id.clone(),
+                        marks: vec![EndpointMark {
+                            endpoint_id: t.endpoint_id.clone(),
+                            inactive: false,
+                            opt_out_all: true,
+                        }],
+                    },
+                )
+                .await?;
+            tracing::info!(app_id = %t.app_id, endpoint_id = %t.endpoint_id, message_id = %t.message_id, changed = ?marked, "one-click unsubscribe");
+        }
+        let cmd = Command::PutEvents {
+            app_id: t.app_id.clone(),
+            now_iso,
+            limits: self.apply_limits(),
+            items: vec![item],
+        };
+        if let CmdResult::Rejected(why) = self.host.propose(g, cmd).await? {
+            return Err(ServiceError::Internal(format!(
+                "tracking event refused: {why}"
+            )));
+        }
+        metrics::counter!("herald_tracking_total", "kind" => event_type).increment(1);
+        Ok(t)
+    }
+
+    /// herald's `GET /herald/v1/apps/{app}/endpoints/{id}/events`: the
+    /// endpoint's stored events (app events and delivery events), oldest
+    /// first.
+    pub async fn endpoint_events(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> Result<Vec<herald_storage::EventRow>> {
+        self.app(app_id).await?;
+        let g = self.host.group_of(app_id, endpoint_id);
+        self.host.read_barrier(g).await?;
+        Ok(self
+            .host
+            .reader()
+            .endpoint_events(g, app_id, endpoint_id, limit, 1_000_000)?)
+    }
+}

@@ -1,0 +1,57 @@
+//! The seam between the channel actors and the transports: an email
+//! transport is anything that can take one message and report what became
+//! of it. Production uses [`crate::smtp::SmtpClient`] or, without an SMTP
+//! server, the dev outbox; tests and the simulator use recording senders.
+
+use futures::future::BoxFuture;
+
+use crate::smtp::{OutgoingEmail, SendError, SmtpClient};
+
+/// Sends one email once. Implementations never retry on their own.
+pub trait EmailTransport: Send + Sync + 'static {
+    /// A short name for logs and metrics (`smtp`, `outbox`, ...).
+    fn kind(&self) -> &'static str;
+    /// Answers the peer's acceptance reply (e.g. `250 queued as X`).
+    fn send<'a>(&'a self, email: &'a OutgoingEmail) -> BoxFuture<'a, Result<String, SendError>>;
+}
+
+impl EmailTransport for SmtpClient {
+    fn kind(&self) -> &'static str {
+        "smtp"
+    }
+
+    fn send<'a>(&'a self, email: &'a OutgoingEmail) -> BoxFuture<'a, Result<String, SendError>> {
+        Box::pin(SmtpClient::send(self, email))
+    }
+}
+
+/// The dev outbox as an email transport: every message is "accepted" by
+/// being written to the outbox. `now_iso` stamps each one (the caller's
+/// clock, so this module reads none).
+pub struct OutboxTransport {
+    outbox: std::sync::Arc<crate::outbox::Outbox>,
+    now_iso: Box<dyn Fn() -> String + Send + Sync>,
+}
+
+impl OutboxTransport {
+    pub fn new(
+        outbox: std::sync::Arc<crate::outbox::Outbox>,
+        now_iso: Box<dyn Fn() -> String + Send + Sync>,
+    ) -> Self {
+        Self { outbox, now_iso }
+    }
+}
+
+impl EmailTransport for OutboxTransport {
+    fn kind(&self) -> &'static str {
+        "outbox"
+    }
+
+    fn send<'a>(&'a self, email: &'a OutgoingEmail) -> BoxFuture<'a, Result<String, SendError>> {
+        Box::pin(async move {
+            let msg = crate::outbox::OutboxMessage::from_email(email, &(self.now_iso)());
+            let seq = self.outbox.append(&msg)?;
+            Ok(format!("250 stored in the dev outbox as #{seq}"))
+        })
+    }
+}
