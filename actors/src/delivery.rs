@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use herald_channels::pacing::{Backoff, TokenBucket};
 use herald_channels::smtp::{OutgoingEmail, SendError};
-use herald_channels::transport::EmailTransport;
+use herald_channels::transport::{EmailTransport, OutgoingWebhook, WebhookTransport};
 use herald_model::message::{DeliveryStatus, Outcome};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -85,14 +85,45 @@ impl Admission {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AdmitError {
-    #[error("the {channel} queue of this node is full ({queue_max} messages); retry later")]
-    Full { channel: String, queue_max: usize },
+    #[error("the send queue of this node is full ({queue_max} messages); retry later")]
+    Full { queue_max: usize },
+}
+
+/// One message for a transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    Email(OutgoingEmail),
+    Webhook(OutgoingWebhook),
+}
+
+impl Job {
+    pub fn message_id(&self) -> &str {
+        match self {
+            Job::Email(e) => &e.message_id,
+            Job::Webhook(w) => &w.message_id,
+        }
+    }
+
+    pub fn app_id(&self) -> &str {
+        match self {
+            Job::Email(e) => &e.app_id,
+            Job::Webhook(w) => &w.app_id,
+        }
+    }
+
+    /// Pinpoint's channel type.
+    pub fn channel(&self) -> &'static str {
+        match self {
+            Job::Email(_) => "EMAIL",
+            Job::Webhook(_) => "CUSTOM",
+        }
+    }
 }
 
 pub enum ChannelMsg {
-    /// Sends each email (its permit travels with it); answers in order.
-    Email {
-        jobs: Vec<OutgoingEmail>,
+    /// Sends each job (its permit travels with it); answers in order.
+    Send {
+        jobs: Vec<Job>,
         admission: Admission,
         reply: RpcReplyPort<Vec<Delivered>>,
     },
@@ -102,6 +133,7 @@ pub enum ChannelMsg {
 
 struct Shared {
     transport: Arc<dyn EmailTransport>,
+    webhooks: Arc<dyn WebhookTransport>,
     /// Apps with their own email transport.
     per_app: BTreeMap<String, Arc<dyn EmailTransport>>,
     clock: Arc<dyn Clock>,
@@ -111,16 +143,17 @@ struct Shared {
     queue: Arc<Semaphore>,
 }
 
-/// The node's directory of channel actors (email, for now).
+/// The node's directory of channel actors, one per (app, channel).
 pub struct Dispatcher {
     shared: Arc<Shared>,
-    actors: tokio::sync::Mutex<BTreeMap<String, ActorRef<ChannelMsg>>>,
+    actors: tokio::sync::Mutex<BTreeMap<(String, &'static str), ActorRef<ChannelMsg>>>,
 }
 
 impl Dispatcher {
     pub fn new(
         transport: Arc<dyn EmailTransport>,
         per_app: BTreeMap<String, Arc<dyn EmailTransport>>,
+        webhooks: Arc<dyn WebhookTransport>,
         clock: Arc<dyn Clock>,
         entropy: Arc<dyn Entropy>,
         settings: DeliverySettings,
@@ -130,6 +163,7 @@ impl Dispatcher {
         Self {
             shared: Arc::new(Shared {
                 transport,
+                webhooks,
                 per_app,
                 clock,
                 entropy,
@@ -146,10 +180,10 @@ impl Dispatcher {
         self.shared.transport.kind()
     }
 
-    /// Takes room for `n` emails, waiting up to the admit timeout.
-    pub async fn admit_email(&self, n: usize) -> Result<Admission, AdmitError> {
+    /// Takes room for `n` messages (of any channel), waiting up to the
+    /// admit timeout.
+    pub async fn admit(&self, n: usize) -> Result<Admission, AdmitError> {
         let full = || AdmitError::Full {
-            channel: "EMAIL".into(),
             queue_max: self.shared.settings.queue_max,
         };
         if n == 0 {
@@ -177,14 +211,20 @@ impl Dispatcher {
         Ok(Admission { permits })
     }
 
-    /// Messages queued or in flight on the email channel of this node.
-    pub fn email_in_flight(&self) -> usize {
+    /// Messages queued or in flight on this node.
+    pub fn in_flight(&self) -> usize {
         self.shared.settings.queue_max - self.shared.queue.available_permits()
     }
 
-    async fn actor(&self, app_id: &str, rate: Option<f64>) -> Result<ActorRef<ChannelMsg>, String> {
+    async fn actor(
+        &self,
+        app_id: &str,
+        channel: &'static str,
+        rate: Option<f64>,
+    ) -> Result<ActorRef<ChannelMsg>, String> {
+        let key = (app_id.to_owned(), channel);
         let mut actors = self.actors.lock().await;
-        if let Some(a) = actors.get(app_id) {
+        if let Some(a) = actors.get(&key) {
             if let Some(r) = rate {
                 let _ = a.cast(ChannelMsg::SetRate(r));
             }
@@ -207,19 +247,21 @@ impl Dispatcher {
         )
         .await
         .map_err(|e| format!("starting the channel actor: {e}"))?;
-        actors.insert(app_id.to_owned(), a.clone());
+        actors.insert(key, a.clone());
         Ok(a)
     }
 
-    /// Sends `jobs` of one app (rate `messages_per_second` when its channel
-    /// sets one) and answers each one's fate, in order.
-    pub async fn send_emails(
+    /// Sends `jobs` of one app on one channel (rate `messages_per_second`
+    /// when its channel sets one) and answers each one's fate, in order.
+    pub async fn send(
         &self,
         app_id: &str,
+        channel: &'static str,
         messages_per_second: Option<f64>,
-        jobs: Vec<OutgoingEmail>,
+        jobs: Vec<Job>,
         admission: Admission,
     ) -> Vec<Delivered> {
+        debug_assert!(jobs.iter().all(|j| j.channel() == channel));
         assert_eq!(jobs.len(), admission.len(), "one permit per message");
         let n = jobs.len();
         let unknown = |why: String| {
@@ -232,13 +274,13 @@ impl Dispatcher {
                 n
             ]
         };
-        let actor = match self.actor(app_id, messages_per_second).await {
+        let actor = match self.actor(app_id, channel, messages_per_second).await {
             Ok(a) => a,
             Err(e) => return unknown(e),
         };
         let call = actor
             .call(
-                |reply| ChannelMsg::Email {
+                |reply| ChannelMsg::Send {
                     jobs,
                     admission,
                     reply,
@@ -315,7 +357,7 @@ impl Actor for ChannelActor {
                     state.app_bucket = bucket(r);
                 }
             }
-            ChannelMsg::Email {
+            ChannelMsg::Send {
                 jobs,
                 admission,
                 reply,
@@ -365,26 +407,34 @@ impl Actor for ChannelActor {
 }
 
 /// Whether a permanent SMTP reply refuses the recipient itself.
-fn is_hard_bounce(code: u16) -> bool {
-    matches!(code, 550 | 551 | 553)
+fn is_hard_bounce(channel: &str, code: u16) -> bool {
+    channel == "EMAIL" && matches!(code, 550 | 551 | 553)
 }
 
 async fn send_with_retries(
     shared: &Shared,
     transport: &dyn EmailTransport,
-    job: &OutgoingEmail,
+    job: &Job,
 ) -> Delivered {
     let backoff = &shared.settings.backoff;
+    let channel = job.channel();
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
         let started = shared.clock.now_ms();
-        let result = transport.send(job).await;
-        metrics::histogram!("herald_send_attempt_seconds", "channel" => "EMAIL")
+        let result = match job {
+            Job::Email(e) => transport.send(e).await,
+            Job::Webhook(w) => shared
+                .webhooks
+                .post(w, started.div_euclid(1000))
+                .await
+                .map(|status| format!("{status} from the webhook")),
+        };
+        metrics::histogram!("herald_send_attempt_seconds", "channel" => channel)
             .record((shared.clock.now_ms() - started) as f64 / 1000.0);
         let err = match result {
             Ok(reply) => {
-                metrics::counter!("herald_messages_total", "channel" => "EMAIL", "status" => "SUCCESSFUL").increment(1);
+                metrics::counter!("herald_messages_total", "channel" => channel, "status" => "SUCCESSFUL").increment(1);
                 return Delivered {
                     outcome: Outcome::new(DeliveryStatus::Successful, 200, reply),
                     attempts: attempt,
@@ -395,8 +445,8 @@ async fn send_with_retries(
         };
         if err.is_retryable() {
             if let Some(delay) = backoff.delay_ms(attempt, shared.entropy.next_u64()) {
-                tracing::debug!(app_id = %job.app_id, message_id = %job.message_id, attempt, delay_ms = delay, error = %err, "temporary failure; retrying");
-                metrics::counter!("herald_send_retries_total", "channel" => "EMAIL").increment(1);
+                tracing::debug!(app_id = %job.app_id(), message_id = %job.message_id(), attempt, delay_ms = delay, error = %err, "temporary failure; retrying");
+                metrics::counter!("herald_send_retries_total", "channel" => channel).increment(1);
                 tokio::time::sleep(Duration::from_millis(delay.max(0) as u64)).await;
                 continue;
             }
@@ -412,7 +462,7 @@ async fn send_with_retries(
             ),
             SendError::Permanent { code, message } => (
                 Outcome::new(DeliveryStatus::PermanentFailure, *code, message.clone()),
-                is_hard_bounce(*code),
+                is_hard_bounce(channel, *code),
             ),
             SendError::Invalid(m) => (
                 Outcome::new(DeliveryStatus::PermanentFailure, 400, m.clone()),
@@ -423,8 +473,8 @@ async fn send_with_retries(
                 false,
             ),
         };
-        metrics::counter!("herald_messages_total", "channel" => "EMAIL", "status" => outcome.status.as_str()).increment(1);
-        tracing::info!(app_id = %job.app_id, message_id = %job.message_id, attempts = attempt, status = outcome.status.as_str(), error = %err, "email not delivered");
+        metrics::counter!("herald_messages_total", "channel" => channel, "status" => outcome.status.as_str()).increment(1);
+        tracing::info!(app_id = %job.app_id(), message_id = %job.message_id(), channel, attempts = attempt, status = outcome.status.as_str(), error = %err, "message not delivered");
         return Delivered {
             outcome,
             attempts: attempt,

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::join_all;
 use herald_channels::smtp::OutgoingEmail;
+use herald_channels::transport::OutgoingWebhook;
 use herald_model::message::{
     self, DeliveryStatus, DirectMessageConfiguration, EndpointMessageResult,
     EndpointSendConfiguration, MessageRequest, MessageResponse, Outcome, RecipientKey,
@@ -36,7 +37,7 @@ use herald_storage::{
     SendIntent,
 };
 
-use crate::delivery::Delivered;
+use crate::delivery::{Delivered, Job};
 use crate::service::{Herald, Result, ServiceError};
 use herald_model::tracking::{self, TrackKind};
 
@@ -59,12 +60,31 @@ pub(crate) struct EmailSpec {
 /// The request's email, or why it has none for EMAIL recipients.
 pub(crate) type EmailPlan = std::result::Result<EmailSpec, String>;
 
+/// The custom channel's message of one request: POSTed as JSON to the
+/// app's custom channel `DeliveryUri` (see `webhook_body`).
+pub(crate) struct CustomSpec {
+    pub url: String,
+    pub secret: String,
+    /// `Body` (from `DefaultMessage.Body`), rendered per recipient.
+    pub compiled: render::Compiled,
+    pub substitutions: Substitutions,
+    pub context: BTreeMap<String, String>,
+}
+
+pub(crate) type CustomPlan = std::result::Result<CustomSpec, String>;
+
+/// What a request sends on each channel.
+pub(crate) struct Plans {
+    pub email: EmailPlan,
+    pub custom: CustomPlan,
+}
+
 /// One recipient the request will send to, once admitted.
 struct Planned {
     /// Index into `Recipients::slots`.
     slot: usize,
     message_id: String,
-    email: OutgoingEmail,
+    job: Job,
 }
 
 /// Where a recipient's result goes in the response.
@@ -111,6 +131,52 @@ impl Recipients {
     }
 }
 
+/// The documented JSON body of a custom-channel POST (README, "Custom
+/// channel"): one recipient per request.
+fn webhook_job(
+    app_id: &str,
+    key: &str,
+    message_id: &str,
+    address: &str,
+    endpoint: Option<&EndpointResponse>,
+    spec: &CustomSpec,
+    cfg: &EndpointSendConfiguration,
+) -> std::result::Result<OutgoingWebhook, String> {
+    let subs = substitutions_of(cfg.substitutions.as_ref(), &spec.substitutions);
+    let ctx = render::context(endpoint, address, "CUSTOM", None, &subs);
+    let body = match &cfg.body_override {
+        Some(b) => render_once("BodyOverride", b, &ctx)?,
+        None => spec
+            .compiled
+            .render("Body", &ctx)
+            .map_err(|e| format!("rendering Body: {e}"))?,
+    };
+    let title = match &cfg.title_override {
+        Some(t) => Some(render_once("TitleOverride", t, &ctx)?),
+        None => None,
+    };
+    let mut context = spec.context.clone();
+    context.extend(cfg.context.clone().unwrap_or_default());
+    let json = serde_json::json!({
+        "ApplicationId": app_id,
+        "MessageId": message_id,
+        "TraceId": key,
+        "ChannelType": "CUSTOM",
+        "Address": address,
+        "EndpointId": endpoint.and_then(|e| e.id.clone()),
+        "Endpoint": endpoint,
+        "Message": { "Body": body, "Title": title, "RawContent": cfg.raw_content },
+        "Context": context,
+    });
+    Ok(OutgoingWebhook {
+        message_id: message_id.to_owned(),
+        app_id: app_id.to_owned(),
+        url: spec.url.clone(),
+        body: serde_json::to_vec(&json).map_err(|e| e.to_string())?,
+        secret: spec.secret.clone(),
+    })
+}
+
 /// Renders an override given for one recipient (compiled for it alone).
 fn render_once(
     name: &str,
@@ -138,9 +204,12 @@ impl<E: KvEngine> Herald<E> {
         let app = self.app(app_id).await?;
         validate::message_request(&req, &self.cfg.limits)?;
         let dm = req.message_configuration.clone().unwrap_or_default();
-        let spec = self
-            .email_plan(&app, &dm, req.template_configuration.as_ref())
-            .await?;
+        let spec = Plans {
+            email: self
+                .email_plan(&app, &dm, req.template_configuration.as_ref())
+                .await?,
+            custom: self.custom_plan(&app, &dm, req.context.as_ref()),
+        };
         let key = req
             .trace_id
             .clone()
@@ -219,9 +288,12 @@ impl<E: KvEngine> Herald<E> {
         let app = self.app(app_id).await?;
         validate::send_users_message_request(&req, &self.cfg.limits)?;
         let dm = req.message_configuration.clone().unwrap_or_default();
-        let spec = self
-            .email_plan(&app, &dm, req.template_configuration.as_ref())
-            .await?;
+        let spec = Plans {
+            email: self
+                .email_plan(&app, &dm, req.template_configuration.as_ref())
+                .await?,
+            custom: self.custom_plan(&app, &dm, req.context.as_ref()),
+        };
         let key = req
             .trace_id
             .clone()
@@ -280,7 +352,7 @@ impl<E: KvEngine> Herald<E> {
         user: Option<&String>,
         endpoint_id: &str,
         ep: Option<EndpointResponse>,
-        spec: &EmailPlan,
+        spec: &Plans,
         cfg: &EndpointSendConfiguration,
     ) {
         let address = ep.as_ref().and_then(|e| e.address.clone());
@@ -305,7 +377,11 @@ impl<E: KvEngine> Herald<E> {
             return;
         };
         let channel = ep.channel_type.clone().unwrap_or_default();
-        let available = channel == "EMAIL" && spec.is_ok();
+        let available = match channel.as_str() {
+            "EMAIL" => spec.email.is_ok(),
+            "CUSTOM" => spec.custom.is_ok(),
+            _ => false,
+        };
         if let Some(refusal) = message::endpoint_refusal(&ep, available) {
             r.settle(slot, refusal, None);
             return;
@@ -336,42 +412,54 @@ impl<E: KvEngine> Herald<E> {
         channel: &str,
         address: &str,
         endpoint: Option<&EndpointResponse>,
-        spec: &EmailPlan,
+        spec: &Plans,
         cfg: &EndpointSendConfiguration,
     ) {
-        if channel != "EMAIL" {
+        let refuse = |r: &mut Recipients, why: &str| {
             r.settle(
                 slot,
-                Outcome::new(
-                    DeliveryStatus::PermanentFailure,
-                    400,
-                    format!("herald does not send on the {channel} channel yet"),
-                ),
+                Outcome::new(DeliveryStatus::PermanentFailure, 400, why),
                 None,
-            );
-            return;
-        }
-        let spec = match spec {
-            Ok(s) => s,
-            Err(why) => {
-                r.settle(
-                    slot,
-                    Outcome::new(DeliveryStatus::PermanentFailure, 400, why.clone()),
-                    None,
-                );
-                return;
-            }
+            )
         };
+        match channel {
+            "EMAIL" => {
+                if let Err(why) = &spec.email {
+                    return refuse(r, why);
+                }
+            }
+            "CUSTOM" => {
+                if let Err(why) = &spec.custom {
+                    return refuse(r, why);
+                }
+            }
+            other => {
+                return refuse(
+                    r,
+                    &format!("herald does not send on the {other} channel yet"),
+                )
+            }
+        }
         if !r.seen.insert(message::dedup_key(channel, address)) {
             r.settle(slot, message::duplicate(), None);
             return;
         }
         let message_id = message::message_id(app_id, key, &recipient);
-        match self.render_email(app_id, &message_id, address, endpoint, spec, cfg) {
-            Ok(email) => r.planned.push(Planned {
+        let job = match (&spec.email, &spec.custom, channel) {
+            (Ok(email), _, "EMAIL") => self
+                .render_email(app_id, &message_id, address, endpoint, email, cfg)
+                .map(Job::Email),
+            (_, Ok(custom), _) => {
+                webhook_job(app_id, key, &message_id, address, endpoint, custom, cfg)
+                    .map(Job::Webhook)
+            }
+            _ => Err("no message for this channel".to_owned()),
+        };
+        match job {
+            Ok(job) => r.planned.push(Planned {
                 slot,
                 message_id,
-                email,
+                job,
             }),
             Err(e) => r.settle(
                 slot,
@@ -575,6 +663,42 @@ impl<E: KvEngine> Herald<E> {
         }))
     }
 
+    /// The request's custom-channel message: `DefaultMessage.Body` POSTed to
+    /// the app's custom channel.
+    pub(crate) fn custom_plan(
+        &self,
+        app: &AppRecord,
+        dm: &DirectMessageConfiguration,
+        context: Option<&BTreeMap<String, String>>,
+    ) -> CustomPlan {
+        let ch = match &app.custom_channel {
+            Some(ch) if ch.enabled => ch,
+            Some(_) => return Err("the custom channel of this app is disabled".into()),
+            None => {
+                return Err(
+                    "the custom channel of this app is not configured (PUT /herald/v1/apps/{app}/channels/custom)".into(),
+                )
+            }
+        };
+        let body = dm
+            .default_message
+            .as_ref()
+            .and_then(|d| d.body.clone())
+            .unwrap_or_default();
+        let compiled = render::Compiled::compile(&[("Body", body.as_str(), render::Escape::Plain)])
+            .map_err(|e| e.0)?;
+        Ok(CustomSpec {
+            url: ch.delivery_uri.clone(),
+            secret: self.webhook_secret(&app.id),
+            compiled,
+            substitutions: message::merged_substitutions(&[dm
+                .default_message
+                .as_ref()
+                .and_then(|d| d.substitutions.as_ref())]),
+            context: context.cloned().unwrap_or_default(),
+        })
+    }
+
     /// Endpoints by id, each read from its shard after a read barrier.
     async fn read_endpoints(
         &self,
@@ -610,7 +734,7 @@ impl<E: KvEngine> Herald<E> {
         &self,
         app: &AppRecord,
         key: &str,
-        spec: &EmailPlan,
+        spec: &Plans,
         r: &mut Recipients,
     ) -> Result<()> {
         let planned = std::mem::take(&mut r.planned);
@@ -619,7 +743,7 @@ impl<E: KvEngine> Herald<E> {
         }
         let dispatcher = self.dispatcher()?;
         let admission = dispatcher
-            .admit_email(planned.len())
+            .admit(planned.len())
             .await
             .map_err(|e| ServiceError::TooManyRequests(e.to_string()))?;
         let ledger = self.host.group_of(&app.id, &send_shard_key(key));
@@ -637,7 +761,7 @@ impl<E: KvEngine> Herald<E> {
                 SendIntent {
                     message_id: p.message_id.clone(),
                     recipient,
-                    channel: "EMAIL".into(),
+                    channel: p.job.channel().into(),
                     address,
                 }
             })
@@ -693,17 +817,41 @@ impl<E: KvEngine> Herald<E> {
         if fresh.is_empty() {
             return Ok(());
         }
-        let jobs: Vec<OutgoingEmail> = fresh.iter().map(|p| p.email.clone()).collect();
-        let delivered = dispatcher
-            .send_emails(
-                &app.id,
-                spec.as_ref().ok().and_then(|s| s.messages_per_second),
-                jobs,
-                crate::delivery::Admission {
-                    permits: fresh_permits,
-                },
-            )
-            .await;
+        // One batch per channel, all channels at once; results back in
+        // request order.
+        let mut by_channel: BTreeMap<&'static str, (Vec<usize>, Vec<Job>, Vec<_>)> =
+            BTreeMap::new();
+        for (i, (p, permit)) in fresh.iter().zip(fresh_permits).enumerate() {
+            let e = by_channel.entry(p.job.channel()).or_default();
+            e.0.push(i);
+            e.1.push(p.job.clone());
+            e.2.push(permit);
+        }
+        let rate = spec.email.as_ref().ok().and_then(|s| s.messages_per_second);
+        let batches = by_channel
+            .into_iter()
+            .map(|(channel, (idx, jobs, permits))| async move {
+                let out = dispatcher
+                    .send(
+                        &app.id,
+                        channel,
+                        if channel == "EMAIL" { rate } else { None },
+                        jobs,
+                        crate::delivery::Admission { permits },
+                    )
+                    .await;
+                (idx, out)
+            });
+        let mut delivered: Vec<Option<Delivered>> = vec![None; fresh.len()];
+        for (idx, out) in join_all(batches).await {
+            for (i, d) in idx.into_iter().zip(out) {
+                delivered[i] = Some(d);
+            }
+        }
+        let delivered: Vec<Delivered> = delivered
+            .into_iter()
+            .map(|d| d.expect("every job answered"))
+            .collect();
         let at_ms = self.clock.now_ms();
         let outcomes: Vec<(String, Outcome)> = fresh
             .iter()
@@ -752,22 +900,33 @@ impl<E: KvEngine> Herald<E> {
                 continue;
             };
             let g = self.host.group_of(&app.id, endpoint_id);
-            let types: &[&str] = match d.outcome.status {
-                DeliveryStatus::Successful => &["_email.send", "_email.delivered"],
-                DeliveryStatus::TemporaryFailure => &["_email.send", "_email.softbounce"],
-                DeliveryStatus::PermanentFailure if d.hard_bounce => {
+            let types: &[&str] = match (p.job.channel(), d.outcome.status) {
+                ("EMAIL", DeliveryStatus::Successful) => &["_email.send", "_email.delivered"],
+                ("EMAIL", DeliveryStatus::TemporaryFailure) => {
+                    &["_email.send", "_email.softbounce"]
+                }
+                ("EMAIL", DeliveryStatus::PermanentFailure) if d.hard_bounce => {
                     &["_email.send", "_email.hardbounce"]
                 }
-                DeliveryStatus::PermanentFailure => &["_email.send", "_email.rejected"],
-                _ => &["_email.send"],
+                ("EMAIL", DeliveryStatus::PermanentFailure) => &["_email.send", "_email.rejected"],
+                ("EMAIL", _) => &["_email.send"],
+                (_, DeliveryStatus::Successful) => &["_custom.send", "_custom.delivered"],
+                (_, _) => &["_custom.send", "_custom.failure"],
             };
             let events = types
                 .iter()
                 .map(|t| {
                     let mut attributes = BTreeMap::new();
                     attributes.insert("message_id".to_owned(), p.message_id.clone());
-                    attributes.insert("destination".to_owned(), p.email.to.clone());
-                    attributes.insert("from_address".to_owned(), p.email.from.clone());
+                    match &p.job {
+                        Job::Email(e) => {
+                            attributes.insert("destination".to_owned(), e.to.clone());
+                            attributes.insert("from_address".to_owned(), e.from.clone());
+                        }
+                        Job::Webhook(w) => {
+                            attributes.insert("destination".to_owned(), w.url.clone());
+                        }
+                    }
                     attributes.insert("trace_id".to_owned(), key.to_owned());
                     attributes.insert(
                         "delivery_status".to_owned(),

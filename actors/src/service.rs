@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::join_all;
 use herald_cluster::{ClusterError, RaftHost};
+use herald_model::channel::{CustomChannelRequest, CustomChannelResponse};
 use herald_model::limits::Limits;
 use herald_model::wire::{
     ApplicationSettingsResource, ChannelsResponse, CreateApplicationRequest, EmailChannelRequest,
@@ -203,6 +204,7 @@ impl<E: KvEngine> Herald<E> {
                 ..Default::default()
             },
             email_channel: None,
+            custom_channel: None,
             deleting: false,
             id,
         };
@@ -399,6 +401,56 @@ impl<E: KvEngine> Herald<E> {
         match self.host.propose(META_GROUP, cmd).await? {
             CmdResult::EmailChannel(Some(ch)) => Ok(*ch),
             _ => Err(no_channel(app_id, "email")),
+        }
+    }
+
+    /// The key the app's webhooks are signed with: derived from the node's
+    /// tracking secret, so every node of a cluster signs alike and nothing
+    /// secret is stored in the log.
+    pub(crate) fn webhook_secret(&self, app_id: &str) -> String {
+        herald_model::tracking::derived_key(&self.cfg.tracking.secret, "custom-channel", app_id)
+    }
+
+    /// herald's custom channel of an app (`/herald/v1/.../channels/custom`).
+    pub async fn custom_channel(&self, app_id: &str) -> Result<CustomChannelResponse> {
+        let mut ch = self
+            .app(app_id)
+            .await?
+            .custom_channel
+            .ok_or_else(|| no_channel(app_id, "custom"))?;
+        ch.signing_secret = Some(self.webhook_secret(app_id));
+        Ok(ch)
+    }
+
+    pub async fn update_custom_channel(
+        &self,
+        app_id: &str,
+        req: CustomChannelRequest,
+    ) -> Result<CustomChannelResponse> {
+        herald_model::channel::custom_channel_request(&req)?;
+        let cmd = Command::UpdateCustomChannel {
+            app_id: app_id.to_owned(),
+            request: req,
+            now_iso: self.now_iso(),
+        };
+        match self.host.propose(META_GROUP, cmd).await? {
+            CmdResult::App(Some(a)) => {
+                let mut ch = a.custom_channel.ok_or_else(|| not_found_app(app_id))?;
+                ch.signing_secret = Some(self.webhook_secret(app_id));
+                Ok(ch)
+            }
+            _ => Err(not_found_app(app_id)),
+        }
+    }
+
+    pub async fn delete_custom_channel(&self, app_id: &str) -> Result<CustomChannelResponse> {
+        self.app(app_id).await?;
+        let cmd = Command::DeleteCustomChannel {
+            app_id: app_id.to_owned(),
+        };
+        match self.host.propose(META_GROUP, cmd).await? {
+            CmdResult::App(Some(a)) => a.custom_channel.ok_or_else(|| no_channel(app_id, "custom")),
+            _ => Err(no_channel(app_id, "custom")),
         }
     }
 

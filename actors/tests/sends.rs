@@ -123,6 +123,10 @@ async fn start(queue_max: usize) -> (Runtime<MemEngine>, Arc<Recorder>, String) 
     let dispatcher = Dispatcher::new(
         rec.clone(),
         BTreeMap::new(),
+        Arc::new(
+            herald_channels::webhook::WebhookClient::new(Vec::new(), Duration::from_secs(5))
+                .unwrap(),
+        ),
         clock,
         Arc::new(SeededEntropy::new(7)),
         DeliverySettings {

@@ -6,6 +6,7 @@
 use futures::future::BoxFuture;
 
 use crate::smtp::{OutgoingEmail, SendError, SmtpClient};
+use crate::webhook::WebhookClient;
 
 /// Sends one email once. Implementations never retry on their own.
 pub trait EmailTransport: Send + Sync + 'static {
@@ -53,5 +54,47 @@ impl EmailTransport for OutboxTransport {
             let seq = self.outbox.append(&msg)?;
             Ok(format!("250 stored in the dev outbox as #{seq}"))
         })
+    }
+}
+
+/// One signed POST to a webhook (the custom channel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingWebhook {
+    pub message_id: String,
+    pub app_id: String,
+    pub url: String,
+    /// The JSON body.
+    pub body: Vec<u8>,
+    /// The app's signing key.
+    pub secret: String,
+}
+
+/// Delivers webhook POSTs once each. Implementations never retry.
+pub trait WebhookTransport: Send + Sync + 'static {
+    fn kind(&self) -> &'static str;
+    /// Answers the receiver's HTTP status (2xx).
+    fn post<'a>(
+        &'a self,
+        hook: &'a OutgoingWebhook,
+        now_unix_secs: i64,
+    ) -> BoxFuture<'a, Result<u16, SendError>>;
+}
+
+impl WebhookTransport for WebhookClient {
+    fn kind(&self) -> &'static str {
+        "http"
+    }
+
+    fn post<'a>(
+        &'a self,
+        hook: &'a OutgoingWebhook,
+        now_unix_secs: i64,
+    ) -> BoxFuture<'a, Result<u16, SendError>> {
+        Box::pin(self.post_signed(
+            &hook.url,
+            hook.body.clone(),
+            now_unix_secs,
+            hook.secret.as_bytes(),
+        ))
     }
 }

@@ -45,20 +45,32 @@ impl WebhookClient {
         Ok(Self { http, secret })
     }
 
-    /// POSTs `body` (JSON) to `url`, signed at `now_unix_secs`; answers the
-    /// response status.
+    /// POSTs `body` (JSON) to `url`, signed at `now_unix_secs` with the
+    /// client's secret; answers the response status.
     pub async fn post(
         &self,
         url: &str,
         body: Vec<u8>,
         now_unix_secs: i64,
     ) -> Result<u16, SendError> {
+        self.post_signed(url, body, now_unix_secs, &self.secret)
+            .await
+    }
+
+    /// As [`WebhookClient::post`], signed with `secret` (a per-app key).
+    pub async fn post_signed(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        now_unix_secs: i64,
+        secret: &[u8],
+    ) -> Result<u16, SendError> {
         if !url.starts_with("http://") {
             return Err(SendError::Invalid(format!(
                 "webhook URL {url:?}: only http:// is supported for now"
             )));
         }
-        let sig = signature(&self.secret, now_unix_secs, &body);
+        let sig = signature(secret, now_unix_secs, &body);
         let resp = self
             .http
             .post(url)

@@ -65,9 +65,101 @@ pub fn email_summary(ch: &EmailChannelResponse) -> ChannelResponse {
     }
 }
 
+/// herald's custom channel (`/herald/v1/apps/{app}/channels/custom`): where
+/// direct sends to `CUSTOM` recipients are POSTed. Pinpoint names a
+/// `CustomDeliveryConfiguration.DeliveryUri` per campaign or journey
+/// activity; direct sends have none, so the app keeps a default here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CustomChannelRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CustomChannelResponse {
+    pub application_id: String,
+    pub delivery_uri: String,
+    pub enabled: bool,
+    pub creation_date: String,
+    pub last_modified_date: String,
+    pub version: u32,
+    /// The key receivers check `X-Herald-Signature` with; filled in by the
+    /// service on reads, never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+}
+
+/// The custom channel after `req` is applied to `existing` (rules as for
+/// email: creation date kept, version + 1, enabled by default).
+pub fn custom_update(
+    existing: Option<&CustomChannelResponse>,
+    app_id: &str,
+    req: &CustomChannelRequest,
+    now_iso: &str,
+) -> CustomChannelResponse {
+    CustomChannelResponse {
+        application_id: app_id.to_owned(),
+        delivery_uri: req.delivery_uri.clone().unwrap_or_default(),
+        enabled: req.enabled.unwrap_or(true),
+        creation_date: existing
+            .map(|e| e.creation_date.clone())
+            .unwrap_or_else(|| now_iso.to_owned()),
+        last_modified_date: now_iso.to_owned(),
+        version: existing.map_or(0, |e| e.version).saturating_add(1),
+        signing_secret: None,
+    }
+}
+
+/// `DeliveryUri` must be an absolute `http://` URL (herald's webhook client
+/// has no TLS yet) of at most 2,048 characters.
+pub fn custom_channel_request(
+    req: &CustomChannelRequest,
+) -> Result<(), crate::validate::ValidationError> {
+    let bad = |m: &str| {
+        Err(crate::validate::ValidationError(format!(
+            "DeliveryUri: {m}"
+        )))
+    };
+    match req.delivery_uri.as_deref() {
+        None | Some("") => bad("required"),
+        Some(u) if u.len() > 2048 => bad("at most 2048 characters"),
+        Some(u) if u.starts_with("https://") => bad(
+            "https:// is not supported yet; use http:// (e.g. to a local TLS-terminating proxy)",
+        ),
+        Some(u) if !u.starts_with("http://") || u.len() <= "http://".len() => {
+            bad("must be an http:// URL")
+        }
+        Some(u) if u.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            bad("must not contain spaces or control characters")
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn custom_channels_need_an_http_uri() {
+        let r = |u: &str| CustomChannelRequest {
+            delivery_uri: Some(u.into()),
+            enabled: None,
+        };
+        assert!(custom_channel_request(&r("http://127.0.0.1:9000/hook")).is_ok());
+        for bad in ["", "https://x", "ftp://x", "http://", "http://a b"] {
+            assert!(custom_channel_request(&r(bad)).is_err(), "{bad}");
+        }
+        let first = custom_update(None, "app", &r("http://a/"), "T1");
+        let second = custom_update(Some(&first), "app", &r("http://b/"), "T2");
+        assert_eq!((first.version, second.version), (1, 2));
+        assert_eq!(second.creation_date, "T1");
+        assert!(second.enabled);
+    }
 
     fn req(from: &str) -> EmailChannelRequest {
         EmailChannelRequest {

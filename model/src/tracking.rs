@@ -76,6 +76,18 @@ fn push_part(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(s.as_bytes());
 }
 
+/// A key for one purpose and subject derived from the node's secret:
+/// hex(HMAC-SHA256(secret, purpose NUL subject)). Used to sign an app's
+/// webhooks without storing a per-app secret.
+pub fn derived_key(secret: &[u8], purpose: &str, subject: &str) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    m.update(purpose.as_bytes());
+    m.update(&[0]);
+    m.update(subject.as_bytes());
+    let out = m.finalize().into_bytes();
+    out.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Mints a token (see the module doc).
 pub fn token(
     secret: &[u8],

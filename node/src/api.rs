@@ -14,6 +14,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use herald_actors::Herald;
 use herald_channels::outbox::Outbox;
+use herald_model::channel::CustomChannelRequest;
 use herald_model::message::{MessageRequest, SendUsersMessageRequest};
 use herald_model::template::{
     CreateTemplateMessageBody, TemplateActiveVersionRequest, TemplateType,
@@ -95,6 +96,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/apps/{app}/messages", post(send_messages))
         .route("/v1/apps/{app}/users-messages", post(send_users_messages))
         .route("/herald/v1/outbox", get(list_outbox))
+        .route(
+            "/herald/v1/apps/{app}/channels/custom",
+            get(get_custom_channel)
+                .put(update_custom_channel)
+                .delete(delete_custom_channel),
+        )
         .route(
             "/herald/v1/apps/{app}/endpoints/{endpoint}/events",
             get(get_endpoint_events),
@@ -586,6 +593,25 @@ async fn send_users_messages(
     reply(
         StatusCode::OK,
         &st.herald.send_users_messages(&app, req, &rid).await?,
+    )
+}
+
+async fn get_custom_channel(State(st): St, Path(app): Path<String>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.custom_channel(&app).await?)
+}
+
+async fn update_custom_channel(State(st): St, Path(app): Path<String>, body: Bytes) -> ApiResult {
+    let req: CustomChannelRequest = json(&body)?;
+    reply(
+        StatusCode::OK,
+        &st.herald.update_custom_channel(&app, req).await?,
+    )
+}
+
+async fn delete_custom_channel(State(st): St, Path(app): Path<String>) -> ApiResult {
+    reply(
+        StatusCode::OK,
+        &st.herald.delete_custom_channel(&app).await?,
     )
 }
 

@@ -123,6 +123,8 @@ pub struct Delivery {
     pub smtp_connections_max: u64,
     /// Messages the dev outbox keeps.
     pub outbox_keep: u64,
+    /// Deadline of one custom-channel (webhook) POST.
+    pub webhook_timeout_ms: u64,
 }
 
 impl Default for Delivery {
@@ -136,6 +138,7 @@ impl Default for Delivery {
             retry_max_ms: 4_000,
             smtp_connections_max: 8,
             outbox_keep: 1_000,
+            webhook_timeout_ms: 10_000,
         }
     }
 }

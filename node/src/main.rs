@@ -31,6 +31,7 @@ use herald_channels::outbox::Outbox;
 use herald_channels::pacing::Backoff;
 use herald_channels::smtp::{SmtpClient, SmtpConfig};
 use herald_channels::transport::{EmailTransport, OutboxTransport};
+use herald_channels::webhook::WebhookClient;
 use herald_cluster::{HostConfig, LocalTransport};
 use herald_storage::RocksEngine;
 use tracing_subscriber::EnvFilter;
@@ -226,9 +227,16 @@ fn delivery(cfg: &Config) -> anyhow::Result<(Arc<Dispatcher>, Option<Arc<Outbox>
         },
     };
     let seed = rand::random::<u64>();
+    // Each POST is bounded by the timeout; the per-app key is passed per call.
+    let webhooks = WebhookClient::new(
+        Vec::new(),
+        Duration::from_millis(d.webhook_timeout_ms.max(1)),
+    )
+    .map_err(|e| anyhow::anyhow!("webhook client: {e}"))?;
     let dispatcher = Dispatcher::new(
         default,
         per_app,
+        Arc::new(webhooks),
         Arc::new(SystemClock),
         Arc::new(SeededEntropy::new(seed)),
         settings,

@@ -392,6 +392,28 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             }
             Ok(CmdResult::Count(changed))
         }
+        Command::UpdateCustomChannel {
+            app_id,
+            request,
+            now_iso,
+        } => update_app(txn, app_id, |a| {
+            a.custom_channel = Some(herald_model::channel::custom_update(
+                a.custom_channel.as_ref(),
+                app_id,
+                request,
+                now_iso,
+            ));
+        }),
+        Command::DeleteCustomChannel { app_id } => {
+            let app: Option<AppRecord> = txn.get_json("app", &keys::app(app_id))?;
+            match app {
+                Some(a) if a.custom_channel.is_some() && !a.deleting => {
+                    update_app(txn, app_id, |a| a.custom_channel = None)?;
+                    Ok(CmdResult::App(Some(Box::new(a))))
+                }
+                _ => Ok(CmdResult::App(None)),
+            }
+        }
         Command::PutTemplate {
             kind,
             name,

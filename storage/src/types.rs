@@ -43,6 +43,9 @@ pub struct AppRecord {
     /// The email channel, once configured.
     #[serde(default)]
     pub email_channel: Option<EmailChannelResponse>,
+    /// herald's custom (webhook) channel for direct sends, once configured.
+    #[serde(default)]
+    pub custom_channel: Option<herald_model::channel::CustomChannelResponse>,
     /// Set while the app's data is being purged from the shards; a deleting
     /// app is invisible to the API.
     pub deleting: bool,
@@ -203,6 +206,14 @@ pub enum Command {
     DeleteEmailChannel {
         app_id: String,
     },
+    UpdateCustomChannel {
+        app_id: String,
+        request: herald_model::channel::CustomChannelRequest,
+        now_iso: String,
+    },
+    DeleteCustomChannel {
+        app_id: String,
+    },
     PutTemplate {
         kind: String,
         name: String,
@@ -309,6 +320,8 @@ impl Command {
                 | Command::UntagApp { .. }
                 | Command::UpdateEmailChannel { .. }
                 | Command::DeleteEmailChannel { .. }
+                | Command::UpdateCustomChannel { .. }
+                | Command::DeleteCustomChannel { .. }
                 | Command::PutTemplate { .. }
                 | Command::SetTemplateActiveVersion { .. }
                 | Command::DeleteTemplate { .. }

@@ -318,3 +318,100 @@ def test_without_smtp_mail_lands_in_the_dev_outbox(pp, app_id, herald_server):
     assert mine[0]["Subject"] == "Outbox!"
     assert mine[0]["MessageId"] == r["MessageId"]
     assert mine[0]["ApplicationId"] == app_id
+
+
+class _Receiver:
+    """A webhook receiver on loopback that records each POST; answers the
+    status queued for it (default 200)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.posts = []
+        self.statuses = []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["content-length"]))
+                outer.posts.append((self.path, self.headers, body))
+                status = outer.statuses.pop(0) if outer.statuses else 200
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_custom_channel_posts_signed_json_to_the_webhook(mpp, mail_app, mail_server):
+    import hashlib
+    import hmac
+    import json
+
+    rx = _Receiver()
+    try:
+        path = f"/herald/v1/apps/{mail_app}/channels/custom"
+        resp = signed_request(mail_server.url, "PUT", path, {"DeliveryUri": f"http://127.0.0.1:{rx.port}/hook"})
+        assert resp.status_code == 200, resp.text
+        ch = resp.json()
+        secret = ch["SigningSecret"]
+        assert ch["Version"] == 1 and ch["Enabled"] is True
+        assert signed_request(mail_server.url, "GET", path).json()["SigningSecret"] == secret
+        bad = signed_request(mail_server.url, "PUT", path, {"DeliveryUri": "ftp://x"})
+        assert bad.status_code == 400
+
+        mpp.update_endpoint(ApplicationId=mail_app, EndpointId="ep-hook",
+                            EndpointRequest={"ChannelType": "CUSTOM", "Address": "slack:U123",
+                                             "User": {"UserId": "u-hook"}})
+        rx.statuses = [503]  # a temporary failure first: retried
+        r = mpp.send_messages(
+            ApplicationId=mail_app,
+            MessageRequest={
+                "Endpoints": {"ep-hook": {"Substitutions": {"Item": ["book"]}}},
+                "MessageConfiguration": {"DefaultMessage": {"Body": "{{User.UserId}} bought a {{Item}}"}},
+                "Context": {"campaign": "c1"},
+            },
+        )["MessageResponse"]["EndpointResult"]["ep-hook"]
+        assert r["DeliveryStatus"] == "SUCCESSFUL", r
+        assert len(rx.posts) == 2, "one refused with 503, then delivered"
+        pth, headers, body = rx.posts[-1]
+        assert pth == "/hook"
+        ts = headers["X-Herald-Timestamp"]
+        want = "v1=" + hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+        assert headers["X-Herald-Signature"] == want
+        doc = json.loads(body)
+        assert doc["ApplicationId"] == mail_app
+        assert doc["MessageId"] == r["MessageId"]
+        assert doc["EndpointId"] == "ep-hook"
+        assert doc["Address"] == "slack:U123"
+        assert doc["Message"]["Body"] == "u-hook bought a book"
+        assert doc["Context"] == {"campaign": "c1"}
+        events = events_of(mail_server, mail_app, "ep-hook")
+        assert "_custom.send" in events and "_custom.delivered" in events
+
+        # A receiver that refuses for good: PERMANENT_FAILURE, no retry.
+        rx.statuses = [410]
+        n = len(rx.posts)
+        r = mpp.send_messages(
+            ApplicationId=mail_app,
+            MessageRequest={"Endpoints": {"ep-hook": {}},
+                            "MessageConfiguration": {"DefaultMessage": {"Body": "x"}}},
+        )["MessageResponse"]["EndpointResult"]["ep-hook"]
+        assert r["DeliveryStatus"] == "PERMANENT_FAILURE" and r["StatusCode"] == 410, r
+        assert len(rx.posts) == n + 1
+        assert mpp.get_endpoint(ApplicationId=mail_app, EndpointId="ep-hook")["EndpointResponse"]["EndpointStatus"] == "ACTIVE"
+        assert signed_request(mail_server.url, "DELETE", path).status_code == 200
+        assert signed_request(mail_server.url, "GET", path).status_code == 404
+    finally:
+        rx.close()
