@@ -87,6 +87,10 @@ impl Admission {
 pub enum AdmitError {
     #[error("the send queue of this node is full ({queue_max} messages); retry later")]
     Full { queue_max: usize },
+    #[error(
+        "{n} messages in one request are more than this node's send queue holds ({queue_max})"
+    )]
+    TooLarge { n: usize, queue_max: usize },
 }
 
 /// One message for a transport.
@@ -191,9 +195,13 @@ impl Dispatcher {
                 permits: Vec::new(),
             });
         }
-        let n32 = u32::try_from(n).map_err(|_| full())?;
+        let too_large = || AdmitError::TooLarge {
+            n,
+            queue_max: self.shared.settings.queue_max,
+        };
+        let n32 = u32::try_from(n).map_err(|_| too_large())?;
         if n > self.shared.settings.queue_max {
-            return Err(full());
+            return Err(too_large());
         }
         let all = tokio::time::timeout(
             self.shared.settings.admit_timeout,
@@ -406,9 +414,54 @@ impl Actor for ChannelActor {
     }
 }
 
-/// Whether a permanent SMTP reply refuses the recipient itself.
-fn is_hard_bounce(channel: &str, code: u16) -> bool {
-    channel == "EMAIL" && matches!(code, 550 | 551 | 553)
+/// Whether a permanent SMTP reply refuses the recipient itself: 550, 551
+/// or 553, and, when the server gives an enhanced status code (RFC 3463),
+/// a 5.1.x one (bad destination mailbox). `553 5.7.1` (sender refused) or
+/// `550 5.7.1` (content refused) are not the recipient's fault.
+fn is_hard_bounce(channel: &str, code: u16, message: &str) -> bool {
+    if channel != "EMAIL" || !matches!(code, 550 | 551 | 553) {
+        return false;
+    }
+    let enhanced = message.split_whitespace().find(|w| {
+        let mut p = w.split('.');
+        matches!(
+            (p.next(), p.next(), p.next(), p.next()),
+            (Some(a), Some(b), Some(c), None)
+                if a.len() == 1 && !b.is_empty() && !c.is_empty()
+                    && [a, b, c].iter().all(|x| x.chars().all(|ch| ch.is_ascii_digit()))
+        )
+    });
+    match enhanced {
+        Some(e) => e.starts_with("5.1."),
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_hard_bounce;
+
+    #[test]
+    fn only_recipient_refusals_are_hard_bounces() {
+        assert!(is_hard_bounce(
+            "EMAIL",
+            550,
+            "permanent error (550): 5.1.1 no such user"
+        ));
+        assert!(is_hard_bounce("EMAIL", 550, "no such user"));
+        assert!(!is_hard_bounce(
+            "EMAIL",
+            553,
+            "5.7.1 Sender address rejected"
+        ));
+        assert!(!is_hard_bounce(
+            "EMAIL",
+            550,
+            "5.7.1 message content rejected"
+        ));
+        assert!(!is_hard_bounce("EMAIL", 554, "5.1.1 x"));
+        assert!(!is_hard_bounce("CUSTOM", 550, "x"));
+    }
 }
 
 async fn send_with_retries(
@@ -462,7 +515,7 @@ async fn send_with_retries(
             ),
             SendError::Permanent { code, message } => (
                 Outcome::new(DeliveryStatus::PermanentFailure, *code, message.clone()),
-                is_hard_bounce(channel, *code),
+                is_hard_bounce(channel, *code, message),
             ),
             SendError::Invalid(m) => (
                 Outcome::new(DeliveryStatus::PermanentFailure, 400, m.clone()),

@@ -18,6 +18,7 @@
 //! request reports them as UNKNOWN_FAILURE instead of sending twice.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use futures::future::join_all;
 use herald_channels::smtp::OutgoingEmail;
@@ -131,6 +132,11 @@ impl Recipients {
     }
 }
 
+/// The client's TraceId inside a request key (see [`RequestKeys`]).
+fn trace_of(key: &str) -> Option<&str> {
+    key.strip_prefix("t:")
+}
+
 /// The documented JSON body of a custom-channel POST (README, "Custom
 /// channel"): one recipient per request.
 fn webhook_job(
@@ -160,7 +166,7 @@ fn webhook_job(
     let json = serde_json::json!({
         "ApplicationId": app_id,
         "MessageId": message_id,
-        "TraceId": key,
+        "TraceId": trace_of(key),
         "ChannelType": "CUSTOM",
         "Address": address,
         "EndpointId": endpoint.and_then(|e| e.id.clone()),
@@ -193,14 +199,63 @@ fn substitutions_of(cfg_subs: Option<&Substitutions>, base: &Substitutions) -> S
     message::merged_substitutions(&[Some(base), cfg_subs])
 }
 
+/// Identifies one request across client retries: its `TraceId`, else the
+/// SDK's invocation id (the same on every retry of one call), else the
+/// request id (no retry recognised).
+#[derive(Debug, Clone, Default)]
+pub struct RequestKeys {
+    pub request_id: String,
+    pub invocation_id: Option<String>,
+}
+
+impl RequestKeys {
+    fn key(&self, trace_id: Option<&String>) -> String {
+        match (trace_id, &self.invocation_id) {
+            (Some(t), _) => format!("t:{t}"),
+            (None, Some(i)) => format!("i:{i}"),
+            (None, None) => format!("r:{}", self.request_id),
+        }
+    }
+}
+
 impl<E: KvEngine> Herald<E> {
-    /// `SendMessages`.
+    /// `SendMessages`. Runs detached from the caller: a client that hangs
+    /// up does not stop the sends of its request halfway, and their
+    /// outcomes are still recorded.
     pub async fn send_messages(
+        self: &Arc<Self>,
+        app_id: &str,
+        req: MessageRequest,
+        keys: RequestKeys,
+    ) -> Result<MessageResponse> {
+        let this = self.clone();
+        let app_id = app_id.to_owned();
+        tokio::spawn(async move { this.send_messages_now(&app_id, req, keys).await })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("the send task failed: {e}")))?
+    }
+
+    /// `SendUsersMessages`, detached as [`Herald::send_messages`].
+    pub async fn send_users_messages(
+        self: &Arc<Self>,
+        app_id: &str,
+        req: SendUsersMessageRequest,
+        keys: RequestKeys,
+    ) -> Result<SendUsersMessageResponse> {
+        let this = self.clone();
+        let app_id = app_id.to_owned();
+        tokio::spawn(async move { this.send_users_messages_now(&app_id, req, keys).await })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("the send task failed: {e}")))?
+    }
+
+    async fn send_messages_now(
         &self,
         app_id: &str,
         req: MessageRequest,
-        request_id: &str,
+        keys: RequestKeys,
     ) -> Result<MessageResponse> {
+        let request_id = keys.request_id.as_str();
         let app = self.app(app_id).await?;
         validate::message_request(&req, &self.cfg.limits)?;
         let dm = req.message_configuration.clone().unwrap_or_default();
@@ -210,10 +265,7 @@ impl<E: KvEngine> Herald<E> {
                 .await?,
             custom: self.custom_plan(&app, &dm, req.context.as_ref()),
         };
-        let key = req
-            .trace_id
-            .clone()
-            .unwrap_or_else(|| request_id.to_owned());
+        let key = keys.key(req.trace_id.as_ref());
         let mut r = Recipients::new();
         for (address, cfg) in req.addresses.iter().flatten() {
             let slot = r.push(Slot::Address(address.clone()), None);
@@ -279,12 +331,13 @@ impl<E: KvEngine> Herald<E> {
     }
 
     /// `SendUsersMessages`: every endpoint of each user.
-    pub async fn send_users_messages(
+    async fn send_users_messages_now(
         &self,
         app_id: &str,
         req: SendUsersMessageRequest,
-        request_id: &str,
+        keys: RequestKeys,
     ) -> Result<SendUsersMessageResponse> {
+        let request_id = keys.request_id.as_str();
         let app = self.app(app_id).await?;
         validate::send_users_message_request(&req, &self.cfg.limits)?;
         let dm = req.message_configuration.clone().unwrap_or_default();
@@ -294,10 +347,7 @@ impl<E: KvEngine> Herald<E> {
                 .await?,
             custom: self.custom_plan(&app, &dm, req.context.as_ref()),
         };
-        let key = req
-            .trace_id
-            .clone()
-            .unwrap_or_else(|| request_id.to_owned());
+        let key = keys.key(req.trace_id.as_ref());
         let mut r = Recipients::new();
         let mut users_without_endpoints = Vec::new();
         for (user_id, cfg) in req.users.iter().flatten() {
@@ -742,10 +792,12 @@ impl<E: KvEngine> Herald<E> {
             return Ok(());
         }
         let dispatcher = self.dispatcher()?;
-        let admission = dispatcher
-            .admit(planned.len())
-            .await
-            .map_err(|e| ServiceError::TooManyRequests(e.to_string()))?;
+        let admission = dispatcher.admit(planned.len()).await.map_err(|e| match e {
+            crate::delivery::AdmitError::Full { .. } => {
+                ServiceError::TooManyRequests(e.to_string())
+            }
+            crate::delivery::AdmitError::TooLarge { .. } => ServiceError::BadRequest(e.to_string()),
+        })?;
         let ledger = self.host.group_of(&app.id, &send_shard_key(key));
         let intents: Vec<SendIntent> = planned
             .iter()
@@ -774,6 +826,7 @@ impl<E: KvEngine> Herald<E> {
                 Command::RecordSendIntents {
                     app_id: app.id.clone(),
                     at_ms: now_ms,
+                    dedup_window_ms: self.cfg.send_dedup_window_ms,
                     intents,
                 },
             )
@@ -806,7 +859,7 @@ impl<E: KvEngine> Herald<E> {
                         DeliveryStatus::UnknownFailure,
                         409,
                         format!(
-                            "an earlier request with TraceId {key} took this message and has not recorded its outcome; it is not sent again"
+                            "an earlier attempt of this request ({key}) took this message and has not recorded its outcome; it is not sent again"
                         ),
                     ),
                     Some(p.message_id),
@@ -927,7 +980,9 @@ impl<E: KvEngine> Herald<E> {
                             attributes.insert("destination".to_owned(), w.url.clone());
                         }
                     }
-                    attributes.insert("trace_id".to_owned(), key.to_owned());
+                    if let Some(t) = trace_of(key) {
+                        attributes.insert("trace_id".to_owned(), t.to_owned());
+                    }
                     attributes.insert(
                         "delivery_status".to_owned(),
                         d.outcome.status.as_str().to_owned(),
@@ -994,9 +1049,11 @@ impl<E: KvEngine> Herald<E> {
     /// records the event on the endpoint (and, for an unsubscribe, its
     /// OptOut). Answers what the token names; a forged or foreign token is
     /// NotFound and records nothing.
-    pub async fn record_tracking(&self, token: &str) -> Result<Tracked> {
+    pub async fn record_tracking(&self, token: &str, kind: TrackKind) -> Result<Tracked> {
         let unknown = || ServiceError::NotFound("unknown or expired tracking link".into());
-        let t = tracking::verify(&self.cfg.tracking.secret, token).ok_or_else(unknown)?;
+        let t = tracking::verify(&self.cfg.tracking.secret, token)
+            .filter(|t| t.kind == kind)
+            .ok_or_else(unknown)?;
         self.app(&t.app_id).await.map_err(|_| unknown())?;
         let g = self.host.group_of(&t.app_id, &t.endpoint_id);
         let now_ms = self.clock.now_ms();

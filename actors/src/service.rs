@@ -77,6 +77,9 @@ pub struct ServiceConfig {
     pub account: String,
     pub session_idle_timeout_ms: i64,
     pub tracking: TrackingConfig,
+    /// A direct send repeated with the same TraceId within this window is a
+    /// retry and is not sent again; later, it is a new send.
+    pub send_dedup_window_ms: i64,
 }
 
 impl Default for ServiceConfig {
@@ -86,6 +89,7 @@ impl Default for ServiceConfig {
             account: "000000000000".into(),
             session_idle_timeout_ms: 30 * 60 * 1000,
             tracking: TrackingConfig::default(),
+            send_dedup_window_ms: 24 * 60 * 60 * 1000,
         }
     }
 }

@@ -299,8 +299,17 @@ impl<E: KvEngine> Herald<E> {
         name: &str,
         req: tpl::TemplateActiveVersionRequest,
     ) -> Result<()> {
-        tpl::template_active_version_request(&req)?;
-        let version = version_param(req.version.as_deref())?.unwrap_or(1);
+        let version = if req.version.as_deref() == Some("latest") {
+            self.host.read_barrier(META_GROUP).await?;
+            self.host
+                .reader()
+                .template(kind.as_str(), name)?
+                .ok_or_else(|| not_found(kind, name))?
+                .latest
+        } else {
+            tpl::template_active_version_request(&req)?;
+            version_param(req.version.as_deref())?.unwrap_or(1)
+        };
         let cmd = Command::SetTemplateActiveVersion {
             kind: kind.as_str().into(),
             name: name.into(),
@@ -343,12 +352,18 @@ impl<E: KvEngine> Herald<E> {
             .filter(|h| prefix.is_none_or(|p| h.name.starts_with(p)))
             .collect();
         heads.sort_by(|a, b| (&a.name, &a.kind).cmp(&(&b.name, &b.kind)));
+        // The token is `name/TYPE` of the last item; names never contain '/'.
         let start = match token {
             None => 0,
-            Some(t) => heads
-                .iter()
-                .position(|h| format!("{}/{}", h.name, h.kind).as_str() > t)
-                .unwrap_or(heads.len()),
+            Some(t) => {
+                let (name, kind) = t
+                    .rsplit_once('/')
+                    .ok_or_else(|| ServiceError::BadRequest(format!("invalid next-token {t:?}")))?;
+                heads
+                    .iter()
+                    .position(|h| (h.name.as_str(), h.kind.as_str()) > (name, kind))
+                    .unwrap_or(heads.len())
+            }
         };
         let page: Vec<&TemplateHead> = heads.iter().skip(start).take(size).collect();
         let next_token = (start + page.len() < heads.len())

@@ -11,8 +11,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use herald_actors::clock::ManualClock;
 use herald_actors::delivery::{DeliverySettings, Dispatcher};
+use herald_actors::sends::RequestKeys;
 use herald_actors::shard::ShardSettings;
-use herald_actors::{Runtime, SeededEntropy, ServiceConfig, ServiceError};
+use herald_actors::{Clock, Runtime, SeededEntropy, ServiceConfig, ServiceError};
 use herald_channels::pacing::Backoff;
 use herald_channels::smtp::{OutgoingEmail, SendError};
 use herald_channels::transport::EmailTransport;
@@ -97,7 +98,16 @@ impl EmailTransport for Recorder {
     }
 }
 
-async fn start(queue_max: usize) -> (Runtime<MemEngine>, Arc<Recorder>, String) {
+fn keys(request_id: &str) -> RequestKeys {
+    RequestKeys {
+        request_id: request_id.to_owned(),
+        invocation_id: None,
+    }
+}
+
+async fn start_with_clock(
+    queue_max: usize,
+) -> (Runtime<MemEngine>, Arc<Recorder>, String, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(1_764_410_400_000));
     let host = HostConfig {
         shards: 4,
@@ -127,7 +137,7 @@ async fn start(queue_max: usize) -> (Runtime<MemEngine>, Arc<Recorder>, String) 
             herald_channels::webhook::WebhookClient::new(Vec::new(), Duration::from_secs(5))
                 .unwrap(),
         ),
-        clock,
+        clock.clone(),
         Arc::new(SeededEntropy::new(7)),
         DeliverySettings {
             queue_max,
@@ -165,6 +175,11 @@ async fn start(queue_max: usize) -> (Runtime<MemEngine>, Arc<Recorder>, String) 
         )
         .await
         .unwrap();
+    (rt, rec, app, clock)
+}
+
+async fn start(queue_max: usize) -> (Runtime<MemEngine>, Arc<Recorder>, String) {
+    let (rt, rec, app, _) = start_with_clock(queue_max).await;
     (rt, rec, app)
 }
 
@@ -225,7 +240,7 @@ async fn outcomes_follow_the_transport_and_retries_are_bounded() {
     ];
     let resp = rt
         .herald
-        .send_messages(&app, request(&addrs, None), "req-1")
+        .send_messages(&app, request(&addrs, None), keys("req-1"))
         .await
         .unwrap();
     let result = resp.result.unwrap();
@@ -260,14 +275,14 @@ async fn the_same_trace_id_never_sends_twice_even_after_an_unknown_outcome() {
     let req = request(&["a@x.org", "lost@x.org"], Some("trace-1"));
     let first = rt
         .herald
-        .send_messages(&app, req.clone(), "r1")
+        .send_messages(&app, req.clone(), keys("r1"))
         .await
         .unwrap()
         .result
         .unwrap();
     let second = rt
         .herald
-        .send_messages(&app, req, "r2")
+        .send_messages(&app, req, keys("r2"))
         .await
         .unwrap()
         .result
@@ -298,7 +313,11 @@ async fn a_full_queue_refuses_a_request_whole() {
     let app2 = app.clone();
     let stalled = tokio::spawn(async move {
         herald
-            .send_messages(&app2, request(&["slow@x.org", "slow2@x.org"], None), "r1")
+            .send_messages(
+                &app2,
+                request(&["slow@x.org", "slow2@x.org"], None),
+                keys("r1"),
+            )
             .await
     });
     for _ in 0..200 {
@@ -311,7 +330,7 @@ async fn a_full_queue_refuses_a_request_whole() {
     // 2 of 3 places are taken: a request for 2 more waits, then is refused.
     let refused = rt
         .herald
-        .send_messages(&app, request(&["b@x.org", "c@x.org"], None), "r2")
+        .send_messages(&app, request(&["b@x.org", "c@x.org"], None), keys("r2"))
         .await;
     assert!(
         matches!(refused, Err(ServiceError::TooManyRequests(_))),
@@ -327,11 +346,46 @@ async fn a_full_queue_refuses_a_request_whole() {
     // Room again.
     let ok = rt
         .herald
-        .send_messages(&app, request(&["b@x.org", "c@x.org"], None), "r3")
+        .send_messages(&app, request(&["b@x.org", "c@x.org"], None), keys("r3"))
         .await
         .unwrap()
         .result
         .unwrap();
     assert_eq!(ok["b@x.org"].delivery_status, "SUCCESSFUL");
+    rt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_id_reused_a_day_later_is_a_new_send() {
+    let (rt, rec, app, clock) = start_with_clock(100).await;
+    let req = request(&["daily@x.org"], Some("daily-digest"));
+    rt.herald
+        .send_messages(&app, req.clone(), keys("r1"))
+        .await
+        .unwrap();
+    clock.set(clock.now_ms() + 60 * 60 * 1000);
+    rt.herald
+        .send_messages(&app, req.clone(), keys("r2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        rec.attempts.lock().unwrap()["daily@x.org"],
+        1,
+        "a retry within the window"
+    );
+    clock.set(clock.now_ms() + 24 * 60 * 60 * 1000);
+    let later = rt
+        .herald
+        .send_messages(&app, req, keys("r3"))
+        .await
+        .unwrap()
+        .result
+        .unwrap();
+    assert_eq!(later["daily@x.org"].delivery_status, "SUCCESSFUL");
+    assert_eq!(
+        rec.attempts.lock().unwrap()["daily@x.org"],
+        2,
+        "a new send after the window"
+    );
     rt.shutdown().await;
 }

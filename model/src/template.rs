@@ -1180,6 +1180,7 @@ fn headers_ok(headers: &[MessageHeader]) -> Res {
         if !name.bytes().all(|b| (33..=126).contains(&b) && b != b':') {
             return Err(err(&path, "must be printable ASCII without spaces or ':'"));
         }
+        crate::validate::custom_header_name(&path, name)?;
         let path = format!("Headers[{i}].Value");
         let value = h.value.as_deref().ok_or_else(|| err(&path, "required"))?;
         at_most(&path, Some(value), HEADER_VALUE_CHARS_MAX)?;

@@ -152,41 +152,70 @@ pub fn verify(secret: &[u8], token: &str) -> Option<Tracked> {
     })
 }
 
-/// Replaces the target of every `href="http(s)://..."` (double or single
-/// quoted, any case) with `wrap(target)`. Other links (`mailto:`, anchors,
-/// unquoted attributes) are left alone.
+/// Replaces the target of the `href` of every `<a>` and `<area>` tag whose
+/// value is quoted and starts with `http://` or `https://` with
+/// `wrap(target)`. Other links (`mailto:`, anchors, `<link>` stylesheets,
+/// `<base>`, unquoted values) are left alone.
 pub fn rewrite_links(html: &str, mut wrap: impl FnMut(&str) -> String) -> String {
     let lower = html.to_ascii_lowercase();
+    let bytes = html.as_bytes();
     let mut out = String::with_capacity(html.len() + 256);
-    let mut pos = 0;
-    while let Some(found) = lower[pos..].find("href=") {
-        let attr = pos + found + "href=".len();
-        let Some(quote) = html[attr..]
-            .chars()
-            .next()
-            .filter(|c| *c == '"' || *c == '\'')
-        else {
-            out.push_str(&html[pos..attr]);
-            pos = attr;
+    let mut pos = 0; // copied up to here
+    let mut search = 0;
+    while let Some(found) = lower[search..].find("href") {
+        let at = search + found;
+        search = at + 4;
+        // An attribute name: preceded by whitespace, inside an <a> or <area> tag.
+        if at == 0 || !bytes[at - 1].is_ascii_whitespace() || !in_link_tag(&lower[..at]) {
+            continue;
+        }
+        let mut i = at + 4;
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= bytes.len() || bytes[i] != b'=' {
+            continue;
+        }
+        i += 1;
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let Some(&quote) = bytes.get(i).filter(|q| **q == b'"' || **q == b'\'') else {
             continue;
         };
-        let start = attr + 1;
-        let Some(len) = html[start..].find(quote) else {
+        let start = i + 1;
+        let Some(len) = html[start..].find(quote as char) else {
             break;
         };
         let target = &html[start..start + len];
-        out.push_str(&html[pos..start]);
         let t = target.trim_start().to_ascii_lowercase();
         if t.starts_with("http://") || t.starts_with("https://") {
+            out.push_str(&html[pos..start]);
             let unescaped = target.replace("&amp;", "&");
             out.push_str(&escape_attr(&wrap(&unescaped)));
-        } else {
-            out.push_str(target);
+            pos = start + len;
         }
-        pos = start + len;
+        search = start + len;
     }
     out.push_str(&html[pos..]);
     out
+}
+
+/// Whether the text before a position ends inside an open `<a ...` or
+/// `<area ...` tag (`before` is lower-cased).
+fn in_link_tag(before: &str) -> bool {
+    let Some(lt) = before.rfind('<') else {
+        return false;
+    };
+    if before[lt..].contains('>') {
+        return false;
+    }
+    let tag = &before[lt + 1..];
+    let name: String = tag
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    name == "a" || name == "area"
 }
 
 fn escape_attr(s: &str) -> String {
@@ -247,12 +276,19 @@ mod tests {
 
     #[test]
     fn links_are_wrapped_and_others_left_alone() {
-        let html = r##"<a HREF="https://a.org/x?y=1&amp;z=2">A</a> <a href='mailto:x@y'>m</a> <a href="#top">t</a> <a href='http://b.org'>B</a>"##;
+        let html = r##"<a HREF="https://a.org/x?y=1&amp;z=2">A</a> <a href='mailto:x@y'>m</a> <a href="#top">t</a> <a class="x" href = 'http://b.org'>B</a>"##;
         let out = rewrite_links(html, |u| format!("https://t/{}", u.len()));
         assert!(out.contains(r#"HREF="https://t/23""#), "{out}");
         assert!(out.contains("href='mailto:x@y'"));
         assert!(out.contains(r##"href="#top""##));
-        assert!(out.contains("href='https://t/12'"), "{out}");
+        assert!(out.contains("href = 'https://t/12'"), "{out}");
+        // Not links a reader clicks: left alone.
+        let other = r#"<link rel="stylesheet" href="https://a.org/s.css"><base href="https://a.org/"><div data-href="https://a.org/d">x</div><area shape="rect" href="https://a.org/m">"#;
+        let out = rewrite_links(other, |_| "W".into());
+        assert!(out.contains(r#"href="https://a.org/s.css""#), "{out}");
+        assert!(out.contains(r#"<base href="https://a.org/">"#), "{out}");
+        assert!(out.contains(r#"data-href="https://a.org/d""#), "{out}");
+        assert!(out.contains(r#"<area shape="rect" href="W">"#), "{out}");
     }
 
     #[test]

@@ -885,6 +885,7 @@ fn direct_message(dm: Option<&DirectMessageConfiguration>, limits: &Limits) -> R
                 if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
                     return Err(err(&path, "Name must be printable ASCII without ':'"));
                 }
+                custom_header_name(&format!("{path}.Name"), name)?;
                 let value = h.value.as_deref().unwrap_or_default();
                 if value.chars().any(|c| c == '\r' || c == '\n') {
                     return Err(err(&path, "Value must not contain line breaks"));
@@ -904,6 +905,39 @@ fn direct_message(dm: Option<&DirectMessageConfiguration>, limits: &Limits) -> R
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// Headers herald sets itself or that decide where a message goes: a
+/// request may not set them (a `Bcc` header would add a recipient that the
+/// ledger and opt-outs never saw).
+pub const RESERVED_HEADERS: [&str; 14] = [
+    "to",
+    "cc",
+    "bcc",
+    "from",
+    "sender",
+    "reply-to",
+    "return-path",
+    "message-id",
+    "date",
+    "mime-version",
+    "subject",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "content-transfer-encoding",
+];
+
+/// A header a request or template may add (see [`RESERVED_HEADERS`];
+/// `Content-*` headers are refused too).
+pub fn custom_header_name(path: &str, name: &str) -> Res {
+    let lower = name.to_ascii_lowercase();
+    if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("content-") {
+        return Err(err(
+            path,
+            format!("{name} is set by herald (or by the message's own fields) and cannot be given as a header"),
+        ));
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
+use herald_actors::sends::RequestKeys;
 use herald_actors::Herald;
 use herald_channels::outbox::Outbox;
 use herald_model::channel::CustomChannelRequest;
@@ -570,16 +571,32 @@ async fn update_template_active_version(
     )
 }
 
+/// The keys that recognise a retried send: the request id, and the AWS
+/// SDKs' `amz-sdk-invocation-id`, which every retry of one call repeats.
+fn request_keys(rid: String, headers: &axum::http::HeaderMap) -> RequestKeys {
+    RequestKeys {
+        request_id: rid,
+        invocation_id: headers
+            .get("amz-sdk-invocation-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map(str::to_owned),
+    }
+}
+
 async fn send_messages(
     State(st): St,
     Path(app): Path<String>,
     Extension(RequestId(rid)): Extension<RequestId>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> ApiResult {
     let req: MessageRequest = json(&body)?;
     reply(
         StatusCode::OK,
-        &st.herald.send_messages(&app, req, &rid).await?,
+        &st.herald
+            .send_messages(&app, req, request_keys(rid, &headers))
+            .await?,
     )
 }
 
@@ -587,12 +604,15 @@ async fn send_users_messages(
     State(st): St,
     Path(app): Path<String>,
     Extension(RequestId(rid)): Extension<RequestId>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> ApiResult {
     let req: SendUsersMessageRequest = json(&body)?;
     reply(
         StatusCode::OK,
-        &st.herald.send_users_messages(&app, req, &rid).await?,
+        &st.herald
+            .send_users_messages(&app, req, request_keys(rid, &headers))
+            .await?,
     )
 }
 
@@ -685,10 +705,8 @@ const PIXEL: &[u8] = &[
 
 async fn track_open(State(st): St, Path(token): Path<String>) -> Response {
     // The pixel is served whatever happens: a mail client shows no errors.
-    match st.herald.record_tracking(&token).await {
-        Ok(t) if t.kind == TrackKind::Open => {}
-        Ok(_) => tracing::info!("a non-open token was used as an open pixel"),
-        Err(e) => tracing::info!(error = %e, "open pixel not recorded"),
+    if let Err(e) = st.herald.record_tracking(&token, TrackKind::Open).await {
+        tracing::info!(error = %e, "open pixel not recorded");
     }
     (
         [
@@ -701,7 +719,7 @@ async fn track_open(State(st): St, Path(token): Path<String>) -> Response {
 }
 
 async fn track_click(State(st): St, Path(token): Path<String>) -> ApiResult {
-    let t = st.herald.record_tracking(&token).await?;
+    let t = st.herald.record_tracking(&token, TrackKind::Click).await?;
     match (t.kind, t.url) {
         (TrackKind::Click, Some(url)) => Ok((
             StatusCode::FOUND,
@@ -733,13 +751,9 @@ fn html_escape(s: &str) -> String {
 }
 
 async fn unsubscribe_one_click(State(st): St, Path(token): Path<String>) -> ApiResult {
-    let t = st.herald.record_tracking(&token).await?;
-    if t.kind != TrackKind::Unsubscribe {
-        return Err(ApiError::new(
-            ErrorType::NotFound,
-            "not an unsubscribe link",
-        ));
-    }
+    st.herald
+        .record_tracking(&token, TrackKind::Unsubscribe)
+        .await?;
     Ok((
         StatusCode::OK,
         [("content-type", "text/html; charset=utf-8")],

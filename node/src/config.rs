@@ -69,7 +69,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HERALD_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
     /// Public base URL of this node for open, click and unsubscribe links
-    /// [default: http://<--http>].
+    /// (e.g. https://herald.example.com); without one, nothing is tracked.
     #[arg(long, env = "HERALD_PUBLIC_URL")]
     pub public_url: Option<String>,
 }
@@ -180,7 +180,8 @@ pub struct Config {
     pub limits: Limits,
     pub smtp_url: Option<String>,
     pub smtp_url_per_app: std::collections::BTreeMap<String, String>,
-    pub public_url: String,
+    /// Base of tracking links; no tracking without it.
+    pub public_url: Option<String>,
     pub delivery: Delivery,
     pub tracking: Tracking,
 }
@@ -231,11 +232,11 @@ impl Config {
         let public_url = args
             .public_url
             .or(file.public_url)
-            .unwrap_or_else(|| format!("http://{http}"))
-            .trim_end_matches('/')
-            .to_owned();
-        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-            anyhow::bail!("the public URL must start with http:// or https://, not {public_url}");
+            .map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(u) = &public_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                anyhow::bail!("the public URL must start with http:// or https://, not {u}");
+            }
         }
         Ok(Self {
             smtp_url,

@@ -121,12 +121,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         account: cfg.account_id.clone(),
         session_idle_timeout_ms: (cfg.session_idle_timeout_secs as i64).saturating_mul(1000),
         tracking: TrackingConfig {
-            base_url: Some(cfg.public_url.clone()),
+            base_url: cfg.public_url.clone(),
             secret: credentials::tracking_secret(&cfg.data_dir)?,
             opens: cfg.tracking.opens,
             clicks: cfg.tracking.clicks,
             list_unsubscribe_on_direct: cfg.tracking.list_unsubscribe_on_direct,
         },
+        ..ServiceConfig::default()
     };
     let shard_settings = ShardSettings {
         endpoint_actors_max: cfg.endpoint_actors_max,
@@ -143,6 +144,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     .await
     .context("starting the raft groups")?;
     tracing::info!(node_id = cfg.node_id, shards = runtime.host.shards(), data_dir = %cfg.data_dir.display(), "node started");
+    if cfg.public_url.is_none() {
+        tracing::info!(
+            "no public URL (--public-url): opens, clicks and one-click unsubscribe are not tracked"
+        );
+    }
     let (dispatcher, outbox) = delivery(&cfg)?;
     runtime.herald.set_dispatcher(dispatcher.clone());
 

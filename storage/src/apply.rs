@@ -541,12 +541,15 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
         Command::RecordSendIntents {
             app_id,
             at_ms,
+            dedup_window_ms,
             intents,
         } => {
             let mut before = Vec::with_capacity(intents.len());
             for i in intents {
                 let key = keys::send_ledger(group, app_id, &i.message_id);
-                let row: Option<LedgerRow> = txn.get_json("send_ledger", &key)?;
+                let row: Option<LedgerRow> = txn
+                    .get_json::<LedgerRow>("send_ledger", &key)?
+                    .filter(|r| r.intent_ms >= at_ms.saturating_sub(*dedup_window_ms));
                 if row.is_none() {
                     let fresh = LedgerRow {
                         recipient: i.recipient.clone(),

@@ -286,6 +286,10 @@ pub enum Command {
     RecordSendIntents {
         app_id: String,
         at_ms: i64,
+        /// A row older than this is a send of the past, not a retry: it
+        /// is replaced by the new intent.
+        #[serde(default)]
+        dedup_window_ms: i64,
         intents: Vec<SendIntent>,
     },
     /// Records outcomes of intents recorded before: (message id, outcome).

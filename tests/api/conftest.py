@@ -152,6 +152,7 @@ def mail_server(smtp, tmp_path_factory):
             "HERALD_DELIVERY_RETRY_MAX_MS": "100",
             "HERALD_DELIVERY_ATTEMPTS_MAX": "4",
             "HERALD_TRACKING_LIST_UNSUBSCRIBE_ON_DIRECT": "true",
+            "HERALD_PUBLIC_URL": "http://127.0.0.1:{port}",
         },
     )
     server.start()

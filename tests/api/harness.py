@@ -135,7 +135,8 @@ class HeraldServer:
                 "RUST_BACKTRACE": "1",
             }
         )
-        env.update(self.extra_env)
+        # `{port}` in a value is this start's HTTP port (e.g. HERALD_PUBLIC_URL).
+        env.update({k: v.replace("{port}", str(self.port)) for k, v in self.extra_env.items()})
         cmd = [
             str(binary),
             "serve",

@@ -261,6 +261,10 @@ def test_open_click_and_one_click_unsubscribe_are_tracked(mpp, mail_app, smtp, m
     unsub = m.message["List-Unsubscribe"].strip("<>")
     assert m.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert requests.get(unsub, timeout=10).status_code == 200  # a confirmation page only
+    # An unsubscribe token used as an open pixel or a click records nothing.
+    token = unsub.rsplit("/", 1)[1]
+    assert requests.get(f"{server.url}/herald/v1/t/o/{token}", timeout=10).status_code == 200
+    assert requests.get(f"{server.url}/herald/v1/t/c/{token}", allow_redirects=False, timeout=10).status_code == 404
     ep = mpp.get_endpoint(ApplicationId=mail_app, EndpointId="ep-track")["EndpointResponse"]
     assert ep.get("OptOut") != "ALL"
     r = requests.post(unsub, data="List-Unsubscribe=One-Click", timeout=10,
@@ -291,6 +295,11 @@ def test_requests_without_content_or_recipients_are_bad_requests(mpp, mail_app):
                  MessageRequest={"Addresses": {"a@example.org": {"ChannelType": "EMAIL"}}, "MessageConfiguration": simple()})
     expect_error(mpp.send_users_messages, "BadRequestException", 400, ApplicationId=mail_app,
                  SendUsersMessageRequest={"Users": {}, "MessageConfiguration": simple()})
+    # A header that would change where the message goes is refused.
+    err = expect_error(mpp.send_messages, "BadRequestException", 400, ApplicationId=mail_app,
+                       MessageRequest={"Addresses": {"a@example.org": {"ChannelType": "EMAIL"}},
+                                       "MessageConfiguration": simple(Headers=[{"Name": "Bcc", "Value": "x@evil.example"}])})
+    assert "Bcc" in err["Message"]
 
 
 def test_without_an_email_channel_email_recipients_fail(pp, app_id):
