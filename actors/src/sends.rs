@@ -1127,3 +1127,47 @@ impl<E: KvEngine> Herald<E> {
             .endpoint_events(g, app_id, endpoint_id, limit, 1_000_000)?)
     }
 }
+
+/// Sends left open per sweep at most.
+const OPEN_SENDS_PER_SWEEP: usize = 256;
+
+/// Resolves intents that never got an outcome (their node stopped between
+/// the transport call and the outcome, or a proposal was lost) and are
+/// older than `before_ms`: they are recorded as UNKNOWN_FAILURE, never sent
+/// again (DESIGN.md, "Sends happen once"). Answers how many.
+pub async fn resolve_open_sends<E: KvEngine>(
+    host: &herald_cluster::RaftHost<E>,
+    group: GroupId,
+    before_ms: i64,
+    now_ms: i64,
+) -> Result<u64> {
+    let open: Vec<(String, String, i64)> = host
+        .reader()
+        .open_sends(group, OPEN_SENDS_PER_SWEEP)?
+        .into_iter()
+        .filter(|(_, _, at)| *at < before_ms)
+        .collect();
+    let mut by_app: BTreeMap<String, Vec<(String, Outcome)>> = BTreeMap::new();
+    for (app, id, _) in open {
+        by_app.entry(app).or_default().push((
+            id,
+            Outcome::new(
+                DeliveryStatus::UnknownFailure,
+                500,
+                "the send was started but its outcome was never recorded (the node handling it stopped); it is not sent again",
+            ),
+        ));
+    }
+    let mut resolved = 0;
+    for (app_id, outcomes) in by_app {
+        let cmd = Command::RecordSendOutcomes {
+            app_id,
+            at_ms: now_ms,
+            outcomes,
+        };
+        if let CmdResult::Count(n) = host.propose(group, cmd).await? {
+            resolved += n;
+        }
+    }
+    Ok(resolved)
+}

@@ -32,6 +32,9 @@ pub struct ShardSettings {
     /// Address claims younger than this are left to the request that made
     /// them; older ones still pending are handed over by the sweep.
     pub claim_grace_ms: i64,
+    /// A send intent without an outcome after this long is resolved as
+    /// UNKNOWN_FAILURE by the sweep (longer than any send can take).
+    pub send_unresolved_ms: i64,
 }
 
 impl Default for ShardSettings {
@@ -42,6 +45,7 @@ impl Default for ShardSettings {
             endpoint_actors_max: 1024,
             endpoint_actor_idle_ms: 60_000,
             claim_grace_ms: 5_000,
+            send_unresolved_ms: 60 * 60 * 1000,
         }
     }
 }
@@ -290,7 +294,25 @@ impl<E: KvEngine> Actor for ShardActor<E> {
                     let group = st.args.group;
                     let flag = st.handing_over.clone();
                     let before_ms = now - st.args.settings.claim_grace_ms;
+                    let sends_before_ms = now - st.args.settings.send_unresolved_ms;
                     tokio::spawn(async move {
+                        match crate::sends::resolve_open_sends(&host, group, sends_before_ms, now)
+                            .await
+                        {
+                            Ok(0) => {}
+                            Ok(n) => {
+                                metrics::counter!("herald_sends_resolved_unknown_total")
+                                    .increment(n);
+                                tracing::warn!(
+                                    group,
+                                    sends = n,
+                                    "resolved sends left without outcome as UNKNOWN_FAILURE"
+                                )
+                            }
+                            Err(e) => {
+                                tracing::warn!(group, error = %e, "open sends not resolved")
+                            }
+                        }
                         match crate::addresses::finish_pending(&host, group, before_ms).await {
                             Ok(0) => {}
                             Ok(n) => {

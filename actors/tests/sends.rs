@@ -389,3 +389,94 @@ async fn a_trace_id_reused_a_day_later_is_a_new_send() {
     );
     rt.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intent_left_without_outcome_is_resolved_as_unknown_by_the_sweep() {
+    let (rt, rec, app, clock) = start_with_clock(100).await;
+    // A node took these messages and stopped before recording an outcome.
+    let key = "t:crashed-request";
+    let group = rt
+        .host
+        .group_of(&app, &herald_storage::keys::send_shard_key(key));
+    let ids: Vec<String> = ["x@x.org", "y@x.org"]
+        .iter()
+        .map(|a| {
+            herald_model::message::message_id(
+                &app,
+                key,
+                &herald_model::message::RecipientKey::Address(a),
+            )
+        })
+        .collect();
+    let intents = ids
+        .iter()
+        .zip(["x@x.org", "y@x.org"])
+        .map(|(id, a)| herald_storage::SendIntent {
+            message_id: id.clone(),
+            recipient: a.into(),
+            channel: "EMAIL".into(),
+            address: a.into(),
+        })
+        .collect();
+    rt.host
+        .propose(
+            group,
+            herald_storage::Command::RecordSendIntents {
+                app_id: app.clone(),
+                at_ms: clock.now_ms(),
+                dedup_window_ms: 86_400_000,
+                intents,
+            },
+        )
+        .await
+        .unwrap();
+    let shard = rt.shard(group).unwrap().clone();
+    let outcome = |id: &str| {
+        rt.host
+            .reader()
+            .ledger_row(group, &app, id)
+            .unwrap()
+            .unwrap()
+            .outcome
+    };
+    // Young: left alone.
+    clock.set(clock.now_ms() + 60_000);
+    shard.cast(herald_actors::shard::ShardMsg::Sweep).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(outcome(&ids[0]), None);
+    // Older than the grace: UNKNOWN_FAILURE, and a retry of the request
+    // reports it without sending.
+    clock.set(clock.now_ms() + 2 * 60 * 60 * 1000);
+    let mut resolved = false;
+    for _ in 0..50 {
+        shard.cast(herald_actors::shard::ShardMsg::Sweep).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if outcome(&ids[1]).is_some() {
+            resolved = true;
+            break;
+        }
+    }
+    assert!(resolved, "the sweep resolves open intents");
+    assert_eq!(
+        outcome(&ids[0]).unwrap().status,
+        herald_model::message::DeliveryStatus::UnknownFailure
+    );
+    assert!(rt.host.reader().open_sends(group, 10).unwrap().is_empty());
+    let retried = rt
+        .herald
+        .send_messages(
+            &app,
+            request(&["x@x.org"], Some("crashed-request")),
+            keys("r9"),
+        )
+        .await;
+    assert_eq!(
+        retried.unwrap().result.unwrap()["x@x.org"].delivery_status,
+        "UNKNOWN_FAILURE"
+    );
+    assert!(
+        !rec.attempts.lock().unwrap().contains_key("x@x.org"),
+        "never sent twice"
+    );
+    rt.shutdown().await;
+}

@@ -560,6 +560,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                         outcome_ms: None,
                     };
                     txn.put_json(key, &fresh);
+                    txn.put_json(keys::open_send(group, app_id, &i.message_id), at_ms);
                 }
                 before.push(row);
             }
@@ -580,6 +581,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                     row.outcome = Some(outcome.clone());
                     row.outcome_ms = Some(*at_ms);
                     txn.put_json(key, &row);
+                    txn.delete(keys::open_send(group, app_id, message_id));
                     changed += 1;
                 }
             }

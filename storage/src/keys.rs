@@ -38,12 +38,13 @@ pub mod tag {
     pub const SEND_LEDGER: u8 = 0x1b;
     pub const TEMPLATE: u8 = 0x1c;
     pub const TEMPLATE_VERSION: u8 = 0x1d;
+    pub const OPEN_SEND: u8 = 0x1e;
     // node column family (no group prefix)
     pub const NODE_CLUSTER: u8 = 0x20;
 }
 
 /// Per-app tables of a data shard; purged together when an app is deleted.
-pub const APP_TABLES: [u8; 9] = [
+pub const APP_TABLES: [u8; 10] = [
     tag::ENDPOINT,
     tag::USER_ENDPOINT,
     tag::EVENT,
@@ -53,6 +54,7 @@ pub const APP_TABLES: [u8; 9] = [
     tag::ADDRESS,
     tag::PENDING_CLAIM,
     tag::SEND_LEDGER,
+    tag::OPEN_SEND,
 ];
 
 fn push_var(k: &mut Vec<u8>, s: &[u8]) {
@@ -190,6 +192,14 @@ pub fn address_shard_key(channel: &str, address: &str) -> String {
 /// `send_shard_key`).
 pub fn send_ledger(group: GroupId, app_id: &str, message_id: &str) -> Vec<u8> {
     let mut k = app_prefix(group, tag::SEND_LEDGER, app_id);
+    k.extend_from_slice(message_id.as_bytes());
+    k
+}
+
+/// A ledger intent without an outcome yet (value: its intent time), so a
+/// sweep finds unresolved sends without reading the whole ledger.
+pub fn open_send(group: GroupId, app_id: &str, message_id: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::OPEN_SEND, app_id);
     k.extend_from_slice(message_id.as_bytes());
     k
 }

@@ -163,6 +163,26 @@ impl<E: KvEngine> Reader<E> {
         }
     }
 
+    /// Ledger intents without an outcome: (app, message id, intent time),
+    /// at most `limit`.
+    pub fn open_sends(&self, group: GroupId, limit: usize) -> Result<Vec<(String, String, i64)>> {
+        let mut out = Vec::new();
+        self.scan_table(
+            group,
+            tag::OPEN_SEND,
+            "open_send",
+            &mut |app, id, at: i64| {
+                out.push((app, id, at));
+                if out.len() >= limit {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )?;
+        Ok(out)
+    }
+
     /// The send-ledger row of one message.
     pub fn ledger_row(
         &self,
