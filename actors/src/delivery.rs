@@ -437,33 +437,6 @@ fn is_hard_bounce(channel: &str, code: u16, message: &str) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::is_hard_bounce;
-
-    #[test]
-    fn only_recipient_refusals_are_hard_bounces() {
-        assert!(is_hard_bounce(
-            "EMAIL",
-            550,
-            "permanent error (550): 5.1.1 no such user"
-        ));
-        assert!(is_hard_bounce("EMAIL", 550, "no such user"));
-        assert!(!is_hard_bounce(
-            "EMAIL",
-            553,
-            "5.7.1 Sender address rejected"
-        ));
-        assert!(!is_hard_bounce(
-            "EMAIL",
-            550,
-            "5.7.1 message content rejected"
-        ));
-        assert!(!is_hard_bounce("EMAIL", 554, "5.1.1 x"));
-        assert!(!is_hard_bounce("CUSTOM", 550, "x"));
-    }
-}
-
 async fn send_with_retries(
     shared: &Shared,
     transport: &dyn EmailTransport,
@@ -533,5 +506,32 @@ async fn send_with_retries(
             attempts: attempt,
             hard_bounce,
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_hard_bounce;
+
+    #[test]
+    fn only_recipient_refusals_are_hard_bounces() {
+        assert!(is_hard_bounce(
+            "EMAIL",
+            550,
+            "permanent error (550): 5.1.1 no such user"
+        ));
+        assert!(is_hard_bounce("EMAIL", 550, "no such user"));
+        assert!(!is_hard_bounce(
+            "EMAIL",
+            553,
+            "5.7.1 Sender address rejected"
+        ));
+        assert!(!is_hard_bounce(
+            "EMAIL",
+            550,
+            "5.7.1 message content rejected"
+        ));
+        assert!(!is_hard_bounce("EMAIL", 554, "5.1.1 x"));
+        assert!(!is_hard_bounce("CUSTOM", 550, "x"));
     }
 }
