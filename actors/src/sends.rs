@@ -259,12 +259,14 @@ impl<E: KvEngine> Herald<E> {
         let app = self.app(app_id).await?;
         validate::message_request(&req, &self.cfg.limits)?;
         let dm = req.message_configuration.clone().unwrap_or_default();
-        let spec = Plans {
-            email: self
-                .email_plan(&app, &dm, req.template_configuration.as_ref())
-                .await?,
-            custom: self.custom_plan(&app, &dm, req.context.as_ref()),
-        };
+        let spec = self
+            .plans(
+                &app,
+                &dm,
+                req.template_configuration.as_ref(),
+                req.context.as_ref(),
+            )
+            .await?;
         let key = keys.key(req.trace_id.as_ref());
         let mut r = Recipients::new();
         for (address, cfg) in req.addresses.iter().flatten() {
@@ -341,12 +343,14 @@ impl<E: KvEngine> Herald<E> {
         let app = self.app(app_id).await?;
         validate::send_users_message_request(&req, &self.cfg.limits)?;
         let dm = req.message_configuration.clone().unwrap_or_default();
-        let spec = Plans {
-            email: self
-                .email_plan(&app, &dm, req.template_configuration.as_ref())
-                .await?,
-            custom: self.custom_plan(&app, &dm, req.context.as_ref()),
-        };
+        let spec = self
+            .plans(
+                &app,
+                &dm,
+                req.template_configuration.as_ref(),
+                req.context.as_ref(),
+            )
+            .await?;
         let key = keys.key(req.trace_id.as_ref());
         let mut r = Recipients::new();
         let mut users_without_endpoints = Vec::new();
@@ -711,6 +715,20 @@ impl<E: KvEngine> Herald<E> {
             substitutions,
             messages_per_second: None,
         }))
+    }
+
+    /// What one request sends on each channel.
+    async fn plans(
+        &self,
+        app: &AppRecord,
+        dm: &DirectMessageConfiguration,
+        tc: Option<&TemplateConfiguration>,
+        context: Option<&BTreeMap<String, String>>,
+    ) -> Result<Plans> {
+        Ok(Plans {
+            email: self.email_plan(app, dm, tc).await?,
+            custom: self.custom_plan(app, dm, context),
+        })
     }
 
     /// The request's custom-channel message: `DefaultMessage.Body` POSTed to
