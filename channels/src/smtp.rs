@@ -2,25 +2,37 @@
 //!
 //! lettre 0.11.23 leaves Nagle's algorithm on, which caps a connection at
 //! ~22 messages/s on loopback (docs/lettre.md). So this client connects with
-//! `TCP_NODELAY`, hands the socket to `AsyncSmtpConnection`, and keeps its own
-//! bounded pool of open connections (each checked with NOOP before reuse).
-//! Every network step has a deadline, and a message is never retried here.
+//! `TCP_NODELAY`, hands the socket to `AsyncSmtpConnection` through a corking
+//! stream (`corked`: a command and what follows it leave in one segment),
+//! and keeps its own bounded pool of open connections. Every network step
+//! has a deadline. A message is sent again on a fresh connection only when
+//! the server provably never saw its data (no `354` yet, on a plain-text
+//! connection); otherwise never retried here.
 //! Failures are classified the way the send path needs them: a 5xx reply is
 //! [`SendError::Permanent`], a 4xx reply or a network failure
 //! [`SendError::Temporary`], a message that cannot be built
 //! [`SendError::Invalid`]. Retries and rate limits are the caller's.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
 use lettre::Message;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::corked::{Corked, DataMark, Shared};
+
+/// A pooled connection idle longer than this is checked with NOOP first.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
 
 /// How the connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,11 +269,86 @@ pub fn build_message(email: &OutgoingEmail, hello_name: &str) -> Result<Message,
     built.map_err(|e| invalid("message", &e))
 }
 
+/// Replies longer than this end the connection (lettre's bound too).
+const REPLY_MAX: usize = 100_000;
+
+/// Reads one (possibly multi-line) reply.
+async fn read_reply(r: &mut BufReader<Shared>) -> std::io::Result<Response> {
+    let mut text = String::new();
+    loop {
+        let start = text.len();
+        if r.read_line(&mut text).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let line = text[start..].as_bytes();
+        if text.len() > REPLY_MAX || !line.ends_with(b"\n") {
+            return Err(std::io::Error::other("malformed SMTP reply"));
+        }
+        if line.get(3) != Some(&b'-') {
+            break;
+        }
+    }
+    text.parse::<Response>()
+        .map_err(|e| std::io::Error::other(format!("malformed SMTP reply: {e}")))
+}
+
+fn reply_text(r: &Response) -> String {
+    format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" "))
+}
+
+fn classify_reply(r: &Response) -> SendError {
+    let code = u16::from(r.code());
+    let text = r.message().collect::<Vec<_>>().join(" ");
+    if code >= 500 {
+        SendError::Permanent {
+            code,
+            message: format!("permanent error ({code}): {text}"),
+        }
+    } else {
+        SendError::Temporary {
+            code: Some(code),
+            message: format!("transient error ({code}): {text}"),
+        }
+    }
+}
+
+/// RFC 5321 4.5.2: a line of the data that starts with `.` gets another.
+fn dot_stuff(raw: &[u8], out: &mut Vec<u8>) {
+    let mut line_start = true;
+    for &b in raw {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = b == b'\n';
+    }
+}
+
+/// How one attempt on one connection failed.
+enum Attempt {
+    /// Before the server said 354: it has none of the message.
+    BeforeData(SendError),
+    Failed(SendError),
+}
+
 /// An SMTP client with a bounded pool of `TCP_NODELAY` connections.
 pub struct SmtpClient {
     cfg: SmtpConfig,
-    idle: Mutex<Vec<AsyncSmtpConnection>>,
+    idle: Mutex<Vec<Conn>>,
     permits: Semaphore,
+}
+
+struct Conn {
+    smtp: AsyncSmtpConnection,
+    /// The stream under `smtp`, for herald's own pipelined transactions.
+    wire: Shared,
+    /// Set while the stream under lettre is plain text, so `354` can be seen.
+    mark: Option<Arc<DataMark>>,
+    /// A transaction of ours left it in an unknown state.
+    broken: bool,
+    idle_since: Instant,
+    /// Whether it has carried a message before.
+    reused: bool,
 }
 
 impl SmtpClient {
@@ -278,7 +365,7 @@ impl SmtpClient {
         &self.cfg
     }
 
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect(&self) -> Result<Conn, SendError> {
         let cfg = &self.cfg;
         let addr = (cfg.host.as_str(), cfg.port);
         let tcp = tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr))
@@ -287,12 +374,17 @@ impl SmtpClient {
             .map_err(|e| temporary(format!("connecting to {}:{}: {e}", cfg.host, cfg.port)))?;
         tcp.set_nodelay(true)
             .map_err(|e| temporary(format!("TCP_NODELAY: {e}")))?;
+        let peer = tcp
+            .peer_addr()
+            .map_err(|e| temporary(format!("connecting to {}:{}: {e}", cfg.host, cfg.port)))?;
+        let mark = Arc::new(DataMark::default());
+        let wire = Shared::new(Corked::new(tcp, peer, mark.clone()));
         let hello = ClientId::Domain(cfg.hello_name.clone());
         let deadline = cfg.command_timeout;
         let step = |what: &'static str| move |_| temporary(format!("SMTP {what} timed out"));
         let mut conn = tokio::time::timeout(
             deadline,
-            AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello),
+            AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &hello),
         )
         .await
         .map_err(step("greeting"))?
@@ -325,12 +417,20 @@ impl SmtpClient {
             .map_err(step("AUTH"))?
             .map_err(|e| classify(&e))?;
         }
-        Ok(conn)
+        Ok(Conn {
+            smtp: conn,
+            wire,
+            mark: (!starttls).then_some(mark),
+            broken: false,
+            idle_since: Instant::now(),
+            reused: false,
+        })
     }
 
     /// Sends one message once; answers the server's reply to the message
-    /// data. A pooled connection that no longer answers is replaced before
-    /// the message goes out.
+    /// data. A pooled connection idle for a while is checked with NOOP; one
+    /// that turns out broken before the server saw any of the message is
+    /// replaced and the message goes out on the new one.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<String, SendError> {
         let msg = build_message(email, &self.cfg.hello_name)?;
         let raw = msg.formatted();
@@ -341,53 +441,174 @@ impl SmtpClient {
             .map_err(|_| temporary("the SMTP client is shut down"))?;
         let pooled = self.idle.lock().expect("smtp pool lock").pop();
         let mut conn = match pooled {
-            // A pooled connection is checked (NOOP) before use, never by
-            // retrying a message: a failed exchange may still have delivered
-            // it, and a retry here would send it twice.
-            Some(mut c) => {
-                let alive = tokio::time::timeout(self.cfg.command_timeout, c.test_connected())
+            Some(mut c) if c.mark.is_none() || c.idle_since.elapsed() > CHECK_AFTER_IDLE => {
+                let alive = tokio::time::timeout(self.cfg.command_timeout, c.smtp.test_connected())
                     .await
                     .unwrap_or(false);
                 if alive {
                     c
                 } else {
-                    c.abort().await;
+                    c.smtp.abort().await;
                     self.connect().await?
                 }
             }
+            Some(c) => c,
             None => self.connect().await?,
         };
-        let outcome = self.send_on(&mut conn, &msg, &raw).await;
-        if !conn.has_broken() {
+        let mut outcome = self.send_on(&mut conn, &msg, &raw).await;
+        if conn.reused && matches!(outcome, Err(Attempt::BeforeData(_))) {
+            // The server closed a pooled connection; it never got the data.
+            conn.smtp.abort().await;
+            conn = self.connect().await?;
+            outcome = self.send_on(&mut conn, &msg, &raw).await;
+        }
+        if !conn.smtp.has_broken() && !conn.broken {
+            conn.idle_since = Instant::now();
+            conn.reused = true;
             self.idle.lock().expect("smtp pool lock").push(conn);
         }
-        outcome
+        outcome.map_err(|a| match a {
+            Attempt::BeforeData(e) | Attempt::Failed(e) => e,
+        })
     }
 
-    async fn send_on(
-        &self,
-        conn: &mut AsyncSmtpConnection,
-        msg: &Message,
-        raw: &[u8],
-    ) -> Result<String, SendError> {
-        match tokio::time::timeout(self.cfg.command_timeout, conn.send(msg.envelope(), raw)).await {
+    async fn send_on(&self, conn: &mut Conn, msg: &Message, raw: &[u8]) -> Result<String, Attempt> {
+        if conn.mark.as_ref().is_some_and(|m| m.pipelining()) {
+            return self.pipelined(conn, msg, raw).await;
+        }
+        if let Some(m) = &conn.mark {
+            m.clear();
+        }
+        let sent = tokio::time::timeout(
+            self.cfg.command_timeout,
+            conn.smtp.send(msg.envelope(), raw),
+        )
+        .await;
+        // Whether the server can have the message: it said 354, or we cannot
+        // tell (the stream under lettre is encrypted).
+        let data_seen = conn.mark.as_ref().is_none_or(|m| m.seen());
+        match sent {
+            Err(_) if !data_seen => {
+                conn.smtp.abort().await;
+                Err(Attempt::BeforeData(temporary(
+                    "the SMTP server did not answer before the message data",
+                )))
+            }
             Err(_) => {
-                conn.abort().await;
-                Err(SendError::Unknown(
+                conn.smtp.abort().await;
+                Err(Attempt::Failed(SendError::Unknown(
                     "the SMTP message exchange timed out; the server may have accepted it".into(),
-                ))
+                )))
             }
             // A reply code tells what the server decided; a broken exchange
-            // without one leaves it unknown.
-            Ok(Err(e)) if e.status().is_some() => Err(classify(&e)),
-            Ok(Err(e)) => Err(SendError::Unknown(format!(
+            // without one leaves it unknown, unless the data never left.
+            Ok(Err(e)) if e.status().is_some() => Err(Attempt::Failed(classify(&e))),
+            Ok(Err(e)) if !data_seen => Err(Attempt::BeforeData(temporary(format!(
+                "the SMTP connection broke before the message data: {e}"
+            )))),
+            Ok(Err(e)) => Err(Attempt::Failed(SendError::Unknown(format!(
                 "the SMTP exchange broke: {e}; the server may have accepted the message"
-            ))),
-            Ok(Ok(resp)) => Ok(format!(
-                "{} {}",
-                resp.code(),
-                resp.message().collect::<Vec<_>>().join(" ")
-            )),
+            )))),
+            Ok(Ok(resp)) => Ok(reply_text(&resp)),
+        }
+    }
+
+    /// One transaction with RFC 2920 pipelining: MAIL, RCPT and DATA leave
+    /// together and their replies are read in order, then the data: two
+    /// round trips per message instead of four. The data goes out only after
+    /// a 354, so anything that breaks before it is retryable.
+    async fn pipelined(
+        &self,
+        conn: &mut Conn,
+        msg: &Message,
+        raw: &[u8],
+    ) -> Result<String, Attempt> {
+        let env = msg.envelope();
+        let info = conn.smtp.server_info();
+        let mut params = Vec::new();
+        let ascii = |a: &lettre::Address| AsRef::<str>::as_ref(a).is_ascii();
+        let non_ascii = !env.from().is_none_or(ascii) || !env.to().iter().all(ascii);
+        if non_ascii {
+            if !info.supports_feature(Extension::SmtpUtfEight) {
+                return Err(Attempt::Failed(SendError::Invalid(
+                    "the addresses are not ASCII and the server does not offer SMTPUTF8".into(),
+                )));
+            }
+            params.push(MailParameter::SmtpUtfEight);
+        }
+        if !raw.is_ascii() {
+            if !info.supports_feature(Extension::EightBitMime) {
+                return Err(Attempt::Failed(SendError::Invalid(
+                    "the message is not ASCII and the server does not offer 8BITMIME".into(),
+                )));
+            }
+            params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        let mut head = Mail::new(env.from().cloned(), params).to_string();
+        for to in env.to() {
+            head.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+        }
+        head.push_str("DATA\r\n");
+        let mut w = conn.wire.clone();
+        let mut r = BufReader::new(conn.wire.clone());
+        let mut data_sent = false;
+        let exchange = async {
+            w.write_all(head.as_bytes()).await?;
+            let mut refused = None;
+            for _ in 0..=env.to().len() {
+                let reply = read_reply(&mut r).await?;
+                if !reply.is_positive() && refused.is_none() {
+                    refused = Some(reply);
+                }
+            }
+            let go = read_reply(&mut r).await?;
+            let refusal = match (go.has_code(354), refused) {
+                (true, None) => {
+                    let mut data = Vec::with_capacity(raw.len() + raw.len() / 64 + 8);
+                    dot_stuff(raw, &mut data);
+                    data.extend_from_slice(b"\r\n.\r\n");
+                    data_sent = true;
+                    w.write_all(&data).await?;
+                    return Ok(Ok(read_reply(&mut r).await?));
+                }
+                // A server that says 354 with no recipient gets an empty
+                // message, which it cannot deliver to anyone.
+                (true, Some(refused)) => {
+                    w.write_all(b".\r\n").await?;
+                    read_reply(&mut r).await?;
+                    refused
+                }
+                (false, refused) => refused.unwrap_or(go),
+            };
+            w.write_all(b"RSET\r\n").await?;
+            let reset = read_reply(&mut r).await?;
+            Ok::<_, std::io::Error>(Err((refusal, reset.is_positive())))
+        };
+        let outcome = tokio::time::timeout(self.cfg.command_timeout, exchange).await;
+        let broken = |why: String| {
+            if data_sent {
+                Attempt::Failed(SendError::Unknown(format!(
+                    "{why}; the server may have accepted the message"
+                )))
+            } else {
+                Attempt::BeforeData(temporary(format!("{why} before the message data")))
+            }
+        };
+        match outcome {
+            Err(_) => {
+                conn.broken = true;
+                Err(broken("the SMTP exchange timed out".into()))
+            }
+            Ok(Err(e)) => {
+                conn.broken = true;
+                Err(broken(format!("the SMTP connection broke: {e}")))
+            }
+            Ok(Ok(Ok(done))) if done.is_positive() => Ok(reply_text(&done)),
+            Ok(Ok(Ok(refused))) => Err(Attempt::Failed(classify_reply(&refused))),
+            Ok(Ok(Err((refused, reset)))) => {
+                conn.broken = !reset;
+                Err(Attempt::Failed(classify_reply(&refused)))
+            }
         }
     }
 
@@ -400,6 +621,13 @@ impl SmtpClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_lines_starting_with_a_dot_are_stuffed() {
+        let mut out = Vec::new();
+        dot_stuff(b".a\r\nb.\r\n..c\r\n.", &mut out);
+        assert_eq!(out, b"..a\r\nb.\r\n...c\r\n..");
+    }
 
     #[test]
     fn urls_parse_into_configs() {

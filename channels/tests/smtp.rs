@@ -1,6 +1,8 @@
 //! The SMTP client against a real SMTP conversation on loopback: a small
 //! server started by the test that records every message it accepts and can
-//! refuse recipients permanently (550) or for now (451).
+//! refuse recipients permanently (550) or for now (451). Each test runs
+//! against a server that offers PIPELINING (herald's own transactions) and
+//! one that does not (lettre's lock-step exchange).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,11 +18,16 @@ struct Sink {
     /// Accepted messages: (recipients, raw data).
     messages: Mutex<Vec<(Vec<String>, String)>>,
     connections: AtomicUsize,
+    /// Transactions whose RCPT arrived together with their MAIL.
+    pipelined: AtomicUsize,
 }
 
+const MODES: [bool; 2] = [false, true];
+
 /// Recipients starting with `reject` get 550, with `later` 451; after a
-/// message to `close...` the server hangs up.
-async fn start_server() -> (u16, Arc<Sink>) {
+/// message to `close...` the server hangs up; a message to `vanish...` is
+/// kept but the server hangs up before replying to its data.
+async fn start_server(pipelining: bool) -> (u16, Arc<Sink>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let sink = Arc::new(Sink::default());
@@ -28,26 +35,34 @@ async fn start_server() -> (u16, Arc<Sink>) {
     tokio::spawn(async move {
         while let Ok((sock, _)) = listener.accept().await {
             s.connections.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(serve(sock, s.clone()));
+            tokio::spawn(serve(sock, s.clone(), pipelining));
         }
     });
     (port, sink)
 }
 
-async fn serve(sock: tokio::net::TcpStream, sink: Arc<Sink>) {
+async fn serve(sock: tokio::net::TcpStream, sink: Arc<Sink>, pipelining: bool) {
     let (r, mut w) = sock.into_split();
     let mut lines = BufReader::new(r).lines();
     let _ = w.write_all(b"220 test-sink ESMTP\r\n").await;
     let mut rcpts = Vec::new();
+    let mut out = Vec::new();
     while let Ok(Some(line)) = lines.next_line().await {
         let upper = line.to_ascii_uppercase();
         let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-            b"250-test-sink\r\n250 8BITMIME\r\n"
+            if pipelining {
+                b"250-test-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+            } else {
+                b"250-test-sink\r\n250 8BITMIME\r\n"
+            }
         } else if upper.starts_with("MAIL FROM")
             || upper.starts_with("RSET")
             || upper.starts_with("NOOP")
         {
             rcpts.clear();
+            if upper.starts_with("MAIL") && lines.get_ref().buffer().starts_with(b"RCPT") {
+                sink.pipelined.fetch_add(1, Ordering::SeqCst);
+            }
             b"250 2.1.0 ok\r\n"
         } else if upper.starts_with("RCPT TO:") {
             let addr = line[8..]
@@ -62,8 +77,11 @@ async fn serve(sock: tokio::net::TcpStream, sink: Arc<Sink>) {
                 rcpts.push(addr);
                 b"250 2.1.5 ok\r\n"
             }
+        } else if upper == "DATA" && rcpts.is_empty() {
+            b"554 5.5.1 no valid recipients\r\n"
         } else if upper == "DATA" {
-            let _ = w.write_all(b"354 go ahead\r\n").await;
+            out.extend_from_slice(b"354 go ahead\r\n");
+            let _ = w.write_all(&std::mem::take(&mut out)).await;
             let mut data = String::new();
             while let Ok(Some(l)) = lines.next_line().await {
                 if l == "." {
@@ -73,10 +91,14 @@ async fn serve(sock: tokio::net::TcpStream, sink: Arc<Sink>) {
                 data.push('\n');
             }
             let close_after = rcpts.iter().any(|r| r.starts_with("close"));
+            let vanish = rcpts.iter().any(|r| r.starts_with("vanish"));
             sink.messages
                 .lock()
                 .unwrap()
                 .push((std::mem::take(&mut rcpts), data));
+            if vanish {
+                return;
+            }
             if close_after {
                 // Accept, then hang up as a server restarting would.
                 let _ = w.write_all(b"250 2.0.0 queued\r\n").await;
@@ -89,7 +111,12 @@ async fn serve(sock: tokio::net::TcpStream, sink: Arc<Sink>) {
         } else {
             b"502 5.5.2 unknown command\r\n"
         };
-        if w.write_all(reply).await.is_err() {
+        // As RFC 2920 asks, replies wait while more commands are buffered
+        // and leave together.
+        out.extend_from_slice(reply);
+        if lines.get_ref().buffer().is_empty()
+            && w.write_all(&std::mem::take(&mut out)).await.is_err()
+        {
             return;
         }
     }
@@ -118,69 +145,80 @@ fn email(id: &str, to: &str) -> OutgoingEmail {
 
 #[tokio::test]
 async fn messages_arrive_once_each_over_pooled_connections() {
-    let (port, sink) = start_server().await;
-    let c = Arc::new(client(port, 4));
-    let mut tasks = Vec::new();
-    for i in 0..100 {
-        let c = c.clone();
-        tasks.push(tokio::spawn(async move {
-            c.send(&email(&format!("m{i}"), &format!("user{i}@example.org")))
-                .await
-        }));
-    }
-    for t in tasks {
-        let reply = t.await.unwrap().expect("delivered");
-        assert!(reply.starts_with("250"), "{reply}");
-    }
-    let messages = sink.messages.lock().unwrap();
-    assert_eq!(messages.len(), 100);
-    let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
-    for (rcpts, data) in messages.iter() {
-        let id = data
-            .lines()
-            .find_map(|l| l.strip_prefix("Message-ID: <"))
-            .and_then(|l| l.strip_suffix("@mta.test>"))
-            .expect("Message-ID header")
-            .to_owned();
-        assert_eq!(rcpts, &vec![format!("user{}@example.org", &id[1..])]);
-        assert!(data.contains(&format!("Subject: Hello {id}")));
-        assert!(data.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+    for pipelining in MODES {
+        let (port, sink) = start_server(pipelining).await;
+        let c = Arc::new(client(port, 4));
+        let mut tasks = Vec::new();
+        for i in 0..100 {
+            let c = c.clone();
+            tasks.push(tokio::spawn(async move {
+                c.send(&email(&format!("m{i}"), &format!("user{i}@example.org")))
+                    .await
+            }));
+        }
+        for t in tasks {
+            let reply = t.await.unwrap().expect("delivered");
+            assert!(reply.starts_with("250"), "{reply}");
+        }
+        let messages = sink.messages.lock().unwrap();
+        assert_eq!(messages.len(), 100);
+        let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+        for (rcpts, data) in messages.iter() {
+            let id = data
+                .lines()
+                .find_map(|l| l.strip_prefix("Message-ID: <"))
+                .and_then(|l| l.strip_suffix("@mta.test>"))
+                .expect("Message-ID header")
+                .to_owned();
+            assert_eq!(rcpts, &vec![format!("user{}@example.org", &id[1..])]);
+            assert!(data.contains(&format!("Subject: Hello {id}")));
+            assert!(data.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+            assert!(
+                data.contains(&format!("text for {id}"))
+                    && data.contains(&format!("html for {id}"))
+            );
+            *by_id.entry(id).or_default() += 1;
+        }
+        assert_eq!(by_id.len(), 100);
+        assert!(by_id.values().all(|n| *n == 1));
+        let conns = sink.connections.load(Ordering::SeqCst);
         assert!(
-            data.contains(&format!("text for {id}")) && data.contains(&format!("html for {id}"))
+            (1..=4).contains(&conns),
+            "{conns} connections for a pool of 4"
         );
-        *by_id.entry(id).or_default() += 1;
+        let pipelined = sink.pipelined.load(Ordering::SeqCst);
+        if pipelining {
+            assert_eq!(pipelined, 100, "every transaction pipelined");
+        } else {
+            assert_eq!(pipelined, 0, "no pipelining unless offered");
+        }
     }
-    assert_eq!(by_id.len(), 100);
-    assert!(by_id.values().all(|n| *n == 1));
-    let conns = sink.connections.load(Ordering::SeqCst);
-    assert!(
-        (1..=4).contains(&conns),
-        "{conns} connections for a pool of 4"
-    );
 }
 
 #[tokio::test]
 async fn refusals_are_classified_and_the_client_keeps_working() {
-    let (port, sink) = start_server().await;
-    let c = client(port, 1);
-    match c.send(&email("r1", "reject@example.org")).await {
-        Err(SendError::Permanent { code: 550, .. }) => {}
-        other => panic!("want a permanent 550, got {other:?}"),
-    }
-    match c.send(&email("r2", "later@example.org")).await {
-        Err(SendError::Temporary {
-            code: Some(451), ..
-        }) => {}
-        other => panic!("want a temporary 451, got {other:?}"),
-    }
-    c.send(&email("r3", "ok@example.org"))
-        .await
-        .expect("delivered after refusals");
-    let delivered = sink.messages.lock().unwrap().len();
-    assert_eq!(delivered, 1, "only the accepted message was delivered");
-    match c.send(&email("bad", "not an address")).await {
-        Err(SendError::Invalid(_)) => {}
-        other => panic!("want Invalid, got {other:?}"),
+    for pipelining in MODES {
+        let (port, sink) = start_server(pipelining).await;
+        let c = client(port, 1);
+        match c.send(&email("r1", "reject@example.org")).await {
+            Err(SendError::Permanent { code: 550, .. }) => {}
+            other => panic!("want a permanent 550, got {other:?}"),
+        }
+        match c.send(&email("r2", "later@example.org")).await {
+            Err(SendError::Temporary {
+                code: Some(451), ..
+            }) => {}
+            other => panic!("want a temporary 451, got {other:?}"),
+        }
+        c.send(&email("r3", "ok@example.org"))
+            .await
+            .expect("delivered after refusals");
+        let delivered = sink.messages.lock().unwrap().len();
+        assert_eq!(delivered, 1, "only the accepted message was delivered");
+        match c.send(&email("bad", "not an address")).await {
+            Err(SendError::Invalid(_)) => {}
+            other => panic!("want Invalid, got {other:?}"),
+        }
     }
 }
 
@@ -205,27 +243,58 @@ async fn a_server_that_is_down_is_a_temporary_failure_without_hanging() {
 
 #[tokio::test]
 async fn a_pooled_connection_the_server_closed_is_replaced_before_sending() {
-    let (port, sink) = start_server().await;
-    let c = client(port, 1);
-    c.send(&email("p1", "close@example.org"))
-        .await
-        .expect("first");
-    // The pooled connection is dead now; the next message must go out once,
-    // on a new connection.
-    c.send(&email("p2", "b@example.org")).await.expect("second");
-    let delivered: Vec<Vec<String>> = sink
-        .messages
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(r, _)| r.clone())
-        .collect();
-    assert_eq!(
-        delivered,
-        vec![
-            vec!["close@example.org".to_owned()],
-            vec!["b@example.org".to_owned()]
-        ]
-    );
-    assert_eq!(sink.connections.load(Ordering::SeqCst), 2);
+    for pipelining in MODES {
+        let (port, sink) = start_server(pipelining).await;
+        let c = client(port, 1);
+        c.send(&email("p1", "close@example.org"))
+            .await
+            .expect("first");
+        // The pooled connection is dead now; the next message must go out once,
+        // on a new connection.
+        c.send(&email("p2", "b@example.org")).await.expect("second");
+        let delivered: Vec<Vec<String>> = sink
+            .messages
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(r, _)| r.clone())
+            .collect();
+        assert_eq!(
+            delivered,
+            vec![
+                vec!["close@example.org".to_owned()],
+                vec!["b@example.org".to_owned()]
+            ]
+        );
+        assert_eq!(sink.connections.load(Ordering::SeqCst), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_message_whose_data_went_out_is_never_sent_again() {
+    for pipelining in MODES {
+        let (port, sink) = start_server(pipelining).await;
+        let c = client(port, 1);
+        // The server takes the data and hangs up without a reply: the message
+        // may have been delivered, so the outcome is unknown and it is not resent.
+        match c.send(&email("v1", "vanish@example.org")).await {
+            Err(SendError::Unknown(_)) => {}
+            other => panic!("want an unknown outcome, got {other:?}"),
+        }
+        c.send(&email("v2", "b@example.org")).await.expect("next");
+        let delivered: Vec<Vec<String>> = sink
+            .messages
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(r, _)| r.clone())
+            .collect();
+        assert_eq!(
+            delivered,
+            vec![
+                vec!["vanish@example.org".to_owned()],
+                vec!["b@example.org".to_owned()]
+            ]
+        );
+    }
 }
