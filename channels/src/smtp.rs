@@ -280,7 +280,7 @@ async fn read_reply(r: &mut BufReader<Shared>) -> std::io::Result<Response> {
         if r.read_line(&mut text).await? == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        let line = text[start..].as_bytes();
+        let line = &text.as_bytes()[start..];
         if text.len() > REPLY_MAX || !line.ends_with(b"\n") {
             return Err(std::io::Error::other("malformed SMTP reply"));
         }
