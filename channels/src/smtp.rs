@@ -314,13 +314,11 @@ fn classify_reply(r: &Response) -> SendError {
 
 /// RFC 5321 4.5.2: a line of the data that starts with `.` gets another.
 fn dot_stuff(raw: &[u8], out: &mut Vec<u8>) {
-    let mut line_start = true;
-    for &b in raw {
-        if line_start && b == b'.' {
+    for line in raw.split_inclusive(|b| *b == b'\n') {
+        if line.first() == Some(&b'.') {
             out.push(b'.');
         }
-        out.push(b);
-        line_start = b == b'\n';
+        out.extend_from_slice(line);
     }
 }
 
