@@ -134,7 +134,7 @@ async fn start_with_clock(
         rec.clone(),
         BTreeMap::new(),
         Arc::new(
-            herald_channels::webhook::WebhookClient::new(Vec::new(), Duration::from_secs(5))
+            herald_channels::webhook::WebhookClient::new(Vec::new(), Duration::from_secs(5), None)
                 .unwrap(),
         ),
         clock.clone(),

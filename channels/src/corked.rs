@@ -28,6 +28,54 @@ use lettre::transport::smtp::client::AsyncTokioStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+/// The connection under the corking: plain TCP, or TLS from the first byte
+/// (`smtps://`).
+#[derive(Debug)]
+pub(crate) enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, data),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// Written bytes kept at most before they go out without waiting for a read.
 const CORK_MAX: usize = 256 * 1024;
 
@@ -55,7 +103,7 @@ impl DataMark {
 
 #[derive(Debug)]
 pub(crate) struct Corked {
-    tcp: TcpStream,
+    tcp: Io,
     peer: SocketAddr,
     out: Vec<u8>,
     /// Bytes at the front of `out` already handed to the socket.
@@ -68,7 +116,7 @@ pub(crate) struct Corked {
 }
 
 impl Corked {
-    pub(crate) fn new(tcp: TcpStream, peer: SocketAddr, mark: Arc<DataMark>) -> Self {
+    pub(crate) fn new(tcp: Io, peer: SocketAddr, mark: Arc<DataMark>) -> Self {
         Self {
             tcp,
             peer,
@@ -119,7 +167,8 @@ impl Corked {
         }
         self.out.clear();
         self.sent = 0;
-        Poll::Ready(Ok(()))
+        // TLS keeps records until flushed; TCP's flush is a no-op.
+        Pin::new(&mut self.tcp).poll_flush(cx)
     }
 }
 
@@ -245,7 +294,11 @@ mod tests {
         let client = TcpStream::connect(addr).await.unwrap();
         let (server, _) = l.accept().await.unwrap();
         let mark = Arc::new(DataMark::default());
-        (Corked::new(client, addr, mark.clone()), mark, server)
+        (
+            Corked::new(Io::Plain(client), addr, mark.clone()),
+            mark,
+            server,
+        )
     }
 
     #[tokio::test]

@@ -6,8 +6,15 @@
 //! stream (`corked`: a command and what follows it leave in one segment),
 //! and keeps its own bounded pool of open connections. Every network step
 //! has a deadline. A message is sent again on a fresh connection only when
-//! the server provably never saw its data (no `354` yet, on a plain-text
-//! connection); otherwise never retried here.
+//! the server provably never saw its data (no `354` yet); otherwise never
+//! retried here. TLS: `smtps://` is implicit TLS done here with rustls
+//! (under the corking, so pipelining and the 354 watch still work);
+//! STARTTLS is lettre's (above the corking: lock-step, and a broken
+//! exchange is always of unknown outcome). When the server offers RFC 2920
+//! PIPELINING (and the corking sees plain SMTP), herald runs the mail
+//! transaction itself: MAIL, RCPT and DATA in one segment, the data after
+//! the 354, two round trips a message; lettre keeps the greeting, EHLO,
+//! STARTTLS, AUTH, NOOP and QUIT.
 //! Failures are classified the way the send path needs them: a 5xx reply is
 //! [`SendError::Permanent`], a 4xx reply or a network failure
 //! [`SendError::Temporary`], a message that cannot be built
@@ -19,7 +26,7 @@ use std::time::Duration;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::commands::{Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
@@ -29,7 +36,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::corked::{Corked, DataMark, Shared};
+use crate::corked::{Corked, DataMark, Io, Shared};
 
 /// A pooled connection idle longer than this is checked with NOOP first.
 const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
@@ -43,6 +50,8 @@ pub enum TlsMode {
     Opportunistic,
     /// STARTTLS or fail (`?tls=required`).
     Required,
+    /// TLS from the first byte (`smtps://`, RFC 8314), port 465 by default.
+    Implicit,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +68,9 @@ pub struct SmtpConfig {
     pub command_timeout: Duration,
     /// Open connections at most, and so messages in flight at most.
     pub pool_max: usize,
+    /// PEM certificates trusted besides the public roots (`?ca_file=`), read
+    /// when the URL is parsed: a private relay's own CA.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,33 +98,56 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 impl SmtpConfig {
-    /// Parses `smtp://[user[:password]@]host[:port][/ehlo-name][?tls=required|opportunistic]`.
-    /// The port defaults to 25 without TLS and 587 with STARTTLS. Implicit
-    /// TLS (`smtps://`) is not supported yet.
+    /// Parses `smtp[s]://[user[:password]@]host[:port][/ehlo-name][?tls=…&ca_file=…]`.
+    /// `smtps://` is implicit TLS (port 465); `smtp://` is plain text
+    /// (port 25) unless `tls=opportunistic` or `tls=required` asks for
+    /// STARTTLS (port 587). `ca_file` names a PEM file of certificates to
+    /// trust besides the public roots; it is read here.
     pub fn from_url(url: &str) -> Result<Self, UrlError> {
         let bad = |why: &str| UrlError {
             url: url.to_owned(),
             why: why.to_owned(),
         };
-        let rest =
-            match url.split_once("://") {
-                Some(("smtp", rest)) => rest,
-                Some(("smtps", _)) => return Err(bad(
-                    "implicit TLS (smtps://) is not supported yet; use smtp://host?tls=required",
-                )),
-                _ => return Err(bad("the scheme must be smtp://")),
-            };
-        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let tls = match query {
-            "" | "tls=none" => TlsMode::None,
-            "tls=opportunistic" => TlsMode::Opportunistic,
-            "tls=required" => TlsMode::Required,
-            _ => {
-                return Err(bad(
-                    "the query may only be tls=required or tls=opportunistic",
-                ))
-            }
+        let (implicit, rest) = match url.split_once("://") {
+            Some(("smtp", rest)) => (false, rest),
+            Some(("smtps", rest)) => (true, rest),
+            _ => return Err(bad("the scheme must be smtp:// or smtps://")),
         };
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut tls = if implicit {
+            TlsMode::Implicit
+        } else {
+            TlsMode::None
+        };
+        let mut ca_pem = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("tls", mode)) if !implicit => {
+                    tls = match mode {
+                        "none" => TlsMode::None,
+                        "opportunistic" => TlsMode::Opportunistic,
+                        "required" => TlsMode::Required,
+                        _ => return Err(bad("tls may only be none, opportunistic or required")),
+                    }
+                }
+                Some(("tls", _)) => {
+                    return Err(bad("smtps:// is always TLS; tls= goes with smtp:// only"))
+                }
+                Some(("ca_file", path)) => {
+                    let path =
+                        percent_decode(path).ok_or_else(|| bad("bad %-escape in ca_file"))?;
+                    let pem = std::fs::read(&path)
+                        .map_err(|e| bad(&format!("cannot read ca_file {path}: {e}")))?;
+                    if Certificate::from_pem(&pem).map_or(true, |_| {
+                        !String::from_utf8_lossy(&pem).contains("BEGIN CERTIFICATE")
+                    }) {
+                        return Err(bad(&format!("ca_file {path} holds no PEM certificate")));
+                    }
+                    ca_pem = Some(pem);
+                }
+                _ => return Err(bad("the query may only hold tls= and ca_file=")),
+            }
+        }
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (userinfo, hostport) = match authority.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
@@ -148,7 +183,11 @@ impl SmtpConfig {
         if host.is_empty() {
             return Err(bad("no host"));
         }
-        let port = port.unwrap_or(if tls == TlsMode::None { 25 } else { 587 });
+        let port = port.unwrap_or(match tls {
+            TlsMode::None => 25,
+            TlsMode::Opportunistic | TlsMode::Required => 587,
+            TlsMode::Implicit => 465,
+        });
         Ok(Self {
             host: host.to_owned(),
             port,
@@ -162,6 +201,7 @@ impl SmtpConfig {
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(30),
             pool_max: 8,
+            ca_pem,
         })
     }
 }
@@ -269,6 +309,30 @@ pub fn build_message(email: &OutgoingEmail, hello_name: &str) -> Result<Message,
     built.map_err(|e| invalid("message", &e))
 }
 
+/// rustls with ring (as lettre's STARTTLS), trusting the public roots and
+/// the certificates of `ca_file`. Certificates that do not parse were
+/// refused when the URL was read, so none are skipped silently here.
+fn tls_connector(cfg: &SmtpConfig) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = &cfg.ca_pem {
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem).flatten() {
+            if let Err(e) = roots.add(cert) {
+                tracing::warn!(error = %e, "a ca_file certificate is not usable as a root");
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
 /// Replies longer than this end the connection (lettre's bound too).
 const REPLY_MAX: usize = 100_000;
 
@@ -332,6 +396,8 @@ enum Attempt {
 /// An SMTP client with a bounded pool of `TCP_NODELAY` connections.
 pub struct SmtpClient {
     cfg: SmtpConfig,
+    /// For `smtps://`: the public roots and the configured CA.
+    implicit_tls: Option<tokio_rustls::TlsConnector>,
     idle: Mutex<Vec<Conn>>,
     permits: Semaphore,
 }
@@ -352,7 +418,9 @@ struct Conn {
 impl SmtpClient {
     pub fn new(cfg: SmtpConfig) -> Self {
         let permits = Semaphore::new(cfg.pool_max.max(1));
+        let implicit_tls = (cfg.tls == TlsMode::Implicit).then(|| tls_connector(&cfg));
         Self {
+            implicit_tls,
             cfg,
             idle: Mutex::new(Vec::new()),
             permits,
@@ -375,11 +443,23 @@ impl SmtpClient {
         let peer = tcp
             .peer_addr()
             .map_err(|e| temporary(format!("connecting to {}:{}: {e}", cfg.host, cfg.port)))?;
-        let mark = Arc::new(DataMark::default());
-        let wire = Shared::new(Corked::new(tcp, peer, mark.clone()));
-        let hello = ClientId::Domain(cfg.hello_name.clone());
         let deadline = cfg.command_timeout;
         let step = |what: &'static str| move |_| temporary(format!("SMTP {what} timed out"));
+        let io = match &self.implicit_tls {
+            None => Io::Plain(tcp),
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from(cfg.host.clone())
+                    .map_err(|e| temporary(format!("TLS server name {}: {e}", cfg.host)))?;
+                let stream = tokio::time::timeout(deadline, tls.connect(name, tcp))
+                    .await
+                    .map_err(step("TLS handshake"))?
+                    .map_err(|e| temporary(format!("TLS with {}: {e}", cfg.host)))?;
+                Io::Tls(Box::new(stream))
+            }
+        };
+        let mark = Arc::new(DataMark::default());
+        let wire = Shared::new(Corked::new(io, peer, mark.clone()));
+        let hello = ClientId::Domain(cfg.hello_name.clone());
         let mut conn = tokio::time::timeout(
             deadline,
             AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &hello),
@@ -388,7 +468,7 @@ impl SmtpClient {
         .map_err(step("greeting"))?
         .map_err(|e| classify(&e))?;
         let starttls = match cfg.tls {
-            TlsMode::None => false,
+            TlsMode::None | TlsMode::Implicit => false,
             TlsMode::Opportunistic => conn.can_starttls(),
             TlsMode::Required if conn.can_starttls() => true,
             TlsMode::Required => {
@@ -399,7 +479,14 @@ impl SmtpClient {
             }
         };
         if starttls {
-            let params = TlsParameters::new(cfg.host.clone()).map_err(|e| classify(&e))?;
+            let mut params = TlsParameters::builder(cfg.host.clone());
+            if let Some(pem) = &cfg.ca_pem {
+                let cert = Certificate::from_pem(pem).map_err(|e| {
+                    temporary(format!("the configured ca_file holds no certificates: {e}"))
+                })?;
+                params = params.add_root_certificate(cert);
+            }
+            let params = params.build_rustls().map_err(|e| classify(&e))?;
             tokio::time::timeout(deadline, conn.starttls(params, &hello))
                 .await
                 .map_err(step("STARTTLS"))?
@@ -646,9 +733,13 @@ mod tests {
         assert_eq!(c.credentials, Some(("me@x.org".into(), "p:ss".into())));
         assert_eq!(c.hello_name, "mta.example.com");
         assert_eq!(SmtpConfig::from_url("smtp://h").unwrap().port, 25);
+        let c = SmtpConfig::from_url("smtps://mail.example.com").unwrap();
+        assert_eq!((c.port, c.tls), (465, TlsMode::Implicit));
         for bad in [
             "http://h",
-            "smtps://h",
+            "smtps://h?tls=none",
+            "smtp://h?ca_file=/nonexistent/ca.pem",
+            "smtp://h?tls=required&other=1",
             "smtp://",
             "smtp://h:port",
             "smtp://h?tls=maybe",

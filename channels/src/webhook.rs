@@ -6,8 +6,9 @@
 //! `X-Herald-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
 //! A receiver recomputes the HMAC over the raw body and rejects old
 //! timestamps. Outcomes: 2xx delivered; 429, 5xx, timeouts and connection
-//! failures temporary; any other status permanent. Only `http://` URLs are
-//! supported until the node has a TLS client configuration.
+//! failures temporary; any other status permanent. `https://` URLs are
+//! verified with rustls against the public roots and, when configured, a
+//! private CA (`[delivery] webhook_ca_file`).
 
 use std::time::Duration;
 
@@ -34,12 +35,31 @@ pub struct WebhookClient {
 }
 
 impl WebhookClient {
-    /// `timeout` bounds each whole request (connect, send, response).
-    pub fn new(secret: Vec<u8>, timeout: Duration) -> Result<Self, SendError> {
-        let http = reqwest::Client::builder()
+    /// `timeout` bounds each whole request (connect, send, response);
+    /// `ca_pem` holds certificates trusted besides the public roots.
+    pub fn new(
+        secret: Vec<u8>,
+        timeout: Duration,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, SendError> {
+        let mut b = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .tcp_nodelay(true)
+            .https_only(false);
+        if let Some(pem) = ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| SendError::Invalid(format!("webhook CA certificates: {e}")))?;
+            if certs.is_empty() {
+                return Err(SendError::Invalid(
+                    "the webhook CA file holds no PEM certificate".into(),
+                ));
+            }
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        let http = b
             .build()
             .map_err(|e| SendError::Invalid(format!("webhook client: {e}")))?;
         Ok(Self { http, secret })
@@ -65,9 +85,9 @@ impl WebhookClient {
         now_unix_secs: i64,
         secret: &[u8],
     ) -> Result<u16, SendError> {
-        if !url.starts_with("http://") {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(SendError::Invalid(format!(
-                "webhook URL {url:?}: only http:// is supported for now"
+                "webhook URL {url:?}: must be http:// or https://"
             )));
         }
         let sig = signature(secret, now_unix_secs, &body);

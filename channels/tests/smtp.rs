@@ -12,6 +12,7 @@ use std::time::Duration;
 use herald_channels::smtp::{OutgoingEmail, SendError, SmtpClient, SmtpConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 #[derive(Default)]
 struct Sink {
@@ -20,6 +21,8 @@ struct Sink {
     connections: AtomicUsize,
     /// Transactions whose RCPT arrived together with their MAIL.
     pipelined: AtomicUsize,
+    /// STARTTLS upgrades.
+    upgrades: AtomicUsize,
 }
 
 const MODES: [bool; 2] = [false, true];
@@ -41,10 +44,22 @@ async fn start_server(pipelining: bool) -> (u16, Arc<Sink>) {
     (port, sink)
 }
 
-async fn serve(sock: tokio::net::TcpStream, sink: Arc<Sink>, pipelining: bool) {
-    let (r, mut w) = sock.into_split();
+async fn serve<S>(sock: S, sink: Arc<Sink>, pipelining: bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    serve_after_greeting(sock, sink, pipelining, true).await
+}
+
+async fn serve_after_greeting<S>(sock: S, sink: Arc<Sink>, pipelining: bool, greet: bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (r, mut w) = tokio::io::split(sock);
     let mut lines = BufReader::new(r).lines();
-    let _ = w.write_all(b"220 test-sink ESMTP\r\n").await;
+    if greet {
+        let _ = w.write_all(b"220 test-sink ESMTP\r\n").await;
+    }
     let mut rcpts = Vec::new();
     let mut out = Vec::new();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -297,4 +312,155 @@ async fn a_message_whose_data_went_out_is_never_sent_again() {
             ]
         );
     }
+}
+
+/// A certificate for 127.0.0.1, self-signed, written as PEM for `ca_file`.
+fn certificate(dir: &std::path::Path) -> (TlsAcceptor, std::path::PathBuf) {
+    let rcgen::CertifiedKey { cert, key_pair } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, cert.pem()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(key_pair.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der().clone()], key)
+    .unwrap();
+    (TlsAcceptor::from(Arc::new(config)), ca)
+}
+
+/// `implicit`: TLS from the first byte. Otherwise plain text that offers
+/// STARTTLS and refuses mail before it.
+async fn start_tls_server(acceptor: TlsAcceptor, implicit: bool) -> (u16, Arc<Sink>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sink = Arc::new(Sink::default());
+    let s = sink.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            s.connections.fetch_add(1, Ordering::SeqCst);
+            let (s, acceptor) = (s.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                if implicit {
+                    if let Ok(tls) = acceptor.accept(sock).await {
+                        serve(tls, s, true).await;
+                    }
+                } else if let Some(sock) = until_starttls(sock).await {
+                    if let Ok(tls) = acceptor.accept(sock).await {
+                        s.upgrades.fetch_add(1, Ordering::SeqCst);
+                        serve_after_greeting(tls, s, true, false).await;
+                    }
+                }
+            });
+        }
+    });
+    (port, sink)
+}
+
+/// The plain-text part of a STARTTLS session; answers the socket once the
+/// client asked for TLS.
+async fn until_starttls(mut sock: tokio::net::TcpStream) -> Option<tokio::net::TcpStream> {
+    sock.write_all(b"220 test-sink ESMTP\r\n").await.ok()?;
+    loop {
+        // Byte by byte, so nothing of the TLS handshake is read here.
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            if tokio::io::AsyncReadExt::read(&mut sock, &mut b)
+                .await
+                .ok()?
+                == 0
+            {
+                return None;
+            }
+            line.push(b[0]);
+        }
+        let upper = String::from_utf8_lossy(&line).to_ascii_uppercase();
+        let reply: &[u8] = if upper.starts_with("EHLO") {
+            b"250-test-sink\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
+        } else if upper.starts_with("STARTTLS") {
+            sock.write_all(b"220 2.0.0 go ahead\r\n").await.ok()?;
+            return Some(sock);
+        } else if upper.starts_with("QUIT") {
+            return None;
+        } else {
+            b"530 5.7.0 must issue a STARTTLS command first\r\n"
+        };
+        sock.write_all(reply).await.ok()?;
+    }
+}
+
+fn tls_client(url: &str) -> SmtpClient {
+    let mut cfg = SmtpConfig::from_url(url).unwrap();
+    cfg.connect_timeout = Duration::from_secs(2);
+    cfg.command_timeout = Duration::from_secs(5);
+    SmtpClient::new(cfg)
+}
+
+#[tokio::test]
+async fn implicit_tls_carries_pipelined_messages_to_a_trusted_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (acceptor, ca) = certificate(dir.path());
+    let (port, sink) = start_tls_server(acceptor, true).await;
+    let c = tls_client(&format!(
+        "smtps://127.0.0.1:{port}/mta.test?ca_file={}",
+        ca.display()
+    ));
+    for i in 0..3 {
+        c.send(&email(&format!("t{i}"), &format!("u{i}@example.org")))
+            .await
+            .expect("delivered over TLS");
+    }
+    assert_eq!(sink.messages.lock().unwrap().len(), 3);
+    assert_eq!(sink.pipelined.load(Ordering::SeqCst), 3);
+    assert_eq!(sink.connections.load(Ordering::SeqCst), 1);
+
+    // Without the CA the server's certificate is not trusted: nothing goes.
+    let untrusting = tls_client(&format!("smtps://127.0.0.1:{port}/mta.test"));
+    match untrusting.send(&email("t9", "u9@example.org")).await {
+        Err(SendError::Temporary {
+            code: None,
+            message,
+        }) => {
+            assert!(message.contains("TLS"), "{message}")
+        }
+        other => panic!("want a temporary TLS failure, got {other:?}"),
+    }
+    assert_eq!(sink.messages.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn starttls_upgrades_before_any_mail_and_is_enforced_when_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let (acceptor, ca) = certificate(dir.path());
+    let (port, sink) = start_tls_server(acceptor, false).await;
+    let c = tls_client(&format!(
+        "smtp://127.0.0.1:{port}/mta.test?tls=required&ca_file={}",
+        ca.display()
+    ));
+    c.send(&email("s1", "a@example.org")).await.expect("first");
+    c.send(&email("s2", "b@example.org")).await.expect("second");
+    assert_eq!(sink.messages.lock().unwrap().len(), 2);
+    assert_eq!(
+        sink.upgrades.load(Ordering::SeqCst),
+        1,
+        "one TLS session, reused"
+    );
+
+    // A server without STARTTLS gets nothing when TLS is required.
+    let (plain_port, plain) = start_server(true).await;
+    let c = tls_client(&format!(
+        "smtp://127.0.0.1:{plain_port}/mta.test?tls=required&ca_file={}",
+        ca.display()
+    ));
+    match c.send(&email("s3", "c@example.org")).await {
+        Err(SendError::Temporary { message, .. }) => {
+            assert!(message.contains("STARTTLS"), "{message}")
+        }
+        other => panic!("want a temporary failure naming STARTTLS, got {other:?}"),
+    }
+    assert!(plain.messages.lock().unwrap().is_empty());
 }

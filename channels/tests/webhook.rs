@@ -91,7 +91,7 @@ fn expected_signature(timestamp: &str, body: &[u8]) -> String {
 #[tokio::test]
 async fn posts_are_signed_and_outcomes_classified() {
     let (port, got) = start_receiver().await;
-    let c = WebhookClient::new(SECRET.to_vec(), Duration::from_secs(5)).unwrap();
+    let c = WebhookClient::new(SECRET.to_vec(), Duration::from_secs(5), None).unwrap();
     let body = br#"{"Message":"hello","EndpointId":"ep-1"}"#.to_vec();
     let base = format!("http://127.0.0.1:{port}");
 
@@ -134,7 +134,7 @@ async fn a_receiver_that_is_down_is_a_temporary_failure() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let c = WebhookClient::new(SECRET.to_vec(), Duration::from_secs(2)).unwrap();
+    let c = WebhookClient::new(SECRET.to_vec(), Duration::from_secs(2), None).unwrap();
     match c
         .post(&format!("http://127.0.0.1:{port}/ok"), b"{}".to_vec(), 1)
         .await
@@ -146,4 +146,68 @@ async fn a_receiver_that_is_down_is_a_temporary_failure() {
         Err(SendError::Invalid(_)) => {}
         other => panic!("want Invalid, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn https_receivers_are_verified_against_the_configured_ca() {
+    let rcgen::CertifiedKey { cert, key_pair } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(key_pair.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+    let b = bodies.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let (acceptor, b) = (acceptor.clone(), b.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(sock).await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.ends_with(b"}") {
+                    match tls.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                b.lock().unwrap().push(buf);
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    let url = format!("https://127.0.0.1:{port}/hook");
+    let pem = cert.pem();
+    let trusting = WebhookClient::new(
+        SECRET.to_vec(),
+        Duration::from_secs(5),
+        Some(pem.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(
+        trusting.post(&url, br#"{"a":1}"#.to_vec(), 1).await,
+        Ok(200)
+    );
+    // Without the CA the receiver's certificate is refused before any body.
+    let other = WebhookClient::new(SECRET.to_vec(), Duration::from_secs(5), None).unwrap();
+    match other.post(&url, br#"{"b":2}"#.to_vec(), 2).await {
+        Err(SendError::Temporary { code: None, .. }) | Err(SendError::Permanent { .. }) => {}
+        other => panic!("want a refused certificate, got {other:?}"),
+    }
+    let got = bodies.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "only the verified POST arrived");
+    assert!(got[0].ends_with(br#"{"a":1}"#));
 }

@@ -114,8 +114,8 @@ pub fn custom_update(
     }
 }
 
-/// `DeliveryUri` must be an absolute `http://` URL (herald's webhook client
-/// has no TLS yet) of at most 2,048 characters.
+/// `DeliveryUri` must be an absolute `http://` or `https://` URL of at most
+/// 2,048 characters.
 pub fn custom_channel_request(
     req: &CustomChannelRequest,
 ) -> Result<(), crate::validate::ValidationError> {
@@ -127,11 +127,12 @@ pub fn custom_channel_request(
     match req.delivery_uri.as_deref() {
         None | Some("") => bad("required"),
         Some(u) if u.len() > 2048 => bad("at most 2048 characters"),
-        Some(u) if u.starts_with("https://") => bad(
-            "https:// is not supported yet; use http:// (e.g. to a local TLS-terminating proxy)",
-        ),
-        Some(u) if !u.starts_with("http://") || u.len() <= "http://".len() => {
-            bad("must be an http:// URL")
+        Some(u)
+            if !["http://", "https://"]
+                .iter()
+                .any(|s| u.starts_with(s) && u.len() > s.len()) =>
+        {
+            bad("must be an http:// or https:// URL")
         }
         Some(u) if u.chars().any(|c| c.is_whitespace() || c.is_control()) => {
             bad("must not contain spaces or control characters")
@@ -151,7 +152,8 @@ mod tests {
             enabled: None,
         };
         assert!(custom_channel_request(&r("http://127.0.0.1:9000/hook")).is_ok());
-        for bad in ["", "https://x", "ftp://x", "http://", "http://a b"] {
+        assert!(custom_channel_request(&r("https://hooks.example.com/h")).is_ok());
+        for bad in ["", "https://", "ftp://x", "http://", "http://a b"] {
             assert!(custom_channel_request(&r(bad)).is_err(), "{bad}");
         }
         let first = custom_update(None, "app", &r("http://a/"), "T1");

@@ -125,6 +125,9 @@ pub struct Delivery {
     pub outbox_keep: u64,
     /// Deadline of one custom-channel (webhook) POST.
     pub webhook_timeout_ms: u64,
+    /// PEM certificates webhook POSTs to https:// trust besides the public
+    /// roots (a private CA).
+    pub webhook_ca_file: Option<String>,
 }
 
 impl Default for Delivery {
@@ -139,6 +142,7 @@ impl Default for Delivery {
             smtp_connections_max: 8,
             outbox_keep: 1_000,
             webhook_timeout_ms: 10_000,
+            webhook_ca_file: None,
         }
     }
 }
@@ -287,7 +291,9 @@ fn override_from_env<T: serde::Serialize + serde::de::DeserializeOwned>(
     for (name, v) in obj.iter_mut() {
         let var = format!("{prefix}{}", name.to_uppercase());
         if let Ok(s) = std::env::var(&var) {
-            *v = if v.is_boolean() {
+            *v = if v.is_string() || v.is_null() {
+                serde_json::Value::from(s)
+            } else if v.is_boolean() {
                 serde_json::Value::from(
                     s.parse::<bool>()
                         .with_context(|| format!("{var} must be true or false"))?,

@@ -234,9 +234,17 @@ fn delivery(cfg: &Config) -> anyhow::Result<(Arc<Dispatcher>, Option<Arc<Outbox>
     };
     let seed = rand::random::<u64>();
     // Each POST is bounded by the timeout; the per-app key is passed per call.
+    let webhook_ca = match &d.webhook_ca_file {
+        None => None,
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("reading webhook_ca_file {path}: {e}"))?,
+        ),
+    };
     let webhooks = WebhookClient::new(
         Vec::new(),
         Duration::from_millis(d.webhook_timeout_ms.max(1)),
+        webhook_ca.as_deref(),
     )
     .map_err(|e| anyhow::anyhow!("webhook client: {e}"))?;
     let dispatcher = Dispatcher::new(
