@@ -111,7 +111,10 @@ fn body(i: usize) -> String {
     // lines would make herald quoted-printable encode what the raw client
     // sends as is).
     let line = "We have news for you this week: new features, fixes and a few words.";
-    format!("Hello reader {i},\r\n\r\n{}", format!("{line}\r\n").repeat(14))
+    format!(
+        "Hello reader {i},\r\n\r\n{}",
+        format!("{line}\r\n").repeat(14)
+    )
 }
 
 /// The baseline: plain SMTP over `CONNECTIONS` NODELAY connections, one

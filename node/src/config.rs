@@ -103,6 +103,28 @@ pub struct FileConfig {
     /// Each also `HERALD_TRACKING_<NAME>`.
     #[serde(default)]
     pub tracking: Option<Tracking>,
+    /// Each also `HERALD_STORAGE_<NAME>`.
+    #[serde(default)]
+    pub storage: Option<Storage>,
+}
+
+/// RocksDB's memory, bounded whatever the data size.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Storage {
+    /// Memtables of all column families together.
+    pub memtables_mib: u64,
+    /// The block cache (with index and filter blocks).
+    pub block_cache_mib: u64,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self {
+            memtables_mib: 64,
+            block_cache_mib: 32,
+        }
+    }
 }
 
 /// Rate limits, queues and retries of the channel actors.
@@ -188,6 +210,7 @@ pub struct Config {
     pub public_url: Option<String>,
     pub delivery: Delivery,
     pub tracking: Tracking,
+    pub storage: Storage,
 }
 
 impl Config {
@@ -217,6 +240,8 @@ impl Config {
         override_from_env(&mut delivery, "HERALD_DELIVERY_")?;
         let mut tracking = file.tracking.unwrap_or_default();
         override_from_env(&mut tracking, "HERALD_TRACKING_")?;
+        let mut storage = file.storage.unwrap_or_default();
+        override_from_env(&mut storage, "HERALD_STORAGE_")?;
         let smtp_url = args.smtp_url.or(file.smtp_url);
         for url in smtp_url.iter().chain(file.smtp_url_per_app.values()) {
             herald_channels::smtp::SmtpConfig::from_url(url)
@@ -248,6 +273,7 @@ impl Config {
             public_url,
             delivery,
             tracking,
+            storage,
             data_dir: args
                 .data_dir
                 .or(file.data_dir)

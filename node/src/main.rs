@@ -110,7 +110,16 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .install_recorder()
         .context("installing the metrics recorder")?;
 
-    let engine = Arc::new(RocksEngine::open(&cfg.data_dir.join("db")).context("opening rocksdb")?);
+    let engine = Arc::new(
+        RocksEngine::open_with(
+            &cfg.data_dir.join("db"),
+            herald_storage::rocks::MemoryBudget {
+                memtables_bytes: (cfg.storage.memtables_mib.max(4) << 20) as usize,
+                block_cache_bytes: (cfg.storage.block_cache_mib.max(1) << 20) as usize,
+            },
+        )
+        .context("opening rocksdb")?,
+    );
     let host_cfg = HostConfig {
         node_id: cfg.node_id,
         shards: cfg.shards,

@@ -35,8 +35,10 @@ fn write_err(e: impl ToString) -> RaftStorageError {
     io_err(ErrorSubject::Logs, ErrorVerb::Write, e)
 }
 
-/// Bytes of recently appended entries a group keeps in memory.
-pub const TAIL_CACHE_BYTES: usize = 1 << 20;
+/// Bytes of recently appended entries a group keeps in memory (65 groups on
+/// a node: 16 MiB at most; applying right after commit needs only the last
+/// few entries).
+pub const TAIL_CACHE_BYTES: usize = 256 << 10;
 
 /// The newest entries of the log, parsed, so that applying an entry right
 /// after it commits does not read and parse it back from the engine.

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
-use rocksdb::{ColumnFamilyDescriptor, Options, WriteOptions, DB};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, WriteOptions, DB};
 
 use crate::engine::{Cf, KvEngine, Op, SyncDone, Visit, WriteBatch};
 use crate::error::{Result, StorageError};
@@ -18,6 +18,24 @@ use crate::error::{Result, StorageError};
 pub const SYNC_QUEUE_MAX: usize = 16 * 1024;
 /// Most callbacks served by one WAL sync.
 const SYNC_BATCH_MAX: usize = 4096;
+
+/// What RocksDB may hold in memory, whatever the data size: memtables of
+/// all column families together, and one block cache shared by them (index
+/// and filter blocks included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBudget {
+    pub memtables_bytes: usize,
+    pub block_cache_bytes: usize,
+}
+
+impl Default for MemoryBudget {
+    fn default() -> Self {
+        Self {
+            memtables_bytes: 64 << 20,
+            block_cache_bytes: 32 << 20,
+        }
+    }
+}
 
 pub struct RocksEngine {
     db: Arc<DB>,
@@ -30,18 +48,34 @@ fn rocks_err(e: rocksdb::Error) -> StorageError {
 }
 
 impl RocksEngine {
-    /// Opens (creating if needed) the engine under `path`.
+    /// Opens (creating if needed) the engine under `path` with the default
+    /// memory budget.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, MemoryBudget::default())
+    }
+
+    /// Opens (creating if needed) the engine under `path`.
+    pub fn open_with(path: &Path, budget: MemoryBudget) -> Result<Self> {
         std::fs::create_dir_all(path)?;
+        let cache = Cache::new_lru_cache(budget.block_cache_bytes.max(1 << 20));
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_cache_index_and_filter_blocks(true);
+        // One memtable may take a quarter of the budget, so flushes start
+        // before the whole budget is in use.
+        let memtable = (budget.memtables_bytes / 4).max(1 << 20);
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.increase_parallelism(2);
         opts.set_max_background_jobs(2);
+        opts.set_db_write_buffer_size(budget.memtables_bytes.max(4 << 20));
         let cfs = Cf::ALL.iter().map(|cf| {
             let mut o = Options::default();
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            o.set_block_based_table_factory(&table);
+            o.set_write_buffer_size(memtable);
             ColumnFamilyDescriptor::new(cf.name(), o)
         });
         let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs).map_err(rocks_err)?);
