@@ -233,10 +233,16 @@ impl Dispatcher {
         let key = (app_id.to_owned(), channel);
         let mut actors = self.actors.lock().await;
         if let Some(a) = actors.get(&key) {
-            if let Some(r) = rate {
-                let _ = a.cast(ChannelMsg::SetRate(r));
+            if ractor::ACTIVE_STATES.contains(&a.get_status()) {
+                if let Some(r) = rate {
+                    let _ = a.cast(ChannelMsg::SetRate(r));
+                }
+                return Ok(a.clone());
             }
-            return Ok(a.clone());
+            // Its messages in flight were settled as UNKNOWN_FAILURE by
+            // `send`; later ones go to a new actor.
+            tracing::warn!(app_id, channel, status = ?a.get_status(), "a channel actor had stopped; starting a new one");
+            actors.remove(&key);
         }
         let rate = rate.unwrap_or(self.shared.settings.app_rate_per_sec);
         let (a, _) = Actor::spawn(
@@ -511,7 +517,65 @@ async fn send_with_retries(
 
 #[cfg(test)]
 mod tests {
-    use super::is_hard_bounce;
+    use super::*;
+
+    struct Accepting;
+
+    impl EmailTransport for Accepting {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+
+        fn send<'a>(
+            &'a self,
+            _email: &'a OutgoingEmail,
+        ) -> futures::future::BoxFuture<'a, Result<String, SendError>> {
+            Box::pin(async { Ok("250 ok".to_owned()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stopped_channel_actor_is_replaced() {
+        let d = Dispatcher::new(
+            Arc::new(Accepting),
+            BTreeMap::new(),
+            Arc::new(
+                herald_channels::webhook::WebhookClient::new(
+                    Vec::new(),
+                    Duration::from_secs(1),
+                    None,
+                )
+                .unwrap(),
+            ),
+            Arc::new(crate::clock::ManualClock::new(0)),
+            Arc::new(crate::clock::SeededEntropy::new(1)),
+            DeliverySettings::default(),
+        );
+        let job = || {
+            Job::Email(OutgoingEmail {
+                message_id: "m".into(),
+                to: "a@example.org".into(),
+                ..Default::default()
+            })
+        };
+        let send = || async {
+            let admission = d.admit(1).await.unwrap();
+            d.send("app", "EMAIL", None, vec![job()], admission).await
+        };
+        assert_eq!(send().await[0].outcome.status, DeliveryStatus::Successful);
+        let first = d.actor("app", "EMAIL", None).await.unwrap();
+        first.stop(None);
+        for _ in 0..100 {
+            if first.get_status() == ractor::ActorStatus::Stopped {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(first.get_status(), ractor::ActorStatus::Stopped);
+        assert_eq!(send().await[0].outcome.status, DeliveryStatus::Successful);
+        let second = d.actor("app", "EMAIL", None).await.unwrap();
+        assert_ne!(first.get_id(), second.get_id());
+    }
 
     #[test]
     fn only_recipient_refusals_are_hard_bounces() {

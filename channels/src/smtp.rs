@@ -635,7 +635,8 @@ impl SmtpClient {
         }
         head.push_str("DATA\r\n");
         let mut w = conn.wire.clone();
-        let mut r = BufReader::new(conn.wire.clone());
+        // Replies are short (RFC 5321: 512-byte lines); a small buffer each time.
+        let mut r = BufReader::with_capacity(1024, conn.wire.clone());
         let mut data_sent = false;
         let exchange = async {
             w.write_all(head.as_bytes()).await?;
