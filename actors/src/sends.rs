@@ -1146,6 +1146,36 @@ impl<E: KvEngine> Herald<E> {
     }
 }
 
+/// Ledger rows forgotten per proposal, and proposals per sweep, at most.
+const FORGET_PER_PROPOSAL: usize = 1024;
+const FORGET_PROPOSALS_PER_SWEEP: usize = 8;
+
+/// Forgets send-ledger rows whose intent is older than `before_ms` (the
+/// retention), oldest first, a bounded number per sweep. Answers how many.
+pub async fn forget_sends<E: KvEngine>(
+    host: &herald_cluster::RaftHost<E>,
+    group: GroupId,
+    before_ms: i64,
+) -> Result<u64> {
+    let mut forgotten = 0;
+    for _ in 0..FORGET_PROPOSALS_PER_SWEEP {
+        let rows = host
+            .reader()
+            .expired_sends(group, before_ms, FORGET_PER_PROPOSAL)?;
+        let full = rows.len() == FORGET_PER_PROPOSAL;
+        if rows.is_empty() {
+            break;
+        }
+        if let CmdResult::Count(n) = host.propose(group, Command::ForgetSends { rows }).await? {
+            forgotten += n;
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(forgotten)
+}
+
 /// Sends left open per sweep at most.
 const OPEN_SENDS_PER_SWEEP: usize = 256;
 

@@ -35,6 +35,9 @@ pub struct ShardSettings {
     /// A send intent without an outcome after this long is resolved as
     /// UNKNOWN_FAILURE by the sweep (longer than any send can take).
     pub send_unresolved_ms: i64,
+    /// Send-ledger rows older than this are forgotten by the sweep. Longer
+    /// than the dedup window (a retried request must still find its rows).
+    pub send_retention_ms: i64,
 }
 
 impl Default for ShardSettings {
@@ -46,6 +49,7 @@ impl Default for ShardSettings {
             endpoint_actor_idle_ms: 60_000,
             claim_grace_ms: 5_000,
             send_unresolved_ms: 60 * 60 * 1000,
+            send_retention_ms: 7 * 24 * 60 * 60 * 1000,
         }
     }
 }
@@ -295,6 +299,7 @@ impl<E: KvEngine> Actor for ShardActor<E> {
                     let flag = st.handing_over.clone();
                     let before_ms = now - st.args.settings.claim_grace_ms;
                     let sends_before_ms = now - st.args.settings.send_unresolved_ms;
+                    let forget_before_ms = now - st.args.settings.send_retention_ms;
                     tokio::spawn(async move {
                         match crate::sends::resolve_open_sends(&host, group, sends_before_ms, now)
                             .await
@@ -311,6 +316,21 @@ impl<E: KvEngine> Actor for ShardActor<E> {
                             }
                             Err(e) => {
                                 tracing::warn!(group, error = %e, "open sends not resolved")
+                            }
+                        }
+                        match crate::sends::forget_sends(&host, group, forget_before_ms).await {
+                            Ok(0) => {}
+                            Ok(n) => {
+                                metrics::counter!("herald_send_ledger_rows_forgotten_total")
+                                    .increment(n);
+                                tracing::debug!(
+                                    group,
+                                    rows = n,
+                                    "forgot send-ledger rows past retention"
+                                )
+                            }
+                            Err(e) => {
+                                tracing::warn!(group, error = %e, "send-ledger retention sweep failed")
                             }
                         }
                         match crate::addresses::finish_pending(&host, group, before_ms).await {

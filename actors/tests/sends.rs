@@ -480,3 +480,60 @@ async fn an_intent_left_without_outcome_is_resolved_as_unknown_by_the_sweep() {
     );
     rt.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_rows_are_forgotten_after_retention_but_not_a_newer_send_of_the_same_id() {
+    let (rt, _rec, app, clock) = start_with_clock(100).await;
+    let day = 24 * 60 * 60 * 1000;
+    let key = "t:weekly";
+    let group = rt
+        .host
+        .group_of(&app, &herald_storage::keys::send_shard_key(key));
+    let id = |a: &str| {
+        herald_model::message::message_id(
+            &app,
+            key,
+            &herald_model::message::RecipientKey::Address(a),
+        )
+    };
+    let row = |a: &str| rt.host.reader().ledger_row(group, &app, &id(a)).unwrap();
+    let t0 = clock.now_ms();
+    rt.herald
+        .send_messages(
+            &app,
+            request(&["a@x.org", "b@x.org"], Some("weekly")),
+            keys("r1"),
+        )
+        .await
+        .unwrap();
+    // Two days later, past the dedup window, b@ is sent again under the
+    // same TraceId: its row is rewritten with the new intent time.
+    clock.set(t0 + 2 * day);
+    rt.herald
+        .send_messages(&app, request(&["b@x.org"], Some("weekly")), keys("r2"))
+        .await
+        .unwrap();
+    let retention = herald_actors::shard::ShardSettings::default().send_retention_ms;
+    // The sweep at `now` forgets intents older than `now - retention`.
+    let sweep_at = |now: i64| herald_actors::sends::forget_sends(&rt.host, group, now - retention);
+    // Within retention nothing goes.
+    assert_eq!(sweep_at(t0 + retention - day).await.unwrap(), 0);
+    assert!(row("a@x.org").is_some());
+    // Past retention of the first request: a@'s row goes, b@'s newer one stays.
+    let n = sweep_at(t0 + retention + 1).await.unwrap();
+    assert_eq!(n, 1);
+    assert!(row("a@x.org").is_none());
+    assert_eq!(row("b@x.org").unwrap().intent_ms, t0 + 2 * day);
+    assert_eq!(
+        rt.host
+            .reader()
+            .expired_sends(group, i64::MAX, 10)
+            .unwrap()
+            .len(),
+        1,
+        "only b@'s newer index entry is left"
+    );
+    assert_eq!(sweep_at(t0 + 2 * day + retention + 1).await.unwrap(), 1);
+    assert!(row("b@x.org").is_none());
+    rt.shutdown().await;
+}

@@ -150,6 +150,9 @@ pub struct Delivery {
     /// PEM certificates webhook POSTs to https:// trust besides the public
     /// roots (a private CA).
     pub webhook_ca_file: Option<String>,
+    /// Hours a direct send's ledger row is kept (at least 24, the window in
+    /// which a retried request is recognised).
+    pub send_ledger_retention_hours: u64,
 }
 
 impl Default for Delivery {
@@ -165,6 +168,7 @@ impl Default for Delivery {
             outbox_keep: 1_000,
             webhook_timeout_ms: 10_000,
             webhook_ca_file: None,
+            send_ledger_retention_hours: 168,
         }
     }
 }
@@ -238,6 +242,12 @@ impl Config {
         override_from_env(&mut limits, "HERALD_LIMITS_")?;
         let mut delivery = file.delivery.unwrap_or_default();
         override_from_env(&mut delivery, "HERALD_DELIVERY_")?;
+        if delivery.send_ledger_retention_hours < 24 {
+            anyhow::bail!(
+                "send_ledger_retention_hours must be at least 24 (the dedup window), not {}",
+                delivery.send_ledger_retention_hours
+            );
+        }
         let mut tracking = file.tracking.unwrap_or_default();
         override_from_env(&mut tracking, "HERALD_TRACKING_")?;
         let mut storage = file.storage.unwrap_or_default();

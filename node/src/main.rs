@@ -140,6 +140,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let shard_settings = ShardSettings {
         endpoint_actors_max: cfg.endpoint_actors_max,
+        send_retention_ms: (cfg.delivery.send_ledger_retention_hours as i64) * 3_600_000,
         ..ShardSettings::default()
     };
     let runtime = Runtime::start(

@@ -561,6 +561,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                     };
                     txn.put_json(key, &fresh);
                     txn.put_json(keys::open_send(group, app_id, &i.message_id), at_ms);
+                    txn.put_json(keys::send_expiry(group, *at_ms, app_id, &i.message_id), &());
                 }
                 before.push(row);
             }
@@ -586,6 +587,22 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                 }
             }
             Ok(CmdResult::Count(changed))
+        }
+        Command::ForgetSends { rows } => {
+            let mut forgotten = 0u64;
+            for (intent_ms, app_id, message_id) in rows {
+                txn.delete(keys::send_expiry(group, *intent_ms, app_id, message_id));
+                let key = keys::send_ledger(group, app_id, message_id);
+                let Some(row) = txn.get_json::<LedgerRow>("send_ledger", &key)? else {
+                    continue;
+                };
+                if row.intent_ms == *intent_ms {
+                    txn.delete(key);
+                    txn.delete(keys::open_send(group, app_id, message_id));
+                    forgotten += 1;
+                }
+            }
+            Ok(CmdResult::Count(forgotten))
         }
         Command::MarkEndpoints { app_id, marks } => {
             let mut changed = 0u64;

@@ -39,6 +39,7 @@ pub mod tag {
     pub const TEMPLATE: u8 = 0x1c;
     pub const TEMPLATE_VERSION: u8 = 0x1d;
     pub const OPEN_SEND: u8 = 0x1e;
+    pub const SEND_EXPIRY: u8 = 0x1f;
     // node column family (no group prefix)
     pub const NODE_CLUSTER: u8 = 0x20;
 }
@@ -204,6 +205,28 @@ pub fn open_send(group: GroupId, app_id: &str, message_id: &str) -> Vec<u8> {
     k
 }
 
+/// A ledger row in intent-time order, so the retention sweep finds the
+/// oldest rows of a group without reading the ledger:
+/// `[group][tag][intent_ms][app][message id]`. Not under an app prefix
+/// (rows of deleted apps are dropped by the sweep like any other).
+pub fn send_expiry(group: GroupId, intent_ms: i64, app_id: &str, message_id: &str) -> Vec<u8> {
+    let mut k = table(group, tag::SEND_EXPIRY);
+    k.extend_from_slice(&((intent_ms as u64) ^ (1 << 63)).to_be_bytes());
+    push_var(&mut k, app_id.as_bytes());
+    k.extend_from_slice(message_id.as_bytes());
+    k
+}
+
+/// Parses a [`send_expiry`] key: (intent_ms, app, message id).
+pub fn split_send_expiry(key: &[u8]) -> Option<(i64, String, String)> {
+    let p = std::mem::size_of::<GroupId>() + 1;
+    let at = key.get(p..p + 8)?;
+    let intent_ms = (u64::from_be_bytes(at.try_into().ok()?) ^ (1 << 63)) as i64;
+    key.get(p + 8..p + 10)?;
+    let (app, id) = split_app_key(key, p + 8);
+    Some((intent_ms, app, id))
+}
+
 /// The string hashed (with the app id) to place the ledger rows of one
 /// direct-send request; fixed forever.
 pub fn send_shard_key(request_key: &str) -> String {
@@ -268,6 +291,18 @@ mod tests {
     fn log_keys_sort_numerically() {
         assert!(log(1, 255) < log(1, 256));
         assert_eq!(log_index(&log(3, 123_456)), 123_456);
+    }
+
+    #[test]
+    fn send_expiry_keys_sort_by_time_and_parse_back() {
+        let a = send_expiry(3, 1_000, "app-z", "m1");
+        let b = send_expiry(3, 2_000, "app-a", "m0");
+        assert!(a < b);
+        assert_eq!(
+            split_send_expiry(&b),
+            Some((2_000, "app-a".to_owned(), "m0".to_owned()))
+        );
+        assert!(a.starts_with(&table(3, tag::SEND_EXPIRY)));
     }
 
     #[test]

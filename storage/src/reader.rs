@@ -183,6 +183,31 @@ impl<E: KvEngine> Reader<E> {
         Ok(out)
     }
 
+    /// Ledger rows whose intent is older than `before_ms`, oldest first, at
+    /// most `limit`: (intent time, app, message id).
+    pub fn expired_sends(
+        &self,
+        group: GroupId,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, String)>> {
+        let start = keys::table(group, tag::SEND_EXPIRY);
+        let mut end = start.clone();
+        end.extend_from_slice(&((before_ms as u64) ^ (1 << 63)).to_be_bytes());
+        let mut out = Vec::new();
+        self.engine.scan(Cf::State, &start, &end, &mut |k, _| {
+            if let Some(row) = keys::split_send_expiry(k) {
+                out.push(row);
+            }
+            if out.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(out)
+    }
+
     /// The send-ledger row of one message.
     pub fn ledger_row(
         &self,

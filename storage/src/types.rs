@@ -310,6 +310,12 @@ pub enum Command {
         now_ms: i64,
         idle_timeout_ms: i64,
     },
+    /// Forgets ledger rows past retention: (intent time, app, message id),
+    /// as found in the expiry index. A row whose intent time differs (the
+    /// message id was sent again later) is kept; its index entry goes.
+    ForgetSends {
+        rows: Vec<(i64, String, String)>,
+    },
 }
 
 impl Command {
