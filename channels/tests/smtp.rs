@@ -4,6 +4,8 @@
 //! against a server that offers PIPELINING (herald's own transactions) and
 //! one that does not (lettre's lock-step exchange).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,14 @@ struct Sink {
     pipelined: AtomicUsize,
     /// STARTTLS upgrades.
     upgrades: AtomicUsize,
+}
+
+impl Sink {
+    /// The recipients of each accepted message, in order.
+    fn recipients(&self) -> Vec<Vec<String>> {
+        let messages = self.messages.lock().unwrap();
+        messages.iter().map(|(r, _)| r.clone()).collect()
+    }
 }
 
 const MODES: [bool; 2] = [false, true];
@@ -267,15 +277,8 @@ async fn a_pooled_connection_the_server_closed_is_replaced_before_sending() {
         // The pooled connection is dead now; the next message must go out once,
         // on a new connection.
         c.send(&email("p2", "b@example.org")).await.expect("second");
-        let delivered: Vec<Vec<String>> = sink
-            .messages
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(r, _)| r.clone())
-            .collect();
         assert_eq!(
-            delivered,
+            sink.recipients(),
             vec![
                 vec!["close@example.org".to_owned()],
                 vec!["b@example.org".to_owned()]
@@ -297,15 +300,8 @@ async fn a_message_whose_data_went_out_is_never_sent_again() {
             other => panic!("want an unknown outcome, got {other:?}"),
         }
         c.send(&email("v2", "b@example.org")).await.expect("next");
-        let delivered: Vec<Vec<String>> = sink
-            .messages
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(r, _)| r.clone())
-            .collect();
         assert_eq!(
-            delivered,
+            sink.recipients(),
             vec![
                 vec!["vanish@example.org".to_owned()],
                 vec!["b@example.org".to_owned()]
@@ -316,20 +312,10 @@ async fn a_message_whose_data_went_out_is_never_sent_again() {
 
 /// A certificate for 127.0.0.1, self-signed, written as PEM for `ca_file`.
 fn certificate(dir: &std::path::Path) -> (TlsAcceptor, std::path::PathBuf) {
-    let rcgen::CertifiedKey { cert, key_pair } =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (acceptor, pem) = common::tls_identity();
     let ca = dir.join("ca.pem");
-    std::fs::write(&ca, cert.pem()).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(key_pair.serialize_der()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert.der().clone()], key)
-    .unwrap();
-    (TlsAcceptor::from(Arc::new(config)), ca)
+    std::fs::write(&ca, pem).unwrap();
+    (acceptor, ca)
 }
 
 /// `implicit`: TLS from the first byte. Otherwise plain text that offers

@@ -1,6 +1,8 @@
 //! The webhook transport against a local HTTP receiver that checks the
 //! signature itself, as a user's endpoint would.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -150,18 +152,7 @@ async fn a_receiver_that_is_down_is_a_temporary_failure() {
 
 #[tokio::test]
 async fn https_receivers_are_verified_against_the_configured_ca() {
-    let rcgen::CertifiedKey { cert, key_pair } =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(key_pair.serialize_der()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert.der().clone()], key)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (acceptor, pem) = common::tls_identity();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let bodies = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
@@ -190,7 +181,6 @@ async fn https_receivers_are_verified_against_the_configured_ca() {
         }
     });
     let url = format!("https://127.0.0.1:{port}/hook");
-    let pem = cert.pem();
     let trusting = WebhookClient::new(
         SECRET.to_vec(),
         Duration::from_secs(5),
