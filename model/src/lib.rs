@@ -11,6 +11,7 @@
 //! serialized uses `BTreeMap`, never `HashMap`, so bytes are stable. The placement
 //! and cohort hashes in `hash` are fixed forever. Depends on no other herald crate.
 
+pub mod campaign;
 pub mod channel;
 pub mod endpoint;
 pub mod hash;
@@ -18,6 +19,8 @@ pub mod ids;
 pub mod limits;
 pub mod message;
 pub mod render;
+pub mod schedule;
+pub mod segment;
 pub mod session;
 pub mod template;
 pub mod time;
