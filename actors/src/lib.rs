@@ -10,11 +10,14 @@
 //! rebuilt from storage. No ractor global registry (per-node directories).
 
 pub mod addresses;
+pub mod campaign_run;
+pub mod campaigns;
 pub mod clock;
 pub mod delivery;
 pub mod endpoint;
 pub mod engagement;
 pub mod runtime;
+pub mod segments;
 pub mod sends;
 pub mod service;
 pub mod shard;

@@ -501,7 +501,7 @@ impl<E: KvEngine> Herald<E> {
         let message_id = message::message_id(app_id, key, &recipient);
         let job = match (&spec.email, &spec.custom, channel) {
             (Ok(email), _, "EMAIL") => self
-                .render_email(app_id, &message_id, address, endpoint, email, cfg)
+                .render_email(app_id, &message_id, address, endpoint, email, cfg, false)
                 .map(Job::Email),
             (_, Ok(custom), _) => {
                 webhook_job(app_id, key, &message_id, address, endpoint, custom, cfg)
@@ -523,6 +523,21 @@ impl<E: KvEngine> Herald<E> {
         }
     }
 
+    /// A campaign's email to one endpoint: always with `List-Unsubscribe`
+    /// (one-click, RFC 8058) when tracking has a base URL.
+    pub(crate) fn render_campaign_email(
+        &self,
+        app_id: &str,
+        message_id: &str,
+        address: &str,
+        endpoint: &EndpointResponse,
+        spec: &EmailSpec,
+        cfg: &EndpointSendConfiguration,
+    ) -> std::result::Result<OutgoingEmail, String> {
+        self.render_email(app_id, message_id, address, Some(endpoint), spec, cfg, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn render_email(
         &self,
         app_id: &str,
@@ -531,6 +546,7 @@ impl<E: KvEngine> Herald<E> {
         endpoint: Option<&EndpointResponse>,
         spec: &EmailSpec,
         cfg: &EndpointSendConfiguration,
+        bulk: bool,
     ) -> std::result::Result<OutgoingEmail, String> {
         let subs = substitutions_of(cfg.substitutions.as_ref(), &spec.substitutions);
         let ctx = render::context(endpoint, address, "EMAIL", spec.defaults.as_ref(), &subs);
@@ -583,7 +599,7 @@ impl<E: KvEngine> Herald<E> {
                     );
                 }
             }
-            if tracking.list_unsubscribe_on_direct {
+            if bulk || tracking.list_unsubscribe_on_direct {
                 list_unsubscribe = Some(format!(
                     "<{base}/herald/v1/t/u/{}>",
                     token(TrackKind::Unsubscribe, None)

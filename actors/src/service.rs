@@ -120,6 +120,16 @@ pub struct Herald<E: KvEngine> {
     event_types: Mutex<BTreeMap<String, BTreeSet<String>>>,
     /// The node's channel actors; sends are refused until it is set.
     dispatcher: std::sync::OnceLock<Arc<Dispatcher>>,
+    /// Wakes the campaign scheduler.
+    pub(crate) campaign_wake: tokio::sync::Notify,
+    /// Apps with event-triggered campaigns (refreshed by the scheduler).
+    pub(crate) event_apps: std::sync::RwLock<BTreeSet<String>>,
+    /// PutEvents batches for event-triggered campaigns, to the scheduler.
+    #[allow(clippy::type_complexity)]
+    pub(crate) triggers: (
+        tokio::sync::mpsc::Sender<crate::campaign_run::Trigger>,
+        tokio::sync::Mutex<tokio::sync::mpsc::Receiver<crate::campaign_run::Trigger>>,
+    ),
 }
 
 fn not_found_app(app_id: &str) -> ServiceError {
@@ -150,6 +160,12 @@ impl<E: KvEngine> Herald<E> {
             cfg,
             event_types: Mutex::new(BTreeMap::new()),
             dispatcher: std::sync::OnceLock::new(),
+            campaign_wake: tokio::sync::Notify::new(),
+            event_apps: std::sync::RwLock::new(BTreeSet::new()),
+            triggers: {
+                let (tx, rx) = tokio::sync::mpsc::channel(crate::campaign_run::TRIGGER_QUEUE_MAX);
+                (tx, tokio::sync::Mutex::new(rx))
+            },
         }
     }
 
@@ -966,6 +982,18 @@ impl<E: KvEngine> Herald<E> {
         }
         self.check_event_types(app_id, types).await?;
         let limits = self.apply_limits();
+        // Copies only for apps with event-triggered campaigns.
+        let wanted = self.wants_triggers(app_id);
+        let triggered: Vec<(String, String, herald_model::wire::Event)> = by_group
+            .values()
+            .filter(|_| wanted)
+            .flatten()
+            .flat_map(|i| {
+                i.events
+                    .iter()
+                    .map(|(id, ev)| (i.endpoint_id.clone(), id.clone(), ev.clone()))
+            })
+            .collect();
         let writes = by_group.into_iter().map(|(g, items)| {
             let cmd = Command::PutEvents {
                 app_id: app_id.to_owned(),
@@ -981,6 +1009,7 @@ impl<E: KvEngine> Herald<E> {
                 claims.extend(c);
             }
         }
+        self.offer_trigger(app_id, triggered).await;
         // BatchItem is a map, so two endpoints of one batch that share an
         // address have no request order between them: one of them keeps it.
         crate::addresses::hand_over(&self.host, app_id, claims).await?;

@@ -154,6 +154,13 @@ impl<E: KvEngine> RaftHost<E> {
         (0..self.shards).map(keys::shard_group)
     }
 
+    /// Whether this node leads `group` now (as far as it knows).
+    pub fn is_leader(&self, group: GroupId) -> bool {
+        self.groups
+            .get(group as usize)
+            .is_some_and(|r| r.metrics().borrow().current_leader == Some(self.node_id))
+    }
+
     fn raft(&self, group: GroupId) -> Result<&Raft<TypeConfig>, ClusterError> {
         self.groups
             .get(group as usize)

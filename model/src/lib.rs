@@ -3,8 +3,11 @@
 //! Owns the Pinpoint wire shapes (`wire`), documented quotas (`limits`), input
 //! validation (`validate`), endpoint upsert semantics (`endpoint`), session rules
 //! (`session`), ISO-8601 handling (`time`), data placement hashing (`hash`),
-//! id/ARN formats (`ids`), message template shapes and checks (`template`) and
-//! per-recipient template rendering (`render`).
+//! id/ARN formats (`ids`), import/export job shapes and file formats (`import`),
+//! message template shapes and checks (`template`), per-recipient template
+//! rendering (`render`), segment definitions and membership (`segment`),
+//! campaign shapes, treatment assignment and limits (`campaign`), and schedule,
+//! time-zone and quiet-time math (`schedule`).
 //!
 //! Contract: no IO, no async, no clock reads (time is always passed in), no
 //! randomness, no global state; every function is deterministic. Anything that is
@@ -16,6 +19,7 @@ pub mod channel;
 pub mod endpoint;
 pub mod hash;
 pub mod ids;
+pub mod import;
 pub mod limits;
 pub mod message;
 pub mod render;

@@ -78,6 +78,44 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/apps/{app}/attributes/{attribute_type}",
             put(remove_attributes),
         )
+        .route(
+            "/v1/apps/{app}/segments",
+            post(create_segment).get(get_segments),
+        )
+        .route(
+            "/v1/apps/{app}/segments/{id}",
+            get(get_segment).put(update_segment).delete(delete_segment),
+        )
+        .route(
+            "/v1/apps/{app}/segments/{id}/versions",
+            get(get_segment_versions),
+        )
+        .route(
+            "/v1/apps/{app}/segments/{id}/versions/{version}",
+            get(get_segment_version),
+        )
+        .route(
+            "/v1/apps/{app}/campaigns",
+            post(create_campaign).get(get_campaigns),
+        )
+        .route(
+            "/v1/apps/{app}/campaigns/{id}",
+            get(get_campaign)
+                .put(update_campaign)
+                .delete(delete_campaign),
+        )
+        .route(
+            "/v1/apps/{app}/campaigns/{id}/versions",
+            get(get_campaign_versions),
+        )
+        .route(
+            "/v1/apps/{app}/campaigns/{id}/versions/{version}",
+            get(get_campaign_version),
+        )
+        .route(
+            "/v1/apps/{app}/campaigns/{id}/activities",
+            get(get_campaign_activities),
+        )
         .route("/v1/templates", get(list_templates))
         .route(
             "/v1/templates/{name}/{kind}",
@@ -97,6 +135,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/apps/{app}/messages", post(send_messages))
         .route("/v1/apps/{app}/users-messages", post(send_users_messages))
         .route("/herald/v1/outbox", get(list_outbox))
+        .route(
+            "/herald/v1/apps/{app}/segments/{id}/size",
+            get(get_segment_size),
+        )
         .route(
             "/herald/v1/apps/{app}/channels/custom",
             get(get_custom_channel)
@@ -449,6 +491,184 @@ async fn remove_attributes(
 fn template_kind(segment: &str) -> Result<TemplateType, ApiError> {
     TemplateType::from_path_segment(&segment.to_ascii_lowercase())
         .ok_or_else(|| ApiError::new(ErrorType::NotFound, "no such resource"))
+}
+
+// ---- segments ---------------------------------------------------------------
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+async fn create_segment(
+    State(st): St,
+    Extension(who): Extension<Verified>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let req: serde_json::Value = json(&body)?;
+    let r = st
+        .herald
+        .create_segment(&app, new_id(), &who.region, req)
+        .await?;
+    tracing::info!(app_id = %app, segment_id = %r.id, "segment created");
+    reply(StatusCode::CREATED, &r)
+}
+
+async fn update_segment(
+    State(st): St,
+    Path((app, id)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let req: serde_json::Value = json(&body)?;
+    let r = st.herald.update_segment(&app, &id, req).await?;
+    tracing::info!(app_id = %app, segment_id = %id, version = ?r.version, "segment updated");
+    reply(StatusCode::OK, &r)
+}
+
+async fn get_segment(State(st): St, Path((app, id)): Path<(String, String)>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.segment(&app, &id, None).await?)
+}
+
+async fn get_segment_version(
+    State(st): St,
+    Path((app, id, version)): Path<(String, String, String)>,
+) -> ApiResult {
+    reply(
+        StatusCode::OK,
+        &st.herald.segment(&app, &id, Some(&version)).await?,
+    )
+}
+
+async fn get_segments(
+    State(st): St,
+    Path(app): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    let g = |k: &str| q.get(k).map(String::as_str);
+    let r = st.herald.segments(&app, g("page-size"), g("token")).await?;
+    reply(StatusCode::OK, &r)
+}
+
+async fn get_segment_versions(
+    State(st): St,
+    Path((app, id)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    let g = |k: &str| q.get(k).map(String::as_str);
+    let r = st
+        .herald
+        .segment_versions(&app, &id, g("page-size"), g("token"))
+        .await?;
+    reply(StatusCode::OK, &r)
+}
+
+/// herald's extension: how many endpoints are in a segment now.
+async fn get_segment_size(
+    State(st): St,
+    Path((app, id)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    let version = match q.get("version") {
+        None => None,
+        Some(v) => Some(v.parse::<u32>().map_err(|_| {
+            ApiError::bad_request(format!("version must be a positive number, not {v:?}"))
+        })?),
+    };
+    let n = st.herald.segment_size(&app, &id, version).await?;
+    reply(StatusCode::OK, &serde_json::json!({ "Size": n }))
+}
+
+async fn delete_segment(State(st): St, Path((app, id)): Path<(String, String)>) -> ApiResult {
+    let r = st.herald.delete_segment(&app, &id).await?;
+    tracing::info!(app_id = %app, segment_id = %id, "segment deleted");
+    reply(StatusCode::OK, &r)
+}
+
+// ---- campaigns --------------------------------------------------------------
+
+async fn create_campaign(
+    State(st): St,
+    Extension(who): Extension<Verified>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let req: serde_json::Value = json(&body)?;
+    let r = st
+        .herald
+        .create_campaign(&app, new_id(), &who.region, req)
+        .await?;
+    tracing::info!(app_id = %app, campaign_id = %r.id, "campaign created");
+    reply(StatusCode::CREATED, &r)
+}
+
+async fn update_campaign(
+    State(st): St,
+    Path((app, id)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let req: serde_json::Value = json(&body)?;
+    let r = st.herald.update_campaign(&app, &id, req).await?;
+    tracing::info!(app_id = %app, campaign_id = %id, version = ?r.version, "campaign updated");
+    reply(StatusCode::OK, &r)
+}
+
+async fn get_campaign(State(st): St, Path((app, id)): Path<(String, String)>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.campaign(&app, &id, None).await?)
+}
+
+async fn get_campaign_version(
+    State(st): St,
+    Path((app, id, version)): Path<(String, String, String)>,
+) -> ApiResult {
+    reply(
+        StatusCode::OK,
+        &st.herald.campaign(&app, &id, Some(&version)).await?,
+    )
+}
+
+async fn get_campaigns(
+    State(st): St,
+    Path(app): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    let g = |k: &str| q.get(k).map(String::as_str);
+    let r = st
+        .herald
+        .campaigns(&app, g("page-size"), g("token"))
+        .await?;
+    reply(StatusCode::OK, &r)
+}
+
+async fn get_campaign_versions(
+    State(st): St,
+    Path((app, id)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    let g = |k: &str| q.get(k).map(String::as_str);
+    let r = st
+        .herald
+        .campaign_versions(&app, &id, g("page-size"), g("token"))
+        .await?;
+    reply(StatusCode::OK, &r)
+}
+
+async fn get_campaign_activities(
+    State(st): St,
+    Path((app, id)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    let g = |k: &str| q.get(k).map(String::as_str);
+    let r = st
+        .herald
+        .campaign_activities(&app, &id, g("page-size"), g("token"))
+        .await?;
+    reply(StatusCode::OK, &r)
+}
+
+async fn delete_campaign(State(st): St, Path((app, id)): Path<(String, String)>) -> ApiResult {
+    let r = st.herald.delete_campaign(&app, &id).await?;
+    tracing::info!(app_id = %app, campaign_id = %id, "campaign deleted");
+    reply(StatusCode::OK, &r)
 }
 
 async fn create_template(

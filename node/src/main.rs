@@ -161,6 +161,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     let (dispatcher, outbox) = delivery(&cfg)?;
     runtime.herald.set_dispatcher(dispatcher.clone());
+    let (stop_campaigns, campaigns_stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = tokio::spawn(runtime.herald.clone().run_campaign_scheduler(async {
+        let _ = campaigns_stopped.await;
+    }));
 
     let state = Arc::new(api::AppState {
         herald: runtime.herald.clone(),
@@ -183,7 +187,17 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .context("http server")?;
 
-    tracing::info!("draining done; stopping channel actors and raft groups");
+    tracing::info!(
+        "draining done; stopping the campaign scheduler, channel actors and raft groups"
+    );
+    // A run in progress stops between batches; it resumes on the next start.
+    let _ = stop_campaigns.send(());
+    if tokio::time::timeout(Duration::from_secs(10), scheduler)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the campaign scheduler did not stop within 10 s");
+    }
     dispatcher.stop().await;
     runtime.shutdown().await;
     engine.close().context("closing rocksdb")?;

@@ -15,8 +15,9 @@ use crate::engine::{Cf, KvEngine, WriteBatch};
 use crate::error::{Result, StorageError};
 use crate::keys::{self, tag, GroupId};
 use crate::types::{
-    AddressClaim, AppRecord, ApplyLimits, CmdResult, Command, EndpointUpsert, LedgerRow,
-    TemplateHead, TemplateVersionRecord, TemplateWrite,
+    AddressClaim, AppRecord, ApplyLimits, ChargeLimits, ChargeRow, CmdResult, Command, DefHead,
+    DefVersion, DefWrite, EndpointUpsert, IntentVerdict, LedgerRow, SendIntent, TemplateHead,
+    TemplateVersionRecord, TemplateWrite,
 };
 
 /// A change the shard's in-memory tables (engagement table, actors) follow.
@@ -173,6 +174,11 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             let key = keys::app(app_id);
             let old: Option<AppRecord> = txn.get_json("app", &key)?;
             txn.delete(key);
+            for t in keys::META_APP_TABLES {
+                let p = keys::app_prefix(keys::META_GROUP, t, app_id);
+                let end = keys::prefix_end(&p);
+                txn.batch.delete_range(Cf::State, p, end);
+            }
             Ok(CmdResult::App(old.map(Box::new)))
         }
         Command::TagApp { app_id, tags } => update_app(txn, app_id, |a| {
@@ -604,6 +610,131 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             }
             Ok(CmdResult::Count(forgotten))
         }
+        Command::PutDefinition {
+            app_id,
+            kind,
+            id,
+            write,
+            body,
+            now_iso,
+        } => {
+            let app: Option<AppRecord> = txn.get_json("app", &keys::app(app_id))?;
+            if app.is_none_or(|a| a.deleting) {
+                return Ok(CmdResult::Def(None));
+            }
+            let hkey = keys::def_head(app_id, *kind, id);
+            let head: Option<DefHead> = txn.get_json("def_head", &hkey)?;
+            let head = match (head, write) {
+                (Some(_), DefWrite::Create { .. }) => {
+                    return Ok(CmdResult::Rejected(format!("{id} already exists")))
+                }
+                (None, DefWrite::NewVersion) => return Ok(CmdResult::Def(None)),
+                (None, DefWrite::Create { arn, tags }) => DefHead {
+                    id: id.clone(),
+                    kind: *kind,
+                    arn: arn.clone(),
+                    creation_date: now_iso.clone(),
+                    last_modified_date: now_iso.clone(),
+                    tags: tags.clone(),
+                    latest: 1,
+                    progress: None,
+                },
+                (Some(mut h), DefWrite::NewVersion) => {
+                    h.latest += 1;
+                    h.last_modified_date = now_iso.clone();
+                    h
+                }
+            };
+            let version = DefVersion {
+                version: head.latest,
+                body: body.clone(),
+                last_modified_date: now_iso.clone(),
+            };
+            txn.put_json(keys::def_version(app_id, *kind, id, head.latest), &version);
+            txn.put_json(hkey, &head);
+            Ok(CmdResult::Def(Some((head, version))))
+        }
+        Command::DeleteDefinition { app_id, kind, id } => {
+            let hkey = keys::def_head(app_id, *kind, id);
+            let Some(head) = txn.get_json::<DefHead>("def_head", &hkey)? else {
+                return Ok(CmdResult::Def(None));
+            };
+            let vkey = keys::def_version(app_id, *kind, id, head.latest);
+            let Some(version) = txn.get_json::<DefVersion>("def_version", &vkey)? else {
+                return Err(StorageError::corrupt(
+                    "def_version",
+                    format!("{id} has no version {}", head.latest),
+                ));
+            };
+            txn.delete(hkey);
+            let vs = keys::def_versions(app_id, *kind, id);
+            let vend = keys::prefix_end(&vs);
+            txn.batch.delete_range(Cf::State, vs, vend);
+            if *kind == crate::types::def_kind::CAMPAIGN {
+                let a = keys::activities(app_id, id);
+                let aend = keys::prefix_end(&a);
+                txn.batch.delete_range(Cf::State, a, aend);
+            }
+            Ok(CmdResult::Def(Some((head, version))))
+        }
+        Command::SetCampaignProgress {
+            app_id,
+            campaign_id,
+            expect,
+            progress,
+        } => {
+            let hkey = keys::def_head(app_id, crate::types::def_kind::CAMPAIGN, campaign_id);
+            let Some(mut head) = txn.get_json::<DefHead>("def_head", &hkey)? else {
+                return Ok(CmdResult::Def(None));
+            };
+            if head.progress != *expect {
+                return Ok(CmdResult::Rejected(format!(
+                    "campaign {campaign_id} progressed meanwhile"
+                )));
+            }
+            head.progress = Some(progress.clone());
+            txn.put_json(hkey, &head);
+            let vkey = keys::def_version(app_id, head.kind, campaign_id, head.latest);
+            let version = txn
+                .get_json::<DefVersion>("def_version", &vkey)?
+                .ok_or_else(|| StorageError::corrupt("def_version", campaign_id.clone()))?;
+            Ok(CmdResult::Def(Some((head, version))))
+        }
+        Command::PutActivities {
+            app_id,
+            campaign_id,
+            activities,
+        } => {
+            let hkey = keys::def_head(app_id, crate::types::def_kind::CAMPAIGN, campaign_id);
+            if txn.get(&hkey)?.is_none() {
+                return Ok(CmdResult::Count(0));
+            }
+            for a in activities {
+                txn.put_json(keys::activity(app_id, campaign_id, a.run, a.treatment), a);
+            }
+            Ok(CmdResult::Count(activities.len() as u64))
+        }
+        Command::RecordCampaignIntents {
+            app_id,
+            campaign_id,
+            at_ms,
+            limits,
+            intents,
+        } => {
+            let mut verdicts = Vec::with_capacity(intents.len());
+            for i in intents {
+                verdicts.push(record_campaign_intent(
+                    txn,
+                    group,
+                    app_id,
+                    campaign_id,
+                    *at_ms,
+                    limits,
+                    i,
+                )?);
+            }
+            Ok(CmdResult::CampaignLedger(verdicts))
+        }
         Command::MarkEndpoints { app_id, marks } => {
             let mut changed = 0u64;
             for m in marks {
@@ -714,6 +845,70 @@ fn record_closed<E: KvEngine + ?Sized>(
         keys::closed_session(group, app_id, c.end_ms, endpoint_id),
         c,
     );
+}
+
+/// One intent of `RecordCampaignIntents`: an existing ledger row wins;
+/// else the endpoint's caps for the campaign decide; a new intent is
+/// recorded and charged in the same write.
+fn record_campaign_intent<E: KvEngine + ?Sized>(
+    txn: &mut Txn<'_, E>,
+    group: GroupId,
+    app_id: &str,
+    campaign_id: &str,
+    at_ms: i64,
+    limits: &ChargeLimits,
+    i: &SendIntent,
+) -> Result<IntentVerdict> {
+    let key = keys::send_ledger(group, app_id, &i.message_id);
+    if let Some(row) = txn.get_json::<LedgerRow>("send_ledger", &key)? {
+        return Ok(IntentVerdict::Exists(row));
+    }
+    let ckey = keys::campaign_charge(group, app_id, &i.recipient, campaign_id);
+    let mut charge: ChargeRow = txn.get_json("campaign_charge", &ckey)?.unwrap_or_default();
+    let day_start = at_ms.saturating_sub(herald_model::time::DAY_MS);
+    charge.recent_ms.retain(|t| *t > day_start);
+    let session: Option<OpenSession> = txn.get_json(
+        "open_session",
+        &keys::open_session(group, app_id, &i.recipient),
+    )?;
+    let session_start = session.map(|s| s.start_ms);
+    if charge.session_start_ms != session_start {
+        charge.session_start_ms = session_start;
+        charge.session_count = 0;
+    }
+    if limits.total > 0 && charge.total >= limits.total {
+        return Ok(IntentVerdict::Limited("total_limit".into()));
+    }
+    if limits.daily > 0 && charge.recent_ms.len() >= limits.daily as usize {
+        return Ok(IntentVerdict::Limited("daily_limit".into()));
+    }
+    if limits.session > 0 && session_start.is_some() && charge.session_count >= limits.session {
+        return Ok(IntentVerdict::Limited("session_limit".into()));
+    }
+    charge.total += 1;
+    charge.recent_ms.push(at_ms);
+    // Only the last `daily` times can decide a later daily check.
+    let keep = (limits.daily.max(1)) as usize;
+    if charge.recent_ms.len() > keep {
+        let drop_n = charge.recent_ms.len() - keep;
+        charge.recent_ms.drain(..drop_n);
+    }
+    if session_start.is_some() {
+        charge.session_count += 1;
+    }
+    txn.put_json(ckey, &charge);
+    let row = LedgerRow {
+        recipient: i.recipient.clone(),
+        channel: i.channel.clone(),
+        address: i.address.clone(),
+        intent_ms: at_ms,
+        outcome: None,
+        outcome_ms: None,
+    };
+    txn.put_json(key, &row);
+    txn.put_json(keys::open_send(group, app_id, &i.message_id), &at_ms);
+    txn.put_json(keys::send_expiry(group, at_ms, app_id, &i.message_id), &());
+    Ok(IntentVerdict::New)
 }
 
 fn update_app<E: KvEngine + ?Sized>(

@@ -40,12 +40,16 @@ pub mod tag {
     pub const TEMPLATE_VERSION: u8 = 0x1d;
     pub const OPEN_SEND: u8 = 0x1e;
     pub const SEND_EXPIRY: u8 = 0x1f;
+    pub const DEF_HEAD: u8 = 0x21;
+    pub const DEF_VERSION: u8 = 0x22;
+    pub const ACTIVITY: u8 = 0x23;
+    pub const CAMPAIGN_CHARGE: u8 = 0x24;
     // node column family (no group prefix)
     pub const NODE_CLUSTER: u8 = 0x20;
 }
 
 /// Per-app tables of a data shard; purged together when an app is deleted.
-pub const APP_TABLES: [u8; 10] = [
+pub const APP_TABLES: [u8; 11] = [
     tag::ENDPOINT,
     tag::USER_ENDPOINT,
     tag::EVENT,
@@ -56,7 +60,12 @@ pub const APP_TABLES: [u8; 10] = [
     tag::PENDING_CLAIM,
     tag::SEND_LEDGER,
     tag::OPEN_SEND,
+    tag::CAMPAIGN_CHARGE,
 ];
+
+/// Per-app tables of the meta group (segments, campaigns and their
+/// activities); removed with the app.
+pub const META_APP_TABLES: [u8; 3] = [tag::DEF_HEAD, tag::DEF_VERSION, tag::ACTIVITY];
 
 fn push_var(k: &mut Vec<u8>, s: &[u8]) {
     let len = u16::try_from(s.len()).expect("key component longer than 64 KiB");
@@ -252,6 +261,64 @@ pub fn template_versions(kind: &str, name: &str) -> Vec<u8> {
 pub fn template_version(kind: &str, name: &str, version: u32) -> Vec<u8> {
     let mut k = template_versions(kind, name);
     k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// A segment's or campaign's head in the meta group:
+/// `[0][tag][u16 app][kind][id]`.
+pub fn def_head(app_id: &str, kind: u8, id: &str) -> Vec<u8> {
+    let mut k = def_heads(app_id, kind);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// `[0][tag][u16 app][kind]`: every head of one kind of one app.
+pub fn def_heads(app_id: &str, kind: u8) -> Vec<u8> {
+    let mut k = app_prefix(META_GROUP, tag::DEF_HEAD, app_id);
+    k.push(kind);
+    k
+}
+
+/// `[0][tag][u16 app][kind][u16 id]`: every version of one definition.
+pub fn def_versions(app_id: &str, kind: u8, id: &str) -> Vec<u8> {
+    let mut k = app_prefix(META_GROUP, tag::DEF_VERSION, app_id);
+    k.push(kind);
+    push_var(&mut k, id.as_bytes());
+    k
+}
+
+pub fn def_version(app_id: &str, kind: u8, id: &str, version: u32) -> Vec<u8> {
+    let mut k = def_versions(app_id, kind, id);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// `[0][tag][u16 app][u16 campaign]`: every activity of one campaign.
+pub fn activities(app_id: &str, campaign_id: &str) -> Vec<u8> {
+    let mut k = app_prefix(META_GROUP, tag::ACTIVITY, app_id);
+    push_var(&mut k, campaign_id.as_bytes());
+    k
+}
+
+/// One activity (run × treatment) of a campaign, in run order.
+pub fn activity(app_id: &str, campaign_id: &str, run: u32, treatment: u32) -> Vec<u8> {
+    let mut k = activities(app_id, campaign_id);
+    k.extend_from_slice(&run.to_be_bytes());
+    k.extend_from_slice(&treatment.to_be_bytes());
+    k
+}
+
+/// What a campaign has sent one endpoint (limits):
+/// `[group][tag][u16 app][u16 endpoint][campaign]`.
+pub fn campaign_charge(
+    group: GroupId,
+    app_id: &str,
+    endpoint_id: &str,
+    campaign_id: &str,
+) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::CAMPAIGN_CHARGE, app_id);
+    push_var(&mut k, endpoint_id.as_bytes());
+    k.extend_from_slice(campaign_id.as_bytes());
     k
 }
 

@@ -135,6 +135,80 @@ impl<E: KvEngine> Reader<E> {
         self.decode_range("template_version", &keys::template_versions(kind, name))
     }
 
+    /// A segment's or campaign's head (`kind`: `types::def_kind`).
+    pub fn def_head(
+        &self,
+        app_id: &str,
+        kind: u8,
+        id: &str,
+    ) -> Result<Option<crate::types::DefHead>> {
+        self.engine
+            .get(Cf::State, &keys::def_head(app_id, kind, id))?
+            .map(|v| decode("def_head", &v))
+            .transpose()
+    }
+
+    pub fn def_version(
+        &self,
+        app_id: &str,
+        kind: u8,
+        id: &str,
+        version: u32,
+    ) -> Result<Option<crate::types::DefVersion>> {
+        self.engine
+            .get(Cf::State, &keys::def_version(app_id, kind, id, version))?
+            .map(|v| decode("def_version", &v))
+            .transpose()
+    }
+
+    /// Every head of one kind of one app, in id order.
+    pub fn def_heads(&self, app_id: &str, kind: u8) -> Result<Vec<crate::types::DefHead>> {
+        self.decode_range("def_head", &keys::def_heads(app_id, kind))
+    }
+
+    /// Every version of one definition, oldest first.
+    pub fn def_versions(
+        &self,
+        app_id: &str,
+        kind: u8,
+        id: &str,
+    ) -> Result<Vec<crate::types::DefVersion>> {
+        self.decode_range("def_version", &keys::def_versions(app_id, kind, id))
+    }
+
+    /// Every activity of one campaign, in (run, treatment) order.
+    pub fn activities(
+        &self,
+        app_id: &str,
+        campaign_id: &str,
+    ) -> Result<Vec<crate::types::ActivityRecord>> {
+        self.decode_range("activity", &keys::activities(app_id, campaign_id))
+    }
+
+    /// Every endpoint of one app in one group.
+    pub fn for_each_app_endpoint(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        visit: &mut dyn FnMut(EndpointResponse) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let prefix = keys::app_prefix(group, tag::ENDPOINT, app_id);
+        let mut err = None;
+        self.engine.scan(
+            Cf::State,
+            &prefix,
+            &keys::prefix_end(&prefix),
+            &mut |_, v| match decode::<EndpointResponse>("endpoint", v) {
+                Ok(ep) => visit(ep),
+                Err(e) => {
+                    err = Some(e);
+                    ControlFlow::Break(())
+                }
+            },
+        )?;
+        err.map_or(Ok(()), Err)
+    }
+
     fn decode_range<T: serde::de::DeserializeOwned>(
         &self,
         what: &'static str,

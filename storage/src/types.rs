@@ -173,6 +173,133 @@ pub enum TemplateWrite {
     NewVersion,
 }
 
+/// Kinds of per-app versioned definitions kept by the meta group.
+pub mod def_kind {
+    pub const SEGMENT: u8 = 1;
+    pub const CAMPAIGN: u8 = 2;
+}
+
+/// A segment or campaign (meta group): everything but its versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefHead {
+    pub id: String,
+    pub kind: u8,
+    pub arn: String,
+    pub creation_date: String,
+    pub last_modified_date: String,
+    pub tags: BTreeMap<String, String>,
+    /// The newest version (versions start at 1 and are never renumbered).
+    pub latest: u32,
+    /// A campaign's execution state; `None` for segments.
+    #[serde(default)]
+    pub progress: Option<CampaignProgress>,
+}
+
+/// One version of a segment or campaign: its write request as given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DefVersion {
+    pub version: u32,
+    /// The `WriteSegmentRequest` / `WriteCampaignRequest` JSON (tags removed).
+    pub body: serde_json::Value,
+    pub last_modified_date: String,
+}
+
+/// How `PutDefinition` writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DefWrite {
+    /// Version 1 of a new definition; refused if the id exists.
+    Create {
+        arn: String,
+        tags: BTreeMap<String, String>,
+    },
+    /// Version `latest + 1`; refused if the definition is missing.
+    NewVersion,
+}
+
+/// Where a campaign's schedule stands (kept in its head).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignProgress {
+    /// Runs started so far (the next run's number).
+    pub runs_started: u32,
+    /// The run in progress, if any.
+    pub current: Option<RunState>,
+    /// No run will follow (ONCE done, past EndTime, or deleted).
+    pub finished: bool,
+}
+
+/// A campaign run in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunState {
+    pub run: u32,
+    /// The campaign version the run executes.
+    pub version: u32,
+    pub scheduled_ms: i64,
+    pub started_ms: i64,
+    /// Local-time runs: endpoints whose local send time is at or before
+    /// this have been handled.
+    pub watermark_ms: i64,
+    /// Data groups (in id order) whose members this wave has handled.
+    #[serde(default)]
+    pub groups_done: u32,
+}
+
+/// One activity of a campaign: a run of one treatment, with its counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityRecord {
+    pub run: u32,
+    pub treatment: u32,
+    pub scheduled_ms: i64,
+    pub start_ms: i64,
+    pub end_ms: Option<i64>,
+    /// `EXECUTING`, `COMPLETED`, `CANCELLED`.
+    pub state: String,
+    /// `SUCCESS`, `PARTIAL_SUCCESS` or `FAILED` once completed.
+    pub result: Option<String>,
+    /// Endpoints in the segment assigned to this treatment (holdouts count
+    /// on treatment 0).
+    pub total: u64,
+    /// Endpoints whose message was delivered to its transport.
+    pub successful: u64,
+    /// Endpoints not sent to, per reason (`holdout`, `daily_limit`, ...).
+    pub skipped: BTreeMap<String, u64>,
+    pub timezones_total: u32,
+    pub timezones_completed: u32,
+}
+
+/// Per-endpoint caps a campaign intent is checked against, charged when the
+/// intent is recorded (0: no cap).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeLimits {
+    /// Messages in any 24 hours.
+    pub daily: u32,
+    /// Messages over the campaign's life.
+    pub total: u32,
+    /// Messages per session of the endpoint.
+    pub session: u32,
+}
+
+/// What a campaign has sent one endpoint, kept next to the endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeRow {
+    pub total: u32,
+    /// Intent times of the last sends (at most the daily cap kept).
+    pub recent_ms: Vec<i64>,
+    /// The session the session count belongs to (its start).
+    pub session_start_ms: Option<i64>,
+    pub session_count: u32,
+}
+
+/// The ledger's answer to one campaign intent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum IntentVerdict {
+    /// Recorded now (and charged): send it.
+    New,
+    /// The message id was recorded before: never sent again.
+    Exists(LedgerRow),
+    /// Refused by a cap (`daily_limit`, `total_limit`, `session_limit`).
+    Limited(String),
+}
+
 /// A state machine command. Meta-group commands and data-shard commands share
 /// one type; a group rejects commands that are not its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,6 +443,45 @@ pub enum Command {
     ForgetSends {
         rows: Vec<(i64, String, String)>,
     },
+    /// Writes a segment or campaign version (meta group).
+    PutDefinition {
+        app_id: String,
+        kind: u8,
+        id: String,
+        write: DefWrite,
+        body: serde_json::Value,
+        now_iso: String,
+    },
+    /// Deletes a segment or campaign with its versions and activities.
+    DeleteDefinition {
+        app_id: String,
+        kind: u8,
+        id: String,
+    },
+    /// Replaces a campaign's progress, only if it is still `expect` (so two
+    /// schedulers cannot both start a run).
+    SetCampaignProgress {
+        app_id: String,
+        campaign_id: String,
+        expect: Option<CampaignProgress>,
+        progress: CampaignProgress,
+    },
+    /// Writes activities of a campaign (meta group).
+    PutActivities {
+        app_id: String,
+        campaign_id: String,
+        activities: Vec<ActivityRecord>,
+    },
+    /// Records campaign send intents in the endpoints' own group, each
+    /// checked against and charged to the endpoint's caps for the campaign;
+    /// `SendIntent::recipient` is the endpoint id.
+    RecordCampaignIntents {
+        app_id: String,
+        campaign_id: String,
+        at_ms: i64,
+        limits: ChargeLimits,
+        intents: Vec<SendIntent>,
+    },
 }
 
 impl Command {
@@ -335,6 +501,10 @@ impl Command {
                 | Command::PutTemplate { .. }
                 | Command::SetTemplateActiveVersion { .. }
                 | Command::DeleteTemplate { .. }
+                | Command::PutDefinition { .. }
+                | Command::DeleteDefinition { .. }
+                | Command::SetCampaignProgress { .. }
+                | Command::PutActivities { .. }
         )
     }
 }
@@ -368,4 +538,9 @@ pub enum CmdResult {
     Ledger(Vec<Option<LedgerRow>>),
     /// How many rows a bulk command touched.
     Count(u64),
+    /// A segment or campaign after the command (`None`: it does not exist),
+    /// with the version written (or the latest, for a delete).
+    Def(Option<(DefHead, DefVersion)>),
+    /// Per intent of `RecordCampaignIntents`.
+    CampaignLedger(Vec<IntentVerdict>),
 }

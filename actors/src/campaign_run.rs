@@ -1,0 +1,1166 @@
+//! Campaign runs: the scheduler and the per-shard fan-out.
+//!
+//! The scheduler (one loop per node, acting while the node leads the meta
+//! group) looks at every campaign each tick, or at once when one is
+//! created or changed. A due run is claimed in the campaign's head with a
+//! compare-and-set (`SetCampaignProgress`), so two schedulers never start
+//! the same run, and a run found in progress after a restart is resumed.
+//!
+//! A run visits every data shard in turn. In each shard it evaluates the
+//! segment version against the endpoints as they are now, assigns each
+//! member its treatment or the holdout (a pure function of campaign and
+//! endpoint), skips opted-out and inactive endpoints and those in quiet
+//! time, and records the sends as intents in the endpoint's own shard with
+//! message ids derived from (campaign, run, treatment, endpoint). The
+//! intent command checks and charges the per-endpoint caps (Daily, Total,
+//! Session), so caps hold whatever fails; an id the ledger already holds is
+//! never sent again, which is what makes a resumed run safe. Only new
+//! intents reach the channel actors; outcomes and delivery events are
+//! committed after.
+//!
+//! Local-time runs (`IsLocalTime`) are handled in waves: each tick sends to
+//! the endpoints whose local send time has come since the last wave (the
+//! run's watermark), until the last time zone's send time has passed.
+//! Quiet time follows Pinpoint: a message whose send time falls in the
+//! endpoint's quiet time is not sent (counted as `quiet_time`); endpoints
+//! without a valid time zone are never held back.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_channels::transport::OutgoingWebhook;
+use herald_model::campaign::{self as camp, Assignment, WriteCampaignRequest};
+use herald_model::message::{
+    self, DefaultMessage, DeliveryStatus, DirectMessageConfiguration, EmailMessage,
+    EndpointSendConfiguration, MessageHeader, Outcome, RecipientKey, SimpleEmail, SimpleEmailPart,
+};
+use herald_model::schedule::{self, Frequency, Quiet, Zone};
+use herald_model::time;
+use herald_model::wire::{EndpointResponse, Event};
+use herald_storage::{
+    def_kind, ActivityRecord, AppRecord, CampaignProgress, ChargeLimits, CmdResult, Command,
+    DefHead, EndpointMark, EventsItem, GroupId, IntentVerdict, KvEngine, RunState, SendIntent,
+    META_GROUP,
+};
+
+use crate::campaigns::{activity_id, is_paused, parse_campaign, recurrence};
+use crate::delivery::{Delivered, Job};
+use crate::segments::Resolved;
+use crate::sends::{CustomSpec, EmailSpec};
+use crate::service::{Herald, Result, ServiceError};
+
+/// Endpoints per intent batch (one Raft entry, one channel hand-off).
+pub const BATCH_MAX: usize = 256;
+/// How often the scheduler looks at campaigns when nothing wakes it.
+pub const TICK: Duration = Duration::from_secs(1);
+/// How far apart the earliest and latest time zones are (UTC-12..UTC+14):
+/// a local-time run ends this long after its scheduled wall-clock time.
+const ZONES_SPAN_MS: i64 = 26 * time::HOUR_MS;
+/// Local-time runs send in waves at most this often.
+const LOCAL_WAVE_MS: i64 = 60_000;
+
+/// What one treatment of a run sends.
+struct TreatmentPlan {
+    email: std::result::Result<EmailSpec, String>,
+    custom: std::result::Result<CustomSpec, String>,
+    /// `CustomDeliveryConfiguration`: endpoint types delivered by webhook.
+    delivery: Option<(CustomSpec, Vec<String>)>,
+}
+
+/// Everything a run needs, read once per wave.
+struct RunPlan {
+    app: AppRecord,
+    campaign_id: String,
+    run: u32,
+    /// What the message ids derive from besides campaign, treatment and
+    /// endpoint: the run number, or `e:{event id}` for event triggers.
+    cause: String,
+    segment: Resolved,
+    holdout: u32,
+    sizes: Vec<u32>,
+    treatments: Vec<TreatmentPlan>,
+    quiet: Option<Quiet>,
+    local_time: bool,
+    recurrence: schedule::Recurrence,
+    limits: ChargeLimits,
+    messages_per_second: Option<f64>,
+    deadline_ms: Option<i64>,
+}
+
+/// Counts of one treatment within a wave.
+#[derive(Default, Clone)]
+struct Tally {
+    total: u64,
+    successful: u64,
+    skipped: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn is_empty(&self) -> bool {
+        self.total == 0 && self.successful == 0 && self.skipped.is_empty()
+    }
+
+    fn skip(&mut self, why: &str) {
+        *self.skipped.entry(why.to_owned()).or_default() += 1;
+    }
+}
+
+enum Stop {
+    Go,
+    Pause,
+    Cancel(String),
+}
+
+/// One message on its way: the endpoint, treatment and job.
+struct Pending {
+    endpoint_id: String,
+    treatment: usize,
+    message_id: String,
+    job: Job,
+}
+
+impl<E: KvEngine> Herald<E> {
+    /// Wakes the campaign scheduler (a campaign was created or changed).
+    pub fn wake_campaigns(&self) {
+        self.campaign_wake.notify_one();
+    }
+
+    /// The scheduler loop; returns when `stop` resolves.
+    pub async fn run_campaign_scheduler(
+        self: Arc<Self>,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        loop {
+            if self.host.is_leader(META_GROUP) {
+                // Stopping mid-tick is safe: a send whose intent is
+                // committed is never sent again, and the run resumes from
+                // its stored progress on the next start.
+                tokio::select! {
+                    _ = &mut stop => return,
+                    r = self.campaign_tick() => if let Err(e) = r {
+                        tracing::warn!(error = %e, "campaign scheduler tick failed");
+                    }
+                }
+            }
+            let mut triggers = self.triggers.1.lock().await;
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = self.campaign_wake.notified() => {}
+                _ = tokio::time::sleep(TICK) => {}
+                t = triggers.recv() => {
+                    drop(triggers);
+                    if let Some(t) = t {
+                        if let Err(e) = self.trigger_event_campaigns(t).await {
+                            tracing::warn!(error = %e, "event-triggered campaign failed");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One look at every campaign of every app.
+    pub async fn campaign_tick(&self) -> Result<()> {
+        self.host.read_barrier(META_GROUP).await?;
+        let apps = self.host.reader().apps(None, usize::MAX, false)?;
+        let mut event_apps = std::collections::BTreeSet::new();
+        for app in &apps {
+            for h in self.host.reader().def_heads(&app.id, def_kind::CAMPAIGN)? {
+                let Some(v) =
+                    self.host
+                        .reader()
+                        .def_version(&app.id, def_kind::CAMPAIGN, &h.id, h.latest)?
+                else {
+                    continue;
+                };
+                let freq = v
+                    .body
+                    .pointer("/Schedule/Frequency")
+                    .and_then(|f| f.as_str());
+                if freq == Some("EVENT") && !h.progress.as_ref().is_some_and(|p| p.finished) {
+                    event_apps.insert(app.id.clone());
+                }
+            }
+        }
+        *self.event_apps.write().unwrap_or_else(|e| e.into_inner()) = event_apps;
+        for app in apps {
+            let heads = self.host.reader().def_heads(&app.id, def_kind::CAMPAIGN)?;
+            for head in heads {
+                if let Err(e) = self.advance_campaign(&app, head).await {
+                    tracing::warn!(app_id = %app.id, error = %e, "campaign run failed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the campaign's due run, or continues the one in progress.
+    async fn advance_campaign(&self, app: &AppRecord, head: DefHead) -> Result<()> {
+        let progress = head.progress.clone().unwrap_or_default();
+        if progress.finished {
+            return Ok(());
+        }
+        let (_, latest) = self.campaign_record(&app.id, &head.id, None)?;
+        let req = parse_campaign(&latest.body)?;
+        if is_paused(&req) {
+            return Ok(());
+        }
+        let created = time::parse_iso8601_ms(&head.creation_date).unwrap_or(0);
+        let Some(rec) = recurrence(&req, created) else {
+            return Ok(());
+        };
+        let now = self.clock.now_ms();
+        if rec.frequency == Frequency::Event {
+            if rec.end_ms.is_some_and(|e| now > e) {
+                self.set_progress(
+                    &app.id,
+                    &head,
+                    CampaignProgress {
+                        finished: true,
+                        ..progress
+                    },
+                )
+                .await?;
+            }
+            return Ok(());
+        }
+        let run = match &progress.current {
+            Some(r) => r.clone(),
+            None => {
+                let Some(at) = schedule::occurrence(&rec, progress.runs_started) else {
+                    self.set_progress(
+                        &app.id,
+                        &head,
+                        CampaignProgress {
+                            finished: true,
+                            ..progress
+                        },
+                    )
+                    .await?;
+                    return Ok(());
+                };
+                // A local-time run starts when the first zone reaches its
+                // wall-clock time.
+                let opens = if req.schedule.as_ref().and_then(|s| s.is_local_time) == Some(true) {
+                    at - 14 * time::HOUR_MS
+                } else {
+                    at
+                };
+                if opens > now {
+                    return Ok(());
+                }
+                let run = RunState {
+                    run: progress.runs_started,
+                    version: latest.version,
+                    scheduled_ms: at,
+                    started_ms: now,
+                    watermark_ms: i64::MIN,
+                    groups_done: 0,
+                };
+                let next = CampaignProgress {
+                    runs_started: progress.runs_started + 1,
+                    current: Some(run.clone()),
+                    finished: false,
+                };
+                if !self.set_progress(&app.id, &head, next).await? {
+                    return Ok(());
+                }
+                tracing::info!(app_id = %app.id, campaign_id = %head.id, run = run.run, "campaign run started");
+                run
+            }
+        };
+        self.run_wave(app, &head.id, run).await
+    }
+
+    /// Compare-and-set of a campaign's progress; false when it moved.
+    async fn set_progress(
+        &self,
+        app_id: &str,
+        head: &DefHead,
+        progress: CampaignProgress,
+    ) -> Result<bool> {
+        let cmd = Command::SetCampaignProgress {
+            app_id: app_id.to_owned(),
+            campaign_id: head.id.clone(),
+            expect: head.progress.clone(),
+            progress,
+        };
+        match self.host.propose(META_GROUP, cmd).await? {
+            CmdResult::Def(Some(_)) => Ok(true),
+            CmdResult::Def(None) | CmdResult::Rejected(_) => Ok(false),
+            other => Err(ServiceError::Internal(format!(
+                "unexpected result {other:?}"
+            ))),
+        }
+    }
+
+    /// One wave of a run: every shard, endpoints whose send time is in
+    /// `(watermark, now]`; closes the run when its last zone is done.
+    /// Progress is stored after each shard that had members, so a resumed
+    /// run starts at the shard it was in.
+    async fn run_wave(&self, app: &AppRecord, campaign_id: &str, mut run: RunState) -> Result<()> {
+        let plan = match self.run_plan(app, campaign_id, &run).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(app_id = %app.id, campaign_id, run = run.run, error = %e, "campaign run cannot start");
+                return self
+                    .close_run(app, campaign_id, &run, None, Some(e.to_string()))
+                    .await;
+            }
+        };
+        let now = self.clock.now_ms();
+        let last_wave_ms = run.scheduled_ms + ZONES_SPAN_MS;
+        let upto = if plan.local_time {
+            if now - run.watermark_ms.max(run.started_ms - LOCAL_WAVE_MS) < LOCAL_WAVE_MS
+                && now < last_wave_ms
+            {
+                return Ok(());
+            }
+            now.min(last_wave_ms)
+        } else {
+            i64::MAX
+        };
+        if run.groups_done == 0 && run.watermark_ms == i64::MIN {
+            // The activities exist from the run's start, members or not.
+            let empty = vec![Tally::default(); plan.treatments.len()];
+            self.add_to_activities(app, campaign_id, &run, &empty)
+                .await?;
+        }
+        let groups: Vec<GroupId> = self.host.data_groups().collect();
+        let mut cut_short = None;
+        for (i, g) in groups.iter().enumerate() {
+            if (i as u32) < run.groups_done {
+                continue;
+            }
+            match self.run_stops(&plan, campaign_id)? {
+                Stop::Go => {}
+                Stop::Pause => return Ok(()),
+                Stop::Cancel(why) => {
+                    cut_short = Some(why);
+                    break;
+                }
+            }
+            let mut tallies = vec![Tally::default(); plan.treatments.len()];
+            self.run_group(&plan, &run, *g, upto, &mut tallies).await?;
+            if tallies.iter().any(|t| !t.is_empty()) {
+                self.add_to_activities(app, campaign_id, &run, &tallies)
+                    .await?;
+                run.groups_done = i as u32 + 1;
+                if !self.store_run(app, campaign_id, &run).await? {
+                    return Ok(());
+                }
+            }
+        }
+        if cut_short.is_some() || !plan.local_time || upto >= last_wave_ms {
+            self.close_run(app, campaign_id, &run, Some(&plan), cut_short)
+                .await
+        } else {
+            run.watermark_ms = upto;
+            run.groups_done = 0;
+            self.store_run(app, campaign_id, &run).await?;
+            Ok(())
+        }
+    }
+
+    /// Stores the run in progress; false if the campaign moved on.
+    async fn store_run(&self, app: &AppRecord, campaign_id: &str, run: &RunState) -> Result<bool> {
+        let Ok((head, _)) = self.campaign_record(&app.id, campaign_id, None) else {
+            return Ok(false);
+        };
+        let mut p = head.progress.clone().unwrap_or_default();
+        match p.current.as_mut() {
+            Some(c) if c.run == run.run => *c = run.clone(),
+            _ => return Ok(false),
+        }
+        self.set_progress(&app.id, &head, p).await
+    }
+
+    /// Whether a run goes on: deleted or past MaximumDuration cancels it;
+    /// paused holds it where it is until the campaign is resumed.
+    fn run_stops(&self, plan: &RunPlan, campaign_id: &str) -> Result<Stop> {
+        let Ok((_, v)) = self.campaign_record(&plan.app.id, campaign_id, None) else {
+            return Ok(Stop::Cancel("the campaign was deleted".into()));
+        };
+        if is_paused(&parse_campaign(&v.body)?) {
+            return Ok(Stop::Pause);
+        }
+        if plan.deadline_ms.is_some_and(|d| self.clock.now_ms() > d) {
+            return Ok(Stop::Cancel("the run reached its MaximumDuration".into()));
+        }
+        Ok(Stop::Go)
+    }
+
+    /// The run's plan from the version it executes and the app's settings.
+    async fn run_plan(
+        &self,
+        app: &AppRecord,
+        campaign_id: &str,
+        run: &RunState,
+    ) -> Result<RunPlan> {
+        let (head, v) = self.campaign_record(&app.id, campaign_id, Some(run.version))?;
+        let req = parse_campaign(&v.body)?;
+        let seg_id = req.segment_id.clone().unwrap_or_default();
+        let seg_version = req.segment_version.and_then(|v| u32::try_from(v).ok());
+        let segment = self.resolve_segment(&app.id, &seg_id, seg_version)?;
+        let mut treatments = vec![self.treatment_plan(app, &req, None).await?];
+        let mut sizes = Vec::new();
+        for t in req.additional_treatments.iter().flatten() {
+            sizes.push(u32::try_from(t.size_percent.unwrap_or(0)).unwrap_or(0));
+            treatments.push(self.treatment_plan(app, &req, Some(t)).await?);
+        }
+        let limits = camp::effective_limits(req.limits.as_ref(), app.settings.limits.as_ref());
+        let policy = camp::LimitPolicy::from_limits(&limits);
+        let schedule = req.schedule.clone().unwrap_or_default();
+        let quiet = match schedule.quiet_time.as_ref() {
+            Some(q) if q.start.is_some() => schedule::quiet_from(Some(q)),
+            _ => schedule::quiet_from(app.settings.quiet_time.as_ref()),
+        };
+        let created = time::parse_iso8601_ms(&head.creation_date).unwrap_or(0);
+        let recurrence = recurrence(&req, created)
+            .ok_or_else(|| ServiceError::Internal("the campaign has no schedule".into()))?;
+        Ok(RunPlan {
+            app: app.clone(),
+            campaign_id: campaign_id.to_owned(),
+            run: run.run,
+            cause: run.run.to_string(),
+            segment,
+            holdout: u32::try_from(req.holdout_percent.unwrap_or(0)).unwrap_or(0),
+            sizes,
+            treatments,
+            quiet,
+            local_time: schedule.is_local_time == Some(true),
+            recurrence,
+            limits: ChargeLimits {
+                daily: policy.daily.unwrap_or(0),
+                total: policy.total.unwrap_or(0),
+                session: policy.session.unwrap_or(0),
+            },
+            messages_per_second: limits.messages_per_second.filter(|m| *m > 0).map(f64::from),
+            deadline_ms: limits
+                .maximum_duration
+                .filter(|d| *d > 0)
+                .map(|d| run.started_ms + i64::from(d) * 1000),
+        })
+    }
+
+    /// Compiles one treatment's messages (the campaign's own when `t` is
+    /// `None`; a treatment without messages uses the campaign's).
+    async fn treatment_plan(
+        &self,
+        app: &AppRecord,
+        req: &WriteCampaignRequest,
+        t: Option<&camp::WriteTreatmentResource>,
+    ) -> Result<TreatmentPlan> {
+        let mc = t
+            .and_then(|t| t.message_configuration.clone())
+            .or_else(|| req.message_configuration.clone())
+            .unwrap_or_default();
+        let tc = t
+            .and_then(|t| t.template_configuration.clone())
+            .or_else(|| req.template_configuration.clone());
+        let cdc = t
+            .and_then(|t| t.custom_delivery_configuration.clone())
+            .or_else(|| req.custom_delivery_configuration.clone());
+        let email_msg = mc.email_message.clone().unwrap_or_default();
+        let part = |s: &Option<String>| {
+            s.clone().map(|d| SimpleEmailPart {
+                charset: None,
+                data: Some(d),
+            })
+        };
+        let simple = SimpleEmail {
+            html_part: part(&email_msg.html_body),
+            subject: part(&email_msg.title),
+            text_part: part(&email_msg.body),
+            headers: email_msg.headers.clone().map(|hs| {
+                hs.into_iter()
+                    .map(|h| MessageHeader {
+                        name: h.name,
+                        value: h.value,
+                    })
+                    .collect()
+            }),
+        };
+        let default_body = mc
+            .custom_message
+            .as_ref()
+            .and_then(|c| c.data.clone())
+            .or_else(|| mc.default_message.as_ref().and_then(|d| d.body.clone()));
+        let dm = DirectMessageConfiguration {
+            email_message: Some(EmailMessage {
+                from_address: email_msg.from_address.clone(),
+                simple_email: Some(simple),
+                ..Default::default()
+            }),
+            default_message: Some(DefaultMessage {
+                body: default_body,
+                substitutions: None,
+            }),
+            ..Default::default()
+        };
+        let email = self.email_plan(app, &dm, tc.as_ref()).await?;
+        let custom = self.custom_plan(app, &dm, None);
+        let delivery = match cdc {
+            Some(c) => {
+                let url = c.delivery_uri.clone().unwrap_or_default();
+                let body = dm
+                    .default_message
+                    .as_ref()
+                    .and_then(|d| d.body.clone())
+                    .unwrap_or_default();
+                let compiled = herald_model::render::Compiled::compile(&[(
+                    "Body",
+                    body.as_str(),
+                    herald_model::render::Escape::Plain,
+                )])?;
+                let spec = CustomSpec {
+                    url,
+                    secret: self.webhook_secret(&app.id),
+                    compiled,
+                    substitutions: Default::default(),
+                    context: Default::default(),
+                };
+                Some((spec, c.endpoint_types.unwrap_or_default()))
+            }
+            None => None,
+        };
+        Ok(TreatmentPlan {
+            email,
+            custom,
+            delivery,
+        })
+    }
+
+    /// The members of one shard handled by this wave, in batches.
+    async fn run_group(
+        &self,
+        plan: &RunPlan,
+        run: &RunState,
+        g: GroupId,
+        upto: i64,
+        tallies: &mut [Tally],
+    ) -> Result<()> {
+        self.host.read_barrier(g).await?;
+        let now = self.clock.now_ms().min(upto);
+        let mut members = Vec::new();
+        self.for_each_member(&plan.app.id, &plan.segment, g, now, &mut |ep| {
+            members.push(ep);
+            ControlFlow::Continue(())
+        })?;
+        let mut batch: Vec<Pending> = Vec::new();
+        for ep in members {
+            if let Some(p) = self.member_message(plan, run, &ep, now, tallies) {
+                batch.push(p);
+            }
+            if batch.len() == BATCH_MAX {
+                self.send_batch(plan, g, std::mem::take(&mut batch), tallies)
+                    .await?;
+            }
+        }
+        if !batch.is_empty() {
+            self.send_batch(plan, g, batch, tallies).await?;
+        }
+        Ok(())
+    }
+
+    /// Decides one segment member's fate in this wave: `None` when it is
+    /// another wave's or is skipped (counted), else its message.
+    fn member_message(
+        &self,
+        plan: &RunPlan,
+        run: &RunState,
+        ep: &EndpointResponse,
+        now: i64,
+        tallies: &mut [Tally],
+    ) -> Option<Pending> {
+        let endpoint_id = ep.id.clone().unwrap_or_default();
+        let zone = endpoint_zone(ep);
+        let send_at = match (&zone, plan.local_time) {
+            (Some(z), true) => schedule::local_occurrence(&plan.recurrence, plan.run, z)
+                .unwrap_or(run.scheduled_ms),
+            _ => run.scheduled_ms,
+        };
+        if plan.local_time && (send_at <= run.watermark_ms || send_at > now) {
+            // Another wave's endpoint.
+            return None;
+        }
+        let t = match camp::assign(&plan.campaign_id, &endpoint_id, plan.holdout, &plan.sizes) {
+            Assignment::Holdout => {
+                tallies[0].total += 1;
+                tallies[0].skip(camp::SkipReason::Holdout.as_str());
+                return None;
+            }
+            Assignment::Treatment(t) => t.min(plan.treatments.len() - 1),
+        };
+        tallies[t].total += 1;
+        if ep.opt_out.as_deref() == Some("ALL") {
+            tallies[t].skip(camp::SkipReason::OptedOut.as_str());
+            return None;
+        }
+        if ep.endpoint_status.as_deref() == Some("INACTIVE") {
+            tallies[t].skip(camp::SkipReason::Inactive.as_str());
+            return None;
+        }
+        if let Some(q) = &plan.quiet {
+            if schedule::in_quiet_time(q, zone.as_ref(), now.max(send_at)) {
+                tallies[t].skip(camp::SkipReason::QuietTime.as_str());
+                return None;
+            }
+        }
+        match self.campaign_job(plan, t, ep) {
+            Ok((message_id, job)) => Some(Pending {
+                endpoint_id,
+                treatment: t,
+                message_id,
+                job,
+            }),
+            Err(why) => {
+                tracing::debug!(app_id = %plan.app.id, campaign_id = %plan.campaign_id, endpoint_id, why, "campaign message not sent");
+                tallies[t].skip(&why);
+                None
+            }
+        }
+    }
+
+    /// The message for one member, or why there is none (a skip reason).
+    fn campaign_job(
+        &self,
+        plan: &RunPlan,
+        t: usize,
+        ep: &EndpointResponse,
+    ) -> std::result::Result<(String, Job), String> {
+        let tp = &plan.treatments[t];
+        let endpoint_id = ep.id.as_deref().unwrap_or_default();
+        let address = match ep.address.as_deref() {
+            Some(a) if !a.is_empty() => a,
+            _ => return Err("no_address".into()),
+        };
+        let channel = ep.channel_type.as_deref().unwrap_or_default();
+        let key = format!("c:{}:{}:{}", plan.campaign_id, plan.cause, t);
+        let message_id =
+            message::message_id(&plan.app.id, &key, &RecipientKey::Endpoint(endpoint_id));
+        let cfg = EndpointSendConfiguration::default();
+        let webhook = |spec: &CustomSpec| -> std::result::Result<Job, String> {
+            let subs = message::merged_substitutions(&[Some(&spec.substitutions)]);
+            let ctx = herald_model::render::context(Some(ep), address, channel, None, &subs);
+            let body = spec
+                .compiled
+                .render("Body", &ctx)
+                .map_err(|_| "render_failed".to_owned())?;
+            let json = serde_json::json!({
+                "ApplicationId": plan.app.id,
+                "CampaignId": plan.campaign_id,
+                "TreatmentId": t.to_string(),
+                "ActivityId": activity_id(plan.run, t as u32),
+                "MessageId": message_id,
+                "ChannelType": channel,
+                "Address": address,
+                "EndpointId": endpoint_id,
+                "Endpoint": ep,
+                "Message": { "Body": body },
+            });
+            Ok(Job::Webhook(OutgoingWebhook {
+                message_id: message_id.clone(),
+                app_id: plan.app.id.clone(),
+                url: spec.url.clone(),
+                body: serde_json::to_vec(&json).map_err(|e| e.to_string())?,
+                secret: spec.secret.clone(),
+            }))
+        };
+        if let Some((spec, types)) = &tp.delivery {
+            if types.is_empty() || types.iter().any(|x| x == channel) {
+                return webhook(spec).map(|j| (message_id.clone(), j));
+            }
+        }
+        let job = match channel {
+            "EMAIL" => match &tp.email {
+                Ok(spec) => self
+                    .render_campaign_email(&plan.app.id, &message_id, address, ep, spec, &cfg)
+                    .map(Job::Email)
+                    .map_err(|_| "render_failed".to_owned())?,
+                Err(_) => return Err("no_message_for_channel".into()),
+            },
+            "CUSTOM" => match &tp.custom {
+                Ok(spec) => webhook(spec)?,
+                Err(_) => return Err("no_message_for_channel".into()),
+            },
+            _ => return Err("unsupported_channel".into()),
+        };
+        Ok((message_id, job))
+    }
+
+    /// Records a batch's intents (caps charged), sends the new ones, and
+    /// commits their outcomes and delivery events.
+    async fn send_batch(
+        &self,
+        plan: &RunPlan,
+        g: GroupId,
+        batch: Vec<Pending>,
+        tallies: &mut [Tally],
+    ) -> Result<()> {
+        let intents = batch
+            .iter()
+            .map(|p| SendIntent {
+                message_id: p.message_id.clone(),
+                recipient: p.endpoint_id.clone(),
+                channel: p.job.channel().into(),
+                address: match &p.job {
+                    Job::Email(e) => e.to.clone(),
+                    Job::Webhook(w) => w.url.clone(),
+                },
+            })
+            .collect();
+        let verdicts = match self
+            .host
+            .propose(
+                g,
+                Command::RecordCampaignIntents {
+                    app_id: plan.app.id.clone(),
+                    campaign_id: plan.campaign_id.clone(),
+                    at_ms: self.clock.now_ms(),
+                    limits: plan.limits,
+                    intents,
+                },
+            )
+            .await?
+        {
+            CmdResult::CampaignLedger(v) => v,
+            other => {
+                return Err(ServiceError::Internal(format!(
+                    "unexpected ledger result {other:?}"
+                )))
+            }
+        };
+        let mut fresh = Vec::new();
+        for (p, v) in batch.into_iter().zip(verdicts) {
+            match v {
+                IntentVerdict::New => fresh.push(p),
+                IntentVerdict::Exists(row) => match row.outcome {
+                    Some(o) if o.status == DeliveryStatus::Successful => {
+                        tallies[p.treatment].successful += 1
+                    }
+                    Some(_) => tallies[p.treatment].skip("delivery_failed"),
+                    None => tallies[p.treatment].skip("outcome_unknown"),
+                },
+                IntentVerdict::Limited(why) => tallies[p.treatment].skip(&why),
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let delivered = self.deliver(plan, &fresh).await?;
+        let at_ms = self.clock.now_ms();
+        for (p, d) in fresh.iter().zip(&delivered) {
+            if d.outcome.status == DeliveryStatus::Successful {
+                tallies[p.treatment].successful += 1;
+            } else {
+                tallies[p.treatment].skip("delivery_failed");
+            }
+        }
+        let outcomes = fresh
+            .iter()
+            .zip(&delivered)
+            .map(|(p, d)| (p.message_id.clone(), d.outcome.clone()))
+            .collect();
+        let recorded = self.host.propose(
+            g,
+            Command::RecordSendOutcomes {
+                app_id: plan.app.id.clone(),
+                at_ms,
+                outcomes,
+            },
+        );
+        let evented = self.campaign_events(plan, g, &fresh, &delivered, at_ms);
+        let (recorded, evented) = futures::join!(recorded, evented);
+        if let Err(e) = recorded {
+            tracing::error!(app_id = %plan.app.id, campaign_id = %plan.campaign_id, error = %e, "recording campaign outcomes failed");
+        }
+        if let Err(e) = evented {
+            tracing::error!(app_id = %plan.app.id, campaign_id = %plan.campaign_id, error = %e, "recording campaign events failed");
+        }
+        Ok(())
+    }
+
+    /// Hands new messages to the channel actors, waiting for room in the
+    /// queue (a run is background work: it waits rather than fails).
+    async fn deliver(&self, plan: &RunPlan, fresh: &[Pending]) -> Result<Vec<Delivered>> {
+        let dispatcher = self.dispatcher()?;
+        let mut by_channel: BTreeMap<&'static str, (Vec<usize>, Vec<Job>)> = BTreeMap::new();
+        for (i, p) in fresh.iter().enumerate() {
+            let e = by_channel.entry(p.job.channel()).or_default();
+            e.0.push(i);
+            e.1.push(p.job.clone());
+        }
+        let mut out: Vec<Option<Delivered>> = vec![None; fresh.len()];
+        for (channel, (idx, jobs)) in by_channel {
+            let admission = loop {
+                match dispatcher.admit(jobs.len()).await {
+                    Ok(a) => break a,
+                    Err(crate::delivery::AdmitError::Full { .. }) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                    Err(e) => return Err(ServiceError::Internal(e.to_string())),
+                }
+            };
+            let rate = if channel == "EMAIL" {
+                plan.messages_per_second
+            } else {
+                None
+            };
+            let got = dispatcher
+                .send(&plan.app.id, channel, rate, jobs, admission)
+                .await;
+            for (i, d) in idx.into_iter().zip(got) {
+                out[i] = Some(d);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|d| {
+                d.unwrap_or(Delivered {
+                    outcome: Outcome::new(DeliveryStatus::UnknownFailure, 500, "not answered"),
+                    attempts: 0,
+                    hard_bounce: false,
+                })
+            })
+            .collect())
+    }
+
+    /// `_email.*` / `_custom.*` events with the campaign's attributes on
+    /// the endpoints of one shard, and hard-bounce marks.
+    async fn campaign_events(
+        &self,
+        plan: &RunPlan,
+        g: GroupId,
+        fresh: &[Pending],
+        delivered: &[Delivered],
+        at_ms: i64,
+    ) -> Result<()> {
+        let ts = time::format_iso8601_ms(at_ms);
+        let mut items = Vec::new();
+        let mut marks = Vec::new();
+        for (p, d) in fresh.iter().zip(delivered) {
+            let types: &[&str] = match (p.job.channel(), d.outcome.status) {
+                ("EMAIL", DeliveryStatus::Successful) => &["_email.send", "_email.delivered"],
+                ("EMAIL", DeliveryStatus::TemporaryFailure) => {
+                    &["_email.send", "_email.softbounce"]
+                }
+                ("EMAIL", DeliveryStatus::PermanentFailure) if d.hard_bounce => {
+                    &["_email.send", "_email.hardbounce"]
+                }
+                ("EMAIL", DeliveryStatus::PermanentFailure) => &["_email.send", "_email.rejected"],
+                ("EMAIL", _) => &["_email.send"],
+                (_, DeliveryStatus::Successful) => &["_custom.send", "_custom.delivered"],
+                (_, _) => &["_custom.send", "_custom.failure"],
+            };
+            let events = types
+                .iter()
+                .map(|t| {
+                    let mut a = BTreeMap::new();
+                    a.insert("message_id".to_owned(), p.message_id.clone());
+                    a.insert("campaign_id".to_owned(), plan.campaign_id.clone());
+                    a.insert(
+                        "campaign_activity_id".to_owned(),
+                        activity_id(plan.run, p.treatment as u32),
+                    );
+                    a.insert("treatment_id".to_owned(), p.treatment.to_string());
+                    a.insert(
+                        "delivery_status".to_owned(),
+                        d.outcome.status.as_str().to_owned(),
+                    );
+                    a.insert("status_code".to_owned(), d.outcome.code.to_string());
+                    (
+                        format!("{}{}", p.message_id, t),
+                        Event {
+                            event_type: Some((*t).to_owned()),
+                            timestamp: Some(ts.clone()),
+                            attributes: Some(a),
+                            ..Default::default()
+                        },
+                    )
+                })
+                .collect();
+            items.push(EventsItem {
+                endpoint_id: p.endpoint_id.clone(),
+                endpoint: None,
+                events,
+            });
+            if d.hard_bounce {
+                marks.push(EndpointMark {
+                    endpoint_id: p.endpoint_id.clone(),
+                    inactive: true,
+                    opt_out_all: false,
+                });
+            }
+        }
+        let events = self.host.propose(
+            g,
+            Command::PutEvents {
+                app_id: plan.app.id.clone(),
+                now_iso: ts.clone(),
+                limits: self.apply_limits(),
+                items,
+            },
+        );
+        if let CmdResult::Rejected(why) = events.await? {
+            return Err(ServiceError::Internal(format!(
+                "campaign events refused: {why}"
+            )));
+        }
+        if !marks.is_empty() {
+            self.host
+                .propose(
+                    g,
+                    Command::MarkEndpoints {
+                        app_id: plan.app.id.clone(),
+                        marks,
+                    },
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a wave's counts to the run's activities (created on the first
+    /// wave).
+    async fn add_to_activities(
+        &self,
+        app: &AppRecord,
+        campaign_id: &str,
+        run: &RunState,
+        tallies: &[Tally],
+    ) -> Result<()> {
+        let existing: BTreeMap<u32, ActivityRecord> = self
+            .host
+            .reader()
+            .activities(&app.id, campaign_id)?
+            .into_iter()
+            .filter(|a| a.run == run.run)
+            .map(|a| (a.treatment, a))
+            .collect();
+        let activities = tallies
+            .iter()
+            .enumerate()
+            .map(|(t, tally)| {
+                let t = t as u32;
+                let mut a = existing.get(&t).cloned().unwrap_or_else(|| ActivityRecord {
+                    run: run.run,
+                    treatment: t,
+                    scheduled_ms: run.scheduled_ms,
+                    start_ms: run.started_ms,
+                    state: "EXECUTING".into(),
+                    timezones_total: 1,
+                    ..Default::default()
+                });
+                a.total += tally.total;
+                a.successful += tally.successful;
+                for (k, v) in &tally.skipped {
+                    *a.skipped.entry(k.clone()).or_default() += v;
+                }
+                a
+            })
+            .collect();
+        self.host
+            .propose(
+                META_GROUP,
+                Command::PutActivities {
+                    app_id: app.id.clone(),
+                    campaign_id: campaign_id.to_owned(),
+                    activities,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a run: activities COMPLETED with their result, progress moved
+    /// on (finished when no run follows).
+    async fn close_run(
+        &self,
+        app: &AppRecord,
+        campaign_id: &str,
+        run: &RunState,
+        plan: Option<&RunPlan>,
+        cut_short: Option<String>,
+    ) -> Result<()> {
+        let now = self.clock.now_ms();
+        let mut activities: Vec<ActivityRecord> = self
+            .host
+            .reader()
+            .activities(&app.id, campaign_id)?
+            .into_iter()
+            .filter(|a| a.run == run.run)
+            .collect();
+        for a in &mut activities {
+            a.end_ms = Some(now);
+            a.state = if cut_short.is_some() {
+                "CANCELLED".into()
+            } else {
+                "COMPLETED".into()
+            };
+            a.timezones_completed = a.timezones_total;
+            let sent = a.successful;
+            let failed = a.skipped.get("delivery_failed").copied().unwrap_or(0)
+                + a.skipped.get("outcome_unknown").copied().unwrap_or(0);
+            a.result = Some(
+                if failed == 0 && cut_short.is_none() {
+                    "SUCCESS"
+                } else if sent > 0 {
+                    "PARTIAL_SUCCESS"
+                } else {
+                    "FAILED"
+                }
+                .into(),
+            );
+        }
+        if !activities.is_empty() {
+            self.host
+                .propose(
+                    META_GROUP,
+                    Command::PutActivities {
+                        app_id: app.id.clone(),
+                        campaign_id: campaign_id.to_owned(),
+                        activities,
+                    },
+                )
+                .await?;
+        }
+        let Ok((head, _)) = self.campaign_record(&app.id, campaign_id, None) else {
+            return Ok(());
+        };
+        let p = head.progress.clone().unwrap_or_default();
+        let finished = plan.is_none_or(|pl| {
+            pl.recurrence.frequency == Frequency::Once
+                || schedule::occurrence(&pl.recurrence, p.runs_started).is_none()
+        });
+        let next = CampaignProgress {
+            runs_started: p.runs_started,
+            current: None,
+            finished,
+        };
+        if let Some(why) = &cut_short {
+            tracing::info!(app_id = %app.id, campaign_id, run = run.run, why, "campaign run stopped");
+        } else {
+            tracing::info!(app_id = %app.id, campaign_id, run = run.run, "campaign run completed");
+        }
+        self.set_progress(&app.id, &head, next).await?;
+        Ok(())
+    }
+}
+
+/// Events of one PutEvents request that may trigger campaigns:
+/// (app, [(endpoint id, event id, event)]).
+pub type Trigger = (String, Vec<(String, String, Event)>);
+
+/// Trigger batches waiting for the scheduler at most.
+pub const TRIGGER_QUEUE_MAX: usize = 1024;
+
+impl<E: KvEngine> Herald<E> {
+    /// Whether the app has event-triggered campaigns (as of the last tick).
+    pub(crate) fn wants_triggers(&self, app_id: &str) -> bool {
+        self.event_apps
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(app_id)
+    }
+
+    /// Hands a PutEvents request's events to the scheduler if the app has
+    /// event-triggered campaigns; waits for room (back-pressure) when the
+    /// queue is full.
+    pub(crate) async fn offer_trigger(&self, app_id: &str, events: Vec<(String, String, Event)>) {
+        if !events.is_empty() {
+            let _ = self.triggers.0.send((app_id.to_owned(), events)).await;
+        }
+    }
+
+    /// Sends each EVENT campaign of the app to the endpoints whose events
+    /// match its filter and who are in its segment. Message ids derive from
+    /// (campaign, event id, treatment, endpoint), so a retried PutEvents
+    /// with the same event ids sends nothing twice; caps are charged as for
+    /// any run. Counts go to the activity of the day.
+    async fn trigger_event_campaigns(&self, (app_id, events): Trigger) -> Result<()> {
+        self.host.read_barrier(META_GROUP).await?;
+        let app = self.app(&app_id).await?;
+        let now = self.clock.now_ms();
+        for head in self.host.reader().def_heads(&app_id, def_kind::CAMPAIGN)? {
+            let (_, v) = self.campaign_record(&app_id, &head.id, None)?;
+            let req = parse_campaign(&v.body)?;
+            let schedule = req.schedule.clone().unwrap_or_default();
+            if schedule.frequency.as_deref() != Some("EVENT") || is_paused(&req) {
+                continue;
+            }
+            let created = time::parse_iso8601_ms(&head.creation_date).unwrap_or(0);
+            let Some(rec) = recurrence(&req, created) else {
+                continue;
+            };
+            if now < rec.start_ms || rec.end_ms.is_some_and(|e| now > e) {
+                continue;
+            }
+            let Some(filter) = schedule.event_filter.as_ref() else {
+                continue;
+            };
+            let system = filter.filter_type.as_deref() == Some("SYSTEM");
+            let matching: Vec<&(String, String, Event)> = events
+                .iter()
+                .filter(|(_, _, ev)| {
+                    let t = ev.event_type.as_deref().unwrap_or_default();
+                    t.starts_with('_') == system
+                        && camp::event_matches(
+                            filter,
+                            t,
+                            &ev.attributes.clone().unwrap_or_default(),
+                            &ev.metrics.clone().unwrap_or_default(),
+                        )
+                })
+                .collect();
+            if matching.is_empty() {
+                continue;
+            }
+            let run = RunState {
+                run: u32::try_from(now.div_euclid(time::DAY_MS)).unwrap_or(0),
+                version: v.version,
+                scheduled_ms: now,
+                started_ms: now,
+                watermark_ms: i64::MIN,
+                groups_done: 0,
+            };
+            let mut plan = self.run_plan(&app, &head.id, &run).await?;
+            let mut tallies = vec![Tally::default(); plan.treatments.len()];
+            let mut by_group: BTreeMap<GroupId, Vec<(String, String)>> = BTreeMap::new();
+            for (endpoint_id, event_id, _) in matching {
+                by_group
+                    .entry(self.host.group_of(&app_id, endpoint_id))
+                    .or_default()
+                    .push((endpoint_id.clone(), event_id.clone()));
+            }
+            for (g, list) in by_group {
+                for (endpoint_id, event_id) in list {
+                    let Some(ep) = self.host.reader().endpoint(g, &app_id, &endpoint_id)? else {
+                        continue;
+                    };
+                    if !plan.segment.matches(&ep, now) {
+                        continue;
+                    }
+                    plan.cause = format!("e:{event_id}");
+                    if let Some(p) = self.member_message(&plan, &run, &ep, now, &mut tallies) {
+                        self.send_batch(&plan, g, vec![p], &mut tallies).await?;
+                    }
+                }
+            }
+            self.add_to_activities(&app, &head.id, &run, &tallies)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A zone for an endpoint, if its time zone is valid.
+pub fn endpoint_zone(ep: &EndpointResponse) -> Option<Zone> {
+    ep.demographic
+        .as_ref()
+        .and_then(|d| d.timezone.as_deref())
+        .and_then(schedule::parse_zone)
+}
