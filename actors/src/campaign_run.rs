@@ -87,6 +87,33 @@ struct RunPlan {
     limits: ChargeLimits,
     messages_per_second: Option<f64>,
     deadline_ms: Option<i64>,
+    /// The campaign's hook, else the app's: (mode, URL).
+    hook: Option<(HookMode, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HookMode {
+    /// The hook answers which endpoints to send to.
+    Filter,
+    /// The hook delivers: one signed POST per endpoint instead of a message.
+    Delivery,
+}
+
+/// Largest answer a FILTER hook may give.
+const HOOK_RESPONSE_BYTES_MAX: usize = 8 << 20;
+
+fn hook_of(h: Option<&herald_model::wire::CampaignHook>) -> Option<(HookMode, String)> {
+    let h = h?;
+    let url = h.web_url.clone().filter(|u| !u.is_empty()).or_else(|| {
+        h.lambda_function_name
+            .clone()
+            .filter(|u| u.starts_with("http"))
+    })?;
+    let mode = match h.mode.as_deref() {
+        Some("DELIVERY") => HookMode::Delivery,
+        _ => HookMode::Filter,
+    };
+    Some((mode, url))
 }
 
 /// Counts of one treatment within a wave.
@@ -439,6 +466,8 @@ impl<E: KvEngine> Herald<E> {
                 session: policy.session.unwrap_or(0),
             },
             messages_per_second: limits.messages_per_second.filter(|m| *m > 0).map(f64::from),
+            hook: hook_of(req.hook.as_ref())
+                .or_else(|| hook_of(app.settings.campaign_hook.as_ref())),
             deadline_ms: limits
                 .maximum_duration
                 .filter(|d| *d > 0)
@@ -550,6 +579,11 @@ impl<E: KvEngine> Herald<E> {
             members.push(ep);
             ControlFlow::Continue(())
         })?;
+        if matches!(plan.hook, Some((HookMode::Filter, _))) {
+            members = self
+                .filter_through_hook(plan, run, members, tallies)
+                .await?;
+        }
         let mut batch: Vec<Pending> = Vec::new();
         for ep in members {
             if let Some(p) = self.member_message(plan, run, &ep, now, tallies) {
@@ -625,6 +659,99 @@ impl<E: KvEngine> Herald<E> {
         }
     }
 
+    /// FILTER hook: POSTs the members (up to a batch at a time, per
+    /// treatment; held-out members are not shown to it) and keeps those it
+    /// answers, with the endpoint data it answers (it may personalise).
+    /// Members it drops count as skipped by `hook`; a failed call skips its
+    /// batch as `hook_failed`.
+    async fn filter_through_hook(
+        &self,
+        plan: &RunPlan,
+        run: &RunState,
+        members: Vec<EndpointResponse>,
+        tallies: &mut [Tally],
+    ) -> Result<Vec<EndpointResponse>> {
+        let Some((_, url)) = &plan.hook else {
+            return Ok(members);
+        };
+        let mut kept = Vec::with_capacity(members.len());
+        let mut by_treatment: BTreeMap<usize, Vec<EndpointResponse>> = BTreeMap::new();
+        for ep in members {
+            let id = ep.id.clone().unwrap_or_default();
+            match camp::assign(&plan.campaign_id, &id, plan.holdout, &plan.sizes) {
+                Assignment::Holdout => kept.push(ep),
+                Assignment::Treatment(t) => by_treatment
+                    .entry(t.min(plan.treatments.len() - 1))
+                    .or_default()
+                    .push(ep),
+            }
+        }
+        let dispatcher = self.dispatcher()?;
+        for (t, eps) in by_treatment {
+            for chunk in eps.chunks(BATCH_MAX) {
+                let endpoints: serde_json::Map<String, serde_json::Value> = chunk
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.id.clone().unwrap_or_default(),
+                            serde_json::to_value(e).unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                let body = serde_json::json!({
+                    "ApplicationId": plan.app.id,
+                    "CampaignId": plan.campaign_id,
+                    "TreatmentId": t.to_string(),
+                    "ActivityId": activity_id(plan.run, t as u32),
+                    "ScheduledTime": time::format_iso8601_ms(run.scheduled_ms),
+                    "Endpoints": endpoints,
+                });
+                let call = OutgoingWebhook {
+                    message_id: String::new(),
+                    app_id: plan.app.id.clone(),
+                    url: url.clone(),
+                    body: serde_json::to_vec(&body)
+                        .map_err(|e| ServiceError::Internal(e.to_string()))?,
+                    secret: self.webhook_secret(&plan.app.id),
+                };
+                let answer = dispatcher
+                    .call_hook(&call, HOOK_RESPONSE_BYTES_MAX)
+                    .await
+                    .and_then(|b| {
+                        serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&b).map_err(
+                            |e| format!("the hook's answer is not a JSON object of endpoints: {e}"),
+                        )
+                    });
+                match answer {
+                    Ok(keep) => {
+                        for ep in chunk {
+                            let id = ep.id.clone().unwrap_or_default();
+                            match keep.get(&id) {
+                                Some(v) => {
+                                    let mut e: EndpointResponse = serde_json::from_value(v.clone())
+                                        .unwrap_or_else(|_| ep.clone());
+                                    e.id = Some(id);
+                                    kept.push(e);
+                                }
+                                None => {
+                                    tallies[t].total += 1;
+                                    tallies[t].skip(camp::SkipReason::Hook.as_str());
+                                }
+                            }
+                        }
+                    }
+                    Err(why) => {
+                        tracing::warn!(app_id = %plan.app.id, campaign_id = %plan.campaign_id, url, why, "campaign FILTER hook failed");
+                        tallies[t].total += chunk.len() as u64;
+                        *tallies[t].skipped.entry("hook_failed".into()).or_default() +=
+                            chunk.len() as u64;
+                    }
+                }
+            }
+        }
+        Ok(kept)
+    }
+
     /// The message for one member, or why there is none (a skip reason).
     fn campaign_job(
         &self,
@@ -670,6 +797,26 @@ impl<E: KvEngine> Herald<E> {
                 secret: spec.secret.clone(),
             }))
         };
+        if let Some((HookMode::Delivery, url)) = &plan.hook {
+            let json = serde_json::json!({
+                "ApplicationId": plan.app.id,
+                "CampaignId": plan.campaign_id,
+                "TreatmentId": t.to_string(),
+                "ActivityId": activity_id(plan.run, t as u32),
+                "MessageId": message_id,
+                "Endpoints": { endpoint_id: ep },
+            });
+            return Ok((
+                message_id.clone(),
+                Job::Webhook(OutgoingWebhook {
+                    message_id: message_id.clone(),
+                    app_id: plan.app.id.clone(),
+                    url: url.clone(),
+                    body: serde_json::to_vec(&json).map_err(|e| e.to_string())?,
+                    secret: self.webhook_secret(&plan.app.id),
+                }),
+            ));
+        }
         if let Some((spec, types)) = &tp.delivery {
             if types.is_empty() || types.iter().any(|x| x == channel) {
                 return webhook(spec).map(|j| (message_id.clone(), j));
@@ -1145,8 +1292,16 @@ impl<E: KvEngine> Herald<E> {
                         continue;
                     }
                     plan.cause = format!("e:{event_id}");
-                    if let Some(p) = self.member_message(&plan, &run, &ep, now, &mut tallies) {
-                        self.send_batch(&plan, g, vec![p], &mut tallies).await?;
+                    let kept = if matches!(plan.hook, Some((HookMode::Filter, _))) {
+                        self.filter_through_hook(&plan, &run, vec![ep], &mut tallies)
+                            .await?
+                    } else {
+                        vec![ep]
+                    };
+                    for ep in kept {
+                        if let Some(p) = self.member_message(&plan, &run, &ep, now, &mut tallies) {
+                            self.send_batch(&plan, g, vec![p], &mut tallies).await?;
+                        }
                     }
                 }
             }

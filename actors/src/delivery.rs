@@ -310,6 +310,20 @@ impl Dispatcher {
     }
 
     /// Stops every channel actor (their in-flight sends finish first).
+    /// Calls a campaign hook (FILTER mode) and answers its body.
+    pub async fn call_hook(
+        &self,
+        hook: &OutgoingWebhook,
+        response_bytes_max: usize,
+    ) -> Result<Vec<u8>, String> {
+        let now = self.shared.clock.now_ms().div_euclid(1000);
+        self.shared
+            .webhooks
+            .call(hook, now, response_bytes_max)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     pub async fn stop(&self) {
         let actors = std::mem::take(&mut *self.actors.lock().await);
         for a in actors.into_values() {

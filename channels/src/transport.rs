@@ -78,6 +78,14 @@ pub trait WebhookTransport: Send + Sync + 'static {
         hook: &'a OutgoingWebhook,
         now_unix_secs: i64,
     ) -> BoxFuture<'a, Result<u16, SendError>>;
+    /// A POST whose 2xx answer body is returned (campaign hooks), at most
+    /// `response_bytes_max` bytes.
+    fn call<'a>(
+        &'a self,
+        hook: &'a OutgoingWebhook,
+        now_unix_secs: i64,
+        response_bytes_max: usize,
+    ) -> BoxFuture<'a, Result<Vec<u8>, SendError>>;
 }
 
 impl WebhookTransport for WebhookClient {
@@ -95,6 +103,21 @@ impl WebhookTransport for WebhookClient {
             hook.body.clone(),
             now_unix_secs,
             hook.secret.as_bytes(),
+        ))
+    }
+
+    fn call<'a>(
+        &'a self,
+        hook: &'a OutgoingWebhook,
+        now_unix_secs: i64,
+        response_bytes_max: usize,
+    ) -> BoxFuture<'a, Result<Vec<u8>, SendError>> {
+        Box::pin(self.call_signed(
+            &hook.url,
+            hook.body.clone(),
+            now_unix_secs,
+            hook.secret.as_bytes(),
+            response_bytes_max,
         ))
     }
 }

@@ -77,6 +77,58 @@ impl WebhookClient {
             .await
     }
 
+    /// A signed POST whose answer matters (campaign hooks): the 2xx body,
+    /// at most `response_bytes_max` bytes.
+    pub async fn call_signed(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        now_unix_secs: i64,
+        secret: &[u8],
+        response_bytes_max: usize,
+    ) -> Result<Vec<u8>, SendError> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(SendError::Invalid(format!(
+                "hook URL {url:?}: must be http:// or https://"
+            )));
+        }
+        let sig = signature(secret, now_unix_secs, &body);
+        let mut resp = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header(TIMESTAMP_HEADER, now_unix_secs.to_string())
+            .header(SIGNATURE_HEADER, sig)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SendError::Unknown(format!("POST {url}: {e}")))?;
+        let status = resp.status().as_u16();
+        if !(200..=299).contains(&status) {
+            return Err(SendError::Permanent {
+                code: status,
+                message: format!("POST {url} answered {status}"),
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| SendError::Unknown(format!("reading the answer of {url}: {e}")))?
+        {
+            if out.len() + chunk.len() > response_bytes_max {
+                return Err(SendError::Permanent {
+                    code: status,
+                    message: format!(
+                        "the answer of {url} is larger than {response_bytes_max} bytes"
+                    ),
+                });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
     /// As [`WebhookClient::post`], signed with `secret` (a per-app key).
     pub async fn post_signed(
         &self,

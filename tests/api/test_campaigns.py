@@ -316,3 +316,89 @@ def test_an_event_triggered_campaign_fires_within_a_second_and_honours_daily(mpp
     (a,) = activities(mpp, mail_app, c["Id"])
     assert a["SuccessfulEndpointCount"] == 1
     assert a["ExecutionMetrics"]["skipped_daily_limit"] == "1"
+
+
+class _Hook:
+    """A campaign hook on loopback: records each POST and answers with
+    `answer(doc)` (JSON), or 200 with an empty body."""
+
+    def __init__(self, answer=None):
+        import http.server
+        import json
+        import threading
+
+        self.posts = []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["content-length"]))
+                doc = json.loads(body)
+                outer.posts.append((dict(self.headers), doc))
+                out = json.dumps(answer(doc)).encode() if answer else b""
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_filter_hook_removes_endpoints_and_may_personalise(mpp, mail_app, smtp):
+    tag = unique("hook")
+    addrs = email_endpoints(mpp, mail_app, tag, 10, Attributes={"T": [tag], "Name": ["Ada"]})
+
+    def keep_even(doc):
+        kept = {}
+        for eid, ep in doc["Endpoints"].items():
+            if int(eid.rsplit("-", 1)[1]) % 2 == 0:
+                ep["Attributes"]["Name"] = ["Grace"]
+                kept[eid] = ep
+        return kept
+
+    hook = _Hook(keep_even)
+    try:
+        seg = segment(mpp, mail_app, {"Attributes": {"T": {"Values": [tag]}}})
+        subject = unique("filtered")
+        c = campaign(mpp, mail_app, seg, subject, Hook={"Mode": "FILTER", "WebUrl": hook.url})
+        wait_state(mpp, mail_app, c["Id"], {"COMPLETED"})
+        got = with_subject(smtp, subject)
+        assert sorted(m.rcpt_tos[0] for m in got) == sorted(addrs[0::2])
+        assert {m.part("text/plain").strip() for m in got} == {"Hello Grace"}
+        (headers, doc) = hook.posts[0]
+        assert doc["CampaignId"] == c["Id"] and doc["TreatmentId"] == "0"
+        assert headers["x-herald-signature"].startswith("v1=")
+        assert sum(len(d["Endpoints"]) for _, d in hook.posts) == 10
+        (a,) = activities(mpp, mail_app, c["Id"])
+        assert a["ExecutionMetrics"]["skipped_hook"] == "5"
+        assert a["SuccessfulEndpointCount"] == 5 and a["TotalEndpointCount"] == 10
+    finally:
+        hook.close()
+
+
+def test_the_delivery_hook_delivers_instead_of_herald(mpp, mail_app, smtp):
+    tag = unique("dhook")
+    email_endpoints(mpp, mail_app, tag, 3, Attributes={"T": [tag]})
+    hook = _Hook()
+    try:
+        seg = segment(mpp, mail_app, {"Attributes": {"T": {"Values": [tag]}}})
+        subject = unique("delegated")
+        c = campaign(mpp, mail_app, seg, subject, Hook={"Mode": "DELIVERY", "WebUrl": hook.url})
+        wait_state(mpp, mail_app, c["Id"], {"COMPLETED"})
+        assert with_subject(smtp, subject) == []
+        ids = sorted(eid for _, d in hook.posts for eid in d["Endpoints"])
+        assert ids == sorted(f"{tag}-{i}" for i in range(3)), "one POST per endpoint, once each"
+        (a,) = activities(mpp, mail_app, c["Id"])
+        assert a["SuccessfulEndpointCount"] == 3
+    finally:
+        hook.close()
