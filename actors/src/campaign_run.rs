@@ -30,6 +30,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use herald_channels::transport::OutgoingWebhook;
 use herald_model::campaign::{self as camp, Assignment, WriteCampaignRequest};
 use herald_model::message::{
@@ -53,6 +55,8 @@ use crate::service::{Herald, Result, ServiceError};
 
 /// Endpoints per intent batch (one Raft entry, one channel hand-off).
 pub const BATCH_MAX: usize = 256;
+/// Batches of one shard on their way at once.
+const BATCHES_IN_FLIGHT: usize = 4;
 /// How often the scheduler looks at campaigns when nothing wakes it.
 pub const TICK: Duration = Duration::from_secs(1);
 /// How far apart the earliest and latest time zones are (UTC-12..UTC+14):
@@ -131,6 +135,17 @@ impl Tally {
 
     fn skip(&mut self, why: &str) {
         *self.skipped.entry(why.to_owned()).or_default() += 1;
+    }
+}
+
+/// Adds per-treatment counts into `into`.
+fn merge(into: &mut [Tally], from: Vec<Tally>) {
+    for (a, b) in into.iter_mut().zip(from) {
+        a.total += b.total;
+        a.successful += b.successful;
+        for (k, v) in b.skipped {
+            *a.skipped.entry(k).or_default() += v;
+        }
     }
 }
 
@@ -584,18 +599,28 @@ impl<E: KvEngine> Herald<E> {
                 .filter_through_hook(plan, run, members, tallies)
                 .await?;
         }
+        // Up to BATCHES_IN_FLIGHT batches at once, so the channel actors
+        // are fed while earlier batches' outcomes are committed.
+        let mut in_flight = futures::stream::FuturesUnordered::new();
         let mut batch: Vec<Pending> = Vec::new();
         for ep in members {
             if let Some(p) = self.member_message(plan, run, &ep, now, tallies) {
                 batch.push(p);
             }
             if batch.len() == BATCH_MAX {
-                self.send_batch(plan, g, std::mem::take(&mut batch), tallies)
-                    .await?;
+                if in_flight.len() >= BATCHES_IN_FLIGHT {
+                    if let Some(r) = in_flight.next().await {
+                        merge(tallies, r?);
+                    }
+                }
+                in_flight.push(self.send_batch(plan, g, std::mem::take(&mut batch)));
             }
         }
         if !batch.is_empty() {
-            self.send_batch(plan, g, batch, tallies).await?;
+            in_flight.push(self.send_batch(plan, g, batch));
+        }
+        while let Some(r) = in_flight.next().await {
+            merge(tallies, r?);
         }
         Ok(())
     }
@@ -846,8 +871,8 @@ impl<E: KvEngine> Herald<E> {
         plan: &RunPlan,
         g: GroupId,
         batch: Vec<Pending>,
-        tallies: &mut [Tally],
-    ) -> Result<()> {
+    ) -> Result<Vec<Tally>> {
+        let mut tallies = vec![Tally::default(); plan.treatments.len()];
         let intents = batch
             .iter()
             .map(|p| SendIntent {
@@ -896,7 +921,7 @@ impl<E: KvEngine> Herald<E> {
             }
         }
         if fresh.is_empty() {
-            return Ok(());
+            return Ok(tallies);
         }
         let delivered = self.deliver(plan, &fresh).await?;
         let at_ms = self.clock.now_ms();
@@ -928,7 +953,7 @@ impl<E: KvEngine> Herald<E> {
         if let Err(e) = evented {
             tracing::error!(app_id = %plan.app.id, campaign_id = %plan.campaign_id, error = %e, "recording campaign events failed");
         }
-        Ok(())
+        Ok(tallies)
     }
 
     /// Hands new messages to the channel actors, waiting for room in the
@@ -1300,7 +1325,7 @@ impl<E: KvEngine> Herald<E> {
                     };
                     for ep in kept {
                         if let Some(p) = self.member_message(&plan, &run, &ep, now, &mut tallies) {
-                            self.send_batch(&plan, g, vec![p], &mut tallies).await?;
+                            merge(&mut tallies, self.send_batch(&plan, g, vec![p]).await?);
                         }
                     }
                 }

@@ -8,6 +8,8 @@
 // Benchmarks measure real time and run real threads.
 #![allow(clippy::disallowed_methods)]
 
+pub mod smtp;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
