@@ -47,7 +47,10 @@ use herald_storage::{
     META_GROUP,
 };
 
-use crate::campaigns::{activity_id, is_paused, parse_campaign, recurrence};
+use crate::campaigns::{
+    activity_id, campaign_zone, is_local_time, is_paused, parse_campaign, recurrence,
+    wall_recurrence,
+};
 use crate::delivery::{Delivered, Job};
 use crate::segments::Resolved;
 use crate::sends::{CustomSpec, EmailSpec};
@@ -59,9 +62,10 @@ pub const BATCH_MAX: usize = 256;
 const BATCHES_IN_FLIGHT: usize = 4;
 /// How often the scheduler looks at campaigns when nothing wakes it.
 pub const TICK: Duration = Duration::from_secs(1);
-/// How far apart the earliest and latest time zones are (UTC-12..UTC+14):
-/// a local-time run ends this long after its scheduled wall-clock time.
-const ZONES_SPAN_MS: i64 = 26 * time::HOUR_MS;
+/// The earliest zone (UTC+14) reaches a wall-clock time this long before
+/// UTC does; the latest (UTC-12) this long after.
+const EARLIEST_ZONE_MS: i64 = 14 * time::HOUR_MS;
+const LATEST_ZONE_MS: i64 = 12 * time::HOUR_MS;
 /// Local-time runs send in waves at most this often.
 const LOCAL_WAVE_MS: i64 = 60_000;
 
@@ -88,6 +92,11 @@ struct RunPlan {
     quiet: Option<Quiet>,
     local_time: bool,
     recurrence: schedule::Recurrence,
+    /// Local-time runs: the recurrence in wall-clock milliseconds.
+    wall_recurrence: schedule::Recurrence,
+    /// Where endpoints without a valid zone get local-time messages: the
+    /// campaign's `Timezone`, else UTC.
+    default_zone: Zone,
     limits: ChargeLimits,
     messages_per_second: Option<f64>,
     deadline_ms: Option<i64>,
@@ -272,7 +281,14 @@ impl<E: KvEngine> Herald<E> {
         let run = match &progress.current {
             Some(r) => r.clone(),
             None => {
-                let Some(at) = schedule::occurrence(&rec, progress.runs_started) else {
+                // Local-time runs are scheduled in wall-clock time: `at` is
+                // the wall-clock instant read as UTC.
+                let sched = if is_local_time(&req) {
+                    wall_recurrence(&req, created).unwrap_or(rec)
+                } else {
+                    rec
+                };
+                let Some(at) = schedule::occurrence(&sched, progress.runs_started) else {
                     self.set_progress(
                         &app.id,
                         &head,
@@ -284,10 +300,10 @@ impl<E: KvEngine> Herald<E> {
                     .await?;
                     return Ok(());
                 };
-                // A local-time run starts when the first zone reaches its
-                // wall-clock time.
-                let opens = if req.schedule.as_ref().and_then(|s| s.is_local_time) == Some(true) {
-                    at - 14 * time::HOUR_MS
+                // A local-time run starts when the first zone (UTC+14)
+                // reaches its wall-clock time.
+                let opens = if is_local_time(&req) {
+                    at - EARLIEST_ZONE_MS
                 } else {
                     at
                 };
@@ -354,7 +370,7 @@ impl<E: KvEngine> Herald<E> {
             }
         };
         let now = self.clock.now_ms();
-        let last_wave_ms = run.scheduled_ms + ZONES_SPAN_MS;
+        let last_wave_ms = run.scheduled_ms + LATEST_ZONE_MS;
         let upto = if plan.local_time {
             if now - run.watermark_ms.max(run.started_ms - LOCAL_WAVE_MS) < LOCAL_WAVE_MS
                 && now < last_wave_ms
@@ -463,6 +479,10 @@ impl<E: KvEngine> Herald<E> {
         let created = time::parse_iso8601_ms(&head.creation_date).unwrap_or(0);
         let recurrence = recurrence(&req, created)
             .ok_or_else(|| ServiceError::Internal("the campaign has no schedule".into()))?;
+        let wall = wall_recurrence(&req, created).unwrap_or(recurrence);
+        let default_zone = campaign_zone(&req)
+            .or_else(|| schedule::parse_zone("UTC"))
+            .ok_or_else(|| ServiceError::Internal("UTC is not a zone".into()))?;
         Ok(RunPlan {
             app: app.clone(),
             campaign_id: campaign_id.to_owned(),
@@ -475,6 +495,8 @@ impl<E: KvEngine> Herald<E> {
             quiet,
             local_time: schedule.is_local_time == Some(true),
             recurrence,
+            wall_recurrence: wall,
+            default_zone,
             limits: ChargeLimits {
                 daily: policy.daily.unwrap_or(0),
                 total: policy.total.unwrap_or(0),
@@ -637,10 +659,12 @@ impl<E: KvEngine> Herald<E> {
     ) -> Option<Pending> {
         let endpoint_id = ep.id.clone().unwrap_or_default();
         let zone = endpoint_zone(ep);
-        let send_at = match (&zone, plan.local_time) {
-            (Some(z), true) => schedule::local_occurrence(&plan.recurrence, plan.run, z)
-                .unwrap_or(run.scheduled_ms),
-            _ => run.scheduled_ms,
+        let send_at = if plan.local_time {
+            let z = zone.as_ref().unwrap_or(&plan.default_zone);
+            schedule::local_occurrence(&plan.wall_recurrence, plan.run, z)
+                .unwrap_or(run.scheduled_ms)
+        } else {
+            run.scheduled_ms
         };
         if plan.local_time && (send_at <= run.watermark_ms || send_at > now) {
             // Another wave's endpoint.

@@ -53,6 +53,35 @@ pub(crate) fn recurrence(req: &WriteCampaignRequest, created_ms: i64) -> Option<
     })
 }
 
+/// The campaign's `Schedule.Timezone`, if valid.
+pub(crate) fn campaign_zone(req: &WriteCampaignRequest) -> Option<schedule::Zone> {
+    req.schedule
+        .as_ref()
+        .and_then(|s| s.timezone.as_deref())
+        .and_then(schedule::parse_zone)
+}
+
+/// Whether the campaign sends at the scheduled wall-clock time in each
+/// endpoint's zone (`IsLocalTime`).
+pub(crate) fn is_local_time(req: &WriteCampaignRequest) -> bool {
+    req.schedule.as_ref().and_then(|s| s.is_local_time) == Some(true)
+}
+
+/// For `IsLocalTime` campaigns: the recurrence in wall-clock ("floating")
+/// milliseconds, StartTime and EndTime read in the campaign's `Timezone`
+/// (UTC without one), as `schedule::local_occurrence` expects.
+pub(crate) fn wall_recurrence(req: &WriteCampaignRequest, created_ms: i64) -> Option<Recurrence> {
+    let r = recurrence(req, created_ms)?;
+    let zone = campaign_zone(req);
+    Some(Recurrence {
+        start_ms: schedule::wall_clock_ms(r.start_ms, zone.as_ref()),
+        end_ms: r
+            .end_ms
+            .map(|e| schedule::wall_clock_ms(e, zone.as_ref())),
+        frequency: r.frequency,
+    })
+}
+
 /// Whether the version is paused (`IsPaused`).
 pub(crate) fn is_paused(req: &WriteCampaignRequest) -> bool {
     req.is_paused == Some(true)
