@@ -313,3 +313,36 @@ def test_a_csv_import_defines_a_segment_a_campaign_reaches(mpp, mail_app, smtp, 
     assert state == "COMPLETED"
     got = [m for m in smtp.all() if m.message["Subject"] == subject]
     assert sorted(m.rcpt_tos[0] for m in got) == sorted(addresses)
+
+
+def test_file_roots_confine_file_urls(start_server, tmp_path):
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "ok.csv").write_text("ChannelType,Address,Id\nEMAIL,r@example.org,r\n")
+    (tmp_path / "secret.csv").write_text("ChannelType,Address\nEMAIL,s@example.org\n")
+    server = start_server(env={"HERALD_JOBS_FILE_ROOTS": f"{allowed},/nonexistent-root"})
+    pp = server.client()
+    app_id = pp.create_app(CreateApplicationRequest={"Name": unique("roots")})["ApplicationResponse"]["Id"]
+    err = expect_error(
+        lambda: pp.create_import_job(
+            ApplicationId=app_id,
+            ImportJobRequest={"S3Url": f"file://{tmp_path}/secret.csv", "Format": "CSV", "RoleArn": ROLE},
+        ),
+        "BadRequestException",
+        400,
+    )
+    assert "not under" in err["Message"]
+    expect_error(
+        lambda: pp.create_export_job(
+            ApplicationId=app_id, ExportJobRequest={"S3UrlPrefix": f"file://{tmp_path}/out", "RoleArn": ROLE}
+        ),
+        "BadRequestException",
+        400,
+    )
+    job = import_job(pp, app_id, f"file://{allowed}/ok.csv", RegisterEndpoints=True)
+    assert job["JobStatus"] == "COMPLETED" and job["TotalProcessed"] == 1
+    exp = pp.create_export_job(
+        ApplicationId=app_id, ExportJobRequest={"S3UrlPrefix": f"file://{allowed}/out", "RoleArn": ROLE}
+    )["ExportJobResponse"]
+    assert wait_job(pp.get_export_job, app_id, exp["Id"])["JobStatus"] == "COMPLETED"
+    assert list((allowed / "out" / exp["Id"]).glob("part-*.json"))
