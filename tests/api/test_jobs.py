@@ -346,3 +346,42 @@ def test_file_roots_confine_file_urls(start_server, tmp_path):
     )["ExportJobResponse"]
     assert wait_job(pp.get_export_job, app_id, exp["Id"])["JobStatus"] == "COMPLETED"
     assert list((allowed / "out" / exp["Id"]).glob("part-*.json"))
+
+
+def test_a_job_interrupted_by_a_crash_is_failed_at_restart(start_server):
+    release = threading.Event()
+
+    class Stalling(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ChannelType,Address\nEMAIL,z@example.org\n")
+            self.wfile.flush()
+            release.wait(30)
+
+        def log_message(self, *a):
+            pass
+
+    source = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    threading.Thread(target=source.serve_forever, daemon=True).start()
+    try:
+        server = start_server()
+        pp = server.client()
+        app_id = pp.create_app(CreateApplicationRequest={"Name": unique("crash")})["ApplicationResponse"]["Id"]
+        url = f"http://127.0.0.1:{source.server_address[1]}/stall.csv"
+        job_id = pp.create_import_job(
+            ApplicationId=app_id, ImportJobRequest={"S3Url": url, "Format": "CSV", "RoleArn": ROLE}
+        )["ImportJobResponse"]["Id"]
+        deadline = time.monotonic() + 10
+        while pp.get_import_job(ApplicationId=app_id, JobId=job_id)["ImportJobResponse"]["JobStatus"] != "PROCESSING":
+            assert time.monotonic() < deadline, "the job never started processing"
+            time.sleep(0.05)
+        server.kill()
+        server.restart()
+        job = server.client().get_import_job(ApplicationId=app_id, JobId=job_id)["ImportJobResponse"]
+        assert job["JobStatus"] == "FAILED"
+        assert "stopped" in job["Failures"][0]
+        assert "CompletionDate" in job
+    finally:
+        release.set()
+        source.shutdown()
