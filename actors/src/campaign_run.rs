@@ -1337,7 +1337,10 @@ impl<E: KvEngine> Herald<E> {
                     let Some(ep) = self.host.reader().endpoint(g, &app_id, &endpoint_id)? else {
                         continue;
                     };
-                    if !plan.segment.matches(&ep, now) {
+                    if !plan
+                        .segment
+                        .matches(&ep, now, &self.member_check(&app_id, g))
+                    {
                         continue;
                     }
                     plan.cause = format!("e:{event_id}");

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod delivery;
 pub mod endpoint;
 pub mod engagement;
+pub mod jobs;
 pub mod runtime;
 pub mod segments;
 pub mod sends;

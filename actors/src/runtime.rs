@@ -64,6 +64,10 @@ impl<E: KvEngine> Runtime<E> {
             .resume_deletions()
             .await
             .map_err(|e| StartError::Recovery(e.to_string()))?;
+        herald
+            .fail_interrupted_jobs()
+            .await
+            .map_err(|e| StartError::Recovery(e.to_string()))?;
         Ok(Self {
             herald,
             host,

@@ -6,13 +6,21 @@
 //! every data shard, against the endpoints as they are then (Pinpoint's
 //! rule). Source segments of `SegmentGroups` are resolved to the version
 //! they name (the latest when none), at most [`SOURCE_DEPTH_MAX`] deep.
+//!
+//! An imported segment (`SegmentType: IMPORT`, written by an import job; see
+//! `jobs`) keeps its definition in the body's herald-private
+//! `ImportDefinition` member. Its members are the endpoints the imports into
+//! it named, stored per data group next to the endpoints; an imported
+//! segment has one member set for all its versions. Like any segment, it is
+//! evaluated against the endpoints as they are: deleted endpoints are gone,
+//! and sends skip opted-out ones.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use herald_model::segment::{
-    self as seg, EndpointFacts, SegmentReference, SegmentResponse, SegmentsResponse,
-    WriteSegmentRequest,
+    self as seg, EndpointFacts, SegmentImportResource, SegmentReference, SegmentResponse,
+    SegmentsResponse, WriteSegmentRequest,
 };
 use herald_model::wire::EndpointResponse;
 use herald_model::{ids, time, validate};
@@ -33,13 +41,23 @@ pub struct Resolved {
     pub id: String,
     pub version: u32,
     req: WriteSegmentRequest,
+    /// An imported segment: its members are its stored member rows.
+    pub imported: bool,
     /// Source segments by (id, version asked for).
     sources: BTreeMap<(String, Option<i32>), Resolved>,
 }
 
+/// Answers whether an endpoint (by id) was imported into a segment (by id);
+/// see [`Herald::member_check`].
+pub type MemberCheck<'a> = &'a dyn Fn(&str, &str) -> bool;
+
 impl Resolved {
-    /// Whether `ep` is a member at `now_ms`.
-    pub fn matches(&self, ep: &EndpointResponse, now_ms: i64) -> bool {
+    /// Whether `ep` is a member at `now_ms`; `imported` answers for
+    /// imported segments (this one or its sources).
+    pub fn matches(&self, ep: &EndpointResponse, now_ms: i64, imported: MemberCheck<'_>) -> bool {
+        if self.imported {
+            return imported(&self.id, ep.id.as_deref().unwrap_or_default());
+        }
         let facts = EndpointFacts {
             endpoint: ep,
             last_active_ms: last_active_ms(ep),
@@ -47,7 +65,7 @@ impl Resolved {
         let in_source = |r: &SegmentReference| {
             self.sources
                 .get(&(r.id.clone().unwrap_or_default(), r.version))
-                .is_some_and(|s| s.matches(ep, now_ms))
+                .is_some_and(|s| s.matches(ep, now_ms, imported))
         };
         seg::segment_matches(
             self.req.dimensions.as_ref(),
@@ -88,19 +106,37 @@ pub(crate) fn page_size(p: Option<&str>) -> Result<usize> {
     }
 }
 
-fn segment_response(app_id: &str, head: &DefHead, v: &DefVersion) -> Result<SegmentResponse> {
+/// The body member that makes a segment version an imported one.
+pub const IMPORT_DEFINITION: &str = "ImportDefinition";
+
+/// The import definition of a stored segment body, if it is an imported one.
+pub fn import_definition(body: &Value) -> Option<SegmentImportResource> {
+    body.get(IMPORT_DEFINITION)
+        .and_then(|d| serde_json::from_value(d.clone()).ok())
+}
+
+pub(crate) fn segment_response(
+    app_id: &str,
+    head: &DefHead,
+    v: &DefVersion,
+) -> Result<SegmentResponse> {
     let req = parse_body(&v.body).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let import = import_definition(&v.body);
     Ok(SegmentResponse {
         application_id: app_id.to_owned(),
         arn: head.arn.clone(),
         creation_date: head.creation_date.clone(),
         dimensions: req.dimensions,
         id: head.id.clone(),
-        import_definition: None,
+        segment_type: if import.is_some() {
+            "IMPORT".into()
+        } else {
+            "DIMENSIONAL".into()
+        },
+        import_definition: import,
         last_modified_date: Some(v.last_modified_date.clone()),
         name: req.name,
         segment_groups: req.segment_groups,
-        segment_type: "DIMENSIONAL".into(),
         tags: Some(head.tags.clone()),
         version: i32::try_from(v.version).ok(),
     })
@@ -121,6 +157,8 @@ impl<E: KvEngine> Herald<E> {
         validate::tags(&tags, &self.cfg.limits)?;
         if let Some(o) = body.as_object_mut() {
             o.remove("tags");
+            // Only import jobs write imported segments.
+            o.remove(IMPORT_DEFINITION);
         }
         self.app(app_id).await?;
         let reader = self.host.reader();
@@ -157,8 +195,17 @@ impl<E: KvEngine> Herald<E> {
         seg::validate_write_segment(&req)?;
         if let Some(o) = body.as_object_mut() {
             o.remove("tags");
+            o.remove(IMPORT_DEFINITION);
         }
         self.app(app_id).await?;
+        if let Ok((_, latest)) = self.segment_record(app_id, id, None) {
+            if import_definition(&latest.body).is_some() {
+                return Err(ServiceError::BadRequest(format!(
+                    "segment {id} is an imported segment; add a version with CreateImportJob \
+                     (SegmentId) instead"
+                )));
+            }
+        }
         self.check_sources(app_id, &req)?;
         let cmd = Command::PutDefinition {
             app_id: app_id.to_owned(),
@@ -174,7 +221,7 @@ impl<E: KvEngine> Herald<E> {
         })
     }
 
-    async fn put_segment(&self, app_id: &str, cmd: Command) -> Result<SegmentResponse> {
+    pub(crate) async fn put_segment(&self, app_id: &str, cmd: Command) -> Result<SegmentResponse> {
         let id = match &cmd {
             Command::PutDefinition { id, .. } => id.clone(),
             _ => unreachable!("put_segment takes PutDefinition"),
@@ -321,13 +368,29 @@ impl<E: KvEngine> Herald<E> {
             kind: def_kind::SEGMENT,
             id: id.to_owned(),
         };
-        match self.host.propose(META_GROUP, cmd).await? {
-            CmdResult::Def(Some((head, v))) => segment_response(app_id, &head, &v),
-            CmdResult::Def(None) => Err(not_found(app_id, id)),
-            other => Err(ServiceError::Internal(format!(
-                "unexpected result {other:?}"
-            ))),
+        let deleted = match self.host.propose(META_GROUP, cmd).await? {
+            CmdResult::Def(Some((head, v))) => segment_response(app_id, &head, &v)?,
+            CmdResult::Def(None) => return Err(not_found(app_id, id)),
+            other => {
+                return Err(ServiceError::Internal(format!(
+                    "unexpected result {other:?}"
+                )))
+            }
+        };
+        // Imported members go with the segment (a no-op for others).
+        let removals = self.host.data_groups().map(|g| {
+            self.host.propose(
+                g,
+                Command::RemoveSegmentMembers {
+                    app_id: app_id.to_owned(),
+                    segment_id: id.to_owned(),
+                },
+            )
+        });
+        for r in futures::future::join_all(removals).await {
+            r?;
         }
+        Ok(deleted)
     }
 
     /// A segment version resolved for evaluation, sources included.
@@ -368,9 +431,26 @@ impl<E: KvEngine> Herald<E> {
         Ok(Resolved {
             id: id.to_owned(),
             version: v.version,
+            imported: import_definition(&v.body).is_some(),
             req,
             sources,
         })
+    }
+
+    /// Whether `(segment, endpoint)` is an imported membership, read from
+    /// this node's replica of `group` (the endpoint's group). A read error
+    /// counts as "not a member" and is logged.
+    pub fn member_check(&self, app_id: &str, group: GroupId) -> impl Fn(&str, &str) -> bool + '_ {
+        let app_id = app_id.to_owned();
+        move |segment_id: &str, endpoint_id: &str| {
+            self.host
+                .reader()
+                .is_segment_member(group, &app_id, segment_id, endpoint_id)
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, segment_id, endpoint_id, "reading a segment member failed");
+                    false
+                })
+        }
     }
 
     /// Visits the members of a resolved segment in one data shard (as this
@@ -383,15 +463,30 @@ impl<E: KvEngine> Herald<E> {
         now_ms: i64,
         visit: &mut dyn FnMut(EndpointResponse) -> ControlFlow<()>,
     ) -> Result<()> {
-        self.host
-            .reader()
-            .for_each_app_endpoint(group, app_id, &mut |ep| {
-                if seg.matches(&ep, now_ms) {
-                    visit(ep)
-                } else {
-                    ControlFlow::Continue(())
+        let reader = self.host.reader();
+        let check = self.member_check(app_id, group);
+        if seg.imported {
+            // Only the member rows can match: visit those, not every endpoint.
+            let mut err = None;
+            reader.for_each_segment_member(group, app_id, &seg.id, &mut |id| match reader
+                .endpoint(group, app_id, &id)
+            {
+                Ok(Some(ep)) => visit(ep),
+                Ok(None) => ControlFlow::Continue(()),
+                Err(e) => {
+                    err = Some(e);
+                    ControlFlow::Break(())
                 }
             })?;
+            return err.map_or(Ok(()), |e| Err(e.into()));
+        }
+        reader.for_each_app_endpoint(group, app_id, &mut |ep| {
+            if seg.matches(&ep, now_ms, &check) {
+                visit(ep)
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
         Ok(())
     }
 

@@ -80,6 +80,8 @@ pub struct ServiceConfig {
     /// A direct send repeated with the same TraceId within this window is a
     /// retry and is not sent again; later, it is a new send.
     pub send_dedup_window_ms: i64,
+    /// Import and export jobs.
+    pub jobs: crate::jobs::JobsConfig,
 }
 
 impl Default for ServiceConfig {
@@ -90,6 +92,7 @@ impl Default for ServiceConfig {
             session_idle_timeout_ms: 30 * 60 * 1000,
             tracking: TrackingConfig::default(),
             send_dedup_window_ms: 24 * 60 * 60 * 1000,
+            jobs: crate::jobs::JobsConfig::default(),
         }
     }
 }
@@ -130,6 +133,8 @@ pub struct Herald<E: KvEngine> {
         tokio::sync::mpsc::Sender<crate::campaign_run::Trigger>,
         tokio::sync::Mutex<tokio::sync::mpsc::Receiver<crate::campaign_run::Trigger>>,
     ),
+    /// Import and export jobs running on this node at once, at most.
+    pub(crate) job_slots: Arc<tokio::sync::Semaphore>,
 }
 
 fn not_found_app(app_id: &str) -> ServiceError {
@@ -155,6 +160,7 @@ pub const PAGE_SIZE_MAX: usize = 1000;
 impl<E: KvEngine> Herald<E> {
     pub fn new(host: Arc<RaftHost<E>>, clock: Arc<dyn Clock>, cfg: ServiceConfig) -> Self {
         Self {
+            job_slots: Arc::new(tokio::sync::Semaphore::new(cfg.jobs.running_max.max(1))),
             host,
             clock,
             cfg,

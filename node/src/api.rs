@@ -16,6 +16,7 @@ use herald_actors::sends::RequestKeys;
 use herald_actors::Herald;
 use herald_channels::outbox::Outbox;
 use herald_model::channel::CustomChannelRequest;
+use herald_model::import::{ExportJobRequest, ImportJobRequest};
 use herald_model::message::{MessageRequest, SendUsersMessageRequest};
 use herald_model::template::{
     CreateTemplateMessageBody, TemplateActiveVersionRequest, TemplateType,
@@ -94,6 +95,24 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/apps/{app}/segments/{id}/versions/{version}",
             get(get_segment_version),
         )
+        .route(
+            "/v1/apps/{app}/segments/{id}/jobs/import",
+            get(get_segment_import_jobs),
+        )
+        .route(
+            "/v1/apps/{app}/segments/{id}/jobs/export",
+            get(get_segment_export_jobs),
+        )
+        .route(
+            "/v1/apps/{app}/jobs/import",
+            post(create_import_job).get(get_import_jobs),
+        )
+        .route("/v1/apps/{app}/jobs/import/{id}", get(get_import_job))
+        .route(
+            "/v1/apps/{app}/jobs/export",
+            post(create_export_job).get(get_export_jobs),
+        )
+        .route("/v1/apps/{app}/jobs/export/{id}", get(get_export_job))
         .route(
             "/v1/apps/{app}/campaigns",
             post(create_campaign).get(get_campaigns),
@@ -581,6 +600,88 @@ async fn get_segment_size(
 async fn delete_segment(State(st): St, Path((app, id)): Path<(String, String)>) -> ApiResult {
     let r = st.herald.delete_segment(&app, &id).await?;
     tracing::info!(app_id = %app, segment_id = %id, "segment deleted");
+    reply(StatusCode::OK, &r)
+}
+
+// ---- import and export jobs ---------------------------------------------------
+
+async fn create_import_job(
+    State(st): St,
+    Extension(who): Extension<Verified>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let req: ImportJobRequest = json(&body)?;
+    let r = st
+        .herald
+        .create_import_job(&app, new_id(), new_id(), &who.region, req)
+        .await?;
+    reply(StatusCode::CREATED, &r)
+}
+
+async fn get_import_job(State(st): St, Path((app, id)): Path<(String, String)>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.import_job(&app, &id).await?)
+}
+
+async fn get_import_jobs(
+    State(st): St,
+    Path(app): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    let g = |k: &str| q.get(k).map(String::as_str);
+    let r = st
+        .herald
+        .import_jobs(&app, None, g("page-size"), g("token"))
+        .await?;
+    reply(StatusCode::OK, &r)
+}
+
+async fn get_segment_import_jobs(
+    State(st): St,
+    Path((app, id)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    let g = |k: &str| q.get(k).map(String::as_str);
+    let r = st
+        .herald
+        .import_jobs(&app, Some(&id), g("page-size"), g("token"))
+        .await?;
+    reply(StatusCode::OK, &r)
+}
+
+async fn create_export_job(State(st): St, Path(app): Path<String>, body: Bytes) -> ApiResult {
+    let req: ExportJobRequest = json(&body)?;
+    let r = st.herald.create_export_job(&app, new_id(), req).await?;
+    reply(StatusCode::ACCEPTED, &r)
+}
+
+async fn get_export_job(State(st): St, Path((app, id)): Path<(String, String)>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.export_job(&app, &id).await?)
+}
+
+async fn get_export_jobs(
+    State(st): St,
+    Path(app): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    let g = |k: &str| q.get(k).map(String::as_str);
+    let r = st
+        .herald
+        .export_jobs(&app, None, g("page-size"), g("token"))
+        .await?;
+    reply(StatusCode::OK, &r)
+}
+
+async fn get_segment_export_jobs(
+    State(st): St,
+    Path((app, id)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    let g = |k: &str| q.get(k).map(String::as_str);
+    let r = st
+        .herald
+        .export_jobs(&app, Some(&id), g("page-size"), g("token"))
+        .await?;
     reply(StatusCode::OK, &r)
 }
 

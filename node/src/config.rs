@@ -106,6 +106,29 @@ pub struct FileConfig {
     /// Each also `HERALD_STORAGE_<NAME>`.
     #[serde(default)]
     pub storage: Option<Storage>,
+    /// Each also `HERALD_JOBS_<NAME>` (lists comma-separated).
+    #[serde(default)]
+    pub jobs: Option<Jobs>,
+}
+
+/// Import and export jobs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Jobs {
+    /// Absolute directories that `file://` job URLs must lie under; empty:
+    /// any absolute path, read and written with the server's permissions.
+    pub file_roots: Vec<String>,
+    /// Jobs running at once on this node; others wait.
+    pub running_max: u64,
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        Self {
+            file_roots: Vec::new(),
+            running_max: 2,
+        }
+    }
 }
 
 /// RocksDB's memory, bounded whatever the data size.
@@ -215,6 +238,7 @@ pub struct Config {
     pub delivery: Delivery,
     pub tracking: Tracking,
     pub storage: Storage,
+    pub jobs: Jobs,
 }
 
 impl Config {
@@ -252,6 +276,12 @@ impl Config {
         override_from_env(&mut tracking, "HERALD_TRACKING_")?;
         let mut storage = file.storage.unwrap_or_default();
         override_from_env(&mut storage, "HERALD_STORAGE_")?;
+        let mut jobs = file.jobs.unwrap_or_default();
+        override_from_env(&mut jobs, "HERALD_JOBS_")?;
+        jobs.file_roots.retain(|r| !r.is_empty());
+        if let Some(r) = jobs.file_roots.iter().find(|r| !r.starts_with('/')) {
+            anyhow::bail!("jobs.file_roots must be absolute directories, not {r}");
+        }
         let smtp_url = args.smtp_url.or(file.smtp_url);
         for url in smtp_url.iter().chain(file.smtp_url_per_app.values()) {
             herald_channels::smtp::SmtpConfig::from_url(url)
@@ -284,6 +314,7 @@ impl Config {
             delivery,
             tracking,
             storage,
+            jobs,
             data_dir: args
                 .data_dir
                 .or(file.data_dir)
@@ -313,8 +344,8 @@ impl Config {
     }
 }
 
-/// Applies `<PREFIX><FIELD>` variables to a section of whole numbers and
-/// booleans (e.g. `HERALD_LIMITS_BATCH_ITEMS_MAX=50`,
+/// Applies `<PREFIX><FIELD>` variables to a section of whole numbers,
+/// booleans, strings and comma-separated lists (e.g. `HERALD_LIMITS_BATCH_ITEMS_MAX=50`,
 /// `HERALD_TRACKING_OPENS=false`).
 fn override_from_env<T: serde::Serialize + serde::de::DeserializeOwned>(
     section: &mut T,
@@ -327,7 +358,11 @@ fn override_from_env<T: serde::Serialize + serde::de::DeserializeOwned>(
     for (name, v) in obj.iter_mut() {
         let var = format!("{prefix}{}", name.to_uppercase());
         if let Ok(s) = std::env::var(&var) {
-            *v = if v.is_string() || v.is_null() {
+            *v = if v.is_array() {
+                s.split(',')
+                    .map(|x| serde_json::Value::from(x.trim()))
+                    .collect()
+            } else if v.is_string() || v.is_null() {
                 serde_json::Value::from(s)
             } else if v.is_boolean() {
                 serde_json::Value::from(

@@ -136,6 +136,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             clicks: cfg.tracking.clicks,
             list_unsubscribe_on_direct: cfg.tracking.list_unsubscribe_on_direct,
         },
+        jobs: herald_actors::jobs::JobsConfig {
+            file_roots: cfg.jobs.file_roots.clone(),
+            running_max: usize::try_from(cfg.jobs.running_max.max(1)).unwrap_or(2),
+        },
         ..ServiceConfig::default()
     };
     let shard_settings = ShardSettings {

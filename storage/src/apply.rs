@@ -735,6 +735,35 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             }
             Ok(CmdResult::CampaignLedger(verdicts))
         }
+        Command::PutJob { app_id, job } => {
+            let app: Option<AppRecord> = txn.get_json("app", &keys::app(app_id))?;
+            if app.is_none_or(|a| a.deleting) {
+                return Ok(CmdResult::Count(0));
+            }
+            txn.put_json(keys::job(app_id, &job.id), job);
+            Ok(CmdResult::Count(1))
+        }
+        Command::AddSegmentMembers {
+            app_id,
+            segment_id,
+            endpoint_ids,
+        } => {
+            let mut added = 0u64;
+            for id in endpoint_ids {
+                let key = keys::segment_member(group, app_id, segment_id, id);
+                if txn.get(&key)?.is_none() {
+                    txn.put(key, Vec::new());
+                    added += 1;
+                }
+            }
+            Ok(CmdResult::Count(added))
+        }
+        Command::RemoveSegmentMembers { app_id, segment_id } => {
+            let p = keys::segment_members(group, app_id, segment_id);
+            let end = keys::prefix_end(&p);
+            txn.batch.delete_range(Cf::State, p, end);
+            Ok(CmdResult::Done)
+        }
         Command::MarkEndpoints { app_id, marks } => {
             let mut changed = 0u64;
             for m in marks {

@@ -44,12 +44,14 @@ pub mod tag {
     pub const DEF_VERSION: u8 = 0x22;
     pub const ACTIVITY: u8 = 0x23;
     pub const CAMPAIGN_CHARGE: u8 = 0x24;
+    pub const JOB: u8 = 0x25;
+    pub const SEGMENT_MEMBER: u8 = 0x26;
     // node column family (no group prefix)
     pub const NODE_CLUSTER: u8 = 0x20;
 }
 
 /// Per-app tables of a data shard; purged together when an app is deleted.
-pub const APP_TABLES: [u8; 11] = [
+pub const APP_TABLES: [u8; 12] = [
     tag::ENDPOINT,
     tag::USER_ENDPOINT,
     tag::EVENT,
@@ -61,11 +63,12 @@ pub const APP_TABLES: [u8; 11] = [
     tag::SEND_LEDGER,
     tag::OPEN_SEND,
     tag::CAMPAIGN_CHARGE,
+    tag::SEGMENT_MEMBER,
 ];
 
 /// Per-app tables of the meta group (segments, campaigns and their
-/// activities); removed with the app.
-pub const META_APP_TABLES: [u8; 3] = [tag::DEF_HEAD, tag::DEF_VERSION, tag::ACTIVITY];
+/// activities, import and export jobs); removed with the app.
+pub const META_APP_TABLES: [u8; 4] = [tag::DEF_HEAD, tag::DEF_VERSION, tag::ACTIVITY, tag::JOB];
 
 fn push_var(k: &mut Vec<u8>, s: &[u8]) {
     let len = u16::try_from(s.len()).expect("key component longer than 64 KiB");
@@ -322,6 +325,34 @@ pub fn campaign_charge(
     k
 }
 
+/// An import or export job in the meta group: `[0][tag][u16 app][job id]`.
+pub fn job(app_id: &str, job_id: &str) -> Vec<u8> {
+    let mut k = app_prefix(META_GROUP, tag::JOB, app_id);
+    k.extend_from_slice(job_id.as_bytes());
+    k
+}
+
+/// `[group][tag][u16 app][u16 segment]`: the imported members of one
+/// segment held by one data group.
+pub fn segment_members(group: GroupId, app_id: &str, segment_id: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::SEGMENT_MEMBER, app_id);
+    push_var(&mut k, segment_id.as_bytes());
+    k
+}
+
+/// An endpoint imported into a segment, kept in the endpoint's own group:
+/// `[group][tag][u16 app][u16 segment][endpoint]`.
+pub fn segment_member(
+    group: GroupId,
+    app_id: &str,
+    segment_id: &str,
+    endpoint_id: &str,
+) -> Vec<u8> {
+    let mut k = segment_members(group, app_id, segment_id);
+    k.extend_from_slice(endpoint_id.as_bytes());
+    k
+}
+
 pub fn node_cluster() -> Vec<u8> {
     vec![tag::NODE_CLUSTER]
 }
@@ -392,6 +423,14 @@ mod tests {
             split_app_key(&k, table(4, tag::OPEN_SESSION).len()),
             ("my-app".into(), "ep/1".into())
         );
+    }
+
+    #[test]
+    fn segment_member_keys_do_not_match_longer_segment_ids() {
+        let p = segment_members(2, "app", "seg");
+        assert!(segment_member(2, "app", "seg", "ep").starts_with(&p));
+        assert!(!segment_member(2, "app", "segx", "ep").starts_with(&p));
+        assert!(p.starts_with(&app_prefix(2, tag::SEGMENT_MEMBER, "app")));
     }
 
     #[test]

@@ -480,6 +480,56 @@ impl<E: KvEngine> Reader<E> {
             .collect()
     }
 
+    /// One import or export job.
+    pub fn job(&self, app_id: &str, job_id: &str) -> Result<Option<crate::types::JobRecord>> {
+        self.engine
+            .get(Cf::State, &keys::job(app_id, job_id))?
+            .map(|v| decode("job", &v))
+            .transpose()
+    }
+
+    /// Every job of one app, newest first (ties by id).
+    pub fn jobs(&self, app_id: &str) -> Result<Vec<crate::types::JobRecord>> {
+        let mut jobs: Vec<crate::types::JobRecord> =
+            self.decode_range("job", &keys::app_prefix(META_GROUP, tag::JOB, app_id))?;
+        jobs.sort_by(|a, b| b.creation_ms.cmp(&a.creation_ms).then(b.id.cmp(&a.id)));
+        Ok(jobs)
+    }
+
+    /// Whether an endpoint was imported into a segment (rows of `group`).
+    pub fn is_segment_member(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        segment_id: &str,
+        endpoint_id: &str,
+    ) -> Result<bool> {
+        Ok(self
+            .engine
+            .get(
+                Cf::State,
+                &keys::segment_member(group, app_id, segment_id, endpoint_id),
+            )?
+            .is_some())
+    }
+
+    /// The endpoint ids imported into a segment in one group, in id order.
+    pub fn for_each_segment_member(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        segment_id: &str,
+        visit: &mut dyn FnMut(String) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let prefix = keys::segment_members(group, app_id, segment_id);
+        self.engine.scan(
+            Cf::State,
+            &prefix,
+            &keys::prefix_end(&prefix),
+            &mut |k, _| visit(keys::tail_str(k, prefix.len())),
+        )
+    }
+
     /// Number of keys the group holds in the state tables (tests, metrics).
     pub fn state_key_count(&self, group: GroupId) -> Result<usize> {
         let (s, e) = keys::group_range(group);

@@ -300,6 +300,41 @@ pub enum IntentVerdict {
     Limited(String),
 }
 
+/// Job kinds of [`JobRecord::kind`].
+pub mod job_kind {
+    pub const IMPORT: &str = "IMPORT";
+    pub const EXPORT: &str = "EXPORT";
+}
+
+/// An import or export job (meta group): its request and where it stands.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    /// [`job_kind::IMPORT`] or [`job_kind::EXPORT`].
+    pub kind: String,
+    /// The node that runs the job.
+    pub node_id: u64,
+    /// The create request as given (`ImportJobRequest` / `ExportJobRequest`).
+    pub request: serde_json::Value,
+    /// `CREATED`, `INITIALIZING`, `PROCESSING`, `COMPLETING`, `COMPLETED`
+    /// or `FAILED`.
+    pub status: String,
+    pub total_pieces: u32,
+    pub completed_pieces: u32,
+    pub failed_pieces: u32,
+    pub total_processed: u64,
+    pub total_failures: u64,
+    /// The first failures, `line N: message` for rows of an import.
+    pub failures: Vec<String>,
+    pub creation_ms: i64,
+    pub creation_date: String,
+    pub completion_date: Option<String>,
+    /// The segment the import defines or the export reads.
+    pub segment_id: Option<String>,
+    /// The segment version written (import) or read (export).
+    pub segment_version: Option<u32>,
+}
+
 /// A state machine command. Meta-group commands and data-shard commands share
 /// one type; a group rejects commands that are not its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -482,6 +517,22 @@ pub enum Command {
         limits: ChargeLimits,
         intents: Vec<SendIntent>,
     },
+    /// Creates or replaces a job (meta group); ignored when the app is gone.
+    PutJob {
+        app_id: String,
+        job: JobRecord,
+    },
+    /// Records endpoints (of this group) as members of an imported segment.
+    AddSegmentMembers {
+        app_id: String,
+        segment_id: String,
+        endpoint_ids: Vec<String>,
+    },
+    /// Forgets every imported member of a segment in this group.
+    RemoveSegmentMembers {
+        app_id: String,
+        segment_id: String,
+    },
 }
 
 impl Command {
@@ -505,6 +556,7 @@ impl Command {
                 | Command::DeleteDefinition { .. }
                 | Command::SetCampaignProgress { .. }
                 | Command::PutActivities { .. }
+                | Command::PutJob { .. }
         )
     }
 }

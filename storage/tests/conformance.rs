@@ -257,6 +257,80 @@ fn rejected_commands_write_nothing_on_both_engines() {
     rt().block_on(rejected_command_writes_nothing(e));
 }
 
+fn entry(index: u64, cmd: Command) -> Entry<TypeConfig> {
+    Entry {
+        log_id: log_id(1, index),
+        payload: EntryPayload::Normal(cmd),
+    }
+}
+
+/// Imported segment members are added once, removed with their segment,
+/// and purged with their app.
+async fn segment_members_follow_segment_and_app<E: KvEngine>(engine: Arc<E>) {
+    let mut sm = StateMachine::open(engine.clone(), GROUP, None).unwrap();
+    let add = |i, seg: &str, ids: &[&str]| {
+        entry(
+            i,
+            Command::AddSegmentMembers {
+                app_id: "app1".into(),
+                segment_id: seg.into(),
+                endpoint_ids: ids.iter().map(|s| s.to_string()).collect(),
+            },
+        )
+    };
+    let res = sm
+        .apply(vec![
+            add(1, "s1", &["a", "b"]),
+            add(2, "s1", &["b", "c"]),
+            add(3, "s2", &["a"]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(res[1], CmdResult::Count(1), "b was a member already");
+    let r = Reader::new(engine.clone());
+    let members = |seg: &str| {
+        let mut out = Vec::new();
+        r.for_each_segment_member(GROUP, "app1", seg, &mut |id| {
+            out.push(id);
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        out
+    };
+    assert_eq!(members("s1"), vec!["a", "b", "c"]);
+    assert!(r.is_segment_member(GROUP, "app1", "s2", "a").unwrap());
+    assert!(!r.is_segment_member(GROUP, "app1", "s2", "b").unwrap());
+    sm.apply(vec![entry(
+        4,
+        Command::RemoveSegmentMembers {
+            app_id: "app1".into(),
+            segment_id: "s1".into(),
+        },
+    )])
+    .await
+    .unwrap();
+    assert!(members("s1").is_empty());
+    assert_eq!(members("s2"), vec!["a"]);
+    sm.apply(vec![entry(
+        5,
+        Command::PurgeApp {
+            app_id: "app1".into(),
+        },
+    )])
+    .await
+    .unwrap();
+    assert!(members("s2").is_empty());
+}
+
+#[test]
+fn segment_members_on_both_engines() {
+    rt().block_on(segment_members_follow_segment_and_app(Arc::new(
+        MemEngine::new(),
+    )));
+    let (_d, e) = rocks();
+    rt().block_on(segment_members_follow_segment_and_app(e));
+}
+
 #[test]
 fn memory_engine_crash_semantics() {
     rt().block_on(acknowledged_log_survives_crash(Arc::new(MemEngine::new())));
