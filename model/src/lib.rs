@@ -6,6 +6,7 @@
 //! id/ARN formats (`ids`), import/export job shapes and file formats (`import`),
 //! message template shapes and checks (`template`), per-recipient template
 //! rendering (`render`), segment definitions and membership (`segment`),
+//! shard-local segment indexes (`segment_index`),
 //! campaign shapes, treatment assignment and limits (`campaign`), and schedule,
 //! time-zone and quiet-time math (`schedule`).
 //!
@@ -25,6 +26,7 @@ pub mod message;
 pub mod render;
 pub mod schedule;
 pub mod segment;
+pub mod segment_index;
 pub mod session;
 pub mod template;
 pub mod time;
