@@ -75,9 +75,7 @@ pub(crate) fn wall_recurrence(req: &WriteCampaignRequest, created_ms: i64) -> Op
     let zone = campaign_zone(req);
     Some(Recurrence {
         start_ms: schedule::wall_clock_ms(r.start_ms, zone.as_ref()),
-        end_ms: r
-            .end_ms
-            .map(|e| schedule::wall_clock_ms(e, zone.as_ref())),
+        end_ms: r.end_ms.map(|e| schedule::wall_clock_ms(e, zone.as_ref())),
         frequency: r.frequency,
     })
 }

@@ -18,6 +18,7 @@ pub mod endpoint;
 pub mod engagement;
 pub mod jobs;
 pub mod runtime;
+pub mod segment_indexes;
 pub mod segments;
 pub mod sends;
 pub mod service;

@@ -39,10 +39,24 @@ impl<E: KvEngine> Runtime<E> {
         mut shard_settings: ShardSettings,
     ) -> Result<Self, StartError> {
         shard_settings.session_idle_timeout_ms = service_cfg.session_idle_timeout_ms;
-        let observer = Arc::new(ShardObserver::new());
+        let indexes = Arc::new(crate::segment_indexes::SegmentIndexes::new(
+            host_cfg.shards as usize + 1,
+        ));
+        let observer = Arc::new(ShardObserver::new(indexes.clone()));
         let host =
             Arc::new(RaftHost::start(engine, host_cfg, transport, Some(observer.clone())).await?);
         host.wait_ready(Duration::from_secs(30)).await?;
+        let started_ms = clock.now_ms();
+        indexes
+            .attach(host.reader().clone(), host.data_groups())
+            .map_err(|e| StartError::Recovery(format!("building segment indexes: {e}")))?;
+        let (n, bytes) = indexes.stats();
+        tracing::info!(
+            endpoints = n,
+            index_bytes = bytes,
+            elapsed_ms = clock.now_ms() - started_ms,
+            "segment indexes built"
+        );
         let mut shards = Vec::new();
         let mut directory = BTreeMap::new();
         for g in host.data_groups() {
@@ -60,6 +74,7 @@ impl<E: KvEngine> Runtime<E> {
         }
         observer.set_shards(directory);
         let herald = Arc::new(Herald::new(host.clone(), clock, service_cfg));
+        herald.set_segment_indexes(indexes);
         herald
             .resume_deletions()
             .await

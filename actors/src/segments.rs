@@ -52,6 +52,22 @@ pub struct Resolved {
 pub type MemberCheck<'a> = &'a dyn Fn(&str, &str) -> bool;
 
 impl Resolved {
+    /// The segment's dimensions when they alone decide membership (a
+    /// dimensional segment without groups): the segment index answers it.
+    pub fn plain_dimensions(&self) -> Option<&herald_model::segment::SegmentDimensions> {
+        if self.imported || self.req.segment_groups.is_some() {
+            return None;
+        }
+        static ALL: std::sync::OnceLock<herald_model::segment::SegmentDimensions> =
+            std::sync::OnceLock::new();
+        Some(
+            self.req
+                .dimensions
+                .as_ref()
+                .unwrap_or_else(|| ALL.get_or_init(Default::default)),
+        )
+    }
+
     /// Whether `ep` is a member at `now_ms`; `imported` answers for
     /// imported segments (this one or its sources).
     pub fn matches(&self, ep: &EndpointResponse, now_ms: i64, imported: MemberCheck<'_>) -> bool {
@@ -480,6 +496,21 @@ impl<E: KvEngine> Herald<E> {
             })?;
             return err.map_or(Ok(()), |e| Err(e.into()));
         }
+        let ids = match (seg.plain_dimensions(), self.indexes.get()) {
+            (Some(dims), Some(indexes)) => indexes.members(group, app_id, dims, now_ms),
+            _ => None,
+        };
+        if let Some(ids) = ids {
+            // The index answers the member ids; only members are read.
+            for id in ids {
+                if let Some(ep) = reader.endpoint(group, app_id, &id)? {
+                    if visit(ep).is_break() {
+                        break;
+                    }
+                }
+            }
+            return Ok(());
+        }
         reader.for_each_app_endpoint(group, app_id, &mut |ep| {
             if seg.matches(&ep, now_ms, &check) {
                 visit(ep)
@@ -499,6 +530,14 @@ impl<E: KvEngine> Herald<E> {
         let mut n = 0u64;
         for g in self.host.data_groups() {
             self.host.read_barrier(g).await?;
+            let counted = match (seg.plain_dimensions(), self.indexes.get()) {
+                (Some(dims), Some(indexes)) => indexes.count(g, app_id, dims, now),
+                _ => None,
+            };
+            if let Some(c) = counted {
+                n += c;
+                continue;
+            }
             self.for_each_member(app_id, &seg, g, now, &mut |_| {
                 n += 1;
                 ControlFlow::Continue(())

@@ -125,6 +125,9 @@ pub struct Herald<E: KvEngine> {
     dispatcher: std::sync::OnceLock<Arc<Dispatcher>>,
     /// Wakes the campaign scheduler.
     pub(crate) campaign_wake: tokio::sync::Notify,
+    /// The node's segment indexes (absent in tests that build a bare
+    /// service: segments are then evaluated by scanning).
+    pub(crate) indexes: std::sync::OnceLock<Arc<crate::segment_indexes::SegmentIndexes>>,
     /// Apps with event-triggered campaigns (refreshed by the scheduler).
     pub(crate) event_apps: std::sync::RwLock<BTreeSet<String>>,
     /// PutEvents batches for event-triggered campaigns, to the scheduler.
@@ -167,12 +170,18 @@ impl<E: KvEngine> Herald<E> {
             event_types: Mutex::new(BTreeMap::new()),
             dispatcher: std::sync::OnceLock::new(),
             campaign_wake: tokio::sync::Notify::new(),
+            indexes: std::sync::OnceLock::new(),
             event_apps: std::sync::RwLock::new(BTreeSet::new()),
             triggers: {
                 let (tx, rx) = tokio::sync::mpsc::channel(crate::campaign_run::TRIGGER_QUEUE_MAX);
                 (tx, tokio::sync::Mutex::new(rx))
             },
         }
+    }
+
+    /// Gives the service the node's segment indexes (once).
+    pub fn set_segment_indexes(&self, i: Arc<crate::segment_indexes::SegmentIndexes>) {
+        let _ = self.indexes.set(i);
     }
 
     /// Gives the service the node's channel actors (once).

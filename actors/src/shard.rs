@@ -372,14 +372,18 @@ impl<E: KvEngine> Actor for ShardActor<E> {
 }
 
 /// Routes the state machines' applied changes to the shard actors.
-#[derive(Default)]
 pub struct ShardObserver {
     shards: OnceLock<BTreeMap<GroupId, ActorRef<ShardMsg>>>,
+    /// Updated synchronously, inside the apply.
+    indexes: Arc<crate::segment_indexes::SegmentIndexes>,
 }
 
 impl ShardObserver {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(indexes: Arc<crate::segment_indexes::SegmentIndexes>) -> Self {
+        Self {
+            shards: OnceLock::new(),
+            indexes,
+        }
     }
 
     pub fn set_shards(&self, shards: BTreeMap<GroupId, ActorRef<ShardMsg>>) {
@@ -389,12 +393,14 @@ impl ShardObserver {
 
 impl ApplyObserver for ShardObserver {
     fn applied(&self, group: GroupId, changes: &[Change]) {
+        self.indexes.applied(group, changes);
         if let Some(a) = self.shards.get().and_then(|s| s.get(&group)) {
             let _ = a.cast(ShardMsg::Applied(changes.to_vec()));
         }
     }
 
     fn reset(&self, group: GroupId) {
+        self.indexes.reset(group);
         if let Some(a) = self.shards.get().and_then(|s| s.get(&group)) {
             let _ = a.cast(ShardMsg::Reset);
         }

@@ -11,8 +11,7 @@
 
 #![allow(clippy::disallowed_methods)] // benchmarks measure real time and run threads
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use herald_benches::smtp::{body, raw_client, start_sink, CONNECTIONS};

@@ -205,3 +205,21 @@ def test_segments_vanish_with_their_app(pp, make_app):
     expect_error(
         lambda: pp.get_segment(ApplicationId=a, SegmentId=s["SegmentResponse"]["Id"]), "NotFoundException", 404
     )
+
+
+def test_membership_survives_a_restart(start_server):
+    server = start_server()
+    pp = server.client()
+    app_id = pp.create_app(CreateApplicationRequest={"Name": unique("restart")})["ApplicationResponse"]["Id"]
+    for i in range(6):
+        endpoint(pp, app_id, f"e{i}", Attributes={"Plan": ["pro" if i % 2 else "free"]})
+    seg = pp.create_segment(
+        ApplicationId=app_id, WriteSegmentRequest={"Dimensions": {"Attributes": {"Plan": {"Values": ["pro"]}}}}
+    )["SegmentResponse"]["Id"]
+    assert size_of(server, app_id, seg) == 3
+    server.stop_gracefully()
+    server.restart()
+    # The index is rebuilt from storage at start.
+    assert size_of(server, app_id, seg) == 3
+    endpoint(server.client(), app_id, "e0", Attributes={"Plan": ["pro"]})
+    assert size_of(server, app_id, seg) == 4
