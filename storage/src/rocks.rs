@@ -65,6 +65,16 @@ impl RocksEngine {
         // send's ledger row, a new endpoint): a Bloom filter per table
         // answers those without reading its blocks.
         table.set_bloom_filter(10.0, false);
+        // Index and filter blocks are partitioned, the top level pinned and
+        // the partitions cached with high priority: a whole table's index
+        // block no longer has to be read (and LZ4-decompressed) again
+        // whenever data blocks pushed it out of a small cache. Campaign
+        // runs spent 40% of their CPU doing that.
+        table.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
+        table.set_partition_filters(true);
+        table.set_pin_top_level_index_and_filter(true);
+        table.set_cache_index_and_filter_blocks_with_high_priority(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
         // One memtable may take a quarter of the budget, so flushes start
         // before the whole budget is in use.
         let memtable = (budget.memtables_bytes / 4).max(1 << 20);
