@@ -183,33 +183,36 @@ impl<E: KvEngine> Herald<E> {
         self: Arc<Self>,
         stop: impl std::future::Future<Output = ()>,
     ) {
-        tokio::pin!(stop);
-        loop {
-            if self.host.is_leader(META_GROUP) {
-                // Stopping mid-tick is safe: a send whose intent is
-                // committed is never sent again, and the run resumes from
-                // its stored progress on the next start.
-                tokio::select! {
-                    _ = &mut stop => return,
-                    r = self.campaign_tick() => if let Err(e) = r {
+        // Schedules and event triggers run side by side, so a long run
+        // does not hold back the sends that follow PutEvents.
+        let schedules = async {
+            loop {
+                if self.host.is_leader(META_GROUP) {
+                    if let Err(e) = self.campaign_tick().await {
                         tracing::warn!(error = %e, "campaign scheduler tick failed");
                     }
                 }
-            }
-            let mut triggers = self.triggers.1.lock().await;
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = self.campaign_wake.notified() => {}
-                _ = tokio::time::sleep(TICK) => {}
-                t = triggers.recv() => {
-                    drop(triggers);
-                    if let Some(t) = t {
-                        if let Err(e) = self.trigger_event_campaigns(t).await {
-                            tracing::warn!(error = %e, "event-triggered campaign failed");
-                        }
-                    }
+                tokio::select! {
+                    _ = self.campaign_wake.notified() => {}
+                    _ = tokio::time::sleep(TICK) => {}
                 }
             }
+        };
+        let triggers = async {
+            let mut rx = self.triggers.1.lock().await;
+            while let Some(t) = rx.recv().await {
+                if let Err(e) = self.trigger_event_campaigns(t).await {
+                    tracing::warn!(error = %e, "event-triggered campaign failed");
+                }
+            }
+        };
+        // Stopping mid-tick is safe: a send whose intent is committed is
+        // never sent again, and a run resumes from its stored progress on
+        // the next start.
+        tokio::select! {
+            _ = stop => {}
+            _ = schedules => {}
+            _ = triggers => {}
         }
     }
 
