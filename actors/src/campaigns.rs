@@ -18,6 +18,7 @@ use herald_storage::{
 };
 use serde_json::Value;
 
+use crate::definitions::version_param;
 use crate::segments::page_size;
 use crate::service::{Herald, Result, ServiceError};
 
@@ -328,15 +329,7 @@ impl<E: KvEngine> Herald<E> {
         id: &str,
         version: Option<u32>,
     ) -> Result<(DefHead, DefVersion)> {
-        let reader = self.host.reader();
-        let head = reader
-            .def_head(app_id, def_kind::CAMPAIGN, id)?
-            .ok_or_else(|| not_found(app_id, id))?;
-        let v = version.unwrap_or(head.latest);
-        let rec = reader
-            .def_version(app_id, def_kind::CAMPAIGN, id, v)?
-            .ok_or_else(|| ServiceError::NotFound(format!("campaign {id} has no version {v}")))?;
-        Ok((head, rec))
+        self.def_record(app_id, def_kind::CAMPAIGN, id, version)
     }
 
     /// `GetCampaign` (latest version) and `GetCampaignVersion`.
@@ -346,12 +339,7 @@ impl<E: KvEngine> Herald<E> {
         id: &str,
         version: Option<&str>,
     ) -> Result<CampaignResponse> {
-        let version = match version {
-            None => None,
-            Some(s) => Some(s.parse::<u32>().map_err(|_| {
-                ServiceError::BadRequest(format!("version must be a positive number, not {s:?}"))
-            })?),
-        };
+        let version = version_param(version)?;
         self.app(app_id).await?;
         self.host.read_barrier(META_GROUP).await?;
         let (head, v) = self.campaign_record(app_id, id, version)?;
@@ -396,25 +384,11 @@ impl<E: KvEngine> Herald<E> {
         size: Option<&str>,
         token: Option<&str>,
     ) -> Result<CampaignsResponse> {
-        let size = page_size(size)?;
-        let before = match token.filter(|t| !t.is_empty()) {
-            None => u32::MAX,
-            Some(t) => t.parse::<u32>().map_err(|_| {
-                ServiceError::BadRequest(format!("{t:?} is not a valid pagination token"))
-            })?,
-        };
-        self.app(app_id).await?;
-        let (head, _) = self.campaign_record(app_id, id, None)?;
-        let mut versions = self
-            .host
-            .reader()
-            .def_versions(app_id, def_kind::CAMPAIGN, id)?;
-        versions.retain(|v| v.version < before);
-        versions.reverse();
-        let next_token = (versions.len() > size).then(|| versions[size - 1].version.to_string());
+        let (head, versions, next_token) = self
+            .def_version_page(app_id, def_kind::CAMPAIGN, id, size, token)
+            .await?;
         let item = versions
             .iter()
-            .take(size)
             .map(|v| campaign_response(app_id, &head, v, false))
             .collect::<Result<Vec<_>>>()?;
         Ok(CampaignsResponse { item, next_token })

@@ -13,6 +13,7 @@ pub mod addresses;
 pub mod campaign_run;
 pub mod campaigns;
 pub mod clock;
+pub mod definitions;
 pub mod delivery;
 pub mod endpoint;
 pub mod engagement;

@@ -28,6 +28,7 @@ use herald_storage::{def_kind, CmdResult, Command, DefHead, DefVersion, DefWrite
 use herald_storage::{KvEngine, META_GROUP};
 use serde_json::Value;
 
+use crate::definitions::version_param;
 use crate::service::{Herald, Result, ServiceError, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX};
 
 /// Segments per app at most (Pinpoint's default quota).
@@ -271,23 +272,14 @@ impl<E: KvEngine> Herald<E> {
         Ok(())
     }
 
-    /// A segment's head and one version (the latest when `None`), from
-    /// this node's meta state.
+    /// A segment's head and one version (the latest when `None`).
     pub(crate) fn segment_record(
         &self,
         app_id: &str,
         id: &str,
         version: Option<u32>,
     ) -> Result<(DefHead, DefVersion)> {
-        let reader = self.host.reader();
-        let head = reader
-            .def_head(app_id, def_kind::SEGMENT, id)?
-            .ok_or_else(|| not_found(app_id, id))?;
-        let v = version.unwrap_or(head.latest);
-        let rec = reader
-            .def_version(app_id, def_kind::SEGMENT, id, v)?
-            .ok_or_else(|| ServiceError::NotFound(format!("segment {id} has no version {v}")))?;
-        Ok((head, rec))
+        self.def_record(app_id, def_kind::SEGMENT, id, version)
     }
 
     /// `GetSegment` (latest version) and `GetSegmentVersion`.
@@ -297,12 +289,7 @@ impl<E: KvEngine> Herald<E> {
         id: &str,
         version: Option<&str>,
     ) -> Result<SegmentResponse> {
-        let version = match version {
-            None => None,
-            Some(s) => Some(s.parse::<u32>().map_err(|_| {
-                ServiceError::BadRequest(format!("version must be a positive number, not {s:?}"))
-            })?),
-        };
+        let version = version_param(version)?;
         self.app(app_id).await?;
         let (head, v) = self.segment_record(app_id, id, version)?;
         segment_response(app_id, &head, &v)
@@ -346,25 +333,11 @@ impl<E: KvEngine> Herald<E> {
         size: Option<&str>,
         token: Option<&str>,
     ) -> Result<SegmentsResponse> {
-        let size = page_size(size)?;
-        let before = match token.filter(|t| !t.is_empty()) {
-            None => u32::MAX,
-            Some(t) => t.parse::<u32>().map_err(|_| {
-                ServiceError::BadRequest(format!("{t:?} is not a valid pagination token"))
-            })?,
-        };
-        self.app(app_id).await?;
-        let (head, _) = self.segment_record(app_id, id, None)?;
-        let mut versions = self
-            .host
-            .reader()
-            .def_versions(app_id, def_kind::SEGMENT, id)?;
-        versions.retain(|v| v.version < before);
-        versions.reverse();
-        let next_token = (versions.len() > size).then(|| versions[size - 1].version.to_string());
+        let (head, versions, next_token) = self
+            .def_version_page(app_id, def_kind::SEGMENT, id, size, token)
+            .await?;
         let item = versions
             .iter()
-            .take(size)
             .map(|v| segment_response(app_id, &head, v))
             .collect::<Result<Vec<_>>>()?;
         Ok(SegmentsResponse { item, next_token })
