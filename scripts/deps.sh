@@ -10,7 +10,8 @@ fi
 
 have_libclang() {
   ldconfig -p 2>/dev/null | grep -q 'libclang\(-[0-9.]*\)\?\.so' && return 0
-  ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1
+  # libclang-cpp.so is a different library; bindgen needs libclang.so itself.
+  ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* >/dev/null 2>&1
 }
 
 if ! have_libclang; then
