@@ -73,6 +73,25 @@ impl<E: KvEngine> Runtime<E> {
             shards.push((actor, handle));
         }
         observer.set_shards(directory);
+        // The shard actors built their engagement tables in `pre_start`.
+        let mut table_bytes = 0;
+        for (a, _) in &shards {
+            if let Ok(s) = ractor::call!(a, ShardMsg::Stats) {
+                table_bytes += s.engagement_bytes;
+            }
+        }
+        let elapsed_ms = clock.now_ms() - started_ms;
+        tracing::info!(
+            endpoints = n,
+            index_bytes = bytes,
+            engagement_bytes = table_bytes,
+            elapsed_ms,
+            "in-memory tables built"
+        );
+        metrics::gauge!("herald_memory_tables_endpoints").set(n as f64);
+        metrics::gauge!("herald_segment_index_bytes").set(bytes as f64);
+        metrics::gauge!("herald_engagement_table_bytes").set(table_bytes as f64);
+        metrics::gauge!("herald_memory_tables_build_seconds").set(elapsed_ms as f64 / 1000.0);
         let herald = Arc::new(Herald::new(host.clone(), clock, service_cfg));
         herald.set_segment_indexes(indexes);
         herald
@@ -107,6 +126,7 @@ impl<E: KvEngine> Runtime<E> {
                 total.resident_endpoint_actors += s.resident_endpoint_actors;
                 total.activations += s.activations;
                 total.passivations += s.passivations;
+                total.engagement_bytes += s.engagement_bytes;
             }
         }
         total

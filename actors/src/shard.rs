@@ -61,6 +61,8 @@ pub struct ShardStats {
     pub resident_endpoint_actors: usize,
     pub activations: u64,
     pub passivations: u64,
+    /// Heap bytes of the engagement table.
+    pub engagement_bytes: usize,
 }
 
 pub enum ShardMsg {
@@ -254,6 +256,7 @@ impl<E: KvEngine> Actor for ShardActor<E> {
                 let mut s = st.stats;
                 s.endpoints = st.table.len();
                 s.open_sessions = st.table.open_sessions();
+                s.engagement_bytes = st.table.heap_bytes();
                 s.resident_endpoint_actors = st.resident.len();
                 let _ = reply.send(s);
             }

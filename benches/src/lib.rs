@@ -50,6 +50,32 @@ impl Herald {
     }
 
     pub async fn start_with_env(env: &[(&str, String)]) -> anyhow::Result<Self> {
+        Self::start_in(tempfile::tempdir()?, env).await
+    }
+
+    /// The node's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Stops the node gracefully (SIGTERM, bounded wait) and keeps its data.
+    pub fn stop(mut self) -> anyhow::Result<tempfile::TempDir> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        for _ in 0..600 {
+            if self.child.try_wait()?.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let dir = tempfile::tempdir()?;
+        // Hand the data directory over without deleting it.
+        let kept = std::mem::replace(&mut self._dir, dir);
+        Ok(kept)
+    }
+
+    /// Starts a node on an existing data directory.
+    pub async fn start_in(dir: tempfile::TempDir, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let bin = herald_bin();
         if !bin.exists() {
             bail!(
@@ -57,7 +83,6 @@ impl Herald {
                 bin.display()
             );
         }
-        let dir = tempfile::tempdir()?;
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
             l.local_addr()?.port()

@@ -74,7 +74,12 @@ fn id_hash(id: &str) -> u64 {
 
 /// A hasher for keys that already are hashes: `u64` keys pass through.
 #[derive(Default)]
-struct PassHasher(u64);
+pub struct PassHasher(u64);
+
+/// The 64-bit hash (xxh3) of an endpoint id that in-memory tables key by.
+pub fn endpoint_id_hash(id: &str) -> u64 {
+    xxh3_64(id.as_bytes())
+}
 
 impl Hasher for PassHasher {
     fn finish(&self) -> u64 {

@@ -83,12 +83,24 @@ impl ClosedSession {
 /// What an event means for sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEvent<'a> {
-    Start { id: &'a str },
-    Resume { id: &'a str },
+    Start {
+        id: &'a str,
+    },
+    Resume {
+        id: &'a str,
+    },
     Pause,
     Stop,
     Activity,
+    /// A delivery event herald records itself (`_email.send`, …): the
+    /// server sending a message is not the user using the app, so it
+    /// neither opens, extends nor expires a session.
+    Ignored,
 }
+
+/// Prefixes of the delivery events herald records on its own (campaign and
+/// direct sends); see [`SessionEvent::Ignored`].
+pub const DELIVERY_EVENT_PREFIXES: [&str; 4] = ["_email.", "_sms.", "_voice.", "_custom."];
 
 /// Event type names the SDKs use.
 pub const SESSION_START: &str = "_session.start";
@@ -106,6 +118,12 @@ pub fn classify<'a>(event_type: &str, session_id: Option<&'a str>) -> SessionEve
         (SESSION_RESUME, Some(id)) => SessionEvent::Resume { id },
         (SESSION_PAUSE, _) => SessionEvent::Pause,
         (SESSION_STOP, _) => SessionEvent::Stop,
+        _ if DELIVERY_EVENT_PREFIXES
+            .iter()
+            .any(|p| event_type.starts_with(p)) =>
+        {
+            SessionEvent::Ignored
+        }
         _ => SessionEvent::Activity,
     }
 }
@@ -120,6 +138,9 @@ pub fn on_event(
     ts_ms: i64,
     cfg: &SessionConfig,
 ) -> (Option<OpenSession>, Vec<ClosedSession>) {
+    if ev == SessionEvent::Ignored {
+        return (open, Vec::new());
+    }
     let mut closed = Vec::new();
     let open = match open.map(|o| expire(o, ts_ms, cfg)) {
         None => None,
@@ -169,6 +190,7 @@ pub fn on_event(
             Some(o)
         }
         (SessionEvent::Pause | SessionEvent::Stop | SessionEvent::Activity, None) => None,
+        (SessionEvent::Ignored, o) => o,
     };
     debug_assert!(next.as_ref().is_none_or(invariant_holds));
     debug_assert!(closed.iter().all(|c| c.end_ms >= c.start_ms));
@@ -281,6 +303,9 @@ mod tests {
         assert_eq!(classify("_session.pause", Some("s")), SessionEvent::Pause);
         assert_eq!(classify("_session.stop", None), SessionEvent::Stop);
         assert_eq!(classify("purchase", Some("s")), SessionEvent::Activity);
+        assert_eq!(classify("_email.send", Some("s")), SessionEvent::Ignored);
+        assert_eq!(classify("_custom.delivered", None), SessionEvent::Ignored);
+        assert_eq!(classify("_email", None), SessionEvent::Activity);
         assert_eq!(classify("_session.start", None), SessionEvent::Activity);
         assert_eq!(classify("_session.start", Some("")), SessionEvent::Activity);
         assert_eq!(
@@ -299,6 +324,21 @@ mod tests {
         assert_eq!(open, None);
         assert_eq!(c, vec![closed("a", 1_000, 9_000)]);
         assert_eq!(c[0].duration_ms(), 8_000);
+    }
+
+    #[test]
+    fn delivery_events_leave_sessions_alone() {
+        // Sent long after the session went idle: an activity would have
+        // expired it; a delivery event does not touch it, nor open one.
+        let (open, c) = run(&[(start("a"), 1_000), (SessionEvent::Ignored, 9_000_000)]);
+        assert_eq!(
+            open.map(|o| (o.start_ms, o.last_activity_ms)),
+            Some((1_000, 1_000))
+        );
+        assert!(c.is_empty());
+        let (open, c) = run(&[(SessionEvent::Ignored, 5_000)]);
+        assert_eq!(open, None);
+        assert!(c.is_empty());
     }
 
     #[test]

@@ -296,7 +296,17 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                 // Sessions follow event time, whatever order the client sent.
                 events.sort_by_key(|(ms, _, _)| *ms);
                 let skey = keys::open_session(group, app_id, endpoint_id);
-                let before: Option<OpenSession> = txn.get_json("open_session", &skey)?;
+                // Delivery events alone (a campaign's `_email.*`) leave the
+                // session as it is: no need to read it.
+                let touches_session = events.iter().any(|(_, _, ev)| {
+                    let et = ev.event_type.as_deref().unwrap_or_default();
+                    session::classify(et, None) != session::SessionEvent::Ignored
+                });
+                let before: Option<OpenSession> = if touches_session {
+                    txn.get_json("open_session", &skey)?
+                } else {
+                    None
+                };
                 let mut open = before.clone();
                 for (ms, event_id, ev) in events {
                     let row = EventRow {
@@ -896,12 +906,17 @@ fn record_campaign_intent<E: KvEngine + ?Sized>(
     let mut charge: ChargeRow = txn.get_json("campaign_charge", &ckey)?.unwrap_or_default();
     let day_start = at_ms.saturating_sub(herald_model::time::DAY_MS);
     charge.recent_ms.retain(|t| *t > day_start);
-    let session: Option<OpenSession> = txn.get_json(
-        "open_session",
-        &keys::open_session(group, app_id, &i.recipient),
-    )?;
-    let session_start = session.map(|s| s.start_ms);
-    if charge.session_start_ms != session_start {
+    // Sends per session are counted only while a Session limit is set.
+    let session_start = if limits.session > 0 {
+        let open: Option<OpenSession> = txn.get_json(
+            "open_session",
+            &keys::open_session(group, app_id, &i.recipient),
+        )?;
+        open.map(|s| s.start_ms)
+    } else {
+        None
+    };
+    if limits.session > 0 && charge.session_start_ms != session_start {
         charge.session_start_ms = session_start;
         charge.session_count = 0;
     }

@@ -179,6 +179,56 @@ def test_a_campaign_scheduled_seconds_ahead_waits_then_sends(mpp, mail_app, smtp
     assert now_utc() >= start
 
 
+def test_is_local_time_sends_at_the_wall_clock_time_of_each_endpoint_zone(mpp, mail_app, smtp):
+    # Scheduled an hour ahead in wall-clock time: where that time has come
+    # already (UTC+2, UTC+9) the message goes out in the run's first wave;
+    # in UTC, UTC-5 and for an endpoint without a time zone (the scheduled
+    # UTC instant) it is an hour or more away.
+    tag = unique("local")
+    zones = {
+        "east2": "Etc/GMT-2",
+        "tokyo": "Asia/Tokyo",
+        "utc": "Etc/UTC",
+        "newyork": "America/New_York",
+        "nozone": None,
+    }
+    for name, zone in zones.items():
+        demo = {"Timezone": zone} if zone else {}
+        mpp.update_endpoint(
+            ApplicationId=mail_app,
+            EndpointId=f"{tag}-{name}",
+            EndpointRequest={
+                "ChannelType": "EMAIL",
+                "Address": f"{tag}-{name}@example.org",
+                "Attributes": {"T": [tag]},
+                "Demographic": demo,
+            },
+        )
+    seg = segment(mpp, mail_app, {"Attributes": {"T": {"Values": [tag]}}})
+    subject = unique("local")
+    start = iso(now_utc() + dt.timedelta(hours=1))
+    c = campaign(
+        mpp,
+        mail_app,
+        seg,
+        subject,
+        Schedule={"StartTime": start, "Frequency": "ONCE", "IsLocalTime": True},
+    )
+    assert c["Schedule"]["IsLocalTime"] is True
+    want = {f"{tag}-east2@example.org", f"{tag}-tokyo@example.org"}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(with_subject(smtp, subject)) < len(want):
+        time.sleep(0.1)
+    time.sleep(1.5)  # nothing else follows
+    got = sorted(m.rcpt_tos[0] for m in with_subject(smtp, subject))
+    assert got == sorted(want)
+    state = mpp.get_campaign(ApplicationId=mail_app, CampaignId=c["Id"])["CampaignResponse"]["State"]
+    assert state["CampaignStatus"] == "EXECUTING", "the run waits for the other zones"
+    acts = activities(mpp, mail_app, c["Id"])
+    assert [a["SuccessfulEndpointCount"] for a in acts] == [2]
+    mpp.delete_campaign(ApplicationId=mail_app, CampaignId=c["Id"])
+
+
 def test_a_recurring_campaign_runs_again_and_respects_total(mpp, mail_app, smtp):
     tag = unique("hourly")
     addrs = email_endpoints(mpp, mail_app, tag, 4, Attributes={"T": [tag]})
