@@ -2,16 +2,13 @@
 //!
 //! What throttles, quiet hours and sessions need, kept in memory by the
 //! shard actor, updated from applied changes and rebuilt from storage on
-//! start or after a snapshot install. Sparse: an endpoint costs one 64-bit
-//! id hash in its app's set; only endpoints that are opted out, inactive or
-//! in an open session have a row. Two ids of one app with the same 64-bit
-//! hash (odds ~n²/2⁶⁵) would share existence; nothing decides a send from
-//! this table (the stored endpoint does), so that costs a count at most.
+//! start (in the same pass that builds the segment index) or after a
+//! snapshot install. Sparse: only endpoints that are opted out, inactive or
+//! in an open session have a row; every other endpoint costs nothing here.
+//! Which endpoints exist is the segment index's knowledge, not this table's.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::BuildHasherDefault;
+use std::collections::BTreeMap;
 
-use herald_model::segment_index::{endpoint_id_hash, PassHasher};
 use herald_model::session::OpenSession;
 use herald_model::wire::EndpointResponse;
 use herald_storage::{Change, GroupId, KvEngine, Reader};
@@ -42,85 +39,55 @@ impl Engagement {
     }
 }
 
-type IdSet = HashSet<u64, BuildHasherDefault<PassHasher>>;
-
-/// Per application: which endpoints exist, and the rows that differ from
-/// the default.
-#[derive(Debug, Default)]
-struct AppRows {
-    ids: IdSet,
-    rows: HashMap<u64, Engagement, BuildHasherDefault<PassHasher>>,
-}
-
-impl AppRows {
-    fn set(&mut self, h: u64, e: Engagement) {
-        if e == Engagement::default() {
-            self.rows.remove(&h);
-        } else {
-            self.rows.insert(h, e);
-        }
-    }
-
-    fn heap_bytes(&self) -> usize {
-        // hashbrown: a control byte and a slot per bucket.
-        self.ids.capacity() * (8 + 1)
-            + self.rows.capacity() * (8 + std::mem::size_of::<Engagement>() + 1)
-    }
-}
-
+/// Rows that differ from the default, keyed by (app id, endpoint id).
 #[derive(Debug, Default)]
 pub struct EngagementTable {
-    apps: BTreeMap<String, AppRows>,
+    rows: BTreeMap<(String, String), Engagement>,
 }
 
 impl EngagementTable {
+    /// Reads the group's endpoints and open sessions.
     pub fn rebuild<E: KvEngine>(
         reader: &Reader<E>,
         group: GroupId,
     ) -> herald_storage::Result<Self> {
         let mut t = Self::default();
-        reader.for_each_endpoint(group, &mut |app, ep| {
-            if let Some(id) = ep.id.as_deref() {
-                t.upsert(app, id, &ep);
-            }
-        })?;
-        for (app, id, open) in reader.open_sessions(group)? {
-            t.session(&app, &id, Some(&open));
-        }
+        reader.for_each_endpoint(group, &mut |app, ep| t.endpoint(app, &ep))?;
+        t.load_sessions(reader, group)?;
         Ok(t)
     }
 
-    fn upsert(&mut self, app_id: &str, endpoint_id: &str, ep: &EndpointResponse) {
-        if !self.apps.contains_key(app_id) {
-            self.apps.insert(app_id.to_owned(), AppRows::default());
+    /// Takes in one stored endpoint (building the table from a scan).
+    pub fn endpoint(&mut self, app_id: &str, ep: &EndpointResponse) {
+        if let Some(id) = ep.id.as_deref() {
+            self.update(app_id, id, |e| e.with_endpoint(ep));
         }
-        let Some(a) = self.apps.get_mut(app_id) else {
-            return;
-        };
-        let h = endpoint_id_hash(endpoint_id);
-        a.ids.insert(h);
-        let e = a
-            .rows
-            .get(&h)
-            .copied()
-            .unwrap_or_default()
-            .with_endpoint(ep);
-        a.set(h, e);
     }
 
-    fn session(&mut self, app_id: &str, endpoint_id: &str, open: Option<&OpenSession>) {
-        let Some(a) = self.apps.get_mut(app_id) else {
-            return;
-        };
-        let h = endpoint_id_hash(endpoint_id);
-        if a.ids.contains(&h) {
-            let e = a
-                .rows
-                .get(&h)
-                .copied()
-                .unwrap_or_default()
-                .with_session(open);
-            a.set(h, e);
+    /// Takes in the group's open sessions (after its endpoints).
+    pub fn load_sessions<E: KvEngine>(
+        &mut self,
+        reader: &Reader<E>,
+        group: GroupId,
+    ) -> herald_storage::Result<()> {
+        for (app, id, open) in reader.open_sessions(group)? {
+            self.update(&app, &id, |e| e.with_session(Some(&open)));
+        }
+        Ok(())
+    }
+
+    fn update(
+        &mut self,
+        app_id: &str,
+        endpoint_id: &str,
+        f: impl FnOnce(Engagement) -> Engagement,
+    ) {
+        let key = (app_id.to_owned(), endpoint_id.to_owned());
+        let e = f(self.rows.get(&key).copied().unwrap_or_default());
+        if e == Engagement::default() {
+            self.rows.remove(&key);
+        } else {
+            self.rows.insert(key, e);
         }
     }
 
@@ -130,69 +97,61 @@ impl EngagementTable {
                 app_id,
                 endpoint_id,
                 endpoint: Some(ep),
-            } => self.upsert(app_id, endpoint_id, ep),
+            } => self.update(app_id, endpoint_id, |e| e.with_endpoint(ep)),
             Change::Endpoint {
                 app_id,
                 endpoint_id,
                 endpoint: None,
             } => {
-                if let Some(a) = self.apps.get_mut(app_id) {
-                    let h = endpoint_id_hash(endpoint_id);
-                    a.ids.remove(&h);
-                    a.rows.remove(&h);
-                    if a.ids.is_empty() {
-                        self.apps.remove(app_id);
-                    }
-                }
+                self.rows.remove(&(app_id.clone(), endpoint_id.clone()));
             }
             Change::Session {
                 app_id,
                 endpoint_id,
                 open,
-            } => self.session(app_id, endpoint_id, open.as_ref()),
+            } => self.update(app_id, endpoint_id, |e| e.with_session(open.as_ref())),
             Change::AppPurged { app_id } => {
-                self.apps.remove(app_id);
+                self.rows.retain(|(a, _), _| a != app_id);
             }
         }
     }
 
-    /// The endpoint's row; `None` if the endpoint does not exist.
-    pub fn get(&self, app_id: &str, endpoint_id: &str) -> Option<Engagement> {
-        let a = self.apps.get(app_id)?;
-        let h = endpoint_id_hash(endpoint_id);
-        a.ids
-            .contains(&h)
-            .then(|| a.rows.get(&h).copied().unwrap_or_default())
+    /// The endpoint's row (the default for an endpoint without one).
+    pub fn get(&self, app_id: &str, endpoint_id: &str) -> Engagement {
+        self.rows
+            .get(&(app_id.to_owned(), endpoint_id.to_owned()))
+            .copied()
+            .unwrap_or_default()
     }
 
-    pub fn len(&self) -> usize {
-        self.apps.values().map(|a| a.ids.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.apps.is_empty()
+    /// Rows held (endpoints that differ from the default).
+    pub fn rows(&self) -> usize {
+        self.rows.len()
     }
 
     pub fn open_sessions(&self) -> usize {
-        self.rows().filter(|r| r.session_start_ms.is_some()).count()
+        self.rows
+            .values()
+            .filter(|r| r.session_start_ms.is_some())
+            .count()
     }
 
     /// Whether some open session has had no activity since `cutoff_ms`.
     pub fn open_sessions_idle_since(&self, cutoff_ms: i64) -> bool {
-        self.rows()
+        self.rows
+            .values()
             .any(|r| r.session_start_ms.is_some() && r.last_activity_ms < cutoff_ms)
     }
 
-    /// Approximate heap bytes held (the hash tables' buckets).
+    /// Approximate heap bytes held: per row its key strings, the row and
+    /// a B-tree slot's share.
     pub fn heap_bytes(&self) -> usize {
-        self.apps
-            .iter()
-            .map(|(k, a)| k.capacity() + a.heap_bytes())
+        self.rows
+            .keys()
+            .map(|(a, e)| {
+                a.capacity() + e.capacity() + 2 * 24 + std::mem::size_of::<Engagement>() + 16
+            })
             .sum()
-    }
-
-    fn rows(&self) -> impl Iterator<Item = &Engagement> {
-        self.apps.values().flat_map(|a| a.rows.values())
     }
 }
 
@@ -237,21 +196,13 @@ mod tests {
                 paused_at_ms: None,
             }),
         });
-        assert_eq!(t.len(), 1000);
-        assert_eq!(t.rows().count(), 2);
-        assert_eq!(t.get("a", "e1"), Some(Engagement::default()));
-        assert!(t.get("a", "e7").is_some_and(|e| e.opted_out));
-        assert_eq!(t.get("a", "e8").and_then(|e| e.session_start_ms), Some(10));
+        assert_eq!(t.rows(), 2);
+        assert_eq!(t.get("a", "e1"), Engagement::default());
+        assert!(t.get("a", "e7").opted_out);
+        assert_eq!(t.get("a", "e8").session_start_ms, Some(10));
         assert_eq!(t.open_sessions(), 1);
         assert!(t.open_sessions_idle_since(21));
         assert!(!t.open_sessions_idle_since(20));
-        // A session for an unknown endpoint is not recorded.
-        t.apply(&Change::Session {
-            app_id: "a".into(),
-            endpoint_id: "ghost".into(),
-            open: None,
-        });
-        assert_eq!(t.get("a", "ghost"), None);
 
         // Opting back in and closing the session drop the rows.
         t.apply(&change("a", "e7", Some(ep("e7", None))));
@@ -260,14 +211,15 @@ mod tests {
             endpoint_id: "e8".into(),
             open: None,
         });
-        assert_eq!(t.rows().count(), 0);
+        assert_eq!(t.rows(), 0);
         assert_eq!(t.open_sessions(), 0);
+        assert_eq!(t.heap_bytes(), 0);
 
-        t.apply(&change("a", "e1", None));
-        assert_eq!(t.get("a", "e1"), None);
-        assert_eq!(t.len(), 999);
-        assert!(t.heap_bytes() < 999 * 40, "{} bytes", t.heap_bytes());
+        t.apply(&change("a", "e7", Some(ep("e7", Some("ALL")))));
+        t.apply(&change("a", "e7", None));
+        assert_eq!(t.rows(), 0, "a deleted endpoint's row goes");
+        t.apply(&change("a", "e7", Some(ep("e7", Some("ALL")))));
         t.apply(&Change::AppPurged { app_id: "a".into() });
-        assert!(t.is_empty());
+        assert_eq!(t.rows(), 0);
     }
 }

@@ -10,6 +10,7 @@ use herald_storage::KvEngine;
 use ractor::{Actor, ActorRef};
 
 use crate::clock::Clock;
+use crate::engagement::EngagementTable;
 use crate::service::{Herald, ServiceConfig};
 use crate::shard::{ShardActor, ShardArgs, ShardMsg, ShardObserver, ShardSettings, ShardStats};
 
@@ -47,8 +48,15 @@ impl<E: KvEngine> Runtime<E> {
             Arc::new(RaftHost::start(engine, host_cfg, transport, Some(observer.clone())).await?);
         host.wait_ready(Duration::from_secs(30)).await?;
         let started_ms = clock.now_ms();
+        // One pass over the stored endpoints builds the segment indexes and
+        // the engagement tables.
+        let mut tables: BTreeMap<herald_storage::GroupId, EngagementTable> = BTreeMap::new();
         indexes
-            .attach(host.reader().clone(), host.data_groups())
+            .attach(
+                host.reader().clone(),
+                host.data_groups(),
+                &mut |g, app, ep| tables.entry(g).or_default().endpoint(app, ep),
+            )
             .map_err(|e| StartError::Recovery(format!("building segment indexes: {e}")))?;
         let (n, bytes) = indexes.stats();
         tracing::info!(
@@ -60,9 +68,15 @@ impl<E: KvEngine> Runtime<E> {
         let mut shards = Vec::new();
         let mut directory = BTreeMap::new();
         for g in host.data_groups() {
+            let mut table = tables.remove(&g).unwrap_or_default();
+            table
+                .load_sessions(host.reader(), g)
+                .map_err(|e| StartError::Recovery(format!("reading open sessions: {e}")))?;
             let args = ShardArgs {
                 group: g,
                 host: host.clone(),
+                indexes: indexes.clone(),
+                table: Some(table),
                 clock: clock.clone(),
                 settings: shard_settings.clone(),
             };

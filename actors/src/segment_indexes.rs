@@ -9,6 +9,7 @@ use std::sync::{OnceLock, RwLock};
 
 use herald_model::segment::SegmentDimensions;
 use herald_model::segment_index::SegmentIndex;
+use herald_model::wire::EndpointResponse;
 use herald_storage::{Change, GroupId, KvEngine, Reader};
 
 /// Rebuilds a group's index from what the reader sees.
@@ -33,19 +34,40 @@ impl SegmentIndexes {
         }
     }
 
-    /// Connects the indexes to storage and builds every data group's index.
+    /// Connects the indexes to storage and builds every data group's index,
+    /// showing each endpoint read to `each` too (so other in-memory tables
+    /// are built in the same pass over storage).
     pub fn attach<E: KvEngine>(
         &self,
         reader: Reader<E>,
         data_groups: impl Iterator<Item = GroupId>,
+        each: &mut dyn FnMut(GroupId, &str, &EndpointResponse),
     ) -> herald_storage::Result<()> {
-        let rebuild: Rebuild = Box::new(move |g| build(&reader, g));
-        let rebuild = self.rebuild.get_or_init(|| rebuild);
+        let first = reader.clone();
+        let rebuild: Rebuild = Box::new(move |g| build(&reader, g, &mut |_, _| {}));
+        self.rebuild.get_or_init(|| rebuild);
         for g in data_groups {
-            self.replace(g, rebuild)?;
+            if let Some(slot) = self.groups.get(g as usize) {
+                let mut idx = slot.write().unwrap_or_else(|e| e.into_inner());
+                *idx = build(&first, g, &mut |app, ep| each(g, app, ep))?;
+            }
         }
         self.ready.store(true, std::sync::atomic::Ordering::Release);
         Ok(())
+    }
+
+    /// Whether the endpoint exists in `group` (as the index knows it).
+    pub fn contains(&self, group: GroupId, app_id: &str, endpoint_id: &str) -> bool {
+        self.slot(group).is_some_and(|s| {
+            let idx = s.read().unwrap_or_else(|e| e.into_inner());
+            idx.ordinal(app_id, endpoint_id).is_some()
+        })
+    }
+
+    /// Endpoints indexed in `group`.
+    pub fn endpoints(&self, group: GroupId) -> usize {
+        self.slot(group)
+            .map_or(0, |s| s.read().unwrap_or_else(|e| e.into_inner()).len())
     }
 
     /// Rebuilds under the group's write lock, so a change applied meanwhile
@@ -136,8 +158,15 @@ impl SegmentIndexes {
     }
 }
 
-fn build<E: KvEngine>(reader: &Reader<E>, g: GroupId) -> herald_storage::Result<SegmentIndex> {
+fn build<E: KvEngine>(
+    reader: &Reader<E>,
+    g: GroupId,
+    each: &mut dyn FnMut(&str, &EndpointResponse),
+) -> herald_storage::Result<SegmentIndex> {
     let mut idx = SegmentIndex::new();
-    reader.for_each_endpoint(g, &mut |app, ep| idx.upsert(app, &ep))?;
+    reader.for_each_endpoint(g, &mut |app, ep| {
+        idx.upsert(app, &ep);
+        each(app, &ep);
+    })?;
     Ok(idx)
 }

@@ -98,6 +98,10 @@ impl<E: KvEngine> Default for ShardActor<E> {
 pub struct ShardArgs<E: KvEngine> {
     pub group: GroupId,
     pub host: Arc<RaftHost<E>>,
+    /// Which endpoints exist (the engagement table keeps only exceptions).
+    pub indexes: Arc<crate::segment_indexes::SegmentIndexes>,
+    /// The engagement table built at start; `None`: build it from storage.
+    pub table: Option<EngagementTable>,
     pub clock: Arc<dyn Clock>,
     pub settings: ShardSettings,
 }
@@ -117,6 +121,14 @@ pub struct ShardState<E: KvEngine> {
 }
 
 impl<E: KvEngine> ShardState<E> {
+    /// The endpoint's engagement; `None` if it does not exist.
+    fn engagement(&self, app_id: &str, endpoint_id: &str) -> Option<Engagement> {
+        self.args
+            .indexes
+            .contains(self.args.group, app_id, endpoint_id)
+            .then(|| self.table.get(app_id, endpoint_id))
+    }
+
     fn evict(&mut self, key: &(String, String)) {
         if let Some(r) = self.resident.remove(key) {
             r.actor.stop(Some("passivated".into()));
@@ -134,9 +146,12 @@ impl<E: KvEngine> Actor for ShardActor<E> {
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        args: Self::Arguments,
+        mut args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let table = EngagementTable::rebuild(args.host.reader(), args.group)?;
+        let table = match args.table.take() {
+            Some(t) => t,
+            None => EngagementTable::rebuild(args.host.reader(), args.group)?,
+        };
         // Shards sweep at evenly spread offsets: all of them sweeping at once
         // (each proposing to every other shard) stalled requests for 150 ms+.
         let shards = args.host.data_groups().count().max(1) as u32;
@@ -184,7 +199,7 @@ impl<E: KvEngine> Actor for ShardActor<E> {
                         if let Some(r) = st.resident.get(&key) {
                             let _ = r
                                 .actor
-                                .cast(EndpointMsg::Changed(st.table.get(&key.0, &key.1)));
+                                .cast(EndpointMsg::Changed(st.engagement(&key.0, &key.1)));
                         }
                     }
                     if let Change::AppPurged { app_id } = c {
@@ -212,7 +227,7 @@ impl<E: KvEngine> Actor for ShardActor<E> {
                 endpoint_id,
                 reply,
             } => {
-                let _ = reply.send(st.table.get(&app_id, &endpoint_id));
+                let _ = reply.send(st.engagement(&app_id, &endpoint_id));
             }
             ShardMsg::Activate {
                 app_id,
@@ -237,7 +252,7 @@ impl<E: KvEngine> Actor for ShardActor<E> {
                         None => break,
                     }
                 }
-                let initial = st.table.get(&key.0, &key.1);
+                let initial = st.engagement(&key.0, &key.1);
                 let (actor, _) =
                     Actor::spawn(None, EndpointActor, (key.0.clone(), key.1.clone(), initial))
                         .await?;
@@ -254,7 +269,7 @@ impl<E: KvEngine> Actor for ShardActor<E> {
             }
             ShardMsg::Stats(reply) => {
                 let mut s = st.stats;
-                s.endpoints = st.table.len();
+                s.endpoints = st.args.indexes.endpoints(st.args.group);
                 s.open_sessions = st.table.open_sessions();
                 s.engagement_bytes = st.table.heap_bytes();
                 s.resident_endpoint_actors = st.resident.len();

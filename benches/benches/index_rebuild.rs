@@ -22,6 +22,8 @@ fn endpoints_body(from: usize, to: usize) -> Vec<u8> {
     let items: Vec<serde_json::Value> = (from..to)
         .map(|i| {
             let email = i % 5 < 3;
+            let plan = ["free", "pro", "team"][i % 3];
+            let interest = ["news", "sports", "music", "films"][i % 4];
             serde_json::json!({
                 "Id": format!("e{i}"),
                 "ChannelType": if email { "EMAIL" } else { "SMS" },
@@ -30,8 +32,8 @@ fn endpoints_body(from: usize, to: usize) -> Vec<u8> {
                 "Location": { "Country": COUNTRIES[i % COUNTRIES.len()] },
                 "Metrics": { "score": (i % 100) as f64 },
                 "Attributes": {
-                    "Plan": [["free", "pro", "team"][i % 3]],
-                    "Interests": [["news", "sports", "music", "films"][i % 4]]
+                    "Plan": [plan],
+                    "Interests": [interest]
                 }
             })
         })

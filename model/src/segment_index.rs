@@ -74,12 +74,7 @@ fn id_hash(id: &str) -> u64 {
 
 /// A hasher for keys that already are hashes: `u64` keys pass through.
 #[derive(Default)]
-pub struct PassHasher(u64);
-
-/// The 64-bit hash (xxh3) of an endpoint id that in-memory tables key by.
-pub fn endpoint_id_hash(id: &str) -> u64 {
-    xxh3_64(id.as_bytes())
-}
+struct PassHasher(u64);
 
 impl Hasher for PassHasher {
     fn finish(&self) -> u64 {
