@@ -6,10 +6,12 @@
 //! Contract: every write goes through the owning group's log and is answered
 //! only after it is committed and applied; a read barrier returns only when
 //! this node's applied state includes every write committed before it. No
-//! HTTP here; the transport is a trait (in-process now, QUIC later).
+//! HTTP here; the transport is a trait (in-process now; [`rpc`] is the QUIC
+//! RPC layer the cluster transport is being built on).
 
 pub mod error;
 pub mod host;
+pub mod rpc;
 pub mod transport;
 
 pub use error::ClusterError;

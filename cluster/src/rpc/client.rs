@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use quinn::{Connection, Endpoint, VarInt};
+use quinn::{Connection, ConnectionError, Endpoint, VarInt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::{watch, Semaphore};
@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 use super::error::{RpcError, SetupError};
 use super::frame::{encode_frame, read_frame, FrameError, DEFAULT_MAX_FRAME_BYTES};
 use super::metric_names::{CLIENT_CALLS, CLIENT_CALL_SECONDS, CLIENT_CONNECTS};
-use super::server::Reply;
+use super::server::{Reply, CLOSE_NO_IDENTITY};
 use super::tls::{node_dns_name, NodeIdentity};
 use super::{transport_config, NodeId};
 
@@ -268,11 +268,21 @@ impl RpcClient {
                 }
             }
         };
-        let lost = |reason: String| RpcError::ConnectionLost {
-            peer: id,
-            reason: conn.close_reason().map_or(reason, |r| r.to_string()),
+        let lost = |reason: String| match conn.close_reason() {
+            // The server refused this client during the handshake: nothing was processed.
+            Some(closed) if refused(&closed) => RpcError::Unreachable {
+                peer: id,
+                addr,
+                reason: closed.to_string(),
+            },
+            closed => RpcError::ConnectionLost {
+                peer: id,
+                reason: closed.map_or(reason, |r| r.to_string()),
+            },
         };
-        send.write_all(frame).await.map_err(|e| lost(e.to_string()))?;
+        send.write_all(frame)
+            .await
+            .map_err(|e| lost(e.to_string()))?;
         let _ = send.finish();
         let reply = read_frame::<_, Reply<Resp>>(&mut recv, self.inner.config.max_frame_bytes)
             .await
@@ -302,7 +312,11 @@ impl RpcClient {
     /// own task (so a short deadline does not abort a handshake other calls will use);
     /// after a failure the next attempt waits for the backoff, and a call whose deadline
     /// comes first gets [`RpcError::Unreachable`] at once.
-    async fn connection(&self, peer: &Arc<Peer>, deadline: Instant) -> Result<Connection, RpcError> {
+    async fn connection(
+        &self,
+        peer: &Arc<Peer>,
+        deadline: Instant,
+    ) -> Result<Connection, RpcError> {
         loop {
             let wait = {
                 let mut link = peer.link();
@@ -389,6 +403,20 @@ async fn connect(inner: Arc<Inner>, peer: Arc<Peer>, done: watch::Sender<()>) {
     drop(done);
 }
 
+/// Whether a connection was closed because the server refused this client's identity:
+/// a TLS alert (QUIC crypto error 0x100-0x1ff) or the server's no-identity close.
+fn refused(reason: &ConnectionError) -> bool {
+    match reason {
+        ConnectionError::ConnectionClosed(close) => {
+            (0x100..0x200).contains(&u64::from(close.error_code))
+        }
+        ConnectionError::ApplicationClosed(close) => {
+            close.error_code == VarInt::from_u32(CLOSE_NO_IDENTITY)
+        }
+        _ => false,
+    }
+}
+
 /// Notes a failed attempt and schedules the next one.
 fn record_failure(config: &ClientConfig, peer: &Peer, link: &mut Link, reason: String) {
     link.failures = link.failures.saturating_add(1);
@@ -443,6 +471,9 @@ mod backoff_tests {
         assert_eq!(backoff(initial, max, u32::MAX, 0.0), max / 2);
         let draws: Vec<f64> = (0..16).map(|_| jitter()).collect();
         assert!(draws.iter().all(|j| (0.0..1.0).contains(j)));
-        assert!(draws.windows(2).any(|w| w[0] != w[1]), "jitter never varied");
+        assert!(
+            draws.windows(2).any(|w| w[0] != w[1]),
+            "jitter never varied"
+        );
     }
 }

@@ -43,7 +43,10 @@ pub fn encode_frame<T: Serialize + ?Sized>(value: &T, max: u32) -> Result<Vec<u8
     let len32 = u32::try_from(len)
         .ok()
         .filter(|l| *l <= max)
-        .ok_or(FrameError::TooLarge { len: len as u64, max })?;
+        .ok_or(FrameError::TooLarge {
+            len: len as u64,
+            max,
+        })?;
     buf[1..FRAME_HEADER_LEN].copy_from_slice(&len32.to_be_bytes());
     Ok(buf)
 }
@@ -123,7 +126,10 @@ fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> 
         n if n <= 256 * MIB => {
             bincode::serde::decode_from_slice(payload, config().with_limit::<{ 256 * MIB }>())
         }
-        _ => bincode::serde::decode_from_slice(payload, config().with_limit::<{ u32::MAX as usize }>()),
+        _ => bincode::serde::decode_from_slice(
+            payload,
+            config().with_limit::<{ u32::MAX as usize }>(),
+        ),
     };
     let (value, used) = decoded.map_err(|e| FrameError::Decode(e.to_string()))?;
     if used != payload.len() {

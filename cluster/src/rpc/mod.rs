@@ -1,23 +1,16 @@
-//! Node-to-node request/response RPC over QUIC (quinn) with mutual TLS. Generic
-//! over serde message types; knows nothing of Raft or shards.
-//!
-//! Contract:
-//! - Frames: every message is `[version = 1][u32 big-endian length][bincode 2 payload]`
-//!   (serde, standard config). The length is checked against `max_frame_bytes` before any
-//!   buffer is allocated; a wrong version, oversize or undecodable frame is an error.
-//! - One bidirectional stream per call: the request frame, then the [`Reply`] frame.
-//! - Deadlines: every call takes a timeout covering everything (waiting for an in-flight
-//!   slot, connecting, sending, the handler, the reply); expiry is [`RpcError::Timeout`].
-//!   A call that fails may or may not have run on the server; only
-//!   [`RpcError::request_not_sent`] errors are known not to have.
-//! - Bounds: in-flight calls per peer (client semaphore), concurrent streams per connection
-//!   and connections per server (quinn limits), frame size on both sides.
-//! - Identity: a cluster CA signs every node certificate; the DNS SAN `node-<id>.herald`
-//!   is the node id. Both sides verify the peer chains to the CA; the client checks the
-//!   server is the node it asked for, and the handler receives the client's verified id.
-//!   A peer with no certificate or one from another CA is refused.
-//! - Connections: one per (peer id, address), re-established on loss with exponential
-//!   backoff and jitter (a call never waits past its deadline for a reconnect).
+//! Node-to-node request/response RPC over QUIC (quinn) with mutual TLS, generic over serde
+//! types. Contract:
+//! - Wire: each message is `[version 1][u32 BE length][bincode 2 serde payload]`; the length
+//!   is checked against `max_frame_bytes` before allocating; a bad version, oversize or
+//!   undecodable frame is an error. One bidirectional stream per call: request, [`Reply`].
+//! - Deadlines: a call's timeout covers slot wait, (re)connect, send, handler and reply;
+//!   expiry is [`RpcError::Timeout`]. Only [`RpcError::request_not_sent`] errors are known
+//!   not to have run; the handler is cancelled when its caller gives up.
+//! - Bounds: in-flight calls per peer, streams per connection, connections per server, frames.
+//! - Identity: every node certificate is signed by the cluster CA and names `node-<id>.herald`;
+//!   both sides verify the chain, the client checks it reached the node it asked for, the
+//!   handler gets the caller's verified id. No certificate or a foreign CA: refused.
+//! - One connection per (peer id, address), re-established with jittered exponential backoff.
 
 mod client;
 mod error;
@@ -55,7 +48,8 @@ pub mod metric_names {
     pub const CLIENT_CALL_SECONDS: &str = "herald_rpc_client_call_seconds";
     /// Counter, label `result`: ok, error (connection attempts, handshakes included).
     pub const CLIENT_CONNECTS: &str = "herald_rpc_client_connects_total";
-    /// Counter, label `outcome`: ok, bad_request, panic, abandoned, write_failed.
+    /// Counter, label `outcome`: ok, bad_request, bad_response, panic, abandoned,
+    /// write_failed.
     pub const SERVER_REQUESTS: &str = "herald_rpc_server_requests_total";
     /// Histogram (seconds): time from reading a request to its reply being written.
     pub const SERVER_REQUEST_SECONDS: &str = "herald_rpc_server_request_seconds";

@@ -434,4 +434,8 @@ async fn serve_stream<H, Req, Resp>(
     };
     metrics::counter!(SERVER_REQUESTS, "outcome" => outcome).increment(1);
     metrics::histogram!(SERVER_REQUEST_SECONDS).record(started.elapsed().as_secs_f64());
+    // Hold the stream (and so the connection) until the client has acknowledged the reply:
+    // closing a connection discards unsent stream data, and shutdown closes once every
+    // request task has ended. Bounded by the idle timeout if the client vanishes.
+    let _ = send.stopped().await;
 }

@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
 };
+use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::RootCertStore;
 
 use super::{NodeId, ALPN};
@@ -57,6 +58,8 @@ pub enum CertError {
         "the CA certificate was not created by herald (subject differs), so it cannot sign here"
     )]
     ForeignCa,
+    #[error("the node certificate is not trusted: {0}")]
+    Untrusted(String),
     #[error("invalid subject alternative name {0:?}")]
     InvalidSan(String),
     #[error("the system clock is before 1970")]
@@ -164,7 +167,7 @@ fn set_validity(params: &mut CertificateParams, valid_for: Duration) -> Result<(
     Ok(())
 }
 
-fn parse_cert(cert: &CertificateDer<'_>) -> Result<webpki::EndEntityCert<'_>, CertError> {
+fn parse_cert<'a>(cert: &'a CertificateDer<'a>) -> Result<webpki::EndEntityCert<'a>, CertError> {
     webpki::EndEntityCert::try_from(cert).map_err(|e| CertError::Parse(format!("{e:?}")))
 }
 
@@ -252,7 +255,10 @@ impl CertAuthority {
         params.use_authority_key_identifier_extension = true;
         let own_name = node_dns_name(node_id);
         params.subject_alt_names.push(SanType::DnsName(
-            own_name.clone().try_into().map_err(|_| CertError::InvalidSan(own_name))?,
+            own_name
+                .clone()
+                .try_into()
+                .map_err(|_| CertError::InvalidSan(own_name))?,
         ));
         for san in extra_sans {
             params.subject_alt_names.push(match san {
@@ -351,17 +357,35 @@ impl NodeIdentity {
         self.node_id
     }
 
+    /// Checks that this node's certificate chains to the trusted CA and is valid now, as
+    /// peers will check it; call at startup to fail early rather than at every handshake.
+    pub fn verify_chain(&self) -> Result<(), CertError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            self.roots.clone(),
+            provider,
+        )
+        .build()
+        .map_err(|e| CertError::Untrusted(e.to_string()))?;
+        let name =
+            ServerName::try_from(node_dns_name(self.node_id)).map_err(|_| CertError::NoNodeId)?;
+        let (leaf, intermediates) = self.chain.split_first().ok_or(CertError::NoNodeId)?;
+        verifier
+            .verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now())
+            .map_err(|e| CertError::Untrusted(e.to_string()))?;
+        Ok(())
+    }
+
     /// TLS 1.3 server configuration: requires a client certificate chaining to the CA.
     pub(crate) fn quic_server_config(
         &self,
     ) -> Result<quinn::crypto::rustls::QuicServerConfig, SetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(
-                self.roots.clone(),
-                provider.clone(),
-            )
-            .build()?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            self.roots.clone(),
+            provider.clone(),
+        )
+        .build()?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
