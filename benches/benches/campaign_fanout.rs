@@ -95,32 +95,9 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     // Load the endpoints (not measured).
-    let loading = Instant::now();
-    let mut tasks = Vec::new();
-    for l in 0..LOADERS {
-        let client = client.clone();
-        let app = app.clone();
-        tasks.push(tokio::spawn(async move {
-            for from in (l * 100..n).step_by(LOADERS * 100) {
-                let to = (from + 100).min(n);
-                expect_ok(
-                    &client,
-                    "PUT",
-                    &format!("/v1/apps/{app}/endpoints"),
-                    endpoints_body(from, to),
-                )
-                .await?;
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    println!(
-        "loaded {n} endpoints in {:.1} s",
-        loading.elapsed().as_secs_f64()
-    );
+    client
+        .load_endpoints(&app, n, LOADERS, 100, endpoints_body)
+        .await?;
     let seg = expect_ok(
         &client,
         "POST",

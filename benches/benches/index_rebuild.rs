@@ -91,37 +91,9 @@ async fn main() -> anyhow::Result<()> {
     let herald = Herald::start().await?;
     let client = Client::new(&herald.base);
     let app = client.create_app("rebuild-bench").await?;
-    let loading = Instant::now();
-    let mut tasks = Vec::new();
-    for l in 0..LOADERS {
-        let client = client.clone();
-        let app = app.clone();
-        tasks.push(tokio::spawn(async move {
-            for from in (l * BATCH..n).step_by(LOADERS * BATCH) {
-                let to = (from + BATCH).min(n);
-                let (status, body) = client
-                    .send(
-                        "PUT",
-                        &format!("/v1/apps/{app}/endpoints"),
-                        endpoints_body(from, to),
-                    )
-                    .await?;
-                anyhow::ensure!(
-                    (200..300).contains(&status),
-                    "PutEndpoints: {status} {}",
-                    String::from_utf8_lossy(&body)
-                );
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    println!(
-        "loaded {n} endpoints in {:.1} s",
-        loading.elapsed().as_secs_f64()
-    );
+    client
+        .load_endpoints(&app, n, LOADERS, BATCH, endpoints_body)
+        .await?;
 
     let dir = herald.stop()?;
     let (scan_s, rows) = raw_scan(&dir.path().join("db"))?;

@@ -181,6 +181,45 @@ impl Client {
         Ok((status, resp.bytes().await?.to_vec()))
     }
 
+    /// Loads endpoints `0..n` into `app` with PutEndpoints: `loaders`
+    /// concurrent clients, `batch` endpoints per request, `body(from, to)`
+    /// building each request. Prints how long it took.
+    pub async fn load_endpoints(
+        &self,
+        app: &str,
+        n: usize,
+        loaders: usize,
+        batch: usize,
+        body: fn(usize, usize) -> Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let loading = Instant::now();
+        let mut tasks = Vec::new();
+        for l in 0..loaders {
+            let client = self.clone();
+            let path = format!("/v1/apps/{app}/endpoints");
+            tasks.push(tokio::spawn(async move {
+                for from in (l * batch..n).step_by(loaders * batch) {
+                    let to = (from + batch).min(n);
+                    let (status, resp) = client.send("PUT", &path, body(from, to)).await?;
+                    anyhow::ensure!(
+                        (200..300).contains(&status),
+                        "PutEndpoints: {status} {}",
+                        String::from_utf8_lossy(&resp)
+                    );
+                }
+                Ok::<_, anyhow::Error>(())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        println!(
+            "loaded {n} endpoints in {:.1} s",
+            loading.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
     /// Creates an app and returns its id.
     pub async fn create_app(&self, name: &str) -> anyhow::Result<String> {
         let (status, body) = self
