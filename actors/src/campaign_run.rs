@@ -42,8 +42,8 @@ use herald_model::schedule::{self, Frequency, Quiet, Zone};
 use herald_model::time;
 use herald_model::wire::{EndpointResponse, Event};
 use herald_storage::{
-    def_kind, ActivityRecord, AppRecord, CampaignProgress, ChargeLimits, CmdResult, Command,
-    DefHead, EndpointMark, EventsItem, GroupId, IntentVerdict, KvEngine, RunState, SendIntent,
+    def_kind, ActivityRecord, AppRecord, CampaignOutcome, CampaignProgress, ChargeLimits,
+    CmdResult, Command, DefHead, GroupId, IntentVerdict, KvEngine, RunState, SendIntent,
     META_GROUP,
 };
 
@@ -962,23 +962,43 @@ impl<E: KvEngine> Herald<E> {
         let outcomes = fresh
             .iter()
             .zip(&delivered)
-            .map(|(p, d)| (p.message_id.clone(), d.outcome.clone()))
+            .map(|(p, d)| CampaignOutcome {
+                message_id: p.message_id.clone(),
+                endpoint_id: p.endpoint_id.clone(),
+                treatment: p.treatment as u32,
+                channel: p.job.channel().to_owned(),
+                outcome: d.outcome.clone(),
+                hard_bounce: d.hard_bounce,
+            })
             .collect();
-        let recorded = self.host.propose(
-            g,
-            Command::RecordSendOutcomes {
-                app_id: plan.app.id.clone(),
-                at_ms,
-                outcomes,
-            },
-        );
-        let evented = self.campaign_events(plan, g, &fresh, &delivered, at_ms);
-        let (recorded, evented) = futures::join!(recorded, evented);
-        if let Err(e) = recorded {
-            tracing::error!(app_id = %plan.app.id, campaign_id = %plan.campaign_id, error = %e, "recording campaign outcomes failed");
-        }
-        if let Err(e) = evented {
-            tracing::error!(app_id = %plan.app.id, campaign_id = %plan.campaign_id, error = %e, "recording campaign events failed");
+        let activities = (0..plan.treatments.len())
+            .map(|t| activity_id(plan.run, t as u32))
+            .collect();
+        // The outcomes, their delivery events and hard-bounce marks, in one
+        // log entry.
+        let recorded = self
+            .host
+            .propose(
+                g,
+                Command::RecordCampaignOutcomes {
+                    app_id: plan.app.id.clone(),
+                    campaign_id: plan.campaign_id.clone(),
+                    activities,
+                    at_ms,
+                    outcomes,
+                },
+            )
+            .await;
+        match recorded {
+            Ok(CmdResult::Rejected(why)) => {
+                tracing::error!(app_id = %plan.app.id, campaign_id = %plan.campaign_id, reason = %why, "campaign outcomes refused")
+            }
+            Ok(_) => {}
+            // The messages went out; only their outcome is not durable. A
+            // resumed run counts them as outcome_unknown, never resends.
+            Err(e) => {
+                tracing::error!(app_id = %plan.app.id, campaign_id = %plan.campaign_id, error = %e, "recording campaign outcomes failed")
+            }
         }
         Ok(tallies)
     }
@@ -1026,101 +1046,6 @@ impl<E: KvEngine> Herald<E> {
                 })
             })
             .collect())
-    }
-
-    /// `_email.*` / `_custom.*` events with the campaign's attributes on
-    /// the endpoints of one shard, and hard-bounce marks.
-    async fn campaign_events(
-        &self,
-        plan: &RunPlan,
-        g: GroupId,
-        fresh: &[Pending],
-        delivered: &[Delivered],
-        at_ms: i64,
-    ) -> Result<()> {
-        let ts = time::format_iso8601_ms(at_ms);
-        let mut items = Vec::new();
-        let mut marks = Vec::new();
-        for (p, d) in fresh.iter().zip(delivered) {
-            let types: &[&str] = match (p.job.channel(), d.outcome.status) {
-                ("EMAIL", DeliveryStatus::Successful) => &["_email.send", "_email.delivered"],
-                ("EMAIL", DeliveryStatus::TemporaryFailure) => {
-                    &["_email.send", "_email.softbounce"]
-                }
-                ("EMAIL", DeliveryStatus::PermanentFailure) if d.hard_bounce => {
-                    &["_email.send", "_email.hardbounce"]
-                }
-                ("EMAIL", DeliveryStatus::PermanentFailure) => &["_email.send", "_email.rejected"],
-                ("EMAIL", _) => &["_email.send"],
-                (_, DeliveryStatus::Successful) => &["_custom.send", "_custom.delivered"],
-                (_, _) => &["_custom.send", "_custom.failure"],
-            };
-            let events = types
-                .iter()
-                .map(|t| {
-                    let mut a = BTreeMap::new();
-                    a.insert("message_id".to_owned(), p.message_id.clone());
-                    a.insert("campaign_id".to_owned(), plan.campaign_id.clone());
-                    a.insert(
-                        "campaign_activity_id".to_owned(),
-                        activity_id(plan.run, p.treatment as u32),
-                    );
-                    a.insert("treatment_id".to_owned(), p.treatment.to_string());
-                    a.insert(
-                        "delivery_status".to_owned(),
-                        d.outcome.status.as_str().to_owned(),
-                    );
-                    a.insert("status_code".to_owned(), d.outcome.code.to_string());
-                    (
-                        format!("{}{}", p.message_id, t),
-                        Event {
-                            event_type: Some((*t).to_owned()),
-                            timestamp: Some(ts.clone()),
-                            attributes: Some(a),
-                            ..Default::default()
-                        },
-                    )
-                })
-                .collect();
-            items.push(EventsItem {
-                endpoint_id: p.endpoint_id.clone(),
-                endpoint: None,
-                events,
-            });
-            if d.hard_bounce {
-                marks.push(EndpointMark {
-                    endpoint_id: p.endpoint_id.clone(),
-                    inactive: true,
-                    opt_out_all: false,
-                });
-            }
-        }
-        let events = self.host.propose(
-            g,
-            Command::PutEvents {
-                app_id: plan.app.id.clone(),
-                now_iso: ts.clone(),
-                limits: self.apply_limits(),
-                items,
-            },
-        );
-        if let CmdResult::Rejected(why) = events.await? {
-            return Err(ServiceError::Internal(format!(
-                "campaign events refused: {why}"
-            )));
-        }
-        if !marks.is_empty() {
-            self.host
-                .propose(
-                    g,
-                    Command::MarkEndpoints {
-                        app_id: plan.app.id.clone(),
-                        marks,
-                    },
-                )
-                .await?;
-        }
-        Ok(())
     }
 
     /// Adds a wave's counts to the run's activities (created on the first

@@ -24,7 +24,7 @@ use futures::future::join_all;
 use herald_channels::smtp::OutgoingEmail;
 use herald_channels::transport::OutgoingWebhook;
 use herald_model::message::{
-    self, DeliveryStatus, DirectMessageConfiguration, EndpointMessageResult,
+    self, delivery_event_types, DeliveryStatus, DirectMessageConfiguration, EndpointMessageResult,
     EndpointSendConfiguration, MessageRequest, MessageResponse, Outcome, RecipientKey,
     SendUsersMessageRequest, SendUsersMessageResponse, Substitutions, TemplateConfiguration,
 };
@@ -987,19 +987,7 @@ impl<E: KvEngine> Herald<E> {
                 continue;
             };
             let g = self.host.group_of(&app.id, endpoint_id);
-            let types: &[&str] = match (p.job.channel(), d.outcome.status) {
-                ("EMAIL", DeliveryStatus::Successful) => &["_email.send", "_email.delivered"],
-                ("EMAIL", DeliveryStatus::TemporaryFailure) => {
-                    &["_email.send", "_email.softbounce"]
-                }
-                ("EMAIL", DeliveryStatus::PermanentFailure) if d.hard_bounce => {
-                    &["_email.send", "_email.hardbounce"]
-                }
-                ("EMAIL", DeliveryStatus::PermanentFailure) => &["_email.send", "_email.rejected"],
-                ("EMAIL", _) => &["_email.send"],
-                (_, DeliveryStatus::Successful) => &["_custom.send", "_custom.delivered"],
-                (_, _) => &["_custom.send", "_custom.failure"],
-            };
+            let types = delivery_event_types(p.job.channel(), d.outcome.status, d.hard_bounce);
             let events = types
                 .iter()
                 .map(|t| {

@@ -305,6 +305,26 @@ impl DeliveryStatus {
     }
 }
 
+/// The delivery events recorded on an endpoint for one message of
+/// `channel` ("EMAIL", or a custom channel) that ended in `status`.
+pub fn delivery_event_types(
+    channel: &str,
+    status: DeliveryStatus,
+    hard_bounce: bool,
+) -> &'static [&'static str] {
+    match (channel, status) {
+        ("EMAIL", DeliveryStatus::Successful) => &["_email.send", "_email.delivered"],
+        ("EMAIL", DeliveryStatus::TemporaryFailure) => &["_email.send", "_email.softbounce"],
+        ("EMAIL", DeliveryStatus::PermanentFailure) if hard_bounce => {
+            &["_email.send", "_email.hardbounce"]
+        }
+        ("EMAIL", DeliveryStatus::PermanentFailure) => &["_email.send", "_email.rejected"],
+        ("EMAIL", _) => &["_email.send"],
+        (_, DeliveryStatus::Successful) => &["_custom.send", "_custom.delivered"],
+        (_, _) => &["_custom.send", "_custom.failure"],
+    }
+}
+
 /// The outcome of one recipient: what the API reports and the ledger keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
+use herald_model::message::{delivery_event_types, Outcome};
 use herald_model::session::{self, ClosedSession, OpenSession, SessionConfig};
 use herald_model::wire::EndpointResponse;
 use serde::{Deserialize, Serialize};
@@ -16,8 +17,8 @@ use crate::error::{Result, StorageError};
 use crate::keys::{self, tag, GroupId};
 use crate::types::{
     AddressClaim, AppRecord, ApplyLimits, ChargeLimits, ChargeRow, CmdResult, Command, DefHead,
-    DefVersion, DefWrite, EndpointUpsert, IntentVerdict, LedgerRow, SendIntent, TemplateHead,
-    TemplateVersionRecord, TemplateWrite,
+    DefVersion, DefWrite, EndpointMark, EndpointUpsert, IntentVerdict, LedgerRow, SendIntent,
+    TemplateHead, TemplateVersionRecord, TemplateWrite,
 };
 
 /// A change the shard's in-memory tables (engagement table, actors) follow.
@@ -338,11 +339,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                     });
                 }
             }
-            for (et, added) in type_counts {
-                let tkey = keys::event_type(group, app_id, et);
-                let count: u64 = txn.get_json("event_type", &tkey)?.unwrap_or(0);
-                txn.put_json(tkey, &(count + added));
-            }
+            add_event_type_counts(txn, group, app_id, type_counts)?;
             Ok(CmdResult::Written {
                 endpoints: Vec::new(),
                 events: u64::from(n),
@@ -590,18 +587,74 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
         } => {
             let mut changed = 0u64;
             for (message_id, outcome) in outcomes {
-                let key = keys::send_ledger(group, app_id, message_id);
-                let Some(mut row) = txn.get_json::<LedgerRow>("send_ledger", &key)? else {
-                    continue;
-                };
-                if row.outcome.is_none() {
-                    row.outcome = Some(outcome.clone());
-                    row.outcome_ms = Some(*at_ms);
-                    txn.put_json(key, &row);
-                    txn.delete(keys::open_send(group, app_id, message_id));
+                if record_outcome(txn, group, app_id, message_id, outcome, *at_ms)? {
                     changed += 1;
                 }
             }
+            Ok(CmdResult::Count(changed))
+        }
+        Command::RecordCampaignOutcomes {
+            app_id,
+            campaign_id,
+            activities,
+            at_ms,
+            outcomes,
+        } => {
+            if let Some(o) = outcomes
+                .iter()
+                .find(|o| o.treatment as usize >= activities.len())
+            {
+                return Ok(CmdResult::Rejected(format!(
+                    "outcome of treatment {} in a run of {} treatments",
+                    o.treatment,
+                    activities.len()
+                )));
+            }
+            let ts = herald_model::time::format_iso8601_ms(*at_ms);
+            let mut changed = 0u64;
+            let mut n = 0u32;
+            let mut type_counts: BTreeMap<&str, u64> = BTreeMap::new();
+            for o in outcomes {
+                if !record_outcome(txn, group, app_id, &o.message_id, &o.outcome, *at_ms)? {
+                    // Recorded before (a replayed batch), events included.
+                    continue;
+                }
+                changed += 1;
+                let activity = &activities[o.treatment as usize];
+                let status = o.outcome.status;
+                for et in delivery_event_types(&o.channel, status, o.hard_bounce) {
+                    let attributes = BTreeMap::from([
+                        ("message_id".to_owned(), o.message_id.clone()),
+                        ("campaign_id".to_owned(), campaign_id.clone()),
+                        ("campaign_activity_id".to_owned(), activity.clone()),
+                        ("treatment_id".to_owned(), o.treatment.to_string()),
+                        ("delivery_status".to_owned(), status.as_str().to_owned()),
+                        ("status_code".to_owned(), o.outcome.code.to_string()),
+                    ]);
+                    let row = EventRow {
+                        endpoint_id: o.endpoint_id.clone(),
+                        event_id: format!("{}{et}", o.message_id),
+                        event: herald_model::wire::Event {
+                            event_type: Some((*et).to_owned()),
+                            timestamp: Some(ts.clone()),
+                            attributes: Some(attributes),
+                            ..Default::default()
+                        },
+                    };
+                    txn.put_json(keys::event(group, app_id, *at_ms, log_index, n), &row);
+                    n += 1;
+                    *type_counts.entry(et).or_default() += 1;
+                }
+                if o.hard_bounce {
+                    let mark = EndpointMark {
+                        endpoint_id: o.endpoint_id.clone(),
+                        inactive: true,
+                        opt_out_all: false,
+                    };
+                    mark_endpoint(txn, group, app_id, &mark)?;
+                }
+            }
+            add_event_type_counts(txn, group, app_id, type_counts)?;
             Ok(CmdResult::Count(changed))
         }
         Command::ForgetSends { rows } => {
@@ -777,24 +830,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
         Command::MarkEndpoints { app_id, marks } => {
             let mut changed = 0u64;
             for m in marks {
-                let key = keys::endpoint(group, app_id, &m.endpoint_id);
-                let Some(mut ep) = txn.get_json::<EndpointResponse>("endpoint", &key)? else {
-                    continue;
-                };
-                let before = ep.clone();
-                if m.inactive {
-                    ep.endpoint_status = Some("INACTIVE".into());
-                }
-                if m.opt_out_all {
-                    ep.opt_out = Some("ALL".into());
-                }
-                if ep != before {
-                    txn.put_json(key, &ep);
-                    txn.changes.push(Change::Endpoint {
-                        app_id: app_id.clone(),
-                        endpoint_id: m.endpoint_id.clone(),
-                        endpoint: Some(Box::new(ep)),
-                    });
+                if mark_endpoint(txn, group, app_id, m)? {
                     changed += 1;
                 }
             }
@@ -884,6 +920,76 @@ fn record_closed<E: KvEngine + ?Sized>(
         keys::closed_session(group, app_id, c.end_ms, endpoint_id),
         c,
     );
+}
+
+/// Sets a ledger row's outcome unless it has one; false when it had one
+/// or the row is gone.
+fn record_outcome<E: KvEngine + ?Sized>(
+    txn: &mut Txn<'_, E>,
+    group: GroupId,
+    app_id: &str,
+    message_id: &str,
+    outcome: &Outcome,
+    at_ms: i64,
+) -> Result<bool> {
+    let key = keys::send_ledger(group, app_id, message_id);
+    let Some(mut row) = txn.get_json::<LedgerRow>("send_ledger", &key)? else {
+        return Ok(false);
+    };
+    if row.outcome.is_some() {
+        return Ok(false);
+    }
+    row.outcome = Some(outcome.clone());
+    row.outcome_ms = Some(at_ms);
+    txn.put_json(key, &row);
+    txn.delete(keys::open_send(group, app_id, message_id));
+    Ok(true)
+}
+
+/// Applies a delivery mark to an endpoint of this group; false when it
+/// changed nothing (or the endpoint is gone).
+fn mark_endpoint<E: KvEngine + ?Sized>(
+    txn: &mut Txn<'_, E>,
+    group: GroupId,
+    app_id: &str,
+    m: &EndpointMark,
+) -> Result<bool> {
+    let key = keys::endpoint(group, app_id, &m.endpoint_id);
+    let Some(mut ep) = txn.get_json::<EndpointResponse>("endpoint", &key)? else {
+        return Ok(false);
+    };
+    let before = ep.clone();
+    if m.inactive {
+        ep.endpoint_status = Some("INACTIVE".into());
+    }
+    if m.opt_out_all {
+        ep.opt_out = Some("ALL".into());
+    }
+    if ep == before {
+        return Ok(false);
+    }
+    txn.put_json(key, &ep);
+    txn.changes.push(Change::Endpoint {
+        app_id: app_id.to_owned(),
+        endpoint_id: m.endpoint_id.clone(),
+        endpoint: Some(Box::new(ep)),
+    });
+    Ok(true)
+}
+
+/// Adds to the per-event-type counters (read and written once per command).
+fn add_event_type_counts<E: KvEngine + ?Sized>(
+    txn: &mut Txn<'_, E>,
+    group: GroupId,
+    app_id: &str,
+    type_counts: BTreeMap<&str, u64>,
+) -> Result<()> {
+    for (et, added) in type_counts {
+        let tkey = keys::event_type(group, app_id, et);
+        let count: u64 = txn.get_json("event_type", &tkey)?.unwrap_or(0);
+        txn.put_json(tkey, &(count + added));
+    }
+    Ok(())
 }
 
 /// One intent of `RecordCampaignIntents`: an existing ledger row wins;

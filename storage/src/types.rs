@@ -103,6 +103,22 @@ pub struct AddressClaim {
     pub seq: u32,
 }
 
+/// The outcome of one campaign message, recorded with
+/// `Command::RecordCampaignOutcomes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignOutcome {
+    pub message_id: String,
+    pub endpoint_id: String,
+    /// Index into the command's `activities`.
+    pub treatment: u32,
+    /// "EMAIL" or the custom channel's type.
+    pub channel: String,
+    pub outcome: Outcome,
+    /// The receiving server refused the address for good: the endpoint
+    /// becomes INACTIVE.
+    pub hard_bounce: bool,
+}
+
 /// A message a send is about to hand to a transport: its ledger intent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendIntent {
@@ -516,6 +532,20 @@ pub enum Command {
         at_ms: i64,
         limits: ChargeLimits,
         intents: Vec<SendIntent>,
+    },
+    /// Records the outcomes of campaign messages sent to endpoints of this
+    /// group, in one step: each ledger row's outcome (never replacing an
+    /// earlier one), the message's delivery events (`_email.*` /
+    /// `_custom.*`, stamped with the campaign, activity and treatment) and,
+    /// on a hard bounce, the endpoint's INACTIVE mark. The events are built
+    /// here rather than carried in the log entry.
+    RecordCampaignOutcomes {
+        app_id: String,
+        campaign_id: String,
+        /// Activity id per treatment of the run.
+        activities: Vec<String>,
+        at_ms: i64,
+        outcomes: Vec<CampaignOutcome>,
     },
     /// Creates or replaces a job (meta group); ignored when the app is gone.
     PutJob {

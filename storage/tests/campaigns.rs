@@ -1,13 +1,16 @@
 //! Campaign tables through the state machine, on both engines: caps charged
 //! with the intent (and only for new intents), message ids never recorded
-//! twice, versioned definitions, and the run claim's compare-and-set.
+//! twice, outcomes recorded once with their delivery events, versioned
+//! definitions, and the run claim's compare-and-set.
 
 use std::sync::Arc;
 
+use herald_model::message::{DeliveryStatus, Outcome};
+use herald_model::wire::EndpointRequest;
 use herald_storage::{
-    def_kind, CampaignProgress, ChargeLimits, CmdResult, Command, DefWrite, IntentVerdict,
-    KvEngine, MemEngine, Reader, RocksEngine, RunState, SendIntent, StateMachine, TypeConfig,
-    META_GROUP,
+    def_kind, ApplyLimits, CampaignOutcome, CampaignProgress, ChargeLimits, CmdResult, Command,
+    DefWrite, EndpointUpsert, IntentVerdict, KvEngine, MemEngine, Reader, RocksEngine, RunState,
+    SendIntent, StateMachine, TypeConfig, META_GROUP,
 };
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
@@ -116,6 +119,116 @@ async fn caps_are_charged_with_the_intent<E: KvEngine>(engine: Arc<E>) {
         ))
         .await;
     assert_eq!(verdicts(r), ["new", "new"]);
+}
+
+fn outcome(endpoint: &str, message: &str, status: DeliveryStatus, hard: bool) -> CampaignOutcome {
+    CampaignOutcome {
+        message_id: message.into(),
+        endpoint_id: endpoint.into(),
+        treatment: 1,
+        channel: "EMAIL".into(),
+        outcome: Outcome::new(status, 250, "ok"),
+        hard_bounce: hard,
+    }
+}
+
+fn outcomes(v: Vec<CampaignOutcome>) -> Command {
+    Command::RecordCampaignOutcomes {
+        app_id: "app".into(),
+        campaign_id: "camp".into(),
+        activities: vec!["run-1-treatment-0".into(), "run-1-treatment-1".into()],
+        at_ms: 1_000 * DAY_MS,
+        outcomes: v,
+    }
+}
+
+async fn outcomes_are_recorded_once_with_their_events<E: KvEngine>(engine: Arc<E>) {
+    let mut sm = Sm::open(engine.clone(), DATA);
+    let r = sm
+        .apply(Command::UpsertEndpoints {
+            app_id: "app".into(),
+            now_iso: "2026-11-29T00:00:00.000Z".into(),
+            limits: ApplyLimits {
+                endpoint_bytes_max: 15 * 1024,
+                endpoint_attributes_max: 250,
+                session_idle_timeout_ms: 1_800_000,
+            },
+            items: vec![EndpointUpsert {
+                endpoint_id: "e2".into(),
+                request: EndpointRequest {
+                    address: Some("e2@example.org".into()),
+                    channel_type: Some("EMAIL".into()),
+                    ..Default::default()
+                },
+                seq: 0,
+            }],
+        })
+        .await;
+    assert!(matches!(r, CmdResult::Written { .. }), "{r:?}");
+    let r = sm
+        .apply(record(
+            DAY_MS,
+            ChargeLimits::default(),
+            vec![intent("e1", "m1"), intent("e2", "m2")],
+        ))
+        .await;
+    assert_eq!(verdicts(r), ["new", "new"]);
+    // A treatment the run does not have refuses the whole command.
+    let mut bad = outcome("e1", "m1", DeliveryStatus::Successful, false);
+    bad.treatment = 2;
+    let r = sm
+        .apply(outcomes(vec![
+            outcome("e2", "m2", DeliveryStatus::Successful, false),
+            bad,
+        ]))
+        .await;
+    assert!(matches!(r, CmdResult::Rejected(_)), "{r:?}");
+    let reader = Reader::new(engine.clone());
+    assert!(reader
+        .ledger_row(DATA, "app", "m2")
+        .unwrap()
+        .unwrap()
+        .outcome
+        .is_none());
+
+    let batch = vec![
+        outcome("e1", "m1", DeliveryStatus::Successful, false),
+        outcome("e2", "m2", DeliveryStatus::PermanentFailure, true),
+        // Never recorded as an intent: ignored.
+        outcome("e3", "m3", DeliveryStatus::Successful, false),
+    ];
+    assert_eq!(sm.apply(outcomes(batch.clone())).await, CmdResult::Count(2));
+    // The same batch again (a retried proposal) changes nothing.
+    assert_eq!(sm.apply(outcomes(batch)).await, CmdResult::Count(0));
+
+    let row = reader.ledger_row(DATA, "app", "m1").unwrap().unwrap();
+    assert_eq!(row.outcome.unwrap().status, DeliveryStatus::Successful);
+    let mut types = reader.event_types(DATA, "app").unwrap();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            ("_email.delivered".to_owned(), 1),
+            ("_email.hardbounce".to_owned(), 1),
+            ("_email.send".to_owned(), 2),
+        ]
+    );
+    let events = reader.events(DATA, "app", 100).unwrap();
+    assert_eq!(events.len(), 4);
+    let hard = events
+        .iter()
+        .find(|e| e.event.event_type.as_deref() == Some("_email.hardbounce"))
+        .unwrap();
+    assert_eq!(hard.endpoint_id, "e2");
+    assert_eq!(hard.event_id, "m2_email.hardbounce");
+    let a = hard.event.attributes.as_ref().unwrap();
+    assert_eq!(a["campaign_id"], "camp");
+    assert_eq!(a["campaign_activity_id"], "run-1-treatment-1");
+    assert_eq!(a["treatment_id"], "1");
+    assert_eq!(a["delivery_status"], "PERMANENT_FAILURE");
+    // The hard bounce made the endpoint INACTIVE.
+    let ep = reader.endpoint(DATA, "app", "e2").unwrap().unwrap();
+    assert_eq!(ep.endpoint_status.as_deref(), Some("INACTIVE"));
 }
 
 async fn definitions_version_and_claims_compare_and_set<E: KvEngine>(engine: Arc<E>) {
@@ -238,4 +351,14 @@ fn definitions_on_both_engines() {
     let dir = tempfile::tempdir().unwrap();
     let rocks = Arc::new(RocksEngine::open(dir.path()).unwrap());
     rt().block_on(definitions_version_and_claims_compare_and_set(rocks));
+}
+
+#[test]
+fn outcomes_on_both_engines() {
+    rt().block_on(outcomes_are_recorded_once_with_their_events(Arc::new(
+        MemEngine::new(),
+    )));
+    let dir = tempfile::tempdir().unwrap();
+    let rocks = Arc::new(RocksEngine::open(dir.path()).unwrap());
+    rt().block_on(outcomes_are_recorded_once_with_their_events(rocks));
 }
