@@ -13,7 +13,7 @@ use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ClusterError;
-use crate::transport::{GroupNetwork, Transport};
+use crate::transport::{GroupNetwork, Transport, TransportError};
 
 /// What a node records about its cluster when it is created; never changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +37,10 @@ pub struct HostConfig {
     pub log_kept_after_snapshot: u64,
     /// Deadline of one proposal or read barrier.
     pub request_timeout: Duration,
+    /// The voters of a new cluster: node id → RPC address. Empty or only
+    /// this node: a single-node cluster. Otherwise the lowest id initialises
+    /// every group with all of them; the others wait to be contacted.
+    pub members: BTreeMap<NodeId, String>,
 }
 
 impl Default for HostConfig {
@@ -50,6 +54,7 @@ impl Default for HostConfig {
             snapshot_every_entries: 20_000,
             log_kept_after_snapshot: 1_000,
             request_timeout: Duration::from_secs(10),
+            members: BTreeMap::new(),
         }
     }
 }
@@ -61,6 +66,7 @@ pub struct RaftHost<E: KvEngine> {
     groups: Vec<Raft<TypeConfig>>,
     reader: Reader<E>,
     request_timeout: Duration,
+    transport: Arc<dyn Transport>,
 }
 
 impl<E: KvEngine> RaftHost<E> {
@@ -106,13 +112,30 @@ impl<E: KvEngine> RaftHost<E> {
                 .map_err(|e| ClusterError::Fatal(e.to_string()))?;
             groups.push(raft);
         }
+        let single = cfg.members.keys().all(|&n| n == cfg.node_id);
+        if !single && !cfg.members.contains_key(&cfg.node_id) {
+            return Err(ClusterError::Config(format!(
+                "node {} is not among the cluster's members {:?}",
+                cfg.node_id,
+                cfg.members.keys().collect::<Vec<_>>()
+            )));
+        }
+        let initialiser = single || cfg.members.keys().next() == Some(&cfg.node_id);
         for raft in &groups {
-            if !raft
-                .is_initialized()
-                .await
-                .map_err(|e| ClusterError::Fatal(e.to_string()))?
+            if initialiser
+                && !raft
+                    .is_initialized()
+                    .await
+                    .map_err(|e| ClusterError::Fatal(e.to_string()))?
             {
-                let members = BTreeMap::from([(cfg.node_id, BasicNode::default())]);
+                let members: BTreeMap<NodeId, BasicNode> = if single {
+                    BTreeMap::from([(cfg.node_id, BasicNode::default())])
+                } else {
+                    cfg.members
+                        .iter()
+                        .map(|(&id, addr)| (id, BasicNode::new(addr)))
+                        .collect()
+                };
                 raft.initialize(members)
                     .await
                     .map_err(|e| ClusterError::Fatal(e.to_string()))?;
@@ -124,6 +147,7 @@ impl<E: KvEngine> RaftHost<E> {
             groups,
             reader: Reader::new(engine),
             request_timeout: cfg.request_timeout,
+            transport,
         })
     }
 
@@ -179,44 +203,102 @@ impl<E: KvEngine> RaftHost<E> {
     }
 
     /// Proposes a command to its group and returns the state machine's result
-    /// once the entry is committed and applied.
+    /// once the entry is committed and applied. On a node that does not lead
+    /// the group, the command is forwarded to the leader; it is retried (on
+    /// a new leader) only while it is known not to have been proposed.
     pub async fn propose(&self, group: GroupId, cmd: Command) -> Result<CmdResult, ClusterError> {
         let raft = self.raft(group)?;
         let started = tokio::time::Instant::now();
-        let res = tokio::time::timeout(self.request_timeout, raft.client_write(cmd))
-            .await
-            .map_err(|_| ClusterError::Timeout(group))?;
-        metrics::histogram!("herald_raft_propose_seconds").record(started.elapsed().as_secs_f64());
-        match res {
-            Ok(r) => Ok(r.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ClusterError::NotLeader {
-                    group,
-                    leader: f.leader_id,
-                })
+        let deadline = started + self.request_timeout;
+        let res = loop {
+            let leader = raft.metrics().borrow().current_leader;
+            match leader {
+                Some(l) if l == self.node_id => {
+                    break propose_local(raft, group, cmd, self.request_timeout).await;
+                }
+                Some(l) => {
+                    let forwarded = tokio::time::timeout_at(
+                        deadline,
+                        self.transport.propose(l, group, cmd.clone()),
+                    )
+                    .await
+                    .map_err(|_| ClusterError::Timeout(group))?;
+                    match forwarded {
+                        Ok(Err(ClusterError::NotLeader { .. }))
+                        | Err(TransportError::Unreachable { .. }) => {}
+                        Ok(r) => break r,
+                        Err(e @ TransportError::Network { .. }) => {
+                            // Sent, but no answer: it may or may not apply.
+                            break Err(ClusterError::Unavailable(e.to_string()));
+                        }
+                    }
+                }
+                None => {}
             }
-            Err(RaftError::APIError(e)) => Err(ClusterError::Unavailable(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(ClusterError::Fatal(e.to_string())),
-        }
+            // No leader known, or it changed: wait for the next one.
+            let wait = raft
+                .wait(Some(
+                    deadline.saturating_duration_since(tokio::time::Instant::now()),
+                ))
+                .metrics(
+                    |m| m.current_leader.is_some() && m.current_leader != leader,
+                    "a new leader",
+                )
+                .await;
+            if wait.is_err() {
+                break Err(ClusterError::Timeout(group));
+            }
+        };
+        metrics::histogram!("herald_raft_propose_seconds").record(started.elapsed().as_secs_f64());
+        res
     }
 
     /// Returns once this node's state for `group` reflects every write
-    /// committed before the call (openraft's read index + leader check).
+    /// committed before the call (openraft's read index + leader check; a
+    /// follower asks the leader for its read index and waits to apply it).
     pub async fn read_barrier(&self, group: GroupId) -> Result<(), ClusterError> {
         let raft = self.raft(group)?;
-        let res = tokio::time::timeout(self.request_timeout, raft.ensure_linearizable())
-            .await
-            .map_err(|_| ClusterError::Timeout(group))?;
-        match res {
-            Ok(_) => Ok(()),
-            Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
-                Err(ClusterError::NotLeader {
-                    group,
-                    leader: f.leader_id,
-                })
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        loop {
+            let leader = raft.metrics().borrow().current_leader;
+            let index = match leader {
+                Some(l) if l == self.node_id => {
+                    return read_index_local(raft, group, self.request_timeout)
+                        .await
+                        .map(|_| ());
+                }
+                Some(l) => {
+                    let asked =
+                        tokio::time::timeout_at(deadline, self.transport.read_index(l, group))
+                            .await
+                            .map_err(|_| ClusterError::Timeout(group))?;
+                    match asked {
+                        Ok(Ok(index)) => Some(index),
+                        Ok(Err(ClusterError::NotLeader { .. })) | Err(_) => None,
+                        Ok(Err(e)) => return Err(e),
+                    }
+                }
+                None => None,
+            };
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match index {
+                Some(index) => {
+                    raft.wait(Some(remaining))
+                        .applied_index_at_least(index, "the leader's read index")
+                        .await
+                        .map_err(|_| ClusterError::Timeout(group))?;
+                    return Ok(());
+                }
+                None => {
+                    raft.wait(Some(remaining))
+                        .metrics(
+                            |m| m.current_leader.is_some() && m.current_leader != leader,
+                            "a new leader",
+                        )
+                        .await
+                        .map_err(|_| ClusterError::Timeout(group))?;
+                }
             }
-            Err(RaftError::APIError(e)) => Err(ClusterError::Unavailable(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(ClusterError::Fatal(e.to_string())),
         }
     }
 
@@ -246,6 +328,52 @@ impl<E: KvEngine> RaftHost<E> {
                 tracing::warn!(group = g, error = %e, "raft group did not shut down cleanly");
             }
         }
+    }
+}
+
+/// Proposes on this node's replica of a group, which should lead it.
+pub(crate) async fn propose_local(
+    raft: &Raft<TypeConfig>,
+    group: GroupId,
+    cmd: Command,
+    timeout: Duration,
+) -> Result<CmdResult, ClusterError> {
+    let res = tokio::time::timeout(timeout, raft.client_write(cmd))
+        .await
+        .map_err(|_| ClusterError::Timeout(group))?;
+    match res {
+        Ok(r) => Ok(r.data),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            Err(ClusterError::NotLeader {
+                group,
+                leader: f.leader_id,
+            })
+        }
+        Err(RaftError::APIError(e)) => Err(ClusterError::Unavailable(e.to_string())),
+        Err(RaftError::Fatal(e)) => Err(ClusterError::Fatal(e.to_string())),
+    }
+}
+
+/// The leader's read index for a group, once the leader has applied it
+/// (`None`: nothing committed yet). Fails with `NotLeader` elsewhere.
+pub(crate) async fn read_index_local(
+    raft: &Raft<TypeConfig>,
+    group: GroupId,
+    timeout: Duration,
+) -> Result<Option<u64>, ClusterError> {
+    let res = tokio::time::timeout(timeout, raft.ensure_linearizable())
+        .await
+        .map_err(|_| ClusterError::Timeout(group))?;
+    match res {
+        Ok(log_id) => Ok(log_id.map(|l| l.index)),
+        Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
+            Err(ClusterError::NotLeader {
+                group,
+                leader: f.leader_id,
+            })
+        }
+        Err(RaftError::APIError(e)) => Err(ClusterError::Unavailable(e.to_string())),
+        Err(RaftError::Fatal(e)) => Err(ClusterError::Fatal(e.to_string())),
     }
 }
 

@@ -6,14 +6,18 @@
 //! Contract: every write goes through the owning group's log and is answered
 //! only after it is committed and applied; a read barrier returns only when
 //! this node's applied state includes every write committed before it. No
-//! HTTP here; the transport is a trait (in-process now; [`rpc`] is the QUIC
-//! RPC layer the cluster transport is being built on).
+//! HTTP here; the transport is a trait: [`quic::QuicTransport`] between
+//! processes (over [`rpc`]), [`transport::LocalTransport`] within one. A node
+//! that does not lead a group forwards proposals and read-index requests to
+//! the leader.
 
 pub mod error;
 pub mod host;
+pub mod quic;
 pub mod rpc;
 pub mod transport;
 
 pub use error::ClusterError;
 pub use host::{ClusterRecord, GroupStatus, HostConfig, RaftHost};
-pub use transport::{LocalTransport, Transport, TransportError};
+pub use quic::{LocalGroups, QuicTransport};
+pub use transport::{Forwarded, LocalTransport, Transport, TransportError};

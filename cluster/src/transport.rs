@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
-use herald_storage::{GroupId, NodeId, TypeConfig};
+use herald_storage::{CmdResult, Command, GroupId, NodeId, TypeConfig};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -16,6 +16,9 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, Raft};
+
+use crate::error::ClusterError;
+use crate::host::{propose_local, read_index_local};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -50,7 +53,27 @@ pub trait Transport: Send + Sync + 'static {
         group: GroupId,
         req: InstallSnapshotRequest<TypeConfig>,
     ) -> BoxFuture<'static, Remote<InstallSnapshotResponse<NodeId>, InstallSnapshotError>>;
+
+    /// Asks `target`, which should lead `group`, to propose `cmd` and answer
+    /// the state machine's result. `Unreachable` means it was not sent.
+    fn propose(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        cmd: Command,
+    ) -> BoxFuture<'static, Forwarded<CmdResult>>;
+
+    /// Asks `target`, which should lead `group`, for its read index (the
+    /// log index a linearizable read must see applied).
+    fn read_index(
+        &self,
+        target: NodeId,
+        group: GroupId,
+    ) -> BoxFuture<'static, Forwarded<Option<u64>>>;
 }
+
+/// The answer of a request forwarded to another node.
+pub type Forwarded<T> = Result<Result<T, ClusterError>, TransportError>;
 
 /// openraft's network factory for one group, over a [`Transport`].
 #[derive(Clone)]
@@ -133,6 +156,9 @@ impl RaftNetwork<TypeConfig> for GroupConnection {
     }
 }
 
+/// Deadline of a forwarded request on the node that serves it.
+const FORWARDED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Connects Raft groups of nodes that live in the same process.
 #[derive(Default, Clone)]
 pub struct LocalTransport {
@@ -202,5 +228,24 @@ impl Transport for LocalTransport {
     ) -> BoxFuture<'static, Remote<InstallSnapshotResponse<NodeId>, InstallSnapshotError>> {
         let raft = self.raft(target, group);
         Box::pin(async move { Ok(raft?.install_snapshot(req).await) })
+    }
+
+    fn propose(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        cmd: Command,
+    ) -> BoxFuture<'static, Forwarded<CmdResult>> {
+        let raft = self.raft(target, group);
+        Box::pin(async move { Ok(propose_local(&raft?, group, cmd, FORWARDED_TIMEOUT).await) })
+    }
+
+    fn read_index(
+        &self,
+        target: NodeId,
+        group: GroupId,
+    ) -> BoxFuture<'static, Forwarded<Option<u64>>> {
+        let raft = self.raft(target, group);
+        Box::pin(async move { Ok(read_index_local(&raft?, group, FORWARDED_TIMEOUT).await) })
     }
 }

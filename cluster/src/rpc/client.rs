@@ -175,12 +175,14 @@ impl RpcClient {
             Err(e) => Err(RpcError::Encode(e)),
             Ok(frame) => {
                 let deadline = started + timeout;
-                let attempt = self.call_inner(peer, addr, &frame, deadline);
+                let sent = AtomicBool::new(false);
+                let attempt = self.call_inner(peer, addr, &frame, deadline, &sent);
                 match tokio::time::timeout_at(deadline, attempt).await {
                     Ok(result) => result,
                     Err(_) => Err(RpcError::Timeout {
                         peer,
                         after: timeout,
+                        sent: sent.load(Ordering::SeqCst),
                     }),
                 }
             }
@@ -242,6 +244,7 @@ impl RpcClient {
         addr: SocketAddr,
         frame: &[u8],
         deadline: Instant,
+        sent: &AtomicBool,
     ) -> Result<Resp, RpcError> {
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(RpcError::Closed);
@@ -280,6 +283,7 @@ impl RpcClient {
                 reason: closed.map_or(reason, |r| r.to_string()),
             },
         };
+        sent.store(true, Ordering::SeqCst);
         send.write_all(frame)
             .await
             .map_err(|e| lost(e.to_string()))?;

@@ -12,9 +12,14 @@ use super::NodeId;
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
-    /// The deadline passed (waiting for a slot, connecting, or waiting for the reply).
+    /// The deadline passed (waiting for a slot, connecting, or waiting for the reply);
+    /// `sent` tells whether the request had started to go out.
     #[error("rpc to node {peer} timed out after {after:?}")]
-    Timeout { peer: NodeId, after: Duration },
+    Timeout {
+        peer: NodeId,
+        after: Duration,
+        sent: bool,
+    },
     /// No connection could be established before the deadline (refused handshake, wrong
     /// identity, peer down and still backing off). The request was not sent.
     #[error("node {peer} at {addr} is unreachable: {reason}")]
@@ -67,6 +72,7 @@ impl RpcError {
     pub fn request_not_sent(&self) -> bool {
         match self {
             RpcError::Unreachable { .. } | RpcError::Encode(_) | RpcError::Closed => true,
+            RpcError::Timeout { sent, .. } => !sent,
             RpcError::Remote { kind, .. } => *kind == RemoteErrorKind::BadRequest,
             _ => false,
         }

@@ -1,0 +1,210 @@
+//! Three nodes in one process, talking real QUIC with mutual TLS on
+//! loopback: every group elects one leader across the nodes, a write through
+//! any node is forwarded to the group's leader and readable on every node
+//! after a read barrier, and when a leader node stops the others elect a new
+//! one and keep serving.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_cluster::rpc::{
+    CertAuthority, ClientConfig, NodeIdentity, RpcClient, RpcServer, ServerConfig,
+};
+use herald_cluster::{quic, HostConfig, LocalGroups, QuicTransport, RaftHost};
+use herald_model::wire::EndpointRequest;
+use herald_storage::{ApplyLimits, CmdResult, Command, EndpointUpsert, MemEngine, NodeId};
+
+const SHARDS: u32 = 2;
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn upsert(id: &str) -> Command {
+    Command::UpsertEndpoints {
+        app_id: "app".into(),
+        now_iso: "2026-11-29T00:00:00.000Z".into(),
+        limits: ApplyLimits {
+            endpoint_bytes_max: 15_360,
+            endpoint_attributes_max: 250,
+            session_idle_timeout_ms: 60_000,
+        },
+        items: vec![EndpointUpsert {
+            endpoint_id: id.into(),
+            request: EndpointRequest {
+                address: Some(format!("{id}@example.com")),
+                channel_type: Some("EMAIL".into()),
+                ..Default::default()
+            },
+            seq: 0,
+        }],
+    }
+}
+
+struct Node {
+    id: NodeId,
+    host: RaftHost<MemEngine>,
+    server: RpcServer,
+}
+
+async fn start_cluster(n: u64) -> Vec<Node> {
+    let ca = CertAuthority::generate(DAY).unwrap();
+    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut identities = BTreeMap::new();
+    let mut servers = BTreeMap::new();
+    let mut groups = BTreeMap::new();
+    for id in 1..=n {
+        let cert = ca.issue_node_cert(id, &[], DAY).unwrap();
+        let identity =
+            NodeIdentity::from_pem(ca.cert_pem(), &cert.cert_pem, &cert.key_pem).unwrap();
+        let local = LocalGroups::new();
+        let server = quic::serve(
+            ServerConfig::new(loopback, identity.clone()),
+            local.clone(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        identities.insert(id, identity);
+        servers.insert(id, server);
+        groups.insert(id, local);
+    }
+    let addrs: BTreeMap<NodeId, SocketAddr> = servers
+        .iter()
+        .map(|(&id, s)| (id, s.local_addr()))
+        .collect();
+    let members: BTreeMap<NodeId, String> =
+        addrs.iter().map(|(&id, a)| (id, a.to_string())).collect();
+    let mut starting = Vec::new();
+    for id in 1..=n {
+        let client = RpcClient::new(ClientConfig::new(loopback, identities[&id].clone())).unwrap();
+        let transport = QuicTransport::new(client, addrs.clone(), Duration::from_secs(2));
+        let cfg = HostConfig {
+            node_id: id,
+            shards: SHARDS,
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 600,
+            request_timeout: Duration::from_secs(10),
+            members: members.clone(),
+            ..HostConfig::default()
+        };
+        let local = groups[&id].clone();
+        starting.push(tokio::spawn(async move {
+            let host = RaftHost::start(Arc::new(MemEngine::new()), cfg, Arc::new(transport), None)
+                .await
+                .expect("start");
+            local.register(host.rafts().to_vec());
+            host
+        }));
+    }
+    let mut nodes = Vec::new();
+    for (id, s) in (1..=n).zip(starting) {
+        let host = s.await.unwrap();
+        nodes.push(Node {
+            id,
+            host,
+            server: servers.remove(&id).unwrap(),
+        });
+    }
+    for node in &nodes {
+        node.host
+            .wait_ready(Duration::from_secs(20))
+            .await
+            .expect("every group elects a leader");
+    }
+    nodes
+}
+
+fn leaders(nodes: &[Node]) -> Vec<Option<NodeId>> {
+    let status = nodes[0].host.status();
+    status.iter().map(|g| g.leader).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_any_node_reach_every_node_and_survive_a_leader_stop() {
+    let mut nodes = start_cluster(3).await;
+    // One leader per group, agreed by every node, and every node is a voter.
+    let agreed = leaders(&nodes);
+    for node in &nodes {
+        let status = node.host.status();
+        assert_eq!(status.len(), SHARDS as usize + 1);
+        for (g, s) in status.iter().enumerate() {
+            assert!(
+                s.leader.is_some(),
+                "group {g} has no leader on node {}",
+                node.id
+            );
+        }
+    }
+    for (g, raft) in nodes[0].host.rafts().iter().enumerate() {
+        let voters: Vec<NodeId> = raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        assert_eq!(voters, [1, 2, 3], "voters of group {g}");
+    }
+
+    // Writes through every node, each forwarded to its group's leader.
+    let ids: Vec<String> = (0..12).map(|i| format!("ep-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let node = &nodes[i % nodes.len()];
+        let g = node.host.group_of("app", id);
+        let r = node
+            .host
+            .propose(g, upsert(id))
+            .await
+            .expect("forwarded write");
+        assert!(matches!(r, CmdResult::Written { .. }), "{r:?}");
+    }
+    // Readable on every node after a read barrier (followers ask the leader).
+    for node in &nodes {
+        for id in &ids {
+            let g = node.host.group_of("app", id);
+            node.host.read_barrier(g).await.expect("read barrier");
+            let ep = node.host.reader().endpoint(g, "app", id).unwrap();
+            assert!(ep.is_some(), "{id} missing on node {}", node.id);
+        }
+    }
+
+    // Stop the node leading the first data group; the others take over.
+    let data = nodes[0].host.group_of("app", "after-stop");
+    let gone = agreed[data as usize].expect("leader");
+    let at = nodes.iter().position(|n| n.id == gone).unwrap();
+    let stopped = nodes.remove(at);
+    stopped.host.shutdown().await;
+    stopped.server.shutdown(Duration::from_millis(100)).await;
+    for node in &nodes {
+        let r = node
+            .host
+            .propose(data, upsert(&format!("after-stop-{}", node.id)))
+            .await
+            .expect("write after the leader stopped");
+        assert!(matches!(r, CmdResult::Written { .. }), "{r:?}");
+    }
+    for node in &nodes {
+        node.host.read_barrier(data).await.expect("read barrier");
+        for other in &nodes {
+            let id = format!("after-stop-{}", other.id);
+            assert!(
+                node.host
+                    .reader()
+                    .endpoint(data, "app", &id)
+                    .unwrap()
+                    .is_some(),
+                "{id} missing on node {}",
+                node.id
+            );
+        }
+        let leader = node.host.status()[data as usize].leader;
+        assert!(
+            leader.is_some() && leader != Some(gone),
+            "new leader {leader:?}"
+        );
+    }
+    for node in nodes {
+        node.host.shutdown().await;
+        node.server.shutdown(Duration::from_millis(100)).await;
+    }
+}
