@@ -18,6 +18,7 @@ run: deps
 test: deps venv
 	cargo test --workspace
 	HERALD_BIN=$(HERALD_DEBUG) .venv/bin/python -m pytest -q tests/api
+	HERALD_BIN=$(HERALD_DEBUG) .venv/bin/python -m pytest -q -c tests/api/pytest.ini --rootdir chaos-tests chaos-tests
 
 lint: deps
 	cargo fmt --all -- --check

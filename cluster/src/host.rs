@@ -112,6 +112,7 @@ impl<E: KvEngine> RaftHost<E> {
                 .map_err(|e| ClusterError::Fatal(e.to_string()))?;
             groups.push(raft);
         }
+        transport.host_groups(cfg.node_id, groups.clone());
         let single = cfg.members.keys().all(|&n| n == cfg.node_id);
         if !single && !cfg.members.contains_key(&cfg.node_id) {
             return Err(ClusterError::Config(format!(

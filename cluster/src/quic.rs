@@ -170,15 +170,24 @@ async fn handle(
 #[derive(Clone)]
 pub struct QuicTransport {
     client: RpcClient,
+    /// What this node's RPC server answers from.
+    local: LocalGroups,
     peers: Arc<RwLock<BTreeMap<NodeId, SocketAddr>>>,
     /// Deadline of one Raft message or forwarded request.
     timeout: Duration,
 }
 
 impl QuicTransport {
-    pub fn new(client: RpcClient, peers: BTreeMap<NodeId, SocketAddr>, timeout: Duration) -> Self {
+    /// `local` is what this node's server (see [`serve`]) answers from.
+    pub fn new(
+        client: RpcClient,
+        local: LocalGroups,
+        peers: BTreeMap<NodeId, SocketAddr>,
+        timeout: Duration,
+    ) -> Self {
         Self {
             client,
+            local,
             peers: Arc::new(RwLock::new(peers)),
             timeout,
         }
@@ -243,6 +252,10 @@ type Remote<T, E = openraft::error::Infallible> =
     Result<Result<T, RaftError<NodeId, E>>, TransportError>;
 
 impl Transport for QuicTransport {
+    fn host_groups(&self, _node: NodeId, groups: Vec<Raft<TypeConfig>>) {
+        self.local.register(groups);
+    }
+
     fn append_entries(
         &self,
         target: NodeId,

@@ -33,6 +33,10 @@ type Remote<T, E = openraft::error::Infallible> =
 
 /// Carries Raft RPCs of any group to another node.
 pub trait Transport: Send + Sync + 'static {
+    /// Makes this node's groups (index = group id) answer peers; called by
+    /// `RaftHost::start` once they exist, before any group is initialised.
+    fn host_groups(&self, node: NodeId, groups: Vec<Raft<TypeConfig>>);
+
     fn append_entries(
         &self,
         target: NodeId,
@@ -200,6 +204,10 @@ impl LocalTransport {
 }
 
 impl Transport for LocalTransport {
+    fn host_groups(&self, node: NodeId, groups: Vec<Raft<TypeConfig>>) {
+        self.register(node, groups);
+    }
+
     fn append_entries(
         &self,
         target: NodeId,

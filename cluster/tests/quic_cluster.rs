@@ -76,7 +76,12 @@ async fn start_cluster(n: u64) -> Vec<Node> {
     let mut starting = Vec::new();
     for id in 1..=n {
         let client = RpcClient::new(ClientConfig::new(loopback, identities[&id].clone())).unwrap();
-        let transport = QuicTransport::new(client, addrs.clone(), Duration::from_secs(2));
+        let transport = QuicTransport::new(
+            client,
+            groups[&id].clone(),
+            addrs.clone(),
+            Duration::from_secs(2),
+        );
         let cfg = HostConfig {
             node_id: id,
             shards: SHARDS,
@@ -87,12 +92,10 @@ async fn start_cluster(n: u64) -> Vec<Node> {
             members: members.clone(),
             ..HostConfig::default()
         };
-        let local = groups[&id].clone();
         starting.push(tokio::spawn(async move {
             let host = RaftHost::start(Arc::new(MemEngine::new()), cfg, Arc::new(transport), None)
                 .await
                 .expect("start");
-            local.register(host.rafts().to_vec());
             host
         }));
     }

@@ -2,6 +2,7 @@
 //! environment variable, the common ones also by flags. Precedence: flag,
 //! then environment, then file, then default.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -27,6 +28,28 @@ pub struct Cli {
 pub enum Command {
     /// Run a node: the Pinpoint REST API, /health and /metrics.
     Serve(ServeArgs),
+    /// Cluster administration.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Create a cluster CA (or reuse the one in --out) and a certificate
+    /// and key for each node: ca.pem, ca.key.pem, node-<id>.pem,
+    /// node-<id>.key.pem. Existing node files are kept.
+    InitCerts {
+        /// Directory to write to (created if missing); give it to every
+        /// node as --tls-dir (nodes need only ca.pem and their own pair).
+        #[arg(long)]
+        out: PathBuf,
+        /// Node ids, comma-separated, e.g. 1,2,3.
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<u64>,
+        /// Validity of new certificates, in days.
+        #[arg(long, default_value_t = 825)]
+        days: u64,
+    },
 }
 
 #[derive(Debug, Args, Default)]
@@ -68,6 +91,18 @@ pub struct ServeArgs {
     /// (the path is the EHLO name). Without one, email goes to the dev outbox.
     #[arg(long, env = "HERALD_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
+    /// UDP address of this node's cluster RPC (QUIC), e.g. 10.0.0.1:7070.
+    /// Without it the node runs alone.
+    #[arg(long, env = "HERALD_RPC")]
+    pub rpc: Option<SocketAddr>,
+    /// The voters of a new cluster: id=ADDR pairs, comma-separated, e.g.
+    /// 1=10.0.0.1:7070,2=10.0.0.2:7070,3=10.0.0.3:7070 (this node included).
+    #[arg(long, env = "HERALD_PEERS")]
+    pub peers: Option<String>,
+    /// Directory with ca.pem, node-<id>.pem and node-<id>.key.pem
+    /// (`herald cluster init-certs`) [default: <data-dir>/tls].
+    #[arg(long, env = "HERALD_TLS_DIR")]
+    pub tls_dir: Option<PathBuf>,
     /// Public base URL of this node for open, click and unsubscribe links
     /// (e.g. https://herald.example.com); without one, nothing is tracked.
     #[arg(long, env = "HERALD_PUBLIC_URL")]
@@ -97,6 +132,9 @@ pub struct FileConfig {
     #[serde(default)]
     pub smtp_url_per_app: std::collections::BTreeMap<String, String>,
     pub public_url: Option<String>,
+    pub rpc: Option<SocketAddr>,
+    pub peers: Option<String>,
+    pub tls_dir: Option<PathBuf>,
     /// Each also `HERALD_DELIVERY_<NAME>`.
     #[serde(default)]
     pub delivery: Option<Delivery>,
@@ -239,6 +277,33 @@ pub struct Config {
     pub tracking: Tracking,
     pub storage: Storage,
     pub jobs: Jobs,
+    /// The cluster RPC address; `None`: a single node without RPC.
+    pub rpc: Option<SocketAddr>,
+    /// Voters of a new cluster (empty: this node alone).
+    pub peers: BTreeMap<u64, SocketAddr>,
+    pub tls_dir: PathBuf,
+}
+
+/// Parses `1=ADDR,2=ADDR`.
+pub fn parse_peers(list: &str) -> anyhow::Result<BTreeMap<u64, SocketAddr>> {
+    let mut peers = BTreeMap::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (id, addr) = item
+            .split_once('=')
+            .with_context(|| format!("peer {item:?} is not id=ADDR"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .with_context(|| format!("peer id {id:?} is not a number"))?;
+        let addr: SocketAddr = addr
+            .trim()
+            .parse()
+            .with_context(|| format!("peer address {addr:?} is not ip:port"))?;
+        if peers.insert(id, addr).is_some() {
+            anyhow::bail!("peer {id} is listed twice");
+        }
+    }
+    Ok(peers)
 }
 
 impl Config {
@@ -307,7 +372,34 @@ impl Config {
                 anyhow::bail!("the public URL must start with http:// or https://, not {u}");
             }
         }
+        let node_id = args.node_id.or(file.node_id).unwrap_or(1);
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./herald-data"));
+        let rpc = args.rpc.or(file.rpc);
+        let peers = match args.peers.or(file.peers) {
+            Some(list) => parse_peers(&list)?,
+            None => BTreeMap::new(),
+        };
+        if !peers.is_empty() {
+            match (rpc, peers.get(&node_id)) {
+                (None, _) => anyhow::bail!("--peers needs --rpc, this node's RPC address"),
+                (Some(_), None) => anyhow::bail!("--peers must list this node ({node_id})"),
+                (Some(r), Some(p)) if r.port() != p.port() => anyhow::bail!(
+                    "--rpc {r} and this node's entry in --peers ({p}) name different ports"
+                ),
+                _ => {}
+            }
+        }
+        let tls_dir = args
+            .tls_dir
+            .or(file.tls_dir)
+            .unwrap_or_else(|| data_dir.join("tls"));
         Ok(Self {
+            rpc,
+            peers,
+            tls_dir,
             smtp_url,
             smtp_url_per_app: file.smtp_url_per_app,
             public_url,
@@ -315,12 +407,9 @@ impl Config {
             tracking,
             storage,
             jobs,
-            data_dir: args
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("./herald-data")),
+            data_dir,
             http,
-            node_id: args.node_id.or(file.node_id).unwrap_or(1),
+            node_id,
             shards: args
                 .shards
                 .or(file.shards)

@@ -14,6 +14,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod api;
+mod cluster;
 mod config;
 mod credentials;
 mod error;
@@ -32,11 +33,11 @@ use herald_channels::pacing::Backoff;
 use herald_channels::smtp::{SmtpClient, SmtpConfig};
 use herald_channels::transport::{EmailTransport, OutboxTransport};
 use herald_channels::webhook::WebhookClient;
-use herald_cluster::{HostConfig, LocalTransport};
+use herald_cluster::HostConfig;
 use herald_storage::RocksEngine;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Cli, Command, Config};
+use crate::config::{Cli, ClusterCommand, Command, Config};
 
 /// The production clock: the system's wall clock.
 struct SystemClock;
@@ -80,6 +81,9 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             rt.block_on(serve(cfg))
         }
+        Command::Cluster(ClusterCommand::InitCerts { out, nodes, days }) => {
+            cluster::init_certs(&out, &nodes, days)
+        }
     }
 }
 
@@ -120,9 +124,15 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         )
         .context("opening rocksdb")?,
     );
+    let wiring = cluster::wire(&cfg)?;
     let host_cfg = HostConfig {
         node_id: cfg.node_id,
         shards: cfg.shards,
+        members: cfg
+            .peers
+            .iter()
+            .map(|(&id, addr)| (id, addr.to_string()))
+            .collect(),
         ..HostConfig::default()
     };
     let service_cfg = ServiceConfig {
@@ -150,7 +160,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let runtime = Runtime::start(
         engine.clone(),
         host_cfg,
-        Arc::new(LocalTransport::new()),
+        wiring.transport.clone(),
         Arc::new(SystemClock),
         service_cfg,
         shard_settings,
@@ -204,6 +214,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     dispatcher.stop().await;
     runtime.shutdown().await;
+    if let Some(server) = wiring.server {
+        server.shutdown(Duration::from_secs(1)).await;
+    }
     engine.close().context("closing rocksdb")?;
     tracing::info!("stopped cleanly");
     Ok(())

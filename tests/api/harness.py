@@ -103,10 +103,17 @@ atexit.register(_kill_leftovers)
 class HeraldServer:
     """One `herald serve` process on a data directory that outlives restarts."""
 
-    def __init__(self, data_dir: Path, log_path: Path, extra_env: Optional[dict] = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        extra_env: Optional[dict] = None,
+        extra_args: Optional[list] = None,
+    ):
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
         self.extra_env = dict(extra_env or {})
+        self.extra_args = [str(a) for a in (extra_args or [])]
         self.proc: Optional[subprocess.Popen] = None
         self.port: Optional[int] = None
         self.starts = 0
@@ -119,7 +126,10 @@ class HeraldServer:
         assert self.port is not None, "server not started"
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "HeraldServer":
+    def start(self, wait: bool = True) -> "HeraldServer":
+        """Starts the process; with `wait`, returns once /health answers
+        (a cluster node is not ready until its groups have leaders, so start
+        every node with `wait=False`, then `wait_ready()` each)."""
         assert self.proc is None or self.proc.poll() is not None, "server already running"
         binary = require_herald_bin()
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -144,6 +154,7 @@ class HeraldServer:
             str(self.data_dir),
             "--http",
             f"127.0.0.1:{self.port}",
+            *self.extra_args,
         ]
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self.starts}: {' '.join(cmd)} =====\n".encode())
@@ -158,10 +169,11 @@ class HeraldServer:
             )
         with _LIVE_LOCK:
             _LIVE.add(self)
-        self._wait_ready()
+        if wait:
+            self.wait_ready()
         return self
 
-    def _wait_ready(self) -> None:
+    def wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
         last_error = "no attempt"
         while time.monotonic() < deadline:
@@ -210,8 +222,8 @@ class HeraldServer:
             self.proc.wait(timeout=STOP_TIMEOUT_S)
         self._forget()
 
-    def restart(self) -> "HeraldServer":
-        return self.start()
+    def restart(self, wait: bool = True) -> "HeraldServer":
+        return self.start(wait)
 
     def kill_quietly(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -411,7 +411,10 @@ async fn waiting_for_an_in_flight_slot_counts_against_the_deadline() {
         .call::<u64, u64>(1, addr, &0, Duration::from_millis(100))
         .await
         .unwrap_err();
-    assert!(matches!(err, RpcError::Timeout { sent: false, .. }), "{err}");
+    assert!(
+        matches!(err, RpcError::Timeout { sent: false, .. }),
+        "{err}"
+    );
     // It never left this node, so retrying it elsewhere cannot run it twice.
     assert!(err.request_not_sent());
     hog.abort();

@@ -1,0 +1,154 @@
+"""Real herald processes forming a cluster over QUIC on loopback.
+
+Three nodes started from a static peer list with certificates from
+`herald cluster init-certs`: any node serves any request (writes are
+forwarded to the owning group's leader, reads see every acknowledged write),
+a SIGKILLed node does not stop the other two, and it catches up when it
+comes back on its data directory.
+
+Every wait is bounded; processes are killed at the end whatever happens.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "api"))
+
+import harness  # noqa: E402
+from harness import HeraldServer  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
+
+NODES = (1, 2, 3)
+# Few shards keep three processes light on two cores.
+SHARDS = 4
+RETRY_S = 20.0
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def retry(what: str, call, timeout_s: float = RETRY_S):
+    """Calls `call` until it succeeds; a cluster still electing may answer
+    503 for a moment. Bounded in time."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            return call()
+        except ClientError as e:
+            last = e
+            time.sleep(0.2)
+    raise AssertionError(f"{what}: no success within {timeout_s:.0f}s; last error: {last}")
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    tls = tmp_path / "tls"
+    out = subprocess.run(
+        [
+            str(harness.require_herald_bin()),
+            "cluster",
+            "init-certs",
+            "--out",
+            str(tls),
+            "--nodes",
+            ",".join(map(str, NODES)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tls / "ca.key.pem").stat().st_mode & 0o077 == 0, "CA key readable by others"
+    rpc = {n: free_udp_port() for n in NODES}
+    peers = ",".join(f"{n}=127.0.0.1:{rpc[n]}" for n in NODES)
+    servers = {}
+    for n in NODES:
+        servers[n] = HeraldServer(
+            tmp_path / f"node-{n}",
+            tmp_path / f"node-{n}.log",
+            extra_env={"HERALD_SHARDS": str(SHARDS)},
+            extra_args=[
+                "--node-id", n,
+                "--rpc", f"127.0.0.1:{rpc[n]}",
+                "--peers", peers,
+                "--tls-dir", tls,
+            ],
+        )
+    try:
+        for s in servers.values():
+            s.start(wait=False)
+        for s in servers.values():
+            s.wait_ready()
+        yield servers
+    finally:
+        for s in servers.values():
+            s.kill_quietly()
+
+
+def endpoint_request(i: int) -> dict:
+    return {
+        "ChannelType": "EMAIL",
+        "Address": f"user{i}@example.com",
+        "Attributes": {"Plan": ["gold" if i % 2 else "free"]},
+    }
+
+
+def test_any_node_serves_and_a_killed_node_catches_up(cluster, request):
+    request.node._herald_servers = list(cluster.values())
+    c = {n: s.client() for n, s in cluster.items()}
+    app_id = retry("create app", lambda: c[1].create_app(CreateApplicationRequest={"Name": "c"}))[
+        "ApplicationResponse"
+    ]["Id"]
+    # The app, created through node 1, is visible through the others.
+    for n in (2, 3):
+        got = retry("get app", lambda: c[n].get_app(ApplicationId=app_id))
+        assert got["ApplicationResponse"]["Name"] == "c"
+
+    # Writes through every node; each endpoint readable through every node.
+    ids = [f"ep-{i}" for i in range(12)]
+    for i, eid in enumerate(ids):
+        node = NODES[i % len(NODES)]
+        retry(
+            "update endpoint",
+            lambda: c[node].update_endpoint(
+                ApplicationId=app_id, EndpointId=eid, EndpointRequest=endpoint_request(i)
+            ),
+        )
+    for n in NODES:
+        for i, eid in enumerate(ids):
+            ep = c[n].get_endpoint(ApplicationId=app_id, EndpointId=eid)["EndpointResponse"]
+            assert ep["Address"] == f"user{i}@example.com", (n, eid)
+
+    # SIGKILL node 1 (it initialised every group, so it leads some); the
+    # other two keep accepting writes and serving reads.
+    cluster[1].kill()
+    later = [f"late-{i}" for i in range(6)]
+    for i, eid in enumerate(later):
+        node = (2, 3)[i % 2]
+        retry(
+            "update endpoint after a kill",
+            lambda: c[node].update_endpoint(
+                ApplicationId=app_id, EndpointId=eid, EndpointRequest=endpoint_request(100 + i)
+            ),
+        )
+    for n in (2, 3):
+        for eid in ids + later:
+            retry("read after a kill", lambda: c[n].get_endpoint(ApplicationId=app_id, EndpointId=eid))
+
+    # Node 1 comes back on its data and catches up on what it missed.
+    cluster[1].restart(wait=True)
+    c1 = cluster[1].client()
+    for i, eid in enumerate(later):
+        ep = retry("read on the restarted node", lambda: c1.get_endpoint(ApplicationId=app_id, EndpointId=eid))
+        assert ep["EndpointResponse"]["Address"] == f"user{100 + i}@example.com"
