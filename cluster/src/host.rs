@@ -212,10 +212,23 @@ impl<E: KvEngine> RaftHost<E> {
         let started = tokio::time::Instant::now();
         let deadline = started + self.request_timeout;
         let res = loop {
-            let leader = raft.metrics().borrow().current_leader;
+            let (leader, alone) = {
+                let m = raft.metrics();
+                let m = m.borrow();
+                let voters = m.membership_config.membership().voter_ids().count();
+                (m.current_leader, voters <= 1)
+            };
             match leader {
-                Some(l) if l == self.node_id => {
+                Some(l) if l == self.node_id && alone => {
                     break propose_local(raft, group, cmd, self.request_timeout).await;
+                }
+                Some(l) if l == self.node_id => {
+                    // Leadership may move before the entry is appended; then
+                    // it was not proposed and goes to the next leader.
+                    match propose_local(raft, group, cmd.clone(), self.request_timeout).await {
+                        Err(ClusterError::NotLeader { .. }) => {}
+                        r => break r,
+                    }
                 }
                 Some(l) => {
                     let forwarded = tokio::time::timeout_at(
@@ -264,9 +277,10 @@ impl<E: KvEngine> RaftHost<E> {
             let leader = raft.metrics().borrow().current_leader;
             let index = match leader {
                 Some(l) if l == self.node_id => {
-                    return read_index_local(raft, group, self.request_timeout)
-                        .await
-                        .map(|_| ());
+                    match read_index_local(raft, group, self.request_timeout).await {
+                        Err(ClusterError::NotLeader { .. }) => None,
+                        r => return r.map(|_| ()),
+                    }
                 }
                 Some(l) => {
                     let asked =
