@@ -115,6 +115,16 @@ def test_any_node_serves_and_a_killed_node_catches_up(cluster, request):
         got = retry("get app", lambda: c[n].get_app(ApplicationId=app_id))
         assert got["ApplicationResponse"]["Name"] == "c"
 
+    # Every node sees three voters in every group, each group with a leader.
+    for n in NODES:
+        status = harness.signed_request(cluster[n].url, "GET", "/herald/v1/cluster").json()
+        assert status["NodeId"] == n
+        assert status["Nodes"] == list(NODES)
+        assert len(status["Groups"]) == SHARDS + 1
+        for g in status["Groups"]:
+            assert g["voters"] == list(NODES), g
+            assert g["leader"] in NODES, g
+
     # Writes through every node; each endpoint readable through every node.
     ids = [f"ep-{i}" for i in range(12)]
     for i, eid in enumerate(ids):

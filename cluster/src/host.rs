@@ -324,13 +324,29 @@ impl<E: KvEngine> RaftHost<E> {
             .enumerate()
             .map(|(g, r)| {
                 let m = r.metrics().borrow().clone();
+                let membership = m.membership_config.membership();
+                let last = m.last_log_index.unwrap_or(0);
                 GroupStatus {
                     group: g as GroupId,
                     leader: m.current_leader,
                     term: m.current_term,
+                    voters: membership.voter_ids().collect(),
+                    learners: membership.learner_ids().collect(),
                     last_log_index: m.last_log_index,
                     last_applied_index: m.last_applied.map(|l| l.index),
                     snapshot_index: m.snapshot.map(|l| l.index),
+                    // Known where this node leads: entries each replica lacks.
+                    lag: m
+                        .replication
+                        .as_ref()
+                        .map(|rep| {
+                            rep.iter()
+                                .map(|(&n, matched)| {
+                                    (n, last.saturating_sub(matched.map_or(0, |l| l.index)))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 }
             })
             .collect()
@@ -397,9 +413,13 @@ pub struct GroupStatus {
     pub group: GroupId,
     pub leader: Option<NodeId>,
     pub term: u64,
+    pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
     pub last_log_index: Option<u64>,
     pub last_applied_index: Option<u64>,
     pub snapshot_index: Option<u64>,
+    /// On the group's leader: log entries each replica has yet to receive.
+    pub lag: BTreeMap<NodeId, u64>,
 }
 
 fn load_or_create_record<E: KvEngine>(

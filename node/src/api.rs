@@ -154,6 +154,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/apps/{app}/messages", post(send_messages))
         .route("/v1/apps/{app}/users-messages", post(send_users_messages))
         .route("/herald/v1/outbox", get(list_outbox))
+        .route("/herald/v1/cluster", get(cluster_status))
         .route(
             "/herald/v1/apps/{app}/segments/{id}/size",
             get(get_segment_size),
@@ -337,6 +338,26 @@ async fn health(State(st): St) -> Response {
     };
     let body = serde_json::json!({ "status": if ready { "ok" } else { "starting" }, "groups": status.len() });
     (code, axum::Json(body)).into_response()
+}
+
+/// This node's view of the cluster: per group, its voters, learners,
+/// leader, term, log and applied indexes, and (where this node leads) how
+/// far each replica lags.
+async fn cluster_status(State(st): St) -> Response {
+    let host = st.herald.host();
+    let groups = host.status();
+    let mut nodes: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
+    for g in &groups {
+        nodes.extend(g.voters.iter().chain(&g.learners).copied());
+    }
+    let body = serde_json::json!({
+        "NodeId": host.node_id(),
+        "Shards": host.shards(),
+        "Nodes": nodes,
+        "LeaderOf": groups.iter().filter(|g| g.leader == Some(host.node_id())).count(),
+        "Groups": groups,
+    });
+    axum::Json(body).into_response()
 }
 
 async fn metrics_text(State(st): St) -> Response {
