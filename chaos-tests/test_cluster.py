@@ -140,6 +140,18 @@ def test_any_node_serves_and_a_killed_node_catches_up(cluster, request):
             ep = c[n].get_endpoint(ApplicationId=app_id, EndpointId=eid)["EndpointResponse"]
             assert ep["Address"] == f"user{i}@example.com", (n, eid)
 
+    # Raft and RPC metrics per node.
+    text = harness.requests.get(cluster[2].url + "/metrics", timeout=10).text
+    for name in ("herald_raft_is_leader", "herald_raft_applied_index", "herald_rpc_client_calls_total"):
+        assert name in text, f"{name} missing from /metrics"
+    led = sum(
+        float(line.split()[-1])
+        for s in cluster.values()
+        for line in harness.requests.get(s.url + "/metrics", timeout=10).text.splitlines()
+        if line.startswith("herald_raft_groups_led ")
+    )
+    assert led == SHARDS + 1, f"{led} groups led across the nodes, want one leader per group"
+
     # SIGKILL node 1 (it initialised every group, so it leads some); the
     # other two keep accepting writes and serving reads.
     cluster[1].kill()

@@ -67,6 +67,8 @@ pub struct RaftHost<E: KvEngine> {
     reader: Reader<E>,
     request_timeout: Duration,
     transport: Arc<dyn Transport>,
+    /// Leader of each group at the last `report_metrics`.
+    leaders_seen: std::sync::Mutex<Vec<Option<NodeId>>>,
 }
 
 impl<E: KvEngine> RaftHost<E> {
@@ -149,6 +151,7 @@ impl<E: KvEngine> RaftHost<E> {
             reader: Reader::new(engine),
             request_timeout: cfg.request_timeout,
             transport,
+            leaders_seen: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -350,6 +353,44 @@ impl<E: KvEngine> RaftHost<E> {
                 }
             })
             .collect()
+    }
+
+    /// Sets the per-group Raft gauges and counts leader changes seen since
+    /// the last call (call it periodically): herald_raft_is_leader,
+    /// herald_raft_term, herald_raft_last_log_index,
+    /// herald_raft_applied_index, herald_raft_max_replica_lag (where this
+    /// node leads), herald_raft_leader_changes_total, and
+    /// herald_raft_groups_led / herald_raft_groups_without_leader.
+    pub fn report_metrics(&self) {
+        let mut seen = self.leaders_seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.resize(self.groups.len(), None);
+        let (mut led, mut orphaned) = (0u64, 0u64);
+        for (s, before) in self.status().into_iter().zip(seen.iter_mut()) {
+            let g = s.group.to_string();
+            let leads = s.leader == Some(self.node_id);
+            led += u64::from(leads);
+            orphaned += u64::from(s.leader.is_none());
+            if s.leader.is_some() && s.leader != *before {
+                if before.is_some() {
+                    metrics::counter!("herald_raft_leader_changes_total", "group" => g.clone())
+                        .increment(1);
+                }
+                *before = s.leader;
+            }
+            metrics::gauge!("herald_raft_is_leader", "group" => g.clone())
+                .set(f64::from(u8::from(leads)));
+            metrics::gauge!("herald_raft_term", "group" => g.clone()).set(s.term as f64);
+            metrics::gauge!("herald_raft_last_log_index", "group" => g.clone())
+                .set(s.last_log_index.unwrap_or(0) as f64);
+            metrics::gauge!("herald_raft_applied_index", "group" => g.clone())
+                .set(s.last_applied_index.unwrap_or(0) as f64);
+            if leads {
+                let lag = s.lag.values().copied().max().unwrap_or(0);
+                metrics::gauge!("herald_raft_max_replica_lag", "group" => g).set(lag as f64);
+            }
+        }
+        metrics::gauge!("herald_raft_groups_led").set(led as f64);
+        metrics::gauge!("herald_raft_groups_without_leader").set(orphaned as f64);
     }
 
     /// Stops every group; pending proposals fail.

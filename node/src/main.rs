@@ -173,6 +173,16 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             "no public URL (--public-url): opens, clicks and one-click unsubscribe are not tracked"
         );
     }
+    let raft_metrics = {
+        let host = runtime.host.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                host.report_metrics();
+            }
+        })
+    };
     let (dispatcher, outbox) = delivery(&cfg)?;
     runtime.herald.set_dispatcher(dispatcher.clone());
     let (stop_campaigns, campaigns_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -213,6 +223,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         tracing::warn!("the campaign scheduler did not stop within 10 s");
     }
     dispatcher.stop().await;
+    raft_metrics.abort();
     runtime.shutdown().await;
     if let Some(server) = wiring.server {
         server.shutdown(Duration::from_secs(1)).await;
