@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node: the Pinpoint REST API, /health and /metrics.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Cluster administration.
     #[command(subcommand)]
     Cluster(ClusterCommand),

@@ -73,7 +73,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let cfg = Config::resolve(args)?;
+            let cfg = Config::resolve(*args)?;
             init_logs(&cfg.log_format);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
