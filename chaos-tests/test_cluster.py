@@ -51,9 +51,7 @@ def retry(what: str, call, timeout_s: float = RETRY_S):
     raise AssertionError(f"{what}: no success within {timeout_s:.0f}s; last error: {last}")
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    tls = tmp_path / "tls"
+def init_certs(tls: Path, nodes) -> None:
     out = subprocess.run(
         [
             str(harness.require_herald_bin()),
@@ -62,38 +60,65 @@ def cluster(tmp_path):
             "--out",
             str(tls),
             "--nodes",
-            ",".join(map(str, NODES)),
+            ",".join(map(str, nodes)),
         ],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
+
+
+def node_server(tmp_path: Path, n: int, rpc_port: int, *args) -> HeraldServer:
+    return HeraldServer(
+        tmp_path / f"node-{n}",
+        tmp_path / f"node-{n}.log",
+        extra_env={"HERALD_SHARDS": str(SHARDS)},
+        extra_args=[
+            "--node-id", n,
+            "--rpc", f"127.0.0.1:{rpc_port}",
+            "--tls-dir", tmp_path / "tls",
+            *args,
+        ],
+    )
+
+
+@pytest.fixture
+def cluster(tmp_path, request):
+    tls = tmp_path / "tls"
+    init_certs(tls, NODES)
     assert (tls / "ca.key.pem").stat().st_mode & 0o077 == 0, "CA key readable by others"
     rpc = {n: free_udp_port() for n in NODES}
     peers = ",".join(f"{n}=127.0.0.1:{rpc[n]}" for n in NODES)
-    servers = {}
-    for n in NODES:
-        servers[n] = HeraldServer(
-            tmp_path / f"node-{n}",
-            tmp_path / f"node-{n}.log",
-            extra_env={"HERALD_SHARDS": str(SHARDS)},
-            extra_args=[
-                "--node-id", n,
-                "--rpc", f"127.0.0.1:{rpc[n]}",
-                "--peers", peers,
-                "--tls-dir", tls,
-            ],
-        )
+    servers = {n: node_server(tmp_path, n, rpc[n], "--peers", peers) for n in NODES}
+    servers_seen = list(servers.values())
+    request.node._herald_servers = servers_seen
     try:
         for s in servers.values():
             s.start(wait=False)
         for s in servers.values():
             s.wait_ready()
-        yield servers
+        yield servers, rpc, servers_seen
     finally:
-        for s in servers.values():
+        for s in servers_seen:
             s.kill_quietly()
+
+
+def status_of(server: HeraldServer) -> dict:
+    r = harness.signed_request(server.url, "GET", "/herald/v1/cluster")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_voters(server: HeraldServer, want: list, timeout_s: float = RETRY_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    groups = None
+    while time.monotonic() < deadline:
+        groups = status_of(server)["Groups"]
+        if all(g["voters"] == want and g["leader"] in want for g in groups):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"voters never became {want}: {groups}")
 
 
 def endpoint_request(i: int) -> dict:
@@ -104,8 +129,8 @@ def endpoint_request(i: int) -> dict:
     }
 
 
-def test_any_node_serves_and_a_killed_node_catches_up(cluster, request):
-    request.node._herald_servers = list(cluster.values())
+def test_any_node_serves_and_a_killed_node_catches_up(cluster):
+    cluster, _, _ = cluster
     c = {n: s.client() for n, s in cluster.items()}
     app_id = retry("create app", lambda: c[1].create_app(CreateApplicationRequest={"Name": "c"}))[
         "ApplicationResponse"
@@ -174,3 +199,61 @@ def test_any_node_serves_and_a_killed_node_catches_up(cluster, request):
     for i, eid in enumerate(later):
         ep = retry("read on the restarted node", lambda: c1.get_endpoint(ApplicationId=app_id, EndpointId=eid))
         assert ep["EndpointResponse"]["Address"] == f"user{100 + i}@example.com"
+
+
+def test_a_node_joins_a_running_cluster_and_another_is_removed(cluster, tmp_path):
+    cluster, rpc, seen = cluster
+    c = {n: s.client() for n, s in cluster.items()}
+    app_id = retry("create app", lambda: c[1].create_app(CreateApplicationRequest={"Name": "j"}))[
+        "ApplicationResponse"
+    ]["Id"]
+    before = [f"before-{i}" for i in range(8)]
+    for i, eid in enumerate(before):
+        retry(
+            "update endpoint",
+            lambda: c[NODES[i % 3]].update_endpoint(
+                ApplicationId=app_id, EndpointId=eid, EndpointRequest=endpoint_request(i)
+            ),
+        )
+
+    # Node 4 gets a certificate from the same CA and joins through node 1.
+    init_certs(tmp_path / "tls", [4])
+    rpc[4] = free_udp_port()
+    four = node_server(tmp_path, 4, rpc[4], "--join", f"1=127.0.0.1:{rpc[1]}")
+    seen.append(four)
+    four.start(wait=True)
+    wait_voters(four, [1, 2, 3, 4])
+    c4 = four.client()
+    # Everything written before is readable through the new node, and it
+    # takes writes that the others see.
+    for i, eid in enumerate(before):
+        ep = retry("read on node 4", lambda: c4.get_endpoint(ApplicationId=app_id, EndpointId=eid))
+        assert ep["EndpointResponse"]["Address"] == f"user{i}@example.com"
+    retry(
+        "write through node 4",
+        lambda: c4.update_endpoint(
+            ApplicationId=app_id, EndpointId="via-4", EndpointRequest=endpoint_request(40)
+        ),
+    )
+    assert c[2].get_endpoint(ApplicationId=app_id, EndpointId="via-4")["EndpointResponse"][
+        "Address"
+    ] == "user40@example.com"
+
+    # Removing an unknown node is a clear 404; node 2 leaves every group.
+    r = harness.signed_request(cluster[3].url, "DELETE", "/herald/v1/cluster/nodes/9")
+    assert r.status_code == 404, r.text
+    r = harness.signed_request(cluster[3].url, "DELETE", "/herald/v1/cluster/nodes/2")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"NodeId": 2, "Groups": SHARDS + 1}
+    wait_voters(cluster[1], [1, 3, 4])
+    cluster[2].kill()
+    # Three voters left: one more failure is survivable, and writes go on.
+    retry(
+        "write after removing node 2",
+        lambda: c[3].update_endpoint(
+            ApplicationId=app_id, EndpointId="after-remove", EndpointRequest=endpoint_request(50)
+        ),
+    )
+    for client in (c[1], c4):
+        for eid in before + ["via-4", "after-remove"]:
+            retry("read after remove", lambda: client.get_endpoint(ApplicationId=app_id, EndpointId=eid))

@@ -1,6 +1,6 @@
 use herald_storage::{GroupId, NodeId};
 
-#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ClusterError {
     #[error("raft group {group} is led by {leader:?}, not this node")]
     NotLeader {

@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use herald_storage::{
     keys, ApplyObserver, Cf, CmdResult, Command, GroupId, KvEngine, LogStore, NodeId, Reader,
-    StateMachine, TypeConfig, WriteBatch,
+    StateMachine, TypeConfig, WriteBatch, META_GROUP,
 };
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ClusterError;
-use crate::transport::{GroupNetwork, Transport, TransportError};
+use crate::membership::{change_members_local, MemberAnswer, MemberChange};
+use crate::transport::{GroupNetwork, Transport, TransportError, MEMBERS_TIMEOUT};
 
 /// What a node records about its cluster when it is created; never changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +42,10 @@ pub struct HostConfig {
     /// this node: a single-node cluster. Otherwise the lowest id initialises
     /// every group with all of them; the others wait to be contacted.
     pub members: BTreeMap<NodeId, String>,
+    /// Join a running cluster through this member (id, RPC address),
+    /// announcing this node's own RPC address, the second field. Only on a
+    /// node whose groups have never been initialised.
+    pub join: Option<((NodeId, String), String)>,
 }
 
 impl Default for HostConfig {
@@ -55,6 +60,7 @@ impl Default for HostConfig {
             log_kept_after_snapshot: 1_000,
             request_timeout: Duration::from_secs(10),
             members: BTreeMap::new(),
+            join: None,
         }
     }
 }
@@ -123,7 +129,8 @@ impl<E: KvEngine> RaftHost<E> {
                 cfg.members.keys().collect::<Vec<_>>()
             )));
         }
-        let initialiser = single || cfg.members.keys().next() == Some(&cfg.node_id);
+        let initialiser =
+            cfg.join.is_none() && (single || cfg.members.keys().next() == Some(&cfg.node_id));
         for raft in &groups {
             if initialiser
                 && !raft
@@ -132,7 +139,8 @@ impl<E: KvEngine> RaftHost<E> {
                     .map_err(|e| ClusterError::Fatal(e.to_string()))?
             {
                 let members: BTreeMap<NodeId, BasicNode> = if single {
-                    BTreeMap::from([(cfg.node_id, BasicNode::default())])
+                    let own = cfg.members.get(&cfg.node_id).cloned().unwrap_or_default();
+                    BTreeMap::from([(cfg.node_id, BasicNode::new(own))])
                 } else {
                     cfg.members
                         .iter()
@@ -142,6 +150,22 @@ impl<E: KvEngine> RaftHost<E> {
                 raft.initialize(members)
                     .await
                     .map_err(|e| ClusterError::Fatal(e.to_string()))?;
+            }
+        }
+        if let Some(((via, via_addr), own_addr)) = cfg.join.clone() {
+            let joined = groups[META_GROUP as usize]
+                .is_initialized()
+                .await
+                .map_err(|e| ClusterError::Fatal(e.to_string()))?;
+            if !joined {
+                transport.learn_address(via, &via_addr);
+                let (groups, transport, node) = (groups.clone(), transport.clone(), cfg.node_id);
+                tokio::spawn(async move {
+                    match join(&groups, &transport, node, via, own_addr).await {
+                        Ok(()) => tracing::info!(via, "joined every group of the cluster"),
+                        Err(e) => tracing::error!(via, error = %e, "joining the cluster failed"),
+                    }
+                });
             }
         }
         Ok(Self {
@@ -234,6 +258,7 @@ impl<E: KvEngine> RaftHost<E> {
                     }
                 }
                 Some(l) => {
+                    self.learn_leader(raft, l);
                     let forwarded = tokio::time::timeout_at(
                         deadline,
                         self.transport.propose(l, group, cmd.clone()),
@@ -270,6 +295,27 @@ impl<E: KvEngine> RaftHost<E> {
         res
     }
 
+    /// Changes the members of `group` through its leader, wherever it is.
+    pub async fn change_members(
+        &self,
+        group: GroupId,
+        change: MemberChange,
+    ) -> Result<(), ClusterError> {
+        let raft = self.raft(group)?;
+        change_members_via(raft, &self.transport, self.node_id, group, &change, None).await
+    }
+
+    /// Makes sure the transport can reach `leader` of `raft`'s group.
+    fn learn_leader(&self, raft: &Raft<TypeConfig>, leader: NodeId) {
+        let m = raft.metrics();
+        let m = m.borrow();
+        if let Some(n) = m.membership_config.membership().get_node(&leader) {
+            if !n.addr.is_empty() {
+                self.transport.learn_address(leader, &n.addr);
+            }
+        }
+    }
+
     /// Returns once this node's state for `group` reflects every write
     /// committed before the call (openraft's read index + leader check; a
     /// follower asks the leader for its read index and waits to apply it).
@@ -286,6 +332,7 @@ impl<E: KvEngine> RaftHost<E> {
                     }
                 }
                 Some(l) => {
+                    self.learn_leader(raft, l);
                     let asked =
                         tokio::time::timeout_at(deadline, self.transport.read_index(l, group))
                             .await
@@ -401,6 +448,78 @@ impl<E: KvEngine> RaftHost<E> {
             }
         }
     }
+}
+
+/// Pause between attempts of a member change that found no leader.
+const MEMBERS_RETRY: Duration = Duration::from_millis(200);
+
+/// Runs a member change on the group's leader: this node's replica if it
+/// leads, else the leader it knows (or `first`), following redirects, until
+/// done or the deadline.
+async fn change_members_via(
+    raft: &Raft<TypeConfig>,
+    transport: &Arc<dyn Transport>,
+    node_id: NodeId,
+    group: GroupId,
+    change: &MemberChange,
+    mut first: Option<NodeId>,
+) -> Result<(), ClusterError> {
+    let attempt = async {
+        loop {
+            let target = first.take().or(raft.metrics().borrow().current_leader);
+            let answer = match target {
+                Some(t) if t == node_id => {
+                    change_members_local(raft, group, change, MEMBERS_TIMEOUT).await
+                }
+                Some(t) => match transport.change_members(t, group, change.clone()).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::debug!(group, target = t, error = %e, "member change not delivered; retrying");
+                        tokio::time::sleep(MEMBERS_RETRY).await;
+                        continue;
+                    }
+                },
+                None => {
+                    tokio::time::sleep(MEMBERS_RETRY).await;
+                    continue;
+                }
+            };
+            match answer {
+                MemberAnswer::Done => return Ok(()),
+                MemberAnswer::Redirect { leader, addr } => {
+                    transport.learn_address(leader, &addr);
+                    first = Some(leader);
+                }
+                MemberAnswer::Failed(ClusterError::NotLeader { leader, .. }) => {
+                    first = leader.filter(|&l| Some(l) != target);
+                    tokio::time::sleep(MEMBERS_RETRY).await;
+                }
+                MemberAnswer::Failed(e) => return Err(e),
+            }
+        }
+    };
+    tokio::time::timeout(MEMBERS_TIMEOUT, attempt)
+        .await
+        .map_err(|_| ClusterError::Timeout(group))?
+}
+
+/// Adds this node to every group, one group at a time, through `via`.
+async fn join(
+    groups: &[Raft<TypeConfig>],
+    transport: &Arc<dyn Transport>,
+    node_id: NodeId,
+    via: NodeId,
+    own_addr: String,
+) -> Result<(), ClusterError> {
+    let change = MemberChange::Add {
+        node: node_id,
+        addr: own_addr,
+    };
+    for (g, raft) in groups.iter().enumerate() {
+        change_members_via(raft, transport, node_id, g as GroupId, &change, Some(via)).await?;
+        tracing::info!(group = g, "joined group");
+    }
+    Ok(())
 }
 
 /// Proposes on this node's replica of a group, which should lead it.

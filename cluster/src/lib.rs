@@ -13,11 +13,13 @@
 
 pub mod error;
 pub mod host;
+pub mod membership;
 pub mod quic;
 pub mod rpc;
 pub mod transport;
 
 pub use error::ClusterError;
 pub use host::{ClusterRecord, GroupStatus, HostConfig, RaftHost};
+pub use membership::{MemberAnswer, MemberChange};
 pub use quic::{LocalGroups, QuicTransport};
 pub use transport::{Forwarded, LocalTransport, Transport, TransportError};

@@ -31,8 +31,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::host::{propose_local, read_index_local};
+use crate::membership::{change_members_local, MemberAnswer, MemberChange};
 use crate::rpc::{Caller, RpcClient, RpcServer, ServerConfig, SetupError};
-use crate::transport::{Forwarded, Transport, TransportError};
+use crate::transport::{Forwarded, Transport, TransportError, MEMBERS_TIMEOUT};
 
 /// One request between nodes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -60,6 +61,10 @@ pub enum NodeRequest {
     },
     ReadIndex {
         group: GroupId,
+    },
+    Members {
+        group: GroupId,
+        json: Vec<u8>,
     },
 }
 
@@ -161,6 +166,12 @@ async fn handle(
         NodeRequest::ReadIndex { group } => {
             let raft = groups.get(group)?;
             json(&read_index_local(&raft, group, timeout).await)
+        }
+        NodeRequest::Members { group, json: body } => {
+            let raft = groups.get(group)?;
+            let change: MemberChange = parse("member change", &body)?;
+            tracing::info!(group, from = caller.node, change = ?change, "member change requested");
+            json(&change_members_local(&raft, group, &change, MEMBERS_TIMEOUT).await)
         }
     };
     Ok(answer)
@@ -318,5 +329,34 @@ impl Transport for QuicTransport {
         group: GroupId,
     ) -> BoxFuture<'static, Forwarded<Option<u64>>> {
         self.call(target, NodeRequest::ReadIndex { group }, self.timeout)
+    }
+
+    fn change_members(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        change: MemberChange,
+    ) -> BoxFuture<'static, Result<MemberAnswer, TransportError>> {
+        let req = NodeRequest::Members {
+            group,
+            json: json(&change),
+        };
+        self.call(target, req, MEMBERS_TIMEOUT)
+    }
+
+    fn learn_address(&self, node: NodeId, addr: &str) {
+        let Ok(addr) = addr.parse::<SocketAddr>() else {
+            return;
+        };
+        let known = self
+            .peers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&node)
+            == Some(&addr);
+        if !known {
+            tracing::info!(node, %addr, "learned a peer's address");
+            self.set_peer(node, addr);
+        }
     }
 }

@@ -19,6 +19,7 @@ use openraft::{BasicNode, Raft};
 
 use crate::error::ClusterError;
 use crate::host::{propose_local, read_index_local};
+use crate::membership::{change_members_local, MemberAnswer, MemberChange};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -74,6 +75,19 @@ pub trait Transport: Send + Sync + 'static {
         target: NodeId,
         group: GroupId,
     ) -> BoxFuture<'static, Forwarded<Option<u64>>>;
+
+    /// Asks `target` to change `group`'s members (it redirects when it does
+    /// not lead the group).
+    fn change_members(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        change: MemberChange,
+    ) -> BoxFuture<'static, Result<MemberAnswer, TransportError>>;
+
+    /// Records where `node` listens (from a group's membership), for
+    /// transports that address nodes.
+    fn learn_address(&self, _node: NodeId, _addr: &str) {}
 }
 
 /// The answer of a request forwarded to another node.
@@ -95,7 +109,10 @@ pub struct GroupConnection {
 impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
     type Network = GroupConnection;
 
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Self::Network {
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        if !node.addr.is_empty() {
+            self.transport.learn_address(target, &node.addr);
+        }
         GroupConnection {
             transport: self.transport.clone(),
             group: self.group,
@@ -256,4 +273,20 @@ impl Transport for LocalTransport {
         let raft = self.raft(target, group);
         Box::pin(async move { Ok(read_index_local(&raft?, group, FORWARDED_TIMEOUT).await) })
     }
+
+    fn change_members(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        change: MemberChange,
+    ) -> BoxFuture<'static, Result<MemberAnswer, TransportError>> {
+        let raft = self.raft(target, group);
+        Box::pin(
+            async move { Ok(change_members_local(&raft?, group, &change, MEMBERS_TIMEOUT).await) },
+        )
+    }
 }
+
+/// Deadline of one member change on the leader (a new member catches up
+/// first).
+pub(crate) const MEMBERS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);

@@ -156,6 +156,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/herald/v1/outbox", get(list_outbox))
         .route("/herald/v1/cluster", get(cluster_status))
         .route(
+            "/herald/v1/cluster/nodes/{node}",
+            axum::routing::delete(remove_node),
+        )
+        .route(
             "/herald/v1/apps/{app}/segments/{id}/size",
             get(get_segment_size),
         )
@@ -358,6 +362,45 @@ async fn cluster_status(State(st): St) -> Response {
         "Groups": groups,
     });
     axum::Json(body).into_response()
+}
+
+/// Removes a node from every group it replicates, one group at a time,
+/// through each group's leader. Answers once every group has committed the
+/// change; the node can then be stopped for good.
+async fn remove_node(State(st): St, Path(node): Path<String>) -> ApiResult {
+    let node: u64 = node
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{node} is not a node id")))?;
+    let host = st.herald.host();
+    let status = host.status();
+    if !status
+        .iter()
+        .any(|g| g.voters.contains(&node) || g.learners.contains(&node))
+    {
+        return Err(ApiError::new(
+            crate::error::ErrorType::NotFound,
+            format!("node {node} is not in the cluster"),
+        ));
+    }
+    if status
+        .iter()
+        .any(|g| g.voters.len() <= 1 && g.voters.contains(&node))
+    {
+        return Err(ApiError::bad_request(format!(
+            "node {node} is the last voter of a group; add another node first"
+        )));
+    }
+    let mut changed = 0u32;
+    for g in &status {
+        if g.voters.contains(&node) || g.learners.contains(&node) {
+            host.change_members(g.group, herald_cluster::MemberChange::Remove { node })
+                .await
+                .map_err(|e| ApiError::from(herald_actors::ServiceError::from(e)))?;
+            changed += 1;
+        }
+    }
+    tracing::info!(node, groups = changed, "node removed from the cluster");
+    Ok(axum::Json(serde_json::json!({ "NodeId": node, "Groups": changed })).into_response())
 }
 
 async fn metrics_text(State(st): St) -> Response {

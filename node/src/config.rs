@@ -99,6 +99,11 @@ pub struct ServeArgs {
     /// 1=10.0.0.1:7070,2=10.0.0.2:7070,3=10.0.0.3:7070 (this node included).
     #[arg(long, env = "HERALD_PEERS")]
     pub peers: Option<String>,
+    /// Join a running cluster through one of its members, given as id=ADDR
+    /// (its RPC address), e.g. 1=10.0.0.1:7070. Only for a new data
+    /// directory; a node that has joined restarts without it.
+    #[arg(long, env = "HERALD_JOIN")]
+    pub join: Option<String>,
     /// Directory with ca.pem, node-<id>.pem and node-<id>.key.pem
     /// (`herald cluster init-certs`) [default: <data-dir>/tls].
     #[arg(long, env = "HERALD_TLS_DIR")]
@@ -134,6 +139,7 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     pub rpc: Option<SocketAddr>,
     pub peers: Option<String>,
+    pub join: Option<String>,
     pub tls_dir: Option<PathBuf>,
     /// Each also `HERALD_DELIVERY_<NAME>`.
     #[serde(default)]
@@ -281,6 +287,8 @@ pub struct Config {
     pub rpc: Option<SocketAddr>,
     /// Voters of a new cluster (empty: this node alone).
     pub peers: BTreeMap<u64, SocketAddr>,
+    /// The member to join through.
+    pub join: Option<(u64, SocketAddr)>,
     pub tls_dir: PathBuf,
 }
 
@@ -392,6 +400,19 @@ impl Config {
                 _ => {}
             }
         }
+        let join = match args.join.or(file.join) {
+            None => None,
+            Some(j) => {
+                let mut one = parse_peers(&j)?;
+                anyhow::ensure!(one.len() == 1, "--join takes one member, id=ADDR");
+                anyhow::ensure!(rpc.is_some(), "--join needs --rpc, this node's RPC address");
+                anyhow::ensure!(
+                    peers.is_empty(),
+                    "--join and --peers exclude each other: --peers starts a new cluster"
+                );
+                one.pop_first()
+            }
+        };
         let tls_dir = args
             .tls_dir
             .or(file.tls_dir)
@@ -399,6 +420,7 @@ impl Config {
         Ok(Self {
             rpc,
             peers,
+            join,
             tls_dir,
             smtp_url,
             smtp_url_per_app: file.smtp_url_per_app,

@@ -128,11 +128,22 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let host_cfg = HostConfig {
         node_id: cfg.node_id,
         shards: cfg.shards,
-        members: cfg
-            .peers
-            .iter()
-            .map(|(&id, addr)| (id, addr.to_string()))
-            .collect(),
+        members: if cfg.peers.is_empty() {
+            // A lone node with RPC records its address, so others can join.
+            cfg.rpc
+                .iter()
+                .map(|a| (cfg.node_id, a.to_string()))
+                .collect()
+        } else {
+            cfg.peers
+                .iter()
+                .map(|(&id, addr)| (id, addr.to_string()))
+                .collect()
+        },
+        join: cfg
+            .join
+            .zip(cfg.rpc)
+            .map(|((id, via), own)| ((id, via.to_string()), own.to_string())),
         ..HostConfig::default()
     };
     let service_cfg = ServiceConfig {
