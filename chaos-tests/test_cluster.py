@@ -257,3 +257,93 @@ def test_a_node_joins_a_running_cluster_and_another_is_removed(cluster, tmp_path
     for client in (c[1], c4):
         for eid in before + ["via-4", "after-remove"]:
             retry("read after remove", lambda: client.get_endpoint(ApplicationId=app_id, EndpointId=eid))
+
+
+class Writer:
+    """Writes endpoints through the live nodes in a background thread and
+    records every write the cluster acknowledged. Bounded by `limit`."""
+
+    def __init__(self, app_id: str, clients: dict, limit: int = 2000):
+        import threading
+
+        self.app_id = app_id
+        self.clients = clients
+        self.limit = limit
+        self.acked: list = []
+        self.failed = 0
+        self.down: set = set()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        i = 0
+        while not self.stop.is_set() and i < self.limit:
+            live = [n for n in sorted(self.clients) if n not in self.down]
+            node = live[i % len(live)]
+            eid = f"load-{i}"
+            try:
+                self.clients[node].update_endpoint(
+                    ApplicationId=self.app_id, EndpointId=eid, EndpointRequest=endpoint_request(i)
+                )
+                self.acked.append(eid)
+            except Exception:  # unknown outcome: not counted as acknowledged
+                self.failed += 1
+                time.sleep(0.05)
+            i += 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive(), "the writer did not stop"
+
+
+def leader_of_most_groups(servers: dict, down: set) -> int:
+    for n, s in servers.items():
+        if n in down:
+            continue
+        groups = status_of(s)["Groups"]
+        counts: dict = {}
+        for g in groups:
+            if g["leader"] is not None:
+                counts[g["leader"]] = counts.get(g["leader"], 0) + 1
+        if counts:
+            return max(counts, key=counts.get)
+    raise AssertionError("no node knows any leader")
+
+
+def test_acknowledged_writes_survive_repeated_leader_kills(cluster):
+    cluster, _, _ = cluster
+    c = {n: s.client() for n, s in cluster.items()}
+    app_id = retry("create app", lambda: c[1].create_app(CreateApplicationRequest={"Name": "k"}))[
+        "ApplicationResponse"
+    ]["Id"]
+    # Fresh clients for the writer thread (boto3 clients are not shared
+    # across threads).
+    writer_clients = {n: s.client() for n, s in cluster.items()}
+    with Writer(app_id, writer_clients) as w:
+        for _ in range(3):
+            time.sleep(1.5)
+            victim = leader_of_most_groups(cluster, set())
+            w.down.add(victim)
+            cluster[victim].kill()
+            time.sleep(1.5)
+            cluster[victim].restart(wait=False)
+            cluster[victim].wait_ready()
+            w.down.discard(victim)
+        time.sleep(1.0)
+    print(f"\n{len(w.acked)} writes acknowledged, {w.failed} failed during 3 leader kills")
+    assert len(w.acked) >= 50, f"only {len(w.acked)} writes acknowledged ({w.failed} failed)"
+    # Every acknowledged write is on every node.
+    for n, s in cluster.items():
+        client = s.client()
+        for eid in w.acked:
+            i = int(eid.split("-")[1])
+            ep = retry(
+                f"read {eid} on node {n}",
+                lambda: client.get_endpoint(ApplicationId=app_id, EndpointId=eid),
+            )
+            assert ep["EndpointResponse"]["Address"] == f"user{i}@example.com", (n, eid)

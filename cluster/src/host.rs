@@ -277,18 +277,10 @@ impl<E: KvEngine> RaftHost<E> {
                 }
                 None => {}
             }
-            // No leader known, or it changed: wait for the next one.
-            let wait = raft
-                .wait(Some(
-                    deadline.saturating_duration_since(tokio::time::Instant::now()),
-                ))
-                .metrics(
-                    |m| m.current_leader.is_some() && m.current_leader != leader,
-                    "a new leader",
-                )
-                .await;
-            if wait.is_err() {
-                break Err(ClusterError::Timeout(group));
+            // No leader known, it changed, or it was not reachable: retry
+            // when another leader shows up, or after a short pause.
+            if let Err(e) = pause_for_leader(raft, leader, deadline, group).await {
+                break Err(e);
             }
         };
         metrics::histogram!("herald_raft_propose_seconds").record(started.elapsed().as_secs_f64());
@@ -354,15 +346,7 @@ impl<E: KvEngine> RaftHost<E> {
                         .map_err(|_| ClusterError::Timeout(group))?;
                     return Ok(());
                 }
-                None => {
-                    raft.wait(Some(remaining))
-                        .metrics(
-                            |m| m.current_leader.is_some() && m.current_leader != leader,
-                            "a new leader",
-                        )
-                        .await
-                        .map_err(|_| ClusterError::Timeout(group))?;
-                }
+                None => pause_for_leader(raft, leader, deadline, group).await?,
             }
         }
     }
@@ -448,6 +432,33 @@ impl<E: KvEngine> RaftHost<E> {
             }
         }
     }
+}
+
+/// Longest pause before a request that found no (reachable) leader tries
+/// again; a new leader showing up ends it sooner.
+const LEADER_RETRY: Duration = Duration::from_millis(100);
+
+/// Waits until `group` has a leader other than `leader`, or `LEADER_RETRY`
+/// has passed; fails once `deadline` has.
+async fn pause_for_leader(
+    raft: &Raft<TypeConfig>,
+    leader: Option<NodeId>,
+    deadline: tokio::time::Instant,
+    group: GroupId,
+) -> Result<(), ClusterError> {
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if remaining.is_zero() {
+        return Err(ClusterError::Timeout(group));
+    }
+    // A timeout here only ends the pause.
+    let _ = raft
+        .wait(Some(remaining.min(LEADER_RETRY)))
+        .metrics(
+            |m| m.current_leader.is_some() && m.current_leader != leader,
+            "a new leader",
+        )
+        .await;
+    Ok(())
 }
 
 /// Pause between attempts of a member change that found no leader.
