@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "api"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
 from harness import HeraldServer  # noqa: E402
@@ -347,3 +348,85 @@ def test_acknowledged_writes_survive_repeated_leader_kills(cluster):
                 lambda: client.get_endpoint(ApplicationId=app_id, EndpointId=eid),
             )
             assert ep["EndpointResponse"]["Address"] == f"user{i}@example.com", (n, eid)
+
+
+def test_a_partitioned_node_refuses_writes_and_catches_up_after_healing(tmp_path, request):
+    from udp_proxy import UdpProxy
+
+    tls = tmp_path / "tls"
+    init_certs(tls, NODES)
+    rpc = {n: free_udp_port() for n in NODES}
+    proxies = {n: UdpProxy(rpc[n]) for n in NODES}
+    peers = ",".join(f"{n}=127.0.0.1:{proxies[n].port}" for n in NODES)
+    cluster = {
+        n: node_server(
+            tmp_path, n, rpc[n], "--rpc-advertise", f"127.0.0.1:{proxies[n].port}", "--peers", peers
+        )
+        for n in NODES
+    }
+    request.node._herald_servers = list(cluster.values())
+    try:
+        for s in cluster.values():
+            s.start(wait=False)
+        for s in cluster.values():
+            s.wait_ready()
+        c = {n: s.client() for n, s in cluster.items()}
+        app_id = retry("create app", lambda: c[1].create_app(CreateApplicationRequest={"Name": "p"}))[
+            "ApplicationResponse"
+        ]["Id"]
+        retry(
+            "write before the partition",
+            lambda: c[3].update_endpoint(
+                ApplicationId=app_id, EndpointId="before", EndpointRequest=endpoint_request(1)
+            ),
+        )
+
+        # Cut node 3 off: nothing reaches it, nothing it sends arrives.
+        proxies[3].isolated = True
+        for n in (1, 2):
+            proxies[n].blocked_sources = {rpc[3]}
+        during = [f"during-{i}" for i in range(6)]
+        for i, eid in enumerate(during):
+            retry(
+                "write through the majority",
+                lambda: c[(1, 2)[i % 2]].update_endpoint(
+                    ApplicationId=app_id, EndpointId=eid, EndpointRequest=endpoint_request(10 + i)
+                ),
+            )
+        # The minority refuses writes with Pinpoint's error, not a hang.
+        started = time.monotonic()
+        r = harness.signed_request(
+            cluster[3].url,
+            "PUT",
+            f"/v1/apps/{app_id}/endpoints/minority",
+            {"ChannelType": "EMAIL", "Address": "minority@example.com"},
+        )
+        assert r.status_code == 429, r.text
+        assert "cannot serve" in r.json()["Message"], r.text
+        assert time.monotonic() - started < 25
+        assert proxies[3].dropped > 0
+
+        # Healed, node 3 serves again and has what the majority wrote.
+        proxies[3].isolated = False
+        for n in (1, 2):
+            proxies[n].blocked_sources = set()
+        for i, eid in enumerate(during):
+            ep = retry(
+                "read on the healed node",
+                lambda: c[3].get_endpoint(ApplicationId=app_id, EndpointId=eid),
+            )
+            assert ep["EndpointResponse"]["Address"] == f"user{10 + i}@example.com"
+        retry(
+            "write through the healed node",
+            lambda: c[3].update_endpoint(
+                ApplicationId=app_id, EndpointId="after", EndpointRequest=endpoint_request(2)
+            ),
+        )
+        # The refused write left nothing behind.
+        r = harness.signed_request(cluster[1].url, "GET", f"/v1/apps/{app_id}/endpoints/minority")
+        assert r.status_code == 404, r.text
+    finally:
+        for s in cluster.values():
+            s.kill_quietly()
+        for p in proxies.values():
+            p.close()

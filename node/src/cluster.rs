@@ -117,9 +117,9 @@ pub fn wire(cfg: &Config) -> anyhow::Result<Wiring> {
         RPC_TIMEOUT,
     )
     .with_context(|| format!("binding the cluster RPC on {rpc}"))?;
-    let bind = SocketAddr::new(rpc.ip(), 0);
-    let client = RpcClient::new(ClientConfig::new(bind, identity))
-        .with_context(|| format!("binding the RPC client on {bind}"))?;
+    // One UDP port for everything: calls go out from the server's endpoint.
+    let client = RpcClient::on_endpoint(ClientConfig::new(rpc, identity), server.endpoint())
+        .context("starting the RPC client")?;
     let peers: BTreeMap<u64, SocketAddr> = cfg
         .peers
         .iter()

@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// Without it the node runs alone.
     #[arg(long, env = "HERALD_RPC")]
     pub rpc: Option<SocketAddr>,
+    /// The RPC address other nodes should use to reach this one, when it
+    /// differs from --rpc (NAT, containers, a proxy) [default: --rpc].
+    #[arg(long, env = "HERALD_RPC_ADVERTISE")]
+    pub rpc_advertise: Option<SocketAddr>,
     /// The voters of a new cluster: id=ADDR pairs, comma-separated, e.g.
     /// 1=10.0.0.1:7070,2=10.0.0.2:7070,3=10.0.0.3:7070 (this node included).
     #[arg(long, env = "HERALD_PEERS")]
@@ -138,6 +142,7 @@ pub struct FileConfig {
     pub smtp_url_per_app: std::collections::BTreeMap<String, String>,
     pub public_url: Option<String>,
     pub rpc: Option<SocketAddr>,
+    pub rpc_advertise: Option<SocketAddr>,
     pub peers: Option<String>,
     pub join: Option<String>,
     pub tls_dir: Option<PathBuf>,
@@ -285,6 +290,8 @@ pub struct Config {
     pub jobs: Jobs,
     /// The cluster RPC address; `None`: a single node without RPC.
     pub rpc: Option<SocketAddr>,
+    /// What peers dial to reach this node (`rpc` unless told otherwise).
+    pub rpc_advertise: Option<SocketAddr>,
     /// Voters of a new cluster (empty: this node alone).
     pub peers: BTreeMap<u64, SocketAddr>,
     /// The member to join through.
@@ -386,16 +393,22 @@ impl Config {
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("./herald-data"));
         let rpc = args.rpc.or(file.rpc);
+        let rpc_advertise = args.rpc_advertise.or(file.rpc_advertise).or(rpc);
+        anyhow::ensure!(
+            rpc.is_some() || rpc_advertise.is_none(),
+            "--rpc-advertise needs --rpc"
+        );
         let peers = match args.peers.or(file.peers) {
             Some(list) => parse_peers(&list)?,
             None => BTreeMap::new(),
         };
         if !peers.is_empty() {
-            match (rpc, peers.get(&node_id)) {
+            match (rpc_advertise, peers.get(&node_id)) {
                 (None, _) => anyhow::bail!("--peers needs --rpc, this node's RPC address"),
                 (Some(_), None) => anyhow::bail!("--peers must list this node ({node_id})"),
                 (Some(r), Some(p)) if r.port() != p.port() => anyhow::bail!(
-                    "--rpc {r} and this node's entry in --peers ({p}) name different ports"
+                    "this node's RPC address {r} and its entry in --peers ({p}) name different \
+                     ports (use --rpc-advertise when peers reach it at another address)"
                 ),
                 _ => {}
             }
@@ -419,6 +432,7 @@ impl Config {
             .unwrap_or_else(|| data_dir.join("tls"));
         Ok(Self {
             rpc,
+            rpc_advertise,
             peers,
             join,
             tls_dir,

@@ -130,7 +130,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         shards: cfg.shards,
         members: if cfg.peers.is_empty() {
             // A lone node with RPC records its address, so others can join.
-            cfg.rpc
+            cfg.rpc_advertise
                 .iter()
                 .map(|a| (cfg.node_id, a.to_string()))
                 .collect()
@@ -142,7 +142,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         },
         join: cfg
             .join
-            .zip(cfg.rpc)
+            .zip(cfg.rpc_advertise)
             .map(|((id, via), own)| ((id, via.to_string()), own.to_string())),
         ..HostConfig::default()
     };

@@ -119,6 +119,17 @@ enum Wait {
 impl RpcClient {
     /// Binds the client's UDP socket. Must be called within a tokio runtime.
     pub fn new(config: ClientConfig) -> Result<Self, SetupError> {
+        let endpoint = Endpoint::client(config.bind).map_err(|source| SetupError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        Self::on_endpoint(config, endpoint)
+    }
+
+    /// A client that dials out from an existing endpoint, typically the node's
+    /// [`super::RpcServer::endpoint`], so all of a node's QUIC traffic uses one
+    /// UDP port (`config.bind` is ignored). Closing the client closes it.
+    pub fn on_endpoint(config: ClientConfig, endpoint: Endpoint) -> Result<Self, SetupError> {
         if config.max_in_flight_per_peer == 0 {
             return Err(SetupError::Config(
                 "max_in_flight_per_peer must be at least 1".into(),
@@ -131,10 +142,6 @@ impl RpcClient {
             config.keep_alive,
             0,
         )?));
-        let endpoint = Endpoint::client(config.bind).map_err(|source| SetupError::Bind {
-            addr: config.bind,
-            source,
-        })?;
         Ok(RpcClient {
             inner: Arc::new(Inner {
                 endpoint,

@@ -200,6 +200,12 @@ impl RpcServer {
         self.local_addr
     }
 
+    /// The QUIC endpoint, for a client that should dial from the same port
+    /// ([`super::RpcClient::on_endpoint`]).
+    pub fn endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
+    }
+
     /// This server's node id.
     pub fn node_id(&self) -> NodeId {
         self.node_id
