@@ -32,6 +32,8 @@ pub struct HostConfig {
     pub heartbeat_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
+    /// Log entries per AppendEntries message at most (catch-up batches).
+    pub max_payload_entries: u64,
     /// Build a snapshot after this many applied entries.
     pub snapshot_every_entries: u64,
     /// Log entries kept behind a snapshot for lagging followers.
@@ -53,9 +55,13 @@ impl Default for HostConfig {
         Self {
             node_id: 1,
             shards: herald_model::hash::DEFAULT_SHARDS,
-            heartbeat_ms: 100,
-            election_timeout_min_ms: 300,
-            election_timeout_max_ms: 600,
+            // openraft gives each AppendEntries one heartbeat interval to
+            // answer: long enough for a batch of `max_payload_entries` over
+            // a fresh QUIC connection on a busy machine.
+            heartbeat_ms: 200,
+            election_timeout_min_ms: 800,
+            election_timeout_max_ms: 1600,
+            max_payload_entries: 64,
             snapshot_every_entries: 20_000,
             log_kept_after_snapshot: 1_000,
             request_timeout: Duration::from_secs(10),
@@ -99,6 +105,7 @@ impl<E: KvEngine> RaftHost<E> {
                 heartbeat_interval: cfg.heartbeat_ms,
                 election_timeout_min: cfg.election_timeout_min_ms,
                 election_timeout_max: cfg.election_timeout_max_ms,
+                max_payload_entries: cfg.max_payload_entries,
                 snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every_entries),
                 max_in_snapshot_log_to_keep: cfg.log_kept_after_snapshot,
                 ..Default::default()
