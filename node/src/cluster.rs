@@ -13,7 +13,7 @@ use herald_cluster::rpc::RpcServer;
 use herald_cluster::rpc::{CertAuthority, ClientConfig, NodeIdentity, RpcClient, ServerConfig};
 use herald_cluster::{quic, LocalGroups, LocalTransport, QuicTransport, Transport};
 
-use crate::config::Config;
+use crate::config::{AdminArgs, Config};
 
 const DAY: Duration = Duration::from_secs(86_400);
 /// Deadline of one Raft message or forwarded request between nodes.
@@ -131,4 +131,115 @@ pub fn wire(cfg: &Config) -> anyhow::Result<Wiring> {
         transport: Arc::new(QuicTransport::new(client, local, peers, RPC_TIMEOUT)),
         server: Some(server),
     })
+}
+
+/// One signed request to a node's HTTP API; the JSON answer, or the
+/// node's error message.
+async fn admin_call(
+    admin: &AdminArgs,
+    method: &str,
+    path: &str,
+) -> anyhow::Result<serde_json::Value> {
+    use aws_credential_types::Credentials;
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_sigv4::sign::v4;
+
+    let key = admin
+        .access_key_id
+        .clone()
+        .or_else(|| std::env::var("AWS_ACCESS_KEY_ID").ok())
+        .context("no access key: set HERALD_ACCESS_KEY_ID or AWS_ACCESS_KEY_ID")?;
+    let secret = admin
+        .secret_access_key
+        .clone()
+        .or_else(|| std::env::var("AWS_SECRET_ACCESS_KEY").ok())
+        .context("no secret key: set HERALD_SECRET_ACCESS_KEY or AWS_SECRET_ACCESS_KEY")?;
+    let url = format!("{}{path}", admin.url.trim_end_matches('/'));
+    let identity = Credentials::new(key, secret, None, None, "herald-cli").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("mobiletargeting")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()?
+        .into();
+    let signable =
+        SignableRequest::new(method, &url, std::iter::empty(), SignableBody::Bytes(&[]))?;
+    let (instructions, _) = sign(signable, &params)?.into_parts();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()?;
+    let mut req = client.request(method.parse()?, &url);
+    for (name, value) in instructions.headers() {
+        req = req.header(name, value);
+    }
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("{method} {url}"))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+    if !status.is_success() {
+        let message = body["Message"].as_str().unwrap_or("no message");
+        anyhow::bail!("{method} {url}: {status}: {message}");
+    }
+    Ok(body)
+}
+
+/// `herald cluster status`: the groups as the contacted node sees them
+/// (replica lag is known for the groups it leads).
+pub async fn status(admin: &AdminArgs) -> anyhow::Result<()> {
+    let s = admin_call(admin, "GET", "/herald/v1/cluster").await?;
+    println!(
+        "node {} of nodes {} ({} shards; leads {} groups)",
+        s["NodeId"], s["Nodes"], s["Shards"], s["LeaderOf"]
+    );
+    println!(
+        "{:>5}  {:>6}  {:>5}  {:<12}  {:<8}  {:>9}  {:>9}  lag",
+        "group", "leader", "term", "voters", "learners", "last log", "applied"
+    );
+    let ids = |v: &serde_json::Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    };
+    for g in s["Groups"].as_array().into_iter().flatten() {
+        let lag = g["lag"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(n, l)| format!("{n}:{l}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        println!(
+            "{:>5}  {:>6}  {:>5}  {:<12}  {:<8}  {:>9}  {:>9}  {}",
+            g["group"].to_string(),
+            g["leader"].to_string(),
+            g["term"].to_string(),
+            ids(&g["voters"]),
+            ids(&g["learners"]),
+            g["last_log_index"].to_string(),
+            g["last_applied_index"].to_string(),
+            lag
+        );
+    }
+    Ok(())
+}
+
+/// `herald cluster remove-node N`.
+pub async fn remove_node(admin: &AdminArgs, node: u64) -> anyhow::Result<()> {
+    let r = admin_call(admin, "DELETE", &format!("/herald/v1/cluster/nodes/{node}")).await?;
+    println!(
+        "node {node} removed from {} groups; it can be stopped now",
+        r["Groups"]
+    );
+    Ok(())
 }

@@ -50,6 +50,32 @@ pub enum ClusterCommand {
         #[arg(long, default_value_t = 825)]
         days: u64,
     },
+    /// Print every node's view of the cluster: per group its voters,
+    /// learners, leader, term, log and applied indexes and replica lag.
+    Status(AdminArgs),
+    /// Remove a node from every group (through each group's leader); stop
+    /// the node afterwards.
+    RemoveNode {
+        /// The node to remove.
+        node: u64,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+/// How admin commands reach a node: its HTTP API, signed with an access
+/// key of the cluster.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Base URL of any node's HTTP API.
+    #[arg(long, env = "HERALD_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Access key id (also AWS_ACCESS_KEY_ID).
+    #[arg(long, env = "HERALD_ACCESS_KEY_ID")]
+    pub access_key_id: Option<String>,
+    /// Secret of the access key (also AWS_SECRET_ACCESS_KEY).
+    #[arg(long, env = "HERALD_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub secret_access_key: Option<String>,
 }
 
 #[derive(Debug, Args, Default)]

@@ -84,7 +84,19 @@ fn main() -> anyhow::Result<()> {
         Command::Cluster(ClusterCommand::InitCerts { out, nodes, days }) => {
             cluster::init_certs(&out, &nodes, days)
         }
+        Command::Cluster(ClusterCommand::Status(admin)) => {
+            admin_runtime()?.block_on(cluster::status(&admin))
+        }
+        Command::Cluster(ClusterCommand::RemoveNode { node, admin }) => {
+            admin_runtime()?.block_on(cluster::remove_node(&admin, node))
+        }
     }
+}
+
+fn admin_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
