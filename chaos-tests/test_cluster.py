@@ -169,6 +169,17 @@ def test_any_node_serves_and_a_killed_node_catches_up(cluster):
             assert g["voters"] == list(NODES), g
             assert g["leader"] in NODES, g
 
+    # Leaderships spread: every node comes to lead some group.
+    deadline = time.monotonic() + 45
+    led = {}
+    while time.monotonic() < deadline:
+        groups = status_of(cluster[1])["Groups"]
+        led = {n: sum(1 for g in groups if g["leader"] == n) for n in NODES}
+        if all(led.values()):
+            break
+        time.sleep(0.5)
+    assert all(led.values()), f"leaders not spread: {led}"
+
     # Writes through every node; each endpoint readable through every node.
     ids = [f"ep-{i}" for i in range(12)]
     for i, eid in enumerate(ids):

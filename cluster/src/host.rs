@@ -431,6 +431,39 @@ impl<E: KvEngine> RaftHost<E> {
         metrics::gauge!("herald_raft_groups_without_leader").set(orphaned as f64);
     }
 
+    /// Spreads leaderships: each group's preferred leader is one of its
+    /// voters in id order (`voters[group % voters]`). If this node is the
+    /// preferred leader of a group that another node leads, and it has
+    /// applied all the log it holds, it calls an election there (it wins
+    /// only with a log as complete as a majority's). At most one group per
+    /// call, so callers bound the churn by how often they call it.
+    pub async fn balance_leaders(&self) -> Option<GroupId> {
+        for (g, raft) in self.groups.iter().enumerate() {
+            let claim = {
+                let m = raft.metrics();
+                let m = m.borrow();
+                let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+                let preferred = (voters.len() > 1).then(|| voters[g % voters.len()]);
+                preferred == Some(self.node_id)
+                    && m.current_leader.is_some_and(|l| l != self.node_id)
+                    && m.state == openraft::ServerState::Follower
+                    && m.last_applied.map(|l| l.index) == m.last_log_index
+            };
+            if claim {
+                tracing::info!(
+                    group = g,
+                    "claiming the leadership of a group this node is preferred for"
+                );
+                metrics::counter!("herald_raft_leadership_claims_total").increment(1);
+                if let Err(e) = raft.trigger().elect().await {
+                    tracing::warn!(group = g, error = %e, "could not call an election");
+                }
+                return Some(g as GroupId);
+            }
+        }
+        None
+    }
+
     /// Stops every group; pending proposals fail.
     pub async fn shutdown(&self) {
         for (g, raft) in self.groups.iter().enumerate() {

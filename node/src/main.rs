@@ -93,6 +93,9 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Seconds between leader-balancing steps of a node (one group each).
+const LEADER_BALANCE_EVERY_TICKS: u64 = 3;
+
 fn admin_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -200,9 +203,15 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         let host = runtime.host.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));
+            let mut ticks = 0u64;
             loop {
                 every.tick().await;
                 host.report_metrics();
+                ticks += 1;
+                // At most one leadership claim every few seconds per node.
+                if ticks % LEADER_BALANCE_EVERY_TICKS == 0 {
+                    host.balance_leaders().await;
+                }
             }
         })
     };
