@@ -209,7 +209,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 host.report_metrics();
                 ticks += 1;
                 // At most one leadership claim every few seconds per node.
-                if ticks % LEADER_BALANCE_EVERY_TICKS == 0 {
+                if ticks.is_multiple_of(LEADER_BALANCE_EVERY_TICKS) {
                     host.balance_leaders().await;
                 }
             }
