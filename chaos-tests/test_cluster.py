@@ -332,6 +332,20 @@ class Writer:
         assert not self.thread.is_alive(), "the writer did not stop"
 
 
+def assert_acked_everywhere(cluster: dict, app_id: str, acked: list) -> None:
+    """Every write the Writer saw acknowledged is readable, with its
+    address, through every node."""
+    for n, s in cluster.items():
+        client = s.client()
+        for eid in acked:
+            i = int(eid.split("-")[1])
+            ep = retry(
+                f"read {eid} on node {n}",
+                lambda: client.get_endpoint(ApplicationId=app_id, EndpointId=eid),
+            )
+            assert ep["EndpointResponse"]["Address"] == f"user{i}@example.com", (n, eid)
+
+
 def leader_of_most_groups(servers: dict, down: set) -> int:
     for n, s in servers.items():
         if n in down:
@@ -369,15 +383,7 @@ def test_acknowledged_writes_survive_repeated_leader_kills(cluster):
     print(f"\n{len(w.acked)} writes acknowledged, {w.failed} failed during 3 leader kills")
     assert len(w.acked) >= 50, f"only {len(w.acked)} writes acknowledged ({w.failed} failed)"
     # Every acknowledged write is on every node.
-    for n, s in cluster.items():
-        client = s.client()
-        for eid in w.acked:
-            i = int(eid.split("-")[1])
-            ep = retry(
-                f"read {eid} on node {n}",
-                lambda: client.get_endpoint(ApplicationId=app_id, EndpointId=eid),
-            )
-            assert ep["EndpointResponse"]["Address"] == f"user{i}@example.com", (n, eid)
+    assert_acked_everywhere(cluster, app_id, w.acked)
 
 
 def test_a_partitioned_node_refuses_writes_and_catches_up_after_healing(tmp_path, request):
@@ -480,10 +486,4 @@ def test_rolling_restart_under_load_loses_nothing(cluster):
         time.sleep(1.0)
     print(f"\n{len(w.acked)} writes acknowledged, {w.failed} failed during a rolling restart")
     assert len(w.acked) >= 50, f"only {len(w.acked)} writes acknowledged ({w.failed} failed)"
-    for n, s in cluster.items():
-        client = s.client()
-        for eid in w.acked:
-            retry(
-                f"read {eid} on node {n}",
-                lambda: client.get_endpoint(ApplicationId=app_id, EndpointId=eid),
-            )
+    assert_acked_everywhere(cluster, app_id, w.acked)

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_cluster::{ClusterError, HostConfig, LocalTransport, RaftHost};
-use herald_model::wire::EndpointRequest;
-use herald_storage::{
-    ApplyLimits, CmdResult, Command, EndpointUpsert, KvEngine, MemEngine, META_GROUP,
-};
+use herald_storage::{CmdResult, Command, KvEngine, MemEngine, META_GROUP};
+
+mod common;
+use common::upsert;
 
 fn cfg(shards: u32) -> HostConfig {
     HostConfig {
@@ -18,27 +18,6 @@ fn cfg(shards: u32) -> HostConfig {
         election_timeout_min_ms: 150,
         election_timeout_max_ms: 300,
         ..HostConfig::default()
-    }
-}
-
-fn upsert(id: &str) -> Command {
-    Command::UpsertEndpoints {
-        app_id: "app".into(),
-        now_iso: "2026-11-29T00:00:00.000Z".into(),
-        limits: ApplyLimits {
-            endpoint_bytes_max: 15_360,
-            endpoint_attributes_max: 250,
-            session_idle_timeout_ms: 60_000,
-        },
-        items: vec![EndpointUpsert {
-            endpoint_id: id.into(),
-            request: EndpointRequest {
-                address: Some(format!("{id}@example.com")),
-                channel_type: Some("EMAIL".into()),
-                ..Default::default()
-            },
-            seq: 0,
-        }],
     }
 }
 

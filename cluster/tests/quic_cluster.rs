@@ -13,32 +13,13 @@ use herald_cluster::rpc::{
     CertAuthority, ClientConfig, NodeIdentity, RpcClient, RpcServer, ServerConfig,
 };
 use herald_cluster::{quic, HostConfig, LocalGroups, QuicTransport, RaftHost};
-use herald_model::wire::EndpointRequest;
-use herald_storage::{ApplyLimits, CmdResult, Command, EndpointUpsert, MemEngine, NodeId};
+use herald_storage::{CmdResult, MemEngine, NodeId};
+
+mod common;
+use common::upsert;
 
 const SHARDS: u32 = 2;
 const DAY: Duration = Duration::from_secs(86_400);
-
-fn upsert(id: &str) -> Command {
-    Command::UpsertEndpoints {
-        app_id: "app".into(),
-        now_iso: "2026-11-29T00:00:00.000Z".into(),
-        limits: ApplyLimits {
-            endpoint_bytes_max: 15_360,
-            endpoint_attributes_max: 250,
-            session_idle_timeout_ms: 60_000,
-        },
-        items: vec![EndpointUpsert {
-            endpoint_id: id.into(),
-            request: EndpointRequest {
-                address: Some(format!("{id}@example.com")),
-                channel_type: Some("EMAIL".into()),
-                ..Default::default()
-            },
-            seq: 0,
-        }],
-    }
-}
 
 struct Node {
     id: NodeId,
