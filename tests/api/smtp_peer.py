@@ -10,6 +10,7 @@ that is not its own. Every wait is bounded.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import threading
@@ -46,6 +47,8 @@ class Handler:
     attempts: dict = field(default_factory=dict)
     # transactions whose RCPT had arrived with their MAIL (pipelined)
     pipelined: int = 0
+    # seconds each DATA takes to answer (a slow mail server)
+    data_delay_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -76,6 +79,8 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.data_delay_s:
+            await asyncio.sleep(self.data_delay_s)
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.received.append(
@@ -85,8 +90,8 @@ class Handler:
 
 
 class SmtpPeer:
-    def __init__(self):
-        self.handler = Handler()
+    def __init__(self, data_delay_s: float = 0.0):
+        self.handler = Handler(data_delay_s=data_delay_s)
         self.port = free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
 
