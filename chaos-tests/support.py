@@ -119,33 +119,47 @@ def endpoint_request(i: int) -> dict:
 
 class Writer:
     """Writes endpoints through the live nodes in a background thread and
-    records every write the cluster acknowledged. Bounded by `limit`."""
+    records every write the cluster acknowledged. Bounded by `limit`.
+    A restarted node listens on a new HTTP port; the writer follows it."""
 
-    def __init__(self, app_id: str, clients: dict, limit: int = 2000):
+    def __init__(self, app_id: str, servers: dict, limit: int = 2000):
         import threading
 
         self.app_id = app_id
-        self.clients = clients
+        self.servers = servers
+        # node -> (port, client); boto3 clients stay in the writer's thread.
+        self.clients: dict = {}
         self.limit = limit
         self.acked: list = []
         self.failed = 0
+        self.errors: list = []
         self.down: set = set()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
+    def client(self, node: int):
+        port = self.servers[node].port
+        cached = self.clients.get(node)
+        if cached is None or cached[0] != port:
+            cached = (port, harness.make_client(f"http://127.0.0.1:{port}"))
+            self.clients[node] = cached
+        return cached[1]
+
     def run(self) -> None:
         i = 0
         while not self.stop.is_set() and i < self.limit:
-            live = [n for n in sorted(self.clients) if n not in self.down]
+            live = [n for n in sorted(self.servers) if n not in self.down]
             node = live[i % len(live)]
             eid = f"load-{i}"
             try:
-                self.clients[node].update_endpoint(
+                self.client(node).update_endpoint(
                     ApplicationId=self.app_id, EndpointId=eid, EndpointRequest=endpoint_request(i)
                 )
                 self.acked.append(eid)
-            except Exception:  # unknown outcome: not counted as acknowledged
+            except Exception as e:  # unknown outcome: not counted as acknowledged
                 self.failed += 1
+                if len(self.errors) < 20:
+                    self.errors.append(f"node {node}: {e}")
                 time.sleep(0.05)
             i += 1
 

@@ -441,7 +441,12 @@ impl<E: KvEngine> Herald<E> {
 
     /// Whether a run goes on: deleted or past MaximumDuration cancels it;
     /// paused holds it where it is until the campaign is resumed.
+    /// A node that no longer leads the meta group holds the run too: the new
+    /// leader's scheduler resumes it from the stored progress.
     fn run_stops(&self, plan: &RunPlan, campaign_id: &str) -> Result<Stop> {
+        if !self.host.is_leader(META_GROUP) {
+            return Ok(Stop::Pause);
+        }
         let Ok((_, v)) = self.campaign_record(&plan.app.id, campaign_id, None) else {
             return Ok(Stop::Cancel("the campaign was deleted".into()));
         };

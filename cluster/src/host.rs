@@ -464,6 +464,63 @@ impl<E: KvEngine> RaftHost<E> {
         None
     }
 
+    /// Before a graceful stop: every group this node leads is handed to a
+    /// voter whose log matches the leader's, which is asked to call an
+    /// election (the old leader's vote is what it needs to win). Waits until
+    /// each group has another leader or `within` has passed; answers how
+    /// many groups changed hands. Requests in flight are retried by their
+    /// nodes on the new leaders instead of failing when this node goes.
+    pub async fn hand_over_leadership(&self, within: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + within;
+        let handovers = self.groups.iter().enumerate().map(|(g, raft)| async move {
+            let target = {
+                let m = raft.metrics();
+                let m = m.borrow();
+                if m.current_leader != Some(self.node_id) {
+                    return false;
+                }
+                let matched = m.replication.clone().unwrap_or_default();
+                m.membership_config
+                    .membership()
+                    .voter_ids()
+                    .filter(|&v| v != self.node_id)
+                    .find(|v| {
+                        matched.get(v).cloned().flatten().map(|l| l.index) == m.last_log_index
+                    })
+            };
+            let Some(target) = target else {
+                return false;
+            };
+            let group = g as GroupId;
+            match self.transport.elect(target, group).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(group, target, error = %e, "handover refused");
+                    return false;
+                }
+                Err(e) => {
+                    tracing::warn!(group, target, error = %e, "handover not delivered");
+                    return false;
+                }
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            raft.wait(Some(left))
+                .metrics(
+                    |m| m.current_leader.is_some_and(|l| l != self.node_id),
+                    "another leader",
+                )
+                .await
+                .is_ok()
+        });
+        let handed = futures::future::join_all(handovers)
+            .await
+            .into_iter()
+            .filter(|&h| h)
+            .count();
+        metrics::counter!("herald_raft_handovers_total").increment(handed as u64);
+        handed
+    }
+
     /// Stops every group; pending proposals fail.
     pub async fn shutdown(&self) {
         for (g, raft) in self.groups.iter().enumerate() {
@@ -617,6 +674,15 @@ pub(crate) async fn read_index_local(
         Err(RaftError::APIError(e)) => Err(ClusterError::Unavailable(e.to_string())),
         Err(RaftError::Fatal(e)) => Err(ClusterError::Fatal(e.to_string())),
     }
+}
+
+/// Calls an election in this node's replica (asked by a leader that is
+/// stopping). Fails when the replica has stopped.
+pub(crate) async fn elect_local(raft: &Raft<TypeConfig>) -> Result<(), ClusterError> {
+    raft.trigger()
+        .elect()
+        .await
+        .map_err(|e| ClusterError::Fatal(e.to_string()))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

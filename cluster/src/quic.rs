@@ -30,7 +30,7 @@ use openraft::{Raft, SnapshotMeta, Vote};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::host::{propose_local, read_index_local};
+use crate::host::{elect_local, propose_local, read_index_local};
 use crate::membership::{change_members_local, MemberAnswer, MemberChange};
 use crate::rpc::{Caller, RpcClient, RpcServer, ServerConfig, SetupError};
 use crate::transport::{Forwarded, Transport, TransportError, MEMBERS_TIMEOUT};
@@ -65,6 +65,9 @@ pub enum NodeRequest {
     Members {
         group: GroupId,
         json: Vec<u8>,
+    },
+    Elect {
+        group: GroupId,
     },
 }
 
@@ -172,6 +175,11 @@ async fn handle(
             let change: MemberChange = parse("member change", &body)?;
             tracing::info!(group, from = caller.node, change = ?change, "member change requested");
             json(&change_members_local(&raft, group, &change, MEMBERS_TIMEOUT).await)
+        }
+        NodeRequest::Elect { group } => {
+            let raft = groups.get(group)?;
+            tracing::info!(group, from = caller.node, "asked to call an election");
+            json(&elect_local(&raft).await)
         }
     };
     Ok(answer)
@@ -342,6 +350,10 @@ impl Transport for QuicTransport {
             json: json(&change),
         };
         self.call(target, req, MEMBERS_TIMEOUT)
+    }
+
+    fn elect(&self, target: NodeId, group: GroupId) -> BoxFuture<'static, Forwarded<()>> {
+        self.call(target, NodeRequest::Elect { group }, self.timeout)
     }
 
     fn learn_address(&self, node: NodeId, addr: &str) {

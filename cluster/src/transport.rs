@@ -18,7 +18,7 @@ use openraft::raft::{
 use openraft::{BasicNode, Raft};
 
 use crate::error::ClusterError;
-use crate::host::{propose_local, read_index_local};
+use crate::host::{elect_local, propose_local, read_index_local};
 use crate::membership::{change_members_local, MemberAnswer, MemberChange};
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +84,11 @@ pub trait Transport: Send + Sync + 'static {
         group: GroupId,
         change: MemberChange,
     ) -> BoxFuture<'static, Result<MemberAnswer, TransportError>>;
+
+    /// Asks `target` to call an election in `group` (a leader handing its
+    /// leadership over before it stops). `Ok(Ok(()))`: the election was
+    /// called, not that it was won.
+    fn elect(&self, target: NodeId, group: GroupId) -> BoxFuture<'static, Forwarded<()>>;
 
     /// Records where `node` listens (from a group's membership), for
     /// transports that address nodes.
@@ -284,6 +289,11 @@ impl Transport for LocalTransport {
         Box::pin(
             async move { Ok(change_members_local(&raft?, group, &change, MEMBERS_TIMEOUT).await) },
         )
+    }
+
+    fn elect(&self, target: NodeId, group: GroupId) -> BoxFuture<'static, Forwarded<()>> {
+        let raft = self.raft(target, group);
+        Box::pin(async move { Ok(elect_local(&raft?).await) })
     }
 }
 

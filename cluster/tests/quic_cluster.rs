@@ -192,3 +192,43 @@ async fn writes_through_any_node_reach_every_node_and_survive_a_leader_stop() {
         node.server.shutdown(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_node_hands_the_groups_it_leads_to_other_voters() {
+    let nodes = start_cluster(3).await;
+    let agreed = leaders(&nodes);
+    // The node leading the most groups (node 1 initialised them all).
+    let busiest = (1..=3)
+        .max_by_key(|&id| agreed.iter().filter(|&&l| l == Some(id)).count())
+        .unwrap();
+    let led = agreed.iter().filter(|&&l| l == Some(busiest)).count();
+    assert!(led > 0);
+    let node = nodes.iter().find(|n| n.id == busiest).unwrap();
+    let handed = node
+        .host
+        .hand_over_leadership(Duration::from_secs(10))
+        .await;
+    assert_eq!(handed, led, "groups handed over");
+    for n in &nodes {
+        for (g, s) in n.host.status().iter().enumerate() {
+            assert!(
+                s.leader.is_some() && s.leader != Some(busiest),
+                "group {g} on node {}: leader {:?}",
+                n.id,
+                s.leader
+            );
+        }
+    }
+    // It still serves: its writes are forwarded to the new leaders.
+    let g = node.host.group_of("app", "after-handover");
+    let r = node
+        .host
+        .propose(g, upsert("after-handover"))
+        .await
+        .expect("forwarded write");
+    assert!(matches!(r, CmdResult::Written { .. }), "{r:?}");
+    for node in nodes {
+        node.host.shutdown().await;
+        node.server.shutdown(Duration::from_millis(100)).await;
+    }
+}

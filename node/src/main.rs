@@ -95,6 +95,8 @@ fn main() -> anyhow::Result<()> {
 
 /// Seconds between leader-balancing steps of a node (one group each).
 const LEADER_BALANCE_EVERY_TICKS: u64 = 3;
+/// How long a stopping node waits for its groups to find new leaders.
+const HANDOVER_WITHIN: Duration = Duration::from_secs(5);
 
 fn admin_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
@@ -238,24 +240,38 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cfg.http))?;
     tracing::info!(http = %cfg.http, "serving the pinpoint api");
+    // On SIGTERM, while the API still answers: the campaign scheduler stops
+    // (a run in progress stops between batches and resumes on the next meta
+    // leader), leader balancing stops, and this node hands the groups it
+    // leads to caught-up voters, so requests in flight elsewhere find new
+    // leaders instead of a stopped one. Then the API drains.
+    let balancing = raft_metrics.abort_handle();
+    let handover = {
+        let host = runtime.host.clone();
+        async move {
+            shutdown_signal().await;
+            let _ = stop_campaigns.send(());
+            if tokio::time::timeout(Duration::from_secs(10), scheduler)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the campaign scheduler did not stop within 10 s");
+            }
+            balancing.abort();
+            let handed = host.hand_over_leadership(HANDOVER_WITHIN).await;
+            tracing::info!(
+                groups = handed,
+                "handed leaderships over; draining requests"
+            );
+        }
+    };
     axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(handover)
         .await
         .context("http server")?;
 
-    tracing::info!(
-        "draining done; stopping the campaign scheduler, channel actors and raft groups"
-    );
-    // A run in progress stops between batches; it resumes on the next start.
-    let _ = stop_campaigns.send(());
-    if tokio::time::timeout(Duration::from_secs(10), scheduler)
-        .await
-        .is_err()
-    {
-        tracing::warn!("the campaign scheduler did not stop within 10 s");
-    }
+    tracing::info!("draining done; stopping channel actors and raft groups");
     dispatcher.stop().await;
-    raft_metrics.abort();
     runtime.shutdown().await;
     if let Some(server) = wiring.server {
         server.shutdown(Duration::from_secs(1)).await;
