@@ -473,44 +473,20 @@ impl<E: KvEngine> RaftHost<E> {
     pub async fn hand_over_leadership(&self, within: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + within;
         let handovers = self.groups.iter().enumerate().map(|(g, raft)| async move {
-            let target = {
-                let m = raft.metrics();
-                let m = m.borrow();
-                if m.current_leader != Some(self.node_id) {
+            // A fresh leader's followers still honour its lease and refuse
+            // votes, and replication metrics lag: try again until `within`.
+            loop {
+                if self.hand_over_once(g as GroupId, raft, deadline).await {
+                    return true;
+                }
+                if raft.metrics().borrow().current_leader != Some(self.node_id) {
+                    return true;
+                }
+                if tokio::time::Instant::now() + HANDOVER_RETRY >= deadline {
                     return false;
                 }
-                let matched = m.replication.clone().unwrap_or_default();
-                m.membership_config
-                    .membership()
-                    .voter_ids()
-                    .filter(|&v| v != self.node_id)
-                    .find(|v| {
-                        matched.get(v).cloned().flatten().map(|l| l.index) == m.last_log_index
-                    })
-            };
-            let Some(target) = target else {
-                return false;
-            };
-            let group = g as GroupId;
-            match self.transport.elect(target, group).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(group, target, error = %e, "handover refused");
-                    return false;
-                }
-                Err(e) => {
-                    tracing::warn!(group, target, error = %e, "handover not delivered");
-                    return false;
-                }
+                tokio::time::sleep(HANDOVER_RETRY).await;
             }
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            raft.wait(Some(left))
-                .metrics(
-                    |m| m.current_leader.is_some_and(|l| l != self.node_id),
-                    "another leader",
-                )
-                .await
-                .is_ok()
         });
         let handed = futures::future::join_all(handovers)
             .await
@@ -519,6 +495,50 @@ impl<E: KvEngine> RaftHost<E> {
             .count();
         metrics::counter!("herald_raft_handovers_total").increment(handed as u64);
         handed
+    }
+
+    /// One handover attempt of `group`; true when another node leads it.
+    async fn hand_over_once(
+        &self,
+        group: GroupId,
+        raft: &Raft<TypeConfig>,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        let target = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            if m.current_leader != Some(self.node_id) {
+                return false;
+            }
+            let matched = m.replication.clone().unwrap_or_default();
+            m.membership_config
+                .membership()
+                .voter_ids()
+                .filter(|&v| v != self.node_id)
+                .find(|v| matched.get(v).cloned().flatten().map(|l| l.index) == m.last_log_index)
+        };
+        let Some(target) = target else {
+            return false;
+        };
+        match self.transport.elect(target, group).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(group, target, error = %e, "handover refused");
+                return false;
+            }
+            Err(e) => {
+                tracing::warn!(group, target, error = %e, "handover not delivered");
+                return false;
+            }
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        raft.wait(Some(left))
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != self.node_id),
+                "another leader",
+            )
+            .await
+            .is_ok()
     }
 
     /// Stops every group; pending proposals fail.
@@ -530,6 +550,9 @@ impl<E: KvEngine> RaftHost<E> {
         }
     }
 }
+
+/// Pause between handover attempts of one group.
+const HANDOVER_RETRY: Duration = Duration::from_millis(200);
 
 /// Longest pause before a request that found no (reachable) leader tries
 /// again; a new leader showing up ends it sooner.
