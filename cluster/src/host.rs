@@ -531,8 +531,10 @@ impl<E: KvEngine> RaftHost<E> {
                 return false;
             }
         }
+        // One election's worth of waiting, so a refused vote leaves time to
+        // try again.
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        raft.wait(Some(left))
+        raft.wait(Some(left.min(Duration::from_secs(1))))
             .metrics(
                 |m| m.current_leader.is_some_and(|l| l != self.node_id),
                 "another leader",
