@@ -82,12 +82,19 @@ def test_any_node_serves_and_a_killed_node_catches_up(cluster):
     text = harness.requests.get(cluster[2].url + "/metrics", timeout=10).text
     for name in ("herald_raft_is_leader", "herald_raft_applied_index", "herald_rpc_client_calls_total"):
         assert name in text, f"{name} missing from /metrics"
-    led = sum(
-        float(line.split()[-1])
-        for s in cluster.values()
-        for line in harness.requests.get(s.url + "/metrics", timeout=10).text.splitlines()
-        if line.startswith("herald_raft_groups_led ")
-    )
+    # The gauges are sampled per node, so a leadership moving between two
+    # samples is seen twice or not at all; poll until they agree (bounded).
+    deadline = time.monotonic() + 10
+    while True:
+        led = sum(
+            float(line.split()[-1])
+            for s in cluster.values()
+            for line in harness.requests.get(s.url + "/metrics", timeout=10).text.splitlines()
+            if line.startswith("herald_raft_groups_led ")
+        )
+        if led == SHARDS + 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert led == SHARDS + 1, f"{led} groups led across the nodes, want one leader per group"
 
     # SIGKILL node 1 (it initialised every group, so it leads some); the

@@ -7,44 +7,20 @@
 
 #![allow(clippy::disallowed_methods)] // benchmarks measure real time
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use herald_benches::{ms, percentile, rocksdb_sync_batches, Client, Herald};
+use herald_benches::{
+    drive, ms, percentile, put_events_body, rocksdb_sync_batches, Client, Herald,
+    EVENTS_PER_REQUEST, EVENT_BYTES,
+};
 
 const CLIENTS: usize = 8;
-const EVENTS_PER_REQUEST: usize = 100;
-const EVENT_BYTES: usize = 1000;
 /// Each client's endpoints; all are created before the clock starts, so the
 /// run measures the steady state: events from endpoints herald knows.
 const ENDPOINTS_PER_CLIENT: usize = 200;
 
 fn request_body(client: usize, req: usize) -> Vec<u8> {
-    let pad = "p".repeat(EVENT_BYTES - 200);
-    let mut batch = serde_json::Map::new();
-    // 10 endpoints per request, 10 events each.
-    for e in 0..10 {
-        let mut events = serde_json::Map::new();
-        for i in 0..EVENTS_PER_REQUEST / 10 {
-            events.insert(
-                format!("ev-{i}"),
-                serde_json::json!({
-                    "EventType": "bench.event",
-                    "Timestamp": "2026-11-29T10:00:00.000Z",
-                    "Attributes": { "pad": pad },
-                    "Metrics": { "n": i }
-                }),
-            );
-        }
-        let endpoint = (req * 10 + e) % ENDPOINTS_PER_CLIENT;
-        batch.insert(
-            format!("c{client}-ep{endpoint}"),
-            serde_json::json!({
-                "Endpoint": { "ChannelType": "EMAIL", "Address": format!("c{client}-ep{endpoint}@example.com") },
-                "Events": events
-            }),
-        );
-    }
-    serde_json::to_vec(&serde_json::json!({ "BatchItem": batch })).expect("body")
+    put_events_body(client, req, ENDPOINTS_PER_CLIENT)
 }
 
 #[tokio::main]
@@ -86,35 +62,15 @@ async fn main() -> anyhow::Result<()> {
                 .collect()
         })
         .collect();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for bodies in bodies {
-        let client = client.clone();
-        let app = app.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            for body in bodies {
-                let t = Instant::now();
-                let (status, resp) = client
-                    .send("POST", &format!("/v1/apps/{app}/events"), body)
-                    .await?;
-                if status != 202 {
-                    anyhow::bail!(
-                        "PutEvents answered {status}: {}",
-                        String::from_utf8_lossy(&resp)
-                    );
-                }
-                lat.push(t.elapsed());
-            }
-            Ok::<_, anyhow::Error>(lat)
-        }));
-    }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await??);
-    }
-    let elapsed = started.elapsed();
-    lat.sort();
+    let work = bodies
+        .into_iter()
+        .map(|bodies| {
+            let path = format!("/v1/apps/{app}/events");
+            let requests = bodies.into_iter().map(|b| (path.clone(), b)).collect();
+            (client.clone(), requests)
+        })
+        .collect();
+    let (elapsed, lat) = drive("POST", 202, work).await?;
     let events = lat.len() * EVENTS_PER_REQUEST;
     let rate = events as f64 / elapsed.as_secs_f64();
     println!(

@@ -74,8 +74,25 @@ impl Herald {
         Ok(kept)
     }
 
+    /// Kills the node (SIGKILL, no shutdown) and keeps its data.
+    pub fn kill(mut self) -> anyhow::Result<tempfile::TempDir> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(std::mem::replace(&mut self._dir, tempfile::tempdir()?))
+    }
+
     /// Starts a node on an existing data directory.
     pub async fn start_in(dir: tempfile::TempDir, env: &[(&str, String)]) -> anyhow::Result<Self> {
+        Self::start_with_args(dir, &[], env).await
+    }
+
+    /// Starts a node on an existing data directory with extra `serve`
+    /// arguments (`--node-id`, `--rpc`, `--peers`, ...).
+    pub async fn start_with_args(
+        dir: tempfile::TempDir,
+        args: &[String],
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let bin = herald_bin();
         if !bin.exists() {
             bail!(
@@ -91,6 +108,7 @@ impl Herald {
             .args(["serve", "--data-dir"])
             .arg(dir.path())
             .args(["--http", &format!("127.0.0.1:{port}")])
+            .args(args)
             .env("HERALD_ACCESS_KEY_ID", ACCESS_KEY)
             .env("HERALD_SECRET_ACCESS_KEY", SECRET_KEY)
             .env("RUST_LOG", "warn")
@@ -320,4 +338,78 @@ pub fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
 
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// Events per PutEvents request in the ingestion benchmarks.
+pub const EVENTS_PER_REQUEST: usize = 100;
+/// Approximate size of one event's JSON.
+pub const EVENT_BYTES: usize = 1000;
+
+/// A PutEvents body: 10 of `client`'s `endpoints` (chosen by `req`), 10
+/// events of ~`EVENT_BYTES` each.
+pub fn put_events_body(client: usize, req: usize, endpoints: usize) -> Vec<u8> {
+    let pad = "p".repeat(EVENT_BYTES - 200);
+    let mut batch = serde_json::Map::new();
+    for e in 0..10 {
+        let mut events = serde_json::Map::new();
+        for i in 0..EVENTS_PER_REQUEST / 10 {
+            events.insert(
+                format!("ev-{i}"),
+                serde_json::json!({
+                    "EventType": "bench.event",
+                    "Timestamp": "2026-11-29T10:00:00.000Z",
+                    "Attributes": { "pad": pad },
+                    "Metrics": { "n": i }
+                }),
+            );
+        }
+        let endpoint = (req * 10 + e) % endpoints;
+        batch.insert(
+            format!("c{client}-ep{endpoint}"),
+            serde_json::json!({
+                "Endpoint": { "ChannelType": "EMAIL", "Address": format!("c{client}-ep{endpoint}@example.com") },
+                "Events": events
+            }),
+        );
+    }
+    serde_json::to_vec(&serde_json::json!({ "BatchItem": batch })).expect("body")
+}
+
+/// One request prepared before the clock starts: path and body.
+pub type Request = (String, Vec<u8>);
+
+/// Sends every client's requests (`(path, body)`, built before the clock
+/// starts) one after another, the clients concurrently; every answer must be
+/// `ok`. Returns the wall time and the sorted latencies.
+pub async fn drive(
+    method: &'static str,
+    ok: u16,
+    work: Vec<(Client, Vec<Request>)>,
+) -> anyhow::Result<(Duration, Vec<Duration>)> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (client, requests) in work {
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(requests.len());
+            for (path, body) in requests {
+                let t = Instant::now();
+                let (status, resp) = client.send(method, &path, body).await?;
+                if status != ok {
+                    bail!(
+                        "{method} {path} answered {status}: {}",
+                        String::from_utf8_lossy(&resp)
+                    );
+                }
+                lat.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    Ok((elapsed, lat))
 }

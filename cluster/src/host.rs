@@ -472,7 +472,14 @@ impl<E: KvEngine> RaftHost<E> {
     /// nodes on the new leaders instead of failing when this node goes.
     pub async fn hand_over_leadership(&self, within: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + within;
-        let handovers = self.groups.iter().enumerate().map(|(g, raft)| async move {
+        // Only the groups this node leads now; a group led elsewhere is not
+        // a handover.
+        let led = self
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, raft)| raft.metrics().borrow().current_leader == Some(self.node_id));
+        let handovers = led.map(|(g, raft)| async move {
             // A fresh leader's followers still honour its lease and refuse
             // votes, and replication metrics lag: try again until `within`.
             loop {

@@ -3,7 +3,7 @@
 //! Owns the Pinpoint wire shapes (`wire`), documented quotas (`limits`), input
 //! validation (`validate`), endpoint upsert semantics (`endpoint`), session rules
 //! (`session`), ISO-8601 handling (`time`), data placement hashing (`hash`),
-//! id/ARN formats (`ids`), import/export job shapes and file formats (`import`),
+//! id/ARN formats (`ids`), replica placement (`placement`), import/export job shapes and file formats (`import`),
 //! message template shapes and checks (`template`), per-recipient template
 //! rendering (`render`), segment definitions and membership (`segment`),
 //! shard-local segment indexes (`segment_index`),
@@ -23,6 +23,7 @@ pub mod ids;
 pub mod import;
 pub mod limits;
 pub mod message;
+pub mod placement;
 pub mod render;
 pub mod schedule;
 pub mod segment;
