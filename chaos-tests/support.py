@@ -109,6 +109,32 @@ def wait_voters(server: HeraldServer, want: list, timeout_s: float = RETRY_S) ->
     raise AssertionError(f"voters never became {want}: {groups}")
 
 
+def wait_placement(server: HeraldServer, nodes: list, replication: int = 3,
+                   timeout_s: float = 60.0) -> list:
+    """Waits until, as `server` sees it, every group has `replication`
+    voters among `nodes` (one of them leading), every node holds a copy
+    (voter or learner), and the nodes vote in numbers of groups at most one
+    apart. Answers the groups."""
+    deadline = time.monotonic() + timeout_s
+    groups = None
+    while time.monotonic() < deadline:
+        groups = status_of(server)["Groups"]
+        votes = {n: sum(1 for g in groups if n in g["voters"]) for n in nodes}
+        if (
+            all(
+                len(g["voters"]) == replication
+                and set(g["voters"]) <= set(nodes)
+                and sorted(g["voters"] + g["learners"]) == sorted(nodes)
+                and g["leader"] in g["voters"]
+                for g in groups
+            )
+            and max(votes.values()) - min(votes.values()) <= 1
+        ):
+            return groups
+        time.sleep(0.5)
+    raise AssertionError(f"placement never settled over {nodes}: {groups}")
+
+
 def endpoint_request(i: int) -> dict:
     return {
         "ChannelType": "EMAIL",

@@ -27,6 +27,7 @@ from support import (
     node_server,
     retry,
     status_of,
+    wait_placement,
     wait_voters,
 )
 
@@ -141,8 +142,18 @@ def test_a_node_joins_a_running_cluster_and_another_is_removed(cluster, tmp_path
     rpc[4] = free_udp_port()
     four = node_server(tmp_path, 4, rpc[4], "--join", f"1=127.0.0.1:{rpc[1]}")
     seen.append(four)
-    four.start(wait=True)
-    wait_voters(four, [1, 2, 3, 4])
+    # Under a steady write load, it joins every group as a learner (a full
+    # copy); placement then moves votes to it one group at a time until
+    # each group has 3 voters and the 4 nodes vote in 3 or 4 of the 5 groups
+    # each.
+    with Writer(app_id, dict(cluster), limit=1500) as w:
+        four.start(wait=True)
+        groups = wait_placement(four, [1, 2, 3, 4])
+    assert sum(1 for g in groups if 4 in g["voters"]) >= 3, groups
+    print(f"\n{len(w.acked)} writes acknowledged, {w.failed} failed while node 4 joined")
+    assert len(w.acked) >= 50, f"only {len(w.acked)} writes acknowledged: {w.errors}"
+    assert w.failed == 0, w.errors
+    assert_acked_everywhere({**cluster, 4: four}, app_id, w.acked)
     c4 = four.client()
     # Everything written before is readable through the new node, and it
     # takes writes that the others see.

@@ -9,6 +9,8 @@ pub enum ClusterError {
     },
     #[error("raft group {0} did not answer before the deadline")]
     Timeout(GroupId),
+    #[error("raft group {0}'s voters changed since the change was planned")]
+    Stale(GroupId),
     #[error("no raft group {0}")]
     NoSuchGroup(GroupId),
     #[error("cluster unavailable: {0}")]

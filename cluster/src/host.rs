@@ -1,9 +1,10 @@
 //! The Raft groups one node hosts: the meta group and every data shard.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_model::placement::{self, GroupMembers, Move};
 use herald_storage::{
     keys, ApplyObserver, Cf, CmdResult, Command, GroupId, KvEngine, LogStore, NodeId, Reader,
     StateMachine, TypeConfig, WriteBatch, META_GROUP,
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ClusterError;
 use crate::membership::{change_members_local, MemberAnswer, MemberChange};
-use crate::transport::{GroupNetwork, Transport, TransportError, MEMBERS_TIMEOUT};
+use crate::transport::{Contacts, GroupNetwork, Transport, TransportError, MEMBERS_TIMEOUT};
 
 /// What a node records about its cluster when it is created; never changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +82,8 @@ pub struct RaftHost<E: KvEngine> {
     transport: Arc<dyn Transport>,
     /// Leader of each group at the last `report_metrics`.
     leaders_seen: std::sync::Mutex<Vec<Option<NodeId>>>,
+    /// When each peer last answered one of this node's groups.
+    contacts: Contacts,
 }
 
 impl<E: KvEngine> RaftHost<E> {
@@ -113,6 +116,7 @@ impl<E: KvEngine> RaftHost<E> {
             .validate()
             .map_err(|e| ClusterError::Config(e.to_string()))?,
         );
+        let contacts = Contacts::default();
         let mut groups = Vec::with_capacity(record.shards as usize + 1);
         for group in 0..=record.shards {
             let log = LogStore::new(engine.clone(), group);
@@ -121,6 +125,7 @@ impl<E: KvEngine> RaftHost<E> {
             let net = GroupNetwork {
                 transport: transport.clone(),
                 group,
+                contacts: contacts.clone(),
             };
             let raft = Raft::new(cfg.node_id, raft_config.clone(), net, log, sm)
                 .await
@@ -183,6 +188,7 @@ impl<E: KvEngine> RaftHost<E> {
             request_timeout: cfg.request_timeout,
             transport,
             leaders_seen: std::sync::Mutex::new(Vec::new()),
+            contacts,
         })
     }
 
@@ -550,6 +556,123 @@ impl<E: KvEngine> RaftHost<E> {
             .is_ok()
     }
 
+    /// Every group as this node's replica sees it: voters, learners and
+    /// leader (every node holds every group, so the view is complete; it
+    /// may lag the leaders by a heartbeat).
+    pub fn placement_view(&self) -> Vec<GroupMembers> {
+        self.groups
+            .iter()
+            .enumerate()
+            .map(|(g, raft)| {
+                let m = raft.metrics();
+                let m = m.borrow();
+                let membership = m.membership_config.membership();
+                let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+                GroupMembers {
+                    group: g as GroupId,
+                    learners: membership
+                        .nodes()
+                        .map(|(&id, _)| id)
+                        .filter(|id| !voters.contains(id))
+                        .collect(),
+                    voters,
+                    leader: m.current_leader,
+                }
+            })
+            .collect()
+    }
+
+    /// The members of any group that answered within `down_after`; a node
+    /// not heard from since `since` (this node's start as controller)
+    /// counts as heard from then. This node is always live.
+    fn live_nodes(
+        &self,
+        view: &[GroupMembers],
+        down_after: Duration,
+        since: tokio::time::Instant,
+    ) -> BTreeSet<NodeId> {
+        let now = tokio::time::Instant::now();
+        view.iter()
+            .flat_map(|g| g.voters.iter().chain(&g.learners))
+            .copied()
+            .filter(|&n| {
+                n == self.node_id
+                    || now.saturating_duration_since(
+                        self.contacts.last(n).unwrap_or(since).max(since),
+                    ) < down_after
+            })
+            .collect()
+    }
+
+    /// One step of placement, on the meta group's leader only: plans the
+    /// next move over this node's view ([`placement::plan`]) and applies it
+    /// through the group's leader. Answers the move made, if any.
+    pub async fn place_once(
+        &self,
+        wanted: usize,
+        down_after: Duration,
+        since: tokio::time::Instant,
+    ) -> Result<Option<Move>, ClusterError> {
+        if !self.is_leader(META_GROUP) {
+            return Ok(None);
+        }
+        let view = self.placement_view();
+        let live = self.live_nodes(&view, down_after, since);
+        let nodes: BTreeSet<NodeId> = view
+            .iter()
+            .flat_map(|g| g.voters.iter().chain(&g.learners))
+            .copied()
+            .collect();
+        metrics::gauge!("herald_placement_live_nodes").set(live.len() as f64);
+        metrics::gauge!("herald_placement_down_nodes").set(nodes.difference(&live).count() as f64);
+        let Some(m) = placement::plan(&view, &live, wanted) else {
+            return Ok(None);
+        };
+        let from = view[m.group as usize].voters.clone();
+        tracing::info!(
+            group = m.group,
+            reason = m.reason.as_str(),
+            from = ?from,
+            to = ?m.voters,
+            "placement: changing a group's voters"
+        );
+        let change = MemberChange::SetVoters {
+            from,
+            to: m.voters.clone(),
+        };
+        self.change_members(m.group, change).await?;
+        metrics::counter!("herald_placement_moves_total", "reason" => m.reason.as_str())
+            .increment(1);
+        Ok(Some(m))
+    }
+
+    /// The placement controller: every `interval`, while this node leads
+    /// the meta group, one [`Self::place_once`] step (one move at most, so
+    /// replicas move at a bounded rate). Runs until its task is aborted.
+    pub async fn run_placement(&self, wanted: usize, interval: Duration, down_after: Duration) {
+        let mut every = tokio::time::interval(interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut since = None;
+        loop {
+            every.tick().await;
+            if !self.is_leader(META_GROUP) {
+                since = None;
+                continue;
+            }
+            let started = *since.get_or_insert_with(tokio::time::Instant::now);
+            match self.place_once(wanted, down_after, started).await {
+                Ok(_) => {}
+                Err(ClusterError::Stale(group)) => {
+                    tracing::debug!(group, "placement: the group changed meanwhile; replanning");
+                }
+                Err(e) => {
+                    metrics::counter!("herald_placement_failures_total").increment(1);
+                    tracing::warn!(error = %e, "placement: the move failed; replanning next time");
+                }
+            }
+        }
+    }
+
     /// Stops every group; pending proposals fail.
     pub async fn shutdown(&self) {
         for (g, raft) in self.groups.iter().enumerate() {
@@ -651,7 +774,9 @@ async fn join(
     via: NodeId,
     own_addr: String,
 ) -> Result<(), ClusterError> {
-    let change = MemberChange::Add {
+    // A learner everywhere; the placement controller on the meta leader
+    // then gives the new node its share of votes at a bounded rate.
+    let change = MemberChange::Learn {
         node: node_id,
         addr: own_addr,
     };

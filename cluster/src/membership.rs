@@ -1,6 +1,6 @@
 //! Changing which nodes replicate a group: adding a node (as a learner
-//! that catches up from the leader's log or a snapshot, then promoted to
-//! voter) and removing one. Run on the group's leader; elsewhere the answer
+//! that catches up from the leader's log or a snapshot, then possibly
+//! promoted to voter), replacing the voters (placement), and removing one. Run on the group's leader; elsewhere the answer
 //! redirects to the leader with its RPC address, so a node that knows only
 //! one member (a joining node) can find every leader.
 
@@ -19,16 +19,18 @@ use crate::error::ClusterError;
 pub enum MemberChange {
     /// Adds `node` (reachable at `addr`) as a voter once it has caught up.
     Add { node: NodeId, addr: String },
+    /// Adds `node` as a learner (a full copy that does not vote) and waits
+    /// until it has caught up; a member already is left as it is.
+    Learn { node: NodeId, addr: String },
+    /// Makes `to` the voters, if they are still `from` (a plan made on a
+    /// stale view changes nothing). Every node of `to` must already be a
+    /// member; a voter leaving stays a learner and keeps its copy.
+    SetVoters {
+        from: BTreeSet<NodeId>,
+        to: BTreeSet<NodeId>,
+    },
     /// Removes `node` from the group altogether.
     Remove { node: NodeId },
-}
-
-impl MemberChange {
-    pub fn node(&self) -> NodeId {
-        match self {
-            MemberChange::Add { node, .. } | MemberChange::Remove { node } => *node,
-        }
-    }
 }
 
 /// What a node answers to a member change.
@@ -51,11 +53,10 @@ pub(crate) async fn change_members_local(
     change: &MemberChange,
     timeout: Duration,
 ) -> MemberAnswer {
-    let (leader, is_voter, is_member, redirect) = {
+    let (leader, voters, members, redirect) = {
         let m = raft.metrics();
         let m = m.borrow();
         let membership = m.membership_config.membership();
-        let node = change.node();
         let redirect = m.current_leader.and_then(|l| {
             membership
                 .get_node(&l)
@@ -64,8 +65,11 @@ pub(crate) async fn change_members_local(
         });
         (
             m.current_leader,
-            membership.voter_ids().any(|v| v == node),
-            membership.get_node(&node).is_some(),
+            membership.voter_ids().collect::<BTreeSet<NodeId>>(),
+            membership
+                .nodes()
+                .map(|(&id, n)| (id, n.clone()))
+                .collect::<std::collections::BTreeMap<NodeId, BasicNode>>(),
             redirect,
         )
     };
@@ -75,10 +79,25 @@ pub(crate) async fn change_members_local(
             None => MemberAnswer::Failed(ClusterError::NotLeader { group, leader }),
         };
     }
+    if let MemberChange::SetVoters { from, to } = change {
+        if *from != voters {
+            return MemberAnswer::Failed(ClusterError::Stale(group));
+        }
+        if let Some(n) = to.iter().find(|n| !members.contains_key(n)) {
+            return MemberAnswer::Failed(ClusterError::Config(format!(
+                "node {n} is not a member of group {group}; it must join first"
+            )));
+        }
+        if to.is_empty() {
+            return MemberAnswer::Failed(ClusterError::Config(format!(
+                "group {group} needs at least one voter"
+            )));
+        }
+    }
     let run = async {
         match change {
             MemberChange::Add { node, addr } => {
-                if is_voter {
+                if voters.contains(node) {
                     return Ok(());
                 }
                 // Blocks until the learner has caught up with the log.
@@ -87,11 +106,31 @@ pub(crate) async fn change_members_local(
                     .await?;
                 Ok(())
             }
-            MemberChange::Remove { node } => {
-                if !is_member {
+            MemberChange::Learn { node, addr } => {
+                if !members.contains_key(node) {
+                    raft.add_learner(*node, BasicNode::new(addr), true).await?;
+                }
+                Ok(())
+            }
+            MemberChange::SetVoters { to, .. } => {
+                if *to == voters {
                     return Ok(());
                 }
-                if is_voter {
+                // A new voter first catches up as a learner (re-adding a
+                // member waits for its replication), so the quorum does not
+                // wait on it.
+                for n in to.difference(&voters) {
+                    raft.add_learner(*n, members[n].clone(), true).await?;
+                }
+                raft.change_membership(ChangeMembers::ReplaceAllVoters(to.clone()), true)
+                    .await?;
+                Ok(())
+            }
+            MemberChange::Remove { node } => {
+                if !members.contains_key(node) {
+                    return Ok(());
+                }
+                if voters.contains(node) {
                     raft.change_membership(
                         ChangeMembers::RemoveVoters(BTreeSet::from([*node])),
                         false,

@@ -98,17 +98,44 @@ pub trait Transport: Send + Sync + 'static {
 /// The answer of a request forwarded to another node.
 pub type Forwarded<T> = Result<Result<T, ClusterError>, TransportError>;
 
+/// When each peer last answered an AppendEntries (heartbeats included) of
+/// any group this node leads: how the placement controller tells a node
+/// that is down from one that is merely quiet.
+#[derive(Clone, Default)]
+pub struct Contacts(Arc<Mutex<BTreeMap<NodeId, tokio::time::Instant>>>);
+
+impl Contacts {
+    pub fn record(&self, node: NodeId) {
+        let now = tokio::time::Instant::now();
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node, now);
+    }
+
+    /// The last answer of `node`, if any since this process started.
+    pub fn last(&self, node: NodeId) -> Option<tokio::time::Instant> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&node)
+            .copied()
+    }
+}
+
 /// openraft's network factory for one group, over a [`Transport`].
 #[derive(Clone)]
 pub struct GroupNetwork {
     pub transport: Arc<dyn Transport>,
     pub group: GroupId,
+    pub contacts: Contacts,
 }
 
 pub struct GroupConnection {
     transport: Arc<dyn Transport>,
     group: GroupId,
     target: NodeId,
+    contacts: Contacts,
 }
 
 impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
@@ -122,6 +149,7 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
             transport: self.transport.clone(),
             group: self.group,
             target,
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -146,12 +174,14 @@ impl RaftNetwork<TypeConfig> for GroupConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        map_err(
-            self.target,
-            self.transport
-                .append_entries(self.target, self.group, rpc)
-                .await,
-        )
+        let answer = self
+            .transport
+            .append_entries(self.target, self.group, rpc)
+            .await;
+        if matches!(answer, Ok(Ok(_))) {
+            self.contacts.record(self.target);
+        }
+        map_err(self.target, answer)
     }
 
     async fn install_snapshot(

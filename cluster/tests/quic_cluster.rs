@@ -13,7 +13,7 @@ use herald_cluster::rpc::{
     CertAuthority, ClientConfig, NodeIdentity, RpcClient, RpcServer, ServerConfig,
 };
 use herald_cluster::{quic, HostConfig, LocalGroups, QuicTransport, RaftHost};
-use herald_storage::{CmdResult, MemEngine, NodeId};
+use herald_storage::{CmdResult, MemEngine, NodeId, META_GROUP};
 
 mod common;
 use common::upsert;
@@ -236,6 +236,142 @@ async fn a_stopping_node_hands_the_groups_it_leads_to_other_voters() {
         .await
         .expect("forwarded write");
     assert!(matches!(r, CmdResult::Written { .. }), "{r:?}");
+    for node in nodes {
+        node.host.shutdown().await;
+        node.server.shutdown(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs placement steps on whichever node leads the meta group until it has
+/// nothing left to do (bounded); answers the moves made.
+async fn settle_placement(
+    nodes: &[Node],
+    down_after: Duration,
+    since: tokio::time::Instant,
+) -> usize {
+    let mut moves = 0;
+    for _ in 0..60 {
+        let Some(meta) = nodes.iter().find(|n| n.host.is_leader(META_GROUP)) else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        match meta.host.place_once(3, down_after, since).await {
+            Ok(Some(_)) => moves += 1,
+            Ok(None) => return moves,
+            // A leader change or a stale view: plan again.
+            Err(e) => {
+                eprintln!("placement step failed: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    panic!("placement did not settle within 60 steps");
+}
+
+fn votes(node: &Node) -> BTreeMap<NodeId, usize> {
+    let mut votes = BTreeMap::new();
+    for g in node.host.placement_view() {
+        for v in g.voters {
+            *votes.entry(v).or_insert(0) += 1;
+        }
+    }
+    votes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_keeps_three_voters_spread_and_replaces_a_node_that_is_down() {
+    // Five static voters everywhere: placement trims each group to three
+    // and spreads the 9 votes (3 groups x 3) over the five nodes.
+    let mut nodes = start_cluster(5).await;
+    let since = tokio::time::Instant::now();
+    let moves = settle_placement(&nodes, Duration::from_secs(3600), since).await;
+    // Two voters dropped from each of the three groups, and a vote or two
+    // moved to even the spread.
+    assert!((6..=9).contains(&moves), "{moves} moves");
+    for n in &nodes {
+        for g in n.host.placement_view() {
+            assert_eq!(
+                g.voters.len(),
+                3,
+                "group {} on node {}: {g:?}",
+                g.group,
+                n.id
+            );
+            assert_eq!(
+                g.voters.len() + g.learners.len(),
+                5,
+                "every node keeps a copy"
+            );
+        }
+    }
+    let spread = votes(&nodes[0]);
+    assert!(
+        spread.values().all(|&v| (1..=2).contains(&v)),
+        "votes per node {spread:?}"
+    );
+    // Writes still commit, and a learner's copy has them.
+    let g = nodes[0].host.group_of("app", "after-placement");
+    nodes[0]
+        .host
+        .propose(g, upsert("after-placement"))
+        .await
+        .expect("write after placement");
+    for n in &nodes {
+        n.host.read_barrier(g).await.expect("read barrier");
+        assert!(n
+            .host
+            .reader()
+            .endpoint(g, "app", "after-placement")
+            .unwrap()
+            .is_some());
+    }
+
+    // Stop a node that votes somewhere but does not lead the meta group;
+    // once it has been silent longer than `down_after`, its votes go to
+    // live learners and every group has three live voters again.
+    let view = nodes[0].host.placement_view();
+    let gone = (1..=5)
+        .find(|&id| {
+            view.iter().any(|g| g.voters.contains(&id))
+                && !nodes
+                    .iter()
+                    .any(|n| n.id == id && n.host.is_leader(META_GROUP))
+        })
+        .unwrap();
+    let at = nodes.iter().position(|n| n.id == gone).unwrap();
+    let stopped = nodes.remove(at);
+    stopped.host.shutdown().await;
+    stopped.server.shutdown(Duration::from_millis(100)).await;
+    let down_after = Duration::from_secs(2);
+    tokio::time::sleep(down_after + Duration::from_millis(500)).await;
+    let moves = settle_placement(&nodes, down_after, since).await;
+    assert!(moves >= 1, "the stopped node's votes moved");
+    for n in &nodes {
+        for g in n.host.placement_view() {
+            assert_eq!(
+                g.voters.len(),
+                3,
+                "group {} on node {}: {g:?}",
+                g.group,
+                n.id
+            );
+            assert!(
+                !g.voters.contains(&gone),
+                "group {} still counts on node {gone}",
+                g.group
+            );
+            assert!(
+                g.learners.contains(&gone),
+                "node {gone} keeps its copy to catch up later"
+            );
+        }
+    }
+    let g = nodes[0].host.group_of("app", "after-down");
+    nodes[0]
+        .host
+        .propose(g, upsert("after-down"))
+        .await
+        .expect("write after the node went down");
     for node in nodes {
         node.host.shutdown().await;
         node.server.shutdown(Duration::from_millis(100)).await;

@@ -61,11 +61,21 @@ pub fn replication(wanted: usize, nodes: usize) -> usize {
 }
 
 /// The next move, or `None` when every group has `replication(wanted,
-/// live)` live voters and voting is balanced. `live` are the nodes that
-/// answered recently; a group without a leader or without a live majority
-/// of voters is left alone (it cannot commit a change now).
+/// nodes)` voters, live ones where a live node can take a down one's place,
+/// and voting is balanced among live nodes. `nodes` are every member of any
+/// group; `live` those that answered recently. A node that is down but not
+/// removed keeps its place while no live node can take it, so a 3-node
+/// cluster with one node down keeps 3 voters per group rather than
+/// shrinking to 2. A group without a leader or without a live majority of
+/// voters is left alone (it cannot commit a change now).
 pub fn plan(groups: &[GroupMembers], live: &BTreeSet<u64>, wanted: usize) -> Option<Move> {
-    let r = replication(wanted, live.len());
+    let nodes: BTreeSet<u64> = groups
+        .iter()
+        .flat_map(|g| g.voters.iter().chain(&g.learners))
+        .chain(live)
+        .copied()
+        .collect();
+    let r = replication(wanted, nodes.len());
     let mut roles: BTreeMap<u64, usize> = live.iter().map(|&n| (n, 0)).collect();
     for g in groups {
         for v in &g.voters {
@@ -245,6 +255,13 @@ mod tests {
     }
 
     #[test]
+    fn a_down_node_without_a_replacement_keeps_its_vote() {
+        let all = [1, 2, 3];
+        let groups = vec![group(0, &[1, 2, 3], &all)];
+        assert_eq!(plan(&groups, &set(&[1, 2]), 3), None);
+    }
+
+    #[test]
     fn two_nodes_replicate_twice_and_one_node_once() {
         let mut groups: Vec<_> = (0..3).map(|g| group(g, &[1], &[1, 2])).collect();
         settle(&mut groups, &set(&[1, 2]), 3);
@@ -266,7 +283,8 @@ mod tests {
     proptest! {
         /// From any start (voters any non-empty subset, some nodes down),
         /// the plan settles; then every group whose live voters are a
-        /// majority has exactly R voters, all live, and when every group is
+        /// majority has at most R voters (R from all nodes, down or not),
+        /// and as many live ones as there can be, and when every group is
         /// healthy, live nodes vote in numbers of groups at most one apart.
         #[test]
         fn settles_to_replicated_and_balanced(
@@ -294,13 +312,15 @@ mod tests {
                 live.insert(1);
             }
             settle(&mut groups, &live, r);
-            let want = replication(r, live.len());
+            let want = replication(r, all.len());
             let mut roles: BTreeMap<u64, usize> = live.iter().map(|&n| (n, 0)).collect();
             for g in &groups {
                 let live_voters = g.voters.iter().filter(|v| live.contains(v)).count();
                 if live_voters * 2 > g.voters.len() {
-                    prop_assert!(g.voters.iter().all(|v| live.contains(v)), "{g:?}");
-                    prop_assert_eq!(g.voters.len(), want, "{:?}", g);
+                    // Down voters stay only while no live node can take
+                    // their place.
+                    prop_assert_eq!(live_voters, want.min(live.len()), "{:?}", g);
+                    prop_assert!(g.voters.len() <= want, "{:?}", g);
                 }
                 for v in &g.voters {
                     if let Some(c) = roles.get_mut(v) {

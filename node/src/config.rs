@@ -184,6 +184,32 @@ pub struct FileConfig {
     /// Each also `HERALD_JOBS_<NAME>` (lists comma-separated).
     #[serde(default)]
     pub jobs: Option<Jobs>,
+    /// Each also `HERALD_PLACEMENT_<NAME>`.
+    #[serde(default)]
+    pub placement: Option<Placement>,
+}
+
+/// Which nodes vote in each Raft group (the rest keep learner copies).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Placement {
+    /// Voters per group: 3, or fewer while the cluster has fewer nodes.
+    pub replication: u64,
+    /// One placement change at most per interval, cluster-wide.
+    pub interval_ms: u64,
+    /// A node that has not answered for this long loses its votes to
+    /// live nodes (it keeps a learner copy and catches up if it returns).
+    pub replace_down_after_secs: u64,
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Self {
+            replication: 3,
+            interval_ms: 2_000,
+            replace_down_after_secs: 300,
+        }
+    }
 }
 
 /// Import and export jobs.
@@ -314,6 +340,7 @@ pub struct Config {
     pub tracking: Tracking,
     pub storage: Storage,
     pub jobs: Jobs,
+    pub placement: Placement,
     /// The cluster RPC address; `None`: a single node without RPC.
     pub rpc: Option<SocketAddr>,
     /// What peers dial to reach this node (`rpc` unless told otherwise).
@@ -382,6 +409,16 @@ impl Config {
         override_from_env(&mut tracking, "HERALD_TRACKING_")?;
         let mut storage = file.storage.unwrap_or_default();
         override_from_env(&mut storage, "HERALD_STORAGE_")?;
+        let mut placement = file.placement.unwrap_or_default();
+        override_from_env(&mut placement, "HERALD_PLACEMENT_")?;
+        anyhow::ensure!(
+            placement.replication >= 1,
+            "placement.replication must be at least 1"
+        );
+        anyhow::ensure!(
+            placement.interval_ms >= 100,
+            "placement.interval_ms must be at least 100"
+        );
         let mut jobs = file.jobs.unwrap_or_default();
         override_from_env(&mut jobs, "HERALD_JOBS_")?;
         jobs.file_roots.retain(|r| !r.is_empty());
@@ -469,6 +506,7 @@ impl Config {
             tracking,
             storage,
             jobs,
+            placement,
             data_dir,
             http,
             node_id,

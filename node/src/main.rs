@@ -217,6 +217,20 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             }
         })
     };
+    // The placement controller acts only while this node leads the meta
+    // group; elsewhere it idles.
+    let placement = {
+        let host = runtime.host.clone();
+        let p = cfg.placement.clone();
+        tokio::spawn(async move {
+            host.run_placement(
+                usize::try_from(p.replication).unwrap_or(3),
+                Duration::from_millis(p.interval_ms),
+                Duration::from_secs(p.replace_down_after_secs),
+            )
+            .await;
+        })
+    };
     let (dispatcher, outbox) = delivery(&cfg)?;
     runtime.herald.set_dispatcher(dispatcher.clone());
     let (stop_campaigns, campaigns_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -242,10 +256,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(http = %cfg.http, "serving the pinpoint api");
     // On SIGTERM, while the API still answers: the campaign scheduler stops
     // (a run in progress stops between batches and resumes on the next meta
-    // leader), leader balancing stops, and this node hands the groups it
+    // leader), leader balancing and placement stop, and this node hands the groups it
     // leads to caught-up voters, so requests in flight elsewhere find new
     // leaders instead of a stopped one. Then the API drains.
     let balancing = raft_metrics.abort_handle();
+    let placing = placement.abort_handle();
     let handover = {
         let host = runtime.host.clone();
         async move {
@@ -258,6 +273,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 tracing::warn!("the campaign scheduler did not stop within 10 s");
             }
             balancing.abort();
+            placing.abort();
             let handed = host.hand_over_leadership(HANDOVER_WITHIN).await;
             tracing::info!(
                 groups = handed,
