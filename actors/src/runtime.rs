@@ -46,7 +46,22 @@ impl<E: KvEngine> Runtime<E> {
         let observer = Arc::new(ShardObserver::new(indexes.clone()));
         let host =
             Arc::new(RaftHost::start(engine, host_cfg, transport, Some(observer.clone())).await?);
-        host.wait_ready(Duration::from_secs(30)).await?;
+        // Nodes of a cluster start in any order and at any pace: wait for a
+        // majority of each group's voters as long as it takes, saying so.
+        let mut waited = 0u64;
+        loop {
+            let e = match host.wait_ready(Duration::from_secs(10)).await {
+                Ok(()) => break,
+                Err(e @ herald_cluster::ClusterError::Unavailable(_)) => e,
+                Err(e) => return Err(e.into()),
+            };
+            waited += 10;
+            tracing::warn!(
+                waited_secs = waited,
+                error = %e,
+                "waiting for every raft group to elect a leader (a majority of its voters must be up)"
+            );
+        }
         let started_ms = clock.now_ms();
         // One pass over the stored endpoints builds the segment indexes and
         // the engagement tables.

@@ -250,6 +250,45 @@ fn print(label: &str, f: &Figures) {
     );
 }
 
+/// The 0.5 and 0.99 quantiles (ms) and count of a summary on a node's
+/// `/metrics`, over the exporter's recent window.
+async fn summary(base: &str, name: &str) -> anyhow::Result<(f64, f64, f64)> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await?
+        .text()
+        .await?;
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                (k == key).then(|| v.trim().parse::<f64>().ok()).flatten()
+            })
+            .unwrap_or(f64::NAN)
+    };
+    Ok((
+        value(&format!("{name}{{quantile=\"0.5\"}}")) * 1e3,
+        value(&format!("{name}{{quantile=\"0.99\"}}")) * 1e3,
+        value(&format!("{name}_count")),
+    ))
+}
+
+/// Where a 3-node write's time goes, as each node saw it.
+async fn print_raft_times(cluster: &Cluster) -> anyhow::Result<()> {
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        let base = &node.as_ref().context("node up")?.base;
+        let mut line = format!("  node {}:", i + 1);
+        for (label, name) in [
+            ("propose", "herald_raft_propose_seconds"),
+            ("read barrier", "herald_raft_read_barrier_seconds"),
+        ] {
+            let (p50, p99, n) = summary(base, name).await?;
+            line += &format!(" {label} p50 {p50:.1} ms, p99 {p99:.1} ms ({n:.0} calls);");
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
 /// Time from `killed_at` until every probe endpoint accepted a fresh write
 /// through `client` (each retried on errors).
 async fn resume_time(client: &Client, app: &str, round: usize, killed_at: Instant) -> Duration {
@@ -299,6 +338,7 @@ async fn main() -> anyhow::Result<()> {
     let app = clients[0].create_app("cluster-bench-3").await?;
     let three = measure(&clients, &app, requests).await?;
     print("3 nodes, R=3", &three);
+    print_raft_times(&cluster).await?;
     println!(
         "ratio 3 nodes/1 node: upserts {:.2}, events {:.2} (one machine: the three nodes share 2 cores and one disk)",
         three.upserts_per_s / one.upserts_per_s,

@@ -113,7 +113,12 @@ impl Herald {
             .env("HERALD_SECRET_ACCESS_KEY", SECRET_KEY)
             .env("RUST_LOG", "warn")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null())
+            // herald logs to stdout: shown with HERALD_BENCH_NODE_LOGS=1.
+            .stdout(if std::env::var_os("HERALD_BENCH_NODE_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;

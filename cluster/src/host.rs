@@ -84,6 +84,8 @@ pub struct RaftHost<E: KvEngine> {
     leaders_seen: std::sync::Mutex<Vec<Option<NodeId>>>,
     /// When each peer last answered one of this node's groups.
     contacts: Contacts,
+    /// Read-index rounds in flight, one slot per group.
+    read_rounds: Vec<Arc<std::sync::Mutex<ReadRound>>>,
 }
 
 impl<E: KvEngine> RaftHost<E> {
@@ -189,6 +191,7 @@ impl<E: KvEngine> RaftHost<E> {
             transport,
             leaders_seen: std::sync::Mutex::new(Vec::new()),
             contacts,
+            read_rounds: (0..=record.shards).map(|_| Arc::default()).collect(),
         })
     }
 
@@ -232,13 +235,19 @@ impl<E: KvEngine> RaftHost<E> {
             .ok_or(ClusterError::NoSuchGroup(group))
     }
 
-    /// Waits until every group has a leader, or the timeout passes.
+    /// Waits until every group has a leader: `Unavailable` when the timeout
+    /// passes first, `Fatal` when a group has stopped.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), ClusterError> {
         for (g, raft) in self.groups.iter().enumerate() {
             raft.wait(Some(timeout))
                 .metrics(|m| m.current_leader.is_some(), "group has a leader")
                 .await
-                .map_err(|e| ClusterError::Unavailable(format!("group {g}: {e}")))?;
+                .map_err(|e| match e {
+                    openraft::metrics::WaitError::ShuttingDown => {
+                        ClusterError::Fatal(format!("group {g} has stopped"))
+                    }
+                    e => ClusterError::Unavailable(format!("group {g}: {e}")),
+                })?;
         }
         Ok(())
     }
@@ -272,12 +281,20 @@ impl<E: KvEngine> RaftHost<E> {
                 }
                 Some(l) => {
                     self.learn_leader(raft, l);
-                    let forwarded = tokio::time::timeout_at(
+                    let call = tokio::time::timeout_at(
                         deadline,
                         self.transport.propose(l, group, cmd.clone()),
-                    )
-                    .await
-                    .map_err(|_| ClusterError::Timeout(group))?;
+                    );
+                    let forwarded = match forward_watching_leader(raft, l, call).await {
+                        Some(r) => r.map_err(|_| ClusterError::Timeout(group))?,
+                        None => {
+                            metrics::counter!("herald_raft_forward_abandoned_total").increment(1);
+                            break Err(ClusterError::Unavailable(format!(
+                                "group {group}'s leader moved away from node {l}, which did not \
+                                 answer; the write's outcome is unknown (retry it)"
+                            )));
+                        }
+                    };
                     match forwarded {
                         Ok(Err(ClusterError::NotLeader { .. }))
                         | Err(TransportError::Unreachable { .. }) => {}
@@ -324,28 +341,29 @@ impl<E: KvEngine> RaftHost<E> {
     /// Returns once this node's state for `group` reflects every write
     /// committed before the call (openraft's read index + leader check; a
     /// follower asks the leader for its read index and waits to apply it).
+    ///
+    /// Each read index costs the leader a heartbeat round to a quorum, so a
+    /// node asks for one at a time per group: callers that arrive while a
+    /// round is in flight share the next round, which starts after they
+    /// arrived and so still sees every write acknowledged before them.
     pub async fn read_barrier(&self, group: GroupId) -> Result<(), ClusterError> {
         let raft = self.raft(group)?;
-        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.request_timeout;
         loop {
             let leader = raft.metrics().borrow().current_leader;
             let index = match leader {
-                Some(l) if l == self.node_id => {
-                    match read_index_local(raft, group, self.request_timeout).await {
-                        Err(ClusterError::NotLeader { .. }) => None,
-                        r => return r.map(|_| ()),
-                    }
-                }
                 Some(l) => {
-                    self.learn_leader(raft, l);
-                    let asked =
-                        tokio::time::timeout_at(deadline, self.transport.read_index(l, group))
-                            .await
-                            .map_err(|_| ClusterError::Timeout(group))?;
-                    match asked {
-                        Ok(Ok(index)) => Some(index),
-                        Ok(Err(ClusterError::NotLeader { .. })) | Err(_) => None,
-                        Ok(Err(e)) => return Err(e),
+                    if l != self.node_id {
+                        self.learn_leader(raft, l);
+                    }
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    self.join_read_round(group, tx);
+                    match tokio::time::timeout_at(deadline, rx).await {
+                        Err(_) => return Err(ClusterError::Timeout(group)),
+                        // The round's task ended without answering: ask again.
+                        Ok(Err(_)) => None,
+                        Ok(Ok(r)) => r?,
                     }
                 }
                 None => None,
@@ -357,11 +375,47 @@ impl<E: KvEngine> RaftHost<E> {
                         .applied_index_at_least(index, "the leader's read index")
                         .await
                         .map_err(|_| ClusterError::Timeout(group))?;
+                    metrics::histogram!("herald_raft_read_barrier_seconds")
+                        .record(started.elapsed().as_secs_f64());
                     return Ok(());
                 }
                 None => pause_for_leader(raft, leader, deadline, group).await?,
             }
         }
+    }
+
+    /// Queues `tx` for the next read-index round of `group`, starting the
+    /// rounds' task when none is running.
+    fn join_read_round(&self, group: GroupId, tx: RoundAnswer) {
+        let slot = &self.read_rounds[group as usize];
+        {
+            let mut round = slot.lock().unwrap_or_else(|p| p.into_inner());
+            round.waiting.push(tx);
+            if round.running {
+                return;
+            }
+            round.running = true;
+        }
+        let slot = slot.clone();
+        let raft = self.groups[group as usize].clone();
+        let transport = self.transport.clone();
+        let (node_id, timeout) = (self.node_id, self.request_timeout);
+        tokio::spawn(async move {
+            loop {
+                let waiting = {
+                    let mut round = slot.lock().unwrap_or_else(|p| p.into_inner());
+                    if round.waiting.is_empty() {
+                        round.running = false;
+                        return;
+                    }
+                    std::mem::take(&mut round.waiting)
+                };
+                let answer = read_index_round(&raft, &transport, node_id, group, timeout).await;
+                for tx in waiting {
+                    let _ = tx.send(answer.clone());
+                }
+            }
+        });
     }
 
     /// One line per group: leader, term, last log and applied index.
@@ -711,6 +765,85 @@ async fn pause_for_leader(
         )
         .await;
     Ok(())
+}
+
+/// How long a forwarded request may still answer after this node has seen
+/// another node take over its group: a live old leader answers at once
+/// (the result, or "not leader"); a dead one never does.
+const FORWARD_GRACE: Duration = Duration::from_millis(300);
+
+/// Awaits `call`, forwarded to `leader` of `raft`'s group, unless another
+/// leader takes over and `call` then stays silent for [`FORWARD_GRACE`]:
+/// `None`, the outcome unknown. Without this, a request forwarded to a node
+/// that died waits for the whole RPC deadline.
+async fn forward_watching_leader<F: std::future::Future>(
+    raft: &Raft<TypeConfig>,
+    leader: NodeId,
+    call: F,
+) -> Option<F::Output> {
+    tokio::pin!(call);
+    let wait = raft.wait(None);
+    let moved = wait.metrics(
+        |m| m.current_leader.is_some_and(|x| x != leader),
+        "another leader",
+    );
+    tokio::select! {
+        r = &mut call => return Some(r),
+        w = moved => {
+            if w.is_err() {
+                // This node's group stopped: only the call can answer.
+                return Some(call.await);
+            }
+        }
+    }
+    tokio::time::timeout(FORWARD_GRACE, call).await.ok()
+}
+
+/// A read index: the log index to apply before reading (`None`: the log
+/// is empty).
+type ReadIndex = Option<u64>;
+
+/// Where a read-index round answers: the index, or `None` when there was
+/// no leader to ask (ask again once there is).
+type RoundAnswer = tokio::sync::oneshot::Sender<Result<Option<ReadIndex>, ClusterError>>;
+
+/// The read-index rounds of one group on this node.
+#[derive(Default)]
+struct ReadRound {
+    /// Whether a task is running rounds.
+    running: bool,
+    /// Callers for the next round.
+    waiting: Vec<RoundAnswer>,
+}
+
+/// One read index of `raft`'s group: from this node if it leads, else
+/// asked of the leader (and abandoned if another leader takes over).
+async fn read_index_round(
+    raft: &Raft<TypeConfig>,
+    transport: &Arc<dyn Transport>,
+    node_id: NodeId,
+    group: GroupId,
+    timeout: Duration,
+) -> Result<Option<ReadIndex>, ClusterError> {
+    let leader = raft.metrics().borrow().current_leader;
+    match leader {
+        None => Ok(None),
+        Some(l) if l == node_id => match read_index_local(raft, group, timeout).await {
+            Err(ClusterError::NotLeader { .. }) => Ok(None),
+            r => r.map(Some),
+        },
+        Some(l) => {
+            let call = tokio::time::timeout(timeout, transport.read_index(l, group));
+            match forward_watching_leader(raft, l, call).await {
+                None => Ok(None),
+                Some(asked) => match asked.map_err(|_| ClusterError::Timeout(group))? {
+                    Ok(Ok(index)) => Ok(Some(index)),
+                    Ok(Err(ClusterError::NotLeader { .. })) | Err(_) => Ok(None),
+                    Ok(Err(e)) => Err(e),
+                },
+            }
+        }
+    }
 }
 
 /// Pause between attempts of a member change that found no leader.

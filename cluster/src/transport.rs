@@ -168,12 +168,57 @@ fn map_err<T, E: std::error::Error>(
     }
 }
 
+/// Bytes of log entries per AppendEntries at most (beyond one entry).
+/// openraft gives each message one heartbeat interval to be answered; a
+/// batch of 64 PutEvents entries (~6 MB) cannot be shipped and fsynced in
+/// that time on a busy machine, and would time out again on every retry.
+pub const APPEND_BYTES_MAX: usize = 1 << 20;
+
+/// Counts what would be written.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How many of `entries` (at least one) fit in [`APPEND_BYTES_MAX`] when
+/// encoded; `None` when they all do. Small batches are not measured.
+fn entries_that_fit(entries: &[openraft::Entry<TypeConfig>]) -> Option<u64> {
+    const MEASURED_FROM: usize = 4;
+    if entries.len() < MEASURED_FROM {
+        return None;
+    }
+    let mut bytes = ByteCount(0);
+    for (i, e) in entries.iter().enumerate() {
+        if serde_json::to_writer(&mut bytes, e).is_err() {
+            return None;
+        }
+        if bytes.0 > APPEND_BYTES_MAX {
+            return Some(i.max(1) as u64);
+        }
+    }
+    None
+}
+
 impl RaftNetwork<TypeConfig> for GroupConnection {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        if let Some(fit) = entries_that_fit(&rpc.entries) {
+            // openraft sends this many entries per message for a while.
+            metrics::counter!("herald_raft_append_split_total").increment(1);
+            return Err(RPCError::PayloadTooLarge(
+                openraft::error::PayloadTooLarge::new_entries_hint(fit),
+            ));
+        }
         let answer = self
             .transport
             .append_entries(self.target, self.group, rpc)

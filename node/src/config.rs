@@ -187,6 +187,31 @@ pub struct FileConfig {
     /// Each also `HERALD_PLACEMENT_<NAME>`.
     #[serde(default)]
     pub placement: Option<Placement>,
+    /// Each also `HERALD_RAFT_<NAME>`.
+    #[serde(default)]
+    pub raft: Option<RaftTiming>,
+}
+
+/// Raft timing of every group. A leader's death is noticed after an
+/// election timeout (at least `election_timeout_max_ms`, the leader's
+/// lease); each AppendEntries must be answered within `heartbeat_ms`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftTiming {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+}
+
+impl Default for RaftTiming {
+    fn default() -> Self {
+        let d = herald_cluster::HostConfig::default();
+        Self {
+            heartbeat_ms: d.heartbeat_ms,
+            election_timeout_min_ms: d.election_timeout_min_ms,
+            election_timeout_max_ms: d.election_timeout_max_ms,
+        }
+    }
 }
 
 /// Which nodes vote in each Raft group (the rest keep learner copies).
@@ -341,6 +366,7 @@ pub struct Config {
     pub storage: Storage,
     pub jobs: Jobs,
     pub placement: Placement,
+    pub raft: RaftTiming,
     /// The cluster RPC address; `None`: a single node without RPC.
     pub rpc: Option<SocketAddr>,
     /// What peers dial to reach this node (`rpc` unless told otherwise).
@@ -409,6 +435,14 @@ impl Config {
         override_from_env(&mut tracking, "HERALD_TRACKING_")?;
         let mut storage = file.storage.unwrap_or_default();
         override_from_env(&mut storage, "HERALD_STORAGE_")?;
+        let mut raft = file.raft.unwrap_or_default();
+        override_from_env(&mut raft, "HERALD_RAFT_")?;
+        anyhow::ensure!(
+            raft.heartbeat_ms >= 10
+                && raft.election_timeout_min_ms > raft.heartbeat_ms
+                && raft.election_timeout_max_ms > raft.election_timeout_min_ms,
+            "raft timing: need 10 <= heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms"
+        );
         let mut placement = file.placement.unwrap_or_default();
         override_from_env(&mut placement, "HERALD_PLACEMENT_")?;
         anyhow::ensure!(
@@ -507,6 +541,7 @@ impl Config {
             storage,
             jobs,
             placement,
+            raft,
             data_dir,
             http,
             node_id,

@@ -145,6 +145,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let host_cfg = HostConfig {
         node_id: cfg.node_id,
         shards: cfg.shards,
+        heartbeat_ms: cfg.raft.heartbeat_ms,
+        election_timeout_min_ms: cfg.raft.election_timeout_min_ms,
+        election_timeout_max_ms: cfg.raft.election_timeout_max_ms,
         members: if cfg.peers.is_empty() {
             // A lone node with RPC records its address, so others can join.
             cfg.rpc_advertise
