@@ -174,19 +174,6 @@ fn map_err<T, E: std::error::Error>(
 /// that time on a busy machine, and would time out again on every retry.
 pub const APPEND_BYTES_MAX: usize = 1 << 20;
 
-/// Counts what would be written.
-struct ByteCount(usize);
-
-impl std::io::Write for ByteCount {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// How many of `entries` (at least one) fit in [`APPEND_BYTES_MAX`] when
 /// encoded; `None` when they all do. Small batches are not measured.
 fn entries_that_fit(entries: &[openraft::Entry<TypeConfig>]) -> Option<u64> {
@@ -194,12 +181,10 @@ fn entries_that_fit(entries: &[openraft::Entry<TypeConfig>]) -> Option<u64> {
     if entries.len() < MEASURED_FROM {
         return None;
     }
-    let mut bytes = ByteCount(0);
+    let mut bytes = 0;
     for (i, e) in entries.iter().enumerate() {
-        if serde_json::to_writer(&mut bytes, e).is_err() {
-            return None;
-        }
-        if bytes.0 > APPEND_BYTES_MAX {
+        bytes += herald_model::validate::json_len(e);
+        if bytes > APPEND_BYTES_MAX {
             return Some(i.max(1) as u64);
         }
     }
