@@ -1,6 +1,7 @@
 //! The Raft groups one node hosts: the meta group and every data shard.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -281,12 +282,21 @@ impl<E: KvEngine> RaftHost<E> {
                 }
                 Some(l) => {
                     self.learn_leader(raft, l);
+                    let sent = Arc::new(AtomicBool::new(false));
                     let call = tokio::time::timeout_at(
                         deadline,
-                        self.transport.propose(l, group, cmd.clone()),
+                        self.transport.propose(l, group, cmd.clone(), sent.clone()),
                     );
                     let forwarded = match forward_watching_leader(raft, l, call).await {
                         Some(r) => r.map_err(|_| ClusterError::Timeout(group))?,
+                        // Still connecting to the old leader: the new one
+                        // gets the command instead.
+                        None if !sent.load(Ordering::SeqCst) => {
+                            Err(TransportError::Unreachable {
+                                node: l,
+                                reason: "leader moved before the command was sent".into(),
+                            })
+                        }
                         None => {
                             metrics::counter!("herald_raft_forward_abandoned_total").increment(1);
                             break Err(ClusterError::Unavailable(format!(

@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -226,6 +227,17 @@ impl QuicTransport {
         req: NodeRequest,
         timeout: Duration,
     ) -> BoxFuture<'static, Result<T, TransportError>> {
+        self.call_tracked(target, req, timeout, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// [`Self::call`], setting `sent` once the request may reach `target`.
+    fn call_tracked<T: DeserializeOwned + Send + 'static>(
+        &self,
+        target: NodeId,
+        req: NodeRequest,
+        timeout: Duration,
+        sent: Arc<AtomicBool>,
+    ) -> BoxFuture<'static, Result<T, TransportError>> {
         let client = self.client.clone();
         let addr = self
             .peers
@@ -240,7 +252,7 @@ impl QuicTransport {
             })?;
             let answer: NodeResponse =
                 client
-                    .call(target, addr, &req, timeout)
+                    .call_tracked(target, addr, &req, timeout, &sent)
                     .await
                     .map_err(|e| {
                         if e.request_not_sent() {
@@ -323,12 +335,13 @@ impl Transport for QuicTransport {
         target: NodeId,
         group: GroupId,
         cmd: Command,
+        sent: Arc<AtomicBool>,
     ) -> BoxFuture<'static, Forwarded<CmdResult>> {
         let req = NodeRequest::Propose {
             group,
             json: json(&cmd),
         };
-        self.call(target, req, self.timeout)
+        self.call_tracked(target, req, self.timeout, sent)
     }
 
     fn read_index(

@@ -3,6 +3,7 @@
 //! connects nodes hosted in one process (tests, simulator).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
@@ -60,12 +61,15 @@ pub trait Transport: Send + Sync + 'static {
     ) -> BoxFuture<'static, Remote<InstallSnapshotResponse<NodeId>, InstallSnapshotError>>;
 
     /// Asks `target`, which should lead `group`, to propose `cmd` and answer
-    /// the state machine's result. `Unreachable` means it was not sent.
+    /// the state machine's result. `Unreachable` means it was not sent;
+    /// `sent` turns true before `cmd` may reach `target`, so a caller that
+    /// abandons the call while it is false may send `cmd` elsewhere.
     fn propose(
         &self,
         target: NodeId,
         group: GroupId,
         cmd: Command,
+        sent: Arc<AtomicBool>,
     ) -> BoxFuture<'static, Forwarded<CmdResult>>;
 
     /// Asks `target`, which should lead `group`, for its read index (the
@@ -325,8 +329,12 @@ impl Transport for LocalTransport {
         target: NodeId,
         group: GroupId,
         cmd: Command,
+        sent: Arc<AtomicBool>,
     ) -> BoxFuture<'static, Forwarded<CmdResult>> {
         let raft = self.raft(target, group);
+        if raft.is_ok() {
+            sent.store(true, Ordering::SeqCst);
+        }
         Box::pin(async move { Ok(propose_local(&raft?, group, cmd, FORWARDED_TIMEOUT).await) })
     }
 

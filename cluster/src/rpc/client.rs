@@ -177,13 +177,31 @@ impl RpcClient {
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,
     {
+        self.call_tracked(peer, addr, request, timeout, &AtomicBool::new(false))
+            .await
+    }
+
+    /// [`Self::call`], also setting `sent` just before the request's first
+    /// byte is handed to QUIC: a caller that drops the call while `sent` is
+    /// still false knows the peer never saw the request.
+    pub async fn call_tracked<Req, Resp>(
+        &self,
+        peer: NodeId,
+        addr: SocketAddr,
+        request: &Req,
+        timeout: Duration,
+        sent: &AtomicBool,
+    ) -> Result<Resp, RpcError>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
         let started = Instant::now();
         let result = match encode_frame(request, self.inner.config.max_frame_bytes) {
             Err(e) => Err(RpcError::Encode(e)),
             Ok(frame) => {
                 let deadline = started + timeout;
-                let sent = AtomicBool::new(false);
-                let attempt = self.call_inner(peer, addr, &frame, deadline, &sent);
+                let attempt = self.call_inner(peer, addr, &frame, deadline, sent);
                 match tokio::time::timeout_at(deadline, attempt).await {
                     Ok(result) => result,
                     Err(_) => Err(RpcError::Timeout {
