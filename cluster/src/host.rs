@@ -291,12 +291,10 @@ impl<E: KvEngine> RaftHost<E> {
                         Some(r) => r.map_err(|_| ClusterError::Timeout(group))?,
                         // Still connecting to the old leader: the new one
                         // gets the command instead.
-                        None if !sent.load(Ordering::SeqCst) => {
-                            Err(TransportError::Unreachable {
-                                node: l,
-                                reason: "leader moved before the command was sent".into(),
-                            })
-                        }
+                        None if !sent.load(Ordering::SeqCst) => Err(TransportError::Unreachable {
+                            node: l,
+                            reason: "leader moved before the command was sent".into(),
+                        }),
                         None => {
                             metrics::counter!("herald_raft_forward_abandoned_total").increment(1);
                             break Err(ClusterError::Unavailable(format!(

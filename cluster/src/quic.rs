@@ -250,23 +250,22 @@ impl QuicTransport {
                 node: target,
                 reason: "no known address".into(),
             })?;
-            let answer: NodeResponse =
-                client
-                    .call_tracked(target, addr, &req, timeout, &sent)
-                    .await
-                    .map_err(|e| {
-                        if e.request_not_sent() {
-                            TransportError::Unreachable {
-                                node: target,
-                                reason: e.to_string(),
-                            }
-                        } else {
-                            TransportError::Network {
-                                node: target,
-                                reason: e.to_string(),
-                            }
+            let answer: NodeResponse = client
+                .call_tracked(target, addr, &req, timeout, &sent)
+                .await
+                .map_err(|e| {
+                    if e.request_not_sent() {
+                        TransportError::Unreachable {
+                            node: target,
+                            reason: e.to_string(),
                         }
-                    })?;
+                    } else {
+                        TransportError::Network {
+                            node: target,
+                            reason: e.to_string(),
+                        }
+                    }
+                })?;
             let bytes = answer.map_err(|reason| TransportError::Unreachable {
                 node: target,
                 reason,
