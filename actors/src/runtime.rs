@@ -11,7 +11,7 @@ use ractor::{Actor, ActorRef};
 
 use crate::clock::Clock;
 use crate::engagement::EngagementTable;
-use crate::service::{Herald, ServiceConfig};
+use crate::service::{Herald, ServiceConfig, ServiceError};
 use crate::shard::{ShardActor, ShardArgs, ShardMsg, ShardObserver, ShardSettings, ShardStats};
 
 #[derive(Debug, thiserror::Error)]
@@ -123,14 +123,25 @@ impl<E: KvEngine> Runtime<E> {
         metrics::gauge!("herald_memory_tables_build_seconds").set(elapsed_ms as f64 / 1000.0);
         let herald = Arc::new(Herald::new(host.clone(), clock, service_cfg));
         herald.set_segment_indexes(indexes);
-        herald
-            .resume_deletions()
-            .await
-            .map_err(|e| StartError::Recovery(e.to_string()))?;
-        herald
-            .fail_interrupted_jobs()
-            .await
-            .map_err(|e| StartError::Recovery(e.to_string()))?;
+        // A node that restarts into a busy cluster may take longer than a
+        // request's deadline to catch its meta replica up: these passes
+        // retry while the cluster says "not now", saying so.
+        let mut waited = 0u64;
+        loop {
+            let pass = async {
+                herald.resume_deletions().await?;
+                herald.fail_interrupted_jobs().await.map(|_| ())
+            };
+            match pass.await {
+                Ok(()) => break,
+                Err(e @ ServiceError::TooManyRequests(_)) => {
+                    waited += 1;
+                    tracing::warn!(attempt = waited, error = %e, "recovery passes wait for the cluster");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(StartError::Recovery(e.to_string())),
+            }
+        }
         Ok(Self {
             herald,
             host,

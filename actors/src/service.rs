@@ -157,6 +157,10 @@ fn rejected(r: CmdResult) -> Result<CmdResult> {
     }
 }
 
+/// How far under the endpoints-per-user limit a count from this node's
+/// replicas must be to be trusted without read barriers on every shard.
+const USER_COUNT_MARGIN: usize = 4;
+
 pub const PAGE_SIZE_DEFAULT: usize = 100;
 pub const PAGE_SIZE_MAX: usize = 1000;
 
@@ -570,6 +574,21 @@ impl<E: KvEngine> Herald<E> {
         Ok(self.host.reader().endpoint(g, app_id, endpoint_id)?)
     }
 
+    /// Every endpoint id of a user in this node's replicas of all shards,
+    /// without read barriers (it may miss writes not applied here yet).
+    fn user_endpoint_ids_local(
+        &self,
+        app_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<(GroupId, String)>> {
+        let mut out = Vec::new();
+        for g in self.host.data_groups() {
+            let ids = self.host.reader().user_endpoint_ids(g, app_id, user_id)?;
+            out.extend(ids.into_iter().map(|id| (g, id)));
+        }
+        Ok(out)
+    }
+
     /// Every endpoint id of a user across all shards.
     pub(crate) async fn user_endpoint_ids(
         &self,
@@ -647,17 +666,23 @@ impl<E: KvEngine> Herald<E> {
             merged_so_far.insert(&item.endpoint_id, merged);
         }
         for (user, new_ids) in users {
-            let mut all: BTreeSet<String> = self
-                .user_endpoint_ids(app_id, &user)
-                .await?
-                .into_iter()
-                .map(|(_, id)| id)
-                .collect();
-            all.extend(new_ids);
-            if all.len() > limits.endpoints_per_user_max {
+            // A user's endpoints spread over every shard, so a linearizable
+            // count costs a read barrier per shard. This node's replicas
+            // answer first; they can miss only the last few writes (those
+            // not applied here yet), so a count near the limit is taken
+            // again through the barriers.
+            let count = |ids: Vec<(GroupId, String)>| {
+                let mut all: BTreeSet<&str> = new_ids.iter().map(String::as_str).collect();
+                all.extend(ids.iter().map(|(_, id)| id.as_str()));
+                all.len()
+            };
+            let mut n = count(self.user_endpoint_ids_local(app_id, &user)?);
+            if n + USER_COUNT_MARGIN > limits.endpoints_per_user_max {
+                n = count(self.user_endpoint_ids(app_id, &user).await?);
+            }
+            if n > limits.endpoints_per_user_max {
                 return Err(ServiceError::BadRequest(format!(
-                    "user {user} would have {} endpoints; a user may have at most {}",
-                    all.len(),
+                    "user {user} would have {n} endpoints; a user may have at most {}",
                     limits.endpoints_per_user_max
                 )));
             }

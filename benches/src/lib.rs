@@ -111,9 +111,13 @@ impl Herald {
             .args(args)
             .env("HERALD_ACCESS_KEY_ID", ACCESS_KEY)
             .env("HERALD_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("HERALD_BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            // herald logs to stdout: shown with HERALD_BENCH_NODE_LOGS=1.
+            // herald logs to stdout: shown with HERALD_BENCH_NODE_LOGS=1, at
+            // the level HERALD_BENCH_RUST_LOG names (default warn).
             .stdout(if std::env::var_os("HERALD_BENCH_NODE_LOGS").is_some() {
                 Stdio::inherit()
             } else {

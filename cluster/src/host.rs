@@ -11,7 +11,8 @@ use herald_storage::{
     StateMachine, TypeConfig, WriteBatch, META_GROUP,
 };
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use openraft::raft::{VoteRequest, VoteResponse};
+use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ClusterError;
@@ -287,7 +288,9 @@ impl<E: KvEngine> RaftHost<E> {
                         deadline,
                         self.transport.propose(l, group, cmd.clone(), sent.clone()),
                     );
-                    let forwarded = match forward_watching_leader(raft, l, call).await {
+                    let forwarded = match forward_watching_leader(raft, l, call, FORWARD_GRACE)
+                        .await
+                    {
                         Some(r) => r.map_err(|_| ClusterError::Timeout(group))?,
                         // Still connecting to the old leader: the new one
                         // gets the command instead.
@@ -321,7 +324,16 @@ impl<E: KvEngine> RaftHost<E> {
                 break Err(e);
             }
         };
-        metrics::histogram!("herald_raft_propose_seconds").record(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        metrics::histogram!("herald_raft_propose_seconds").record(took.as_secs_f64());
+        if took >= SLOW_CALL {
+            tracing::info!(
+                group,
+                ms = took.as_millis() as u64,
+                ok = res.is_ok(),
+                "slow proposal"
+            );
+        }
         res
     }
 
@@ -383,8 +395,12 @@ impl<E: KvEngine> RaftHost<E> {
                         .applied_index_at_least(index, "the leader's read index")
                         .await
                         .map_err(|_| ClusterError::Timeout(group))?;
+                    let took = started.elapsed();
                     metrics::histogram!("herald_raft_read_barrier_seconds")
-                        .record(started.elapsed().as_secs_f64());
+                        .record(took.as_secs_f64());
+                    if took >= SLOW_CALL {
+                        tracing::info!(group, ms = took.as_millis() as u64, "slow read barrier");
+                    }
                     return Ok(());
                 }
                 None => pause_for_leader(raft, leader, deadline, group).await?,
@@ -775,19 +791,23 @@ async fn pause_for_leader(
     Ok(())
 }
 
+/// A proposal or read barrier slower than this is logged (leader changes).
+const SLOW_CALL: Duration = Duration::from_millis(500);
+
 /// How long a forwarded request may still answer after this node has seen
 /// another node take over its group: a live old leader answers at once
 /// (the result, or "not leader"); a dead one never does.
 const FORWARD_GRACE: Duration = Duration::from_millis(300);
 
 /// Awaits `call`, forwarded to `leader` of `raft`'s group, unless another
-/// leader takes over and `call` then stays silent for [`FORWARD_GRACE`]:
+/// leader takes over and `call` then stays silent for `grace`:
 /// `None`, the outcome unknown. Without this, a request forwarded to a node
 /// that died waits for the whole RPC deadline.
 async fn forward_watching_leader<F: std::future::Future>(
     raft: &Raft<TypeConfig>,
     leader: NodeId,
     call: F,
+    grace: Duration,
 ) -> Option<F::Output> {
     tokio::pin!(call);
     let wait = raft.wait(None);
@@ -804,7 +824,7 @@ async fn forward_watching_leader<F: std::future::Future>(
             }
         }
     }
-    tokio::time::timeout(FORWARD_GRACE, call).await.ok()
+    tokio::time::timeout(grace, call).await.ok()
 }
 
 /// A read index: the log index to apply before reading (`None`: the log
@@ -842,7 +862,8 @@ async fn read_index_round(
         },
         Some(l) => {
             let call = tokio::time::timeout(timeout, transport.read_index(l, group));
-            match forward_watching_leader(raft, l, call).await {
+            // A read index from the new leader serves as well: no grace.
+            match forward_watching_leader(raft, l, call, Duration::ZERO).await {
                 None => Ok(None),
                 Some(asked) => match asked.map_err(|_| ClusterError::Timeout(group))? {
                     Ok(Ok(index)) => Ok(Some(index)),
@@ -976,6 +997,91 @@ pub(crate) async fn read_index_local(
 
 /// Calls an election in this node's replica (asked by a leader that is
 /// stopping). Fails when the replica has stopped.
+/// Answers a vote request in this node's replica of a group, then calls an
+/// election here when the vote was refused because this node holds the
+/// longer log and its group has heard from no leader for a lease.
+///
+/// Without this, after a leader dies the follower that campaigns first is
+/// often the one with the shorter log (the old leader replicated to the
+/// other one first): refused, it waits out a longer timeout, and the one
+/// that could win waits for its own timer, ~0.5-0.8 s more. Safety is
+/// Raft's either way; this only calls an election openraft would call later.
+pub(crate) async fn vote_and_take_over(
+    raft: &Raft<TypeConfig>,
+    req: VoteRequest<NodeId>,
+) -> Result<VoteResponse<NodeId>, RaftError<NodeId>> {
+    let candidate_log = req.last_log_id;
+    let resp = raft.vote(req).await?;
+    if !resp.vote_granted && resp.last_log_id > candidate_log {
+        let raft = raft.clone();
+        tokio::spawn(async move { take_over(&raft).await });
+    }
+    Ok(resp)
+}
+
+/// How many elections [`vote_and_take_over`] calls: the first one may lose
+/// to the refused candidate's own vote in the same term.
+const TAKE_OVER_ATTEMPTS: usize = 2;
+
+async fn take_over(raft: &Raft<TypeConfig>) {
+    let lease = Duration::from_millis(raft.config().election_timeout_max);
+    for attempt in 0..TAKE_OVER_ATTEMPTS {
+        let (me, may_campaign) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            let voter = m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|v| v == m.id);
+            // A candidate already campaigns on its own timer; the second
+            // attempt follows this node's own lost election.
+            let state_ok = match attempt {
+                0 => m.state == ServerState::Follower,
+                _ => m.state != ServerState::Leader,
+            };
+            (m.id, voter && state_ok)
+        };
+        if !may_campaign {
+            return;
+        }
+        // No leader heard from for a lease: the same test the other
+        // voters apply before they grant a vote.
+        let leaderless = raft
+            .with_raft_state(move |st| {
+                let now = tokio::time::Instant::now();
+                match st.vote_last_modified() {
+                    Some(t) => !st.vote_ref().is_committed() || now > t + lease,
+                    None => true,
+                }
+            })
+            .await
+            .unwrap_or(false);
+        if !leaderless {
+            return;
+        }
+        tracing::info!(
+            attempt,
+            "longer log than a refused candidate: calling an election"
+        );
+        metrics::counter!("herald_raft_take_over_elections_total").increment(1);
+        if elect_local(raft).await.is_err() {
+            return;
+        }
+        let won = raft
+            .wait(Some(TAKE_OVER_WAIT))
+            .metrics(|m| m.current_leader == Some(me), "this node leads")
+            .await
+            .is_ok();
+        if won {
+            return;
+        }
+    }
+}
+
+/// How long a take-over election may take before the next attempt.
+const TAKE_OVER_WAIT: Duration = Duration::from_millis(150);
+
 pub(crate) async fn elect_local(raft: &Raft<TypeConfig>) -> Result<(), ClusterError> {
     raft.trigger()
         .elect()

@@ -31,7 +31,7 @@ use openraft::{Raft, SnapshotMeta, Vote};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::host::{elect_local, propose_local, read_index_local};
+use crate::host::{elect_local, propose_local, read_index_local, vote_and_take_over};
 use crate::membership::{change_members_local, MemberAnswer, MemberChange};
 use crate::rpc::{Caller, RpcClient, RpcServer, ServerConfig, SetupError};
 use crate::transport::{Forwarded, Transport, TransportError, MEMBERS_TIMEOUT};
@@ -141,7 +141,7 @@ async fn handle(
         NodeRequest::Vote { group, json: body } => {
             let raft = groups.get(group)?;
             let rpc: VoteRequest<NodeId> = parse("vote request", &body)?;
-            json(&raft.vote(rpc).await)
+            json(&vote_and_take_over(&raft, rpc).await)
         }
         NodeRequest::Snapshot {
             group,

@@ -19,7 +19,7 @@ use openraft::raft::{
 use openraft::{BasicNode, Raft};
 
 use crate::error::ClusterError;
-use crate::host::{elect_local, propose_local, read_index_local};
+use crate::host::{elect_local, propose_local, read_index_local, vote_and_take_over};
 use crate::membership::{change_members_local, MemberAnswer, MemberChange};
 
 #[derive(Debug, thiserror::Error)]
@@ -311,7 +311,7 @@ impl Transport for LocalTransport {
         req: VoteRequest<NodeId>,
     ) -> BoxFuture<'static, Remote<VoteResponse<NodeId>>> {
         let raft = self.raft(target, group);
-        Box::pin(async move { Ok(raft?.vote(req).await) })
+        Box::pin(async move { Ok(vote_and_take_over(&raft?, req).await) })
     }
 
     fn install_snapshot(

@@ -208,6 +208,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// A request served slower than this is logged at warn level.
+const SLOW_REQUEST: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn request_id(mut req: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
     req.extensions_mut().insert(RequestId(id.clone()));
@@ -226,6 +229,9 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         } else {
             tracing::info!(request_id = %id, %method, %path, status = status.as_u16(), message = %err.message, "request rejected");
         }
+    } else if started.elapsed() >= SLOW_REQUEST {
+        let ms = started.elapsed().as_millis() as u64;
+        tracing::warn!(request_id = %id, %method, %path, status = status.as_u16(), ms, "slow request served");
     } else {
         tracing::debug!(request_id = %id, %method, %path, status = status.as_u16(), "request served");
     }
