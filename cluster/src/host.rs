@@ -14,6 +14,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::{VoteRequest, VoteResponse};
 use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::error::ClusterError;
 use crate::membership::{change_members_local, MemberAnswer, MemberChange};
@@ -62,8 +63,8 @@ impl Default for HostConfig {
             // answer: long enough for a batch of `max_payload_entries` over
             // a fresh QUIC connection on a busy machine.
             heartbeat_ms: 200,
-            election_timeout_min_ms: 800,
-            election_timeout_max_ms: 1600,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 800,
             max_payload_entries: 64,
             snapshot_every_entries: 20_000,
             log_kept_after_snapshot: 1_000,
@@ -88,6 +89,8 @@ pub struct RaftHost<E: KvEngine> {
     contacts: Contacts,
     /// Read-index rounds in flight, one slot per group.
     read_rounds: Vec<Arc<std::sync::Mutex<ReadRound>>>,
+    /// Set by `shutdown`: background tasks end.
+    stopping: Arc<AtomicBool>,
 }
 
 impl<E: KvEngine> RaftHost<E> {
@@ -131,7 +134,10 @@ impl<E: KvEngine> RaftHost<E> {
                 group,
                 contacts: contacts.clone(),
             };
+            // openraft's own log lines carry the group (its task spans take
+            // the span current when the group is created).
             let raft = Raft::new(cfg.node_id, raft_config.clone(), net, log, sm)
+                .instrument(tracing::info_span!("raft", group))
                 .await
                 .map_err(|e| ClusterError::Fatal(e.to_string()))?;
             groups.push(raft);
@@ -147,6 +153,17 @@ impl<E: KvEngine> RaftHost<E> {
         }
         let initialiser =
             cfg.join.is_none() && (single || cfg.members.keys().next() == Some(&cfg.node_id));
+        let rejoin_quiet = Duration::from_millis(2 * cfg.election_timeout_max_ms);
+        for raft in &groups {
+            hold_elections_on_rejoin(raft, rejoin_quiet).await?;
+        }
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        tokio::spawn(watch_leaders(
+            groups.clone(),
+            cfg.node_id,
+            rejoin_quiet,
+            stopping.clone(),
+        ));
         for raft in &groups {
             if initialiser
                 && !raft
@@ -194,6 +211,7 @@ impl<E: KvEngine> RaftHost<E> {
             leaders_seen: std::sync::Mutex::new(Vec::new()),
             contacts,
             read_rounds: (0..=record.shards).map(|_| Arc::default()).collect(),
+            stopping,
         })
     }
 
@@ -753,6 +771,7 @@ impl<E: KvEngine> RaftHost<E> {
 
     /// Stops every group; pending proposals fail.
     pub async fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
         for (g, raft) in self.groups.iter().enumerate() {
             if let Err(e) = raft.shutdown().await {
                 tracing::warn!(group = g, error = %e, "raft group did not shut down cleanly");
@@ -788,6 +807,128 @@ async fn pause_for_leader(
             "a new leader",
         )
         .await;
+    Ok(())
+}
+
+/// How often [`watch_leaders`] looks at every group.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
+
+/// How long after its leader's lease ran out the first surviving voter of a
+/// group campaigns, and how much later each next one does.
+const WATCH_FIRST: Duration = Duration::from_millis(100);
+const WATCH_STAGGER: Duration = Duration::from_millis(250);
+
+/// Campaigns, in a fixed order, in the groups whose leader has gone silent.
+///
+/// openraft lets a follower campaign only after the leader's lease plus its
+/// own random election timeout, and a further 2 x election_timeout_max when
+/// it was last refused a vote for a shorter log (a mark it keeps until its
+/// next timed campaign, however many leaders it follows in between). After
+/// a leader dies its groups would elect 1.3-3.2 s after the last heartbeat.
+/// Here the surviving voters of such a group, ranked by id, campaign one
+/// after the other as soon as the lease is over (the other voters grant a
+/// vote from then on); a first campaigner with the shorter log is refused,
+/// and the refusing voter takes over ([`vote_and_take_over`]). Only
+/// followers whose vote is committed (they followed a leader) campaign
+/// here; later rounds of a contested election stay with openraft's timers.
+async fn watch_leaders(
+    groups: Vec<Raft<TypeConfig>>,
+    me: NodeId,
+    start_after: Duration,
+    stopping: Arc<AtomicBool>,
+) {
+    tokio::time::sleep(start_after).await;
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When this node last campaigned in each group: once per lease at most.
+    let mut campaigned: Vec<Option<tokio::time::Instant>> = vec![None; groups.len()];
+    while !stopping.load(Ordering::SeqCst) {
+        tick.tick().await;
+        for (g, raft) in groups.iter().enumerate() {
+            let lease = Duration::from_millis(raft.config().election_timeout_max);
+            let now = tokio::time::Instant::now();
+            if campaigned[g].is_some_and(|t| now < t + lease) {
+                continue;
+            }
+            let rank = {
+                let m = raft.metrics();
+                let m = m.borrow();
+                if m.state != ServerState::Follower {
+                    continue;
+                }
+                let survivors: Vec<NodeId> = m
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .filter(|&v| Some(v) != m.current_leader)
+                    .collect();
+                match survivors.iter().position(|&v| v == me) {
+                    Some(rank) => rank,
+                    None => continue,
+                }
+            };
+            let after = lease + WATCH_FIRST + WATCH_STAGGER * rank as u32;
+            let silent = raft
+                .with_raft_state(move |st| match st.vote_last_modified() {
+                    Some(t) if st.vote_ref().is_committed() => {
+                        tokio::time::Instant::now().saturating_duration_since(t)
+                    }
+                    _ => Duration::ZERO,
+                })
+                .await;
+            let Ok(silent) = silent else {
+                return; // the group has stopped
+            };
+            if silent < after {
+                continue;
+            }
+            tracing::info!(
+                group = g,
+                rank,
+                silent_ms = silent.as_millis() as u64,
+                "leader silent: calling an election"
+            );
+            metrics::counter!("herald_raft_silent_leader_elections_total").increment(1);
+            campaigned[g] = Some(now);
+            if elect_local(raft).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Keeps a restarted replica of a multi-voter group from campaigning for
+/// `quiet` (re-enabled by a task), so the group's live leader reaches it
+/// first. A replica that campaigns on its way back in is refused for its
+/// shorter log, and openraft then holds its next campaign back by an extra
+/// 2 x election_timeout_max until it has campaigned once more: the next time
+/// a leader dies, that replica would be slow to take over. Explicit elections
+/// (handover, take-over) are not held back; a whole cluster starting cold
+/// elects leaders `quiet` later.
+async fn hold_elections_on_rejoin(
+    raft: &Raft<TypeConfig>,
+    quiet: Duration,
+) -> Result<(), ClusterError> {
+    let restarted = raft
+        .is_initialized()
+        .await
+        .map_err(|e| ClusterError::Fatal(e.to_string()))?;
+    let voters = raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .count();
+    if !restarted || voters <= 1 {
+        return Ok(());
+    }
+    raft.runtime_config().elect(false);
+    let raft = raft.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(quiet).await;
+        raft.runtime_config().elect(true);
+    });
     Ok(())
 }
 

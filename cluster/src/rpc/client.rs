@@ -53,7 +53,10 @@ impl ClientConfig {
             keep_alive: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(5),
             backoff_initial: Duration::from_millis(50),
-            backoff_max: Duration::from_secs(5),
+            // A restarted peer is reached again within a second, before it
+            // would campaign (the cluster holds a rejoining replica's
+            // elections back for 2 x election_timeout_max).
+            backoff_max: Duration::from_secs(1),
         }
     }
 }
