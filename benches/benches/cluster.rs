@@ -8,8 +8,9 @@
 //! 2. Write resumption: `HERALD_BENCH_KILLS` times (default 20), SIGKILL the
 //!    node leading the most Raft groups, then time until a fresh write to
 //!    each of 16 endpoints (spread over the shards) through a surviving node
-//!    is acknowledged. The killed node restarts on its data before the next
-//!    round. Prints the distribution.
+//!    is acknowledged. The killed node restarts on its data and every group
+//!    catches it up (no replica lags) before the next round, so each kill
+//!    hits a settled cluster. Prints the distribution.
 //!
 //! Bounded: `HERALD_BENCH_REQUESTS` PutEvents requests per phase (default
 //! 600), 4x as many upserts, and the kill count.
@@ -151,7 +152,29 @@ impl Cluster {
 
     async fn restart(&mut self, i: usize, dir: tempfile::TempDir) -> anyhow::Result<()> {
         self.nodes[i] = Some(Herald::start_with_args(dir, &self.args[i], &[]).await?);
-        self.wait_leaders(i).await
+        self.wait_leaders(i).await?;
+        self.wait_caught_up().await
+    }
+
+    /// Waits until, in every group, its leader reports no replica behind.
+    async fn wait_caught_up(&self) -> anyhow::Result<()> {
+        for _ in 0..600 {
+            let mut behind = 0u64;
+            for i in 0..self.nodes.len() {
+                let s = self.status(i).await?;
+                for g in s["Groups"].as_array().context("groups")? {
+                    if g["leader"].as_u64() == Some(i as u64 + 1) {
+                        let lags = g["lag"].as_object().context("lag")?;
+                        behind += lags.values().filter_map(|v| v.as_u64()).sum::<u64>();
+                    }
+                }
+            }
+            if behind == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("replicas still lag after a minute")
     }
 }
 
