@@ -882,17 +882,15 @@ async fn watch_leaders(
             if silent < after {
                 continue;
             }
-            tracing::info!(
+            tracing::debug!(
                 group = g,
                 rank,
                 silent_ms = silent.as_millis() as u64,
-                "leader silent: calling an election"
+                "leader silent"
             );
-            metrics::counter!("herald_raft_silent_leader_elections_total").increment(1);
             campaigned[g] = Some(now);
-            if elect_local(raft).await.is_err() {
-                return;
-            }
+            let raft = raft.clone();
+            tokio::spawn(async move { take_over(&raft, Campaign::SilentLeader).await });
         }
     }
 }
@@ -1155,16 +1153,28 @@ pub(crate) async fn vote_and_take_over(
     let resp = raft.vote(req).await?;
     if !resp.vote_granted && resp.last_log_id > candidate_log {
         let raft = raft.clone();
-        tokio::spawn(async move { take_over(&raft).await });
+        tokio::spawn(async move { take_over(&raft, Campaign::LongerLog).await });
     }
     Ok(resp)
 }
 
-/// How many elections [`vote_and_take_over`] calls: the first one may lose
-/// to the refused candidate's own vote in the same term.
+/// How many elections [`take_over`] calls.
 const TAKE_OVER_ATTEMPTS: usize = 2;
 
-async fn take_over(raft: &Raft<TypeConfig>) {
+/// Why this node calls an election of its own.
+#[derive(Clone, Copy)]
+enum Campaign {
+    /// It refused a candidate with a shorter log.
+    LongerLog,
+    /// Its group's leader has been silent past the lease.
+    SilentLeader,
+}
+
+/// Calls an election in `raft`'s group as long as no leader has been heard
+/// from for a lease, twice at most: the first may lose to a rival's vote
+/// for itself in the same term, or to a voter whose lease has a few
+/// milliseconds left; the second runs a term later.
+async fn take_over(raft: &Raft<TypeConfig>, why: Campaign) {
     let lease = Duration::from_millis(raft.config().election_timeout_max);
     for attempt in 0..TAKE_OVER_ATTEMPTS {
         let (me, may_campaign) = {
@@ -1201,11 +1211,19 @@ async fn take_over(raft: &Raft<TypeConfig>) {
         if !leaderless {
             return;
         }
-        tracing::info!(
-            attempt,
-            "longer log than a refused candidate: calling an election"
-        );
-        metrics::counter!("herald_raft_take_over_elections_total").increment(1);
+        match why {
+            Campaign::LongerLog => {
+                tracing::info!(
+                    attempt,
+                    "longer log than a refused candidate: calling an election"
+                );
+                metrics::counter!("herald_raft_take_over_elections_total").increment(1);
+            }
+            Campaign::SilentLeader => {
+                tracing::info!(attempt, "leader silent: calling an election");
+                metrics::counter!("herald_raft_silent_leader_elections_total").increment(1);
+            }
+        }
         if elect_local(raft).await.is_err() {
             return;
         }
