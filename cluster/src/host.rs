@@ -157,7 +157,7 @@ impl<E: KvEngine> RaftHost<E> {
         for raft in &groups {
             hold_elections_on_rejoin(raft, rejoin_quiet).await?;
         }
-        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = Arc::new(AtomicBool::new(false));
         tokio::spawn(watch_leaders(
             groups.clone(),
             cfg.node_id,
@@ -829,8 +829,9 @@ const WATCH_STAGGER: Duration = Duration::from_millis(250);
 /// after the other as soon as the lease is over (the other voters grant a
 /// vote from then on); a first campaigner with the shorter log is refused,
 /// and the refusing voter takes over ([`vote_and_take_over`]). Only
-/// followers whose vote is committed (they followed a leader) campaign
-/// here; later rounds of a contested election stay with openraft's timers.
+/// followers whose vote is committed (they followed a leader) start such a
+/// campaign; [`take_over`] tries once more a term later, and rounds after
+/// that stay with openraft's timers. Ends when the host shuts down.
 async fn watch_leaders(
     groups: Vec<Raft<TypeConfig>>,
     me: NodeId,
@@ -1134,8 +1135,6 @@ pub(crate) async fn read_index_local(
     }
 }
 
-/// Calls an election in this node's replica (asked by a leader that is
-/// stopping). Fails when the replica has stopped.
 /// Answers a vote request in this node's replica of a group, then calls an
 /// election here when the vote was refused because this node holds the
 /// longer log and its group has heard from no leader for a lease.
@@ -1241,6 +1240,8 @@ async fn take_over(raft: &Raft<TypeConfig>, why: Campaign) {
 /// How long a take-over election may take before the next attempt.
 const TAKE_OVER_WAIT: Duration = Duration::from_millis(150);
 
+/// Calls an election in this node's replica (asked by a leader that is
+/// stopping, or by [`take_over`]). Fails when the replica has stopped.
 pub(crate) async fn elect_local(raft: &Raft<TypeConfig>) -> Result<(), ClusterError> {
     raft.trigger()
         .elect()
