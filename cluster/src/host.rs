@@ -153,7 +153,9 @@ impl<E: KvEngine> RaftHost<E> {
         }
         let initialiser =
             cfg.join.is_none() && (single || cfg.members.keys().next() == Some(&cfg.node_id));
-        let rejoin_quiet = Duration::from_millis(2 * cfg.election_timeout_max_ms);
+        // Long enough for the peers' connections to the old process to be
+        // declared dead (QUIC idle timeout, 3 s) and to reconnect.
+        let rejoin_quiet = REJOIN_QUIET.max(Duration::from_millis(2 * cfg.election_timeout_max_ms));
         for raft in &groups {
             hold_elections_on_rejoin(raft, rejoin_quiet).await?;
         }
@@ -443,6 +445,7 @@ impl<E: KvEngine> RaftHost<E> {
         let transport = self.transport.clone();
         let (node_id, timeout) = (self.node_id, self.request_timeout);
         tokio::spawn(async move {
+            let _unmark = UnmarkOnPanic(slot.clone());
             loop {
                 let waiting = {
                     let mut round = slot.lock().unwrap_or_else(|p| p.into_inner());
@@ -810,6 +813,10 @@ async fn pause_for_leader(
     Ok(())
 }
 
+/// How long a restarted replica waits at most for a leader before it may
+/// campaign again ([`hold_elections_on_rejoin`]).
+const REJOIN_QUIET: Duration = Duration::from_secs(5);
+
 /// How often [`watch_leaders`] looks at every group.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
 
@@ -896,14 +903,16 @@ async fn watch_leaders(
     }
 }
 
-/// Keeps a restarted replica of a multi-voter group from campaigning for
-/// `quiet` (re-enabled by a task), so the group's live leader reaches it
-/// first. A replica that campaigns on its way back in is refused for its
+/// Keeps a restarted replica of a multi-voter group from campaigning until
+/// it hears from a leader, or for `quiet` at most (re-enabled by a task), so
+/// the group's live leader reaches it first. Campaigning, it would raise
+/// its term while unreachable, and the leader that then reaches it steps
+/// down (openraft 0.9 has no pre-vote). A replica that campaigns on its way back in is refused for its
 /// shorter log, and openraft then holds its next campaign back by an extra
 /// 2 x election_timeout_max until it has campaigned once more: the next time
 /// a leader dies, that replica would be slow to take over. Explicit elections
 /// (handover, take-over) are not held back; a whole cluster starting cold
-/// elects leaders `quiet` later.
+/// elects leaders up to `quiet` later.
 async fn hold_elections_on_rejoin(
     raft: &Raft<TypeConfig>,
     quiet: Duration,
@@ -925,7 +934,25 @@ async fn hold_elections_on_rejoin(
     raft.runtime_config().elect(false);
     let raft = raft.clone();
     tokio::spawn(async move {
-        tokio::time::sleep(quiet).await;
+        let lease = Duration::from_millis(raft.config().election_timeout_max);
+        let until = tokio::time::Instant::now() + quiet;
+        loop {
+            tokio::time::sleep(WATCH_EVERY).await;
+            let heard = raft
+                .with_raft_state(move |st| {
+                    st.vote_ref().is_committed()
+                        && st.vote_last_modified().is_some_and(|t| {
+                            tokio::time::Instant::now().saturating_duration_since(t) < lease
+                        })
+                })
+                .await;
+            match heard {
+                Err(_) => return, // the group has stopped
+                Ok(true) => break,
+                Ok(false) if tokio::time::Instant::now() >= until => break,
+                Ok(false) => {}
+            }
+        }
         raft.runtime_config().elect(true);
     });
     Ok(())
@@ -965,6 +992,19 @@ async fn forward_watching_leader<F: std::future::Future>(
         }
     }
     tokio::time::timeout(grace, call).await.ok()
+}
+
+/// Marks a group's read rounds as not running when their task panics, so
+/// the next caller starts a new task (the waiting callers' answers are
+/// dropped with the task; they ask again).
+struct UnmarkOnPanic(Arc<std::sync::Mutex<ReadRound>>);
+
+impl Drop for UnmarkOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).running = false;
+        }
+    }
 }
 
 /// A read index: the log index to apply before reading (`None`: the log

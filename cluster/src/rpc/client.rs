@@ -32,6 +32,10 @@ pub struct ClientConfig {
     pub max_in_flight_per_peer: usize,
     /// Largest request payload sent and response payload accepted.
     pub max_frame_bytes: u32,
+    /// A connection that hears nothing for this long is dead (the lower of
+    /// both ends' values applies). A peer that was SIGKILLed and restarted
+    /// is reached again only after its old connection is declared dead: a
+    /// new process cannot answer the old connection's packets.
     pub idle_timeout: Duration,
     pub keep_alive: Duration,
     /// A connection attempt (handshake included) is abandoned after this long.
@@ -49,8 +53,8 @@ impl ClientConfig {
             identity,
             max_in_flight_per_peer: 64,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
-            idle_timeout: Duration::from_secs(10),
-            keep_alive: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(3),
+            keep_alive: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(5),
             backoff_initial: Duration::from_millis(50),
             // A restarted peer is reached again within a second, before it

@@ -93,8 +93,8 @@ impl ServerConfig {
             max_concurrent_streams: 256,
             max_connections: 1024,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
-            idle_timeout: Duration::from_secs(10),
-            keep_alive: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(3),
+            keep_alive: Duration::from_secs(1),
         }
     }
 }
