@@ -907,10 +907,9 @@ async fn watch_leaders(
 /// it hears from a leader, or for `quiet` at most (re-enabled by a task), so
 /// the group's live leader reaches it first. Campaigning, it would raise
 /// its term while unreachable, and the leader that then reaches it steps
-/// down (openraft 0.9 has no pre-vote). A replica that campaigns on its way back in is refused for its
-/// shorter log, and openraft then holds its next campaign back by an extra
-/// 2 x election_timeout_max until it has campaigned once more: the next time
-/// a leader dies, that replica would be slow to take over. Explicit elections
+/// down (openraft 0.9 has no pre-vote). Refused for its shorter log, it
+/// would also carry openraft's extra 2 x election_timeout_max delay into
+/// its next campaign, the next time a leader dies. Explicit elections
 /// (handover, take-over) are not held back; a whole cluster starting cold
 /// elects leaders up to `quiet` later.
 async fn hold_elections_on_rejoin(
@@ -934,16 +933,16 @@ async fn hold_elections_on_rejoin(
     raft.runtime_config().elect(false);
     let raft = raft.clone();
     tokio::spawn(async move {
-        let lease = Duration::from_millis(raft.config().election_timeout_max);
-        let until = tokio::time::Instant::now() + quiet;
+        // openraft stamps the vote it loads with the time it loaded it: a
+        // leader is heard from once the stamp is later than that.
+        let since = tokio::time::Instant::now();
+        let until = since + quiet;
         loop {
             tokio::time::sleep(WATCH_EVERY).await;
             let heard = raft
                 .with_raft_state(move |st| {
                     st.vote_ref().is_committed()
-                        && st.vote_last_modified().is_some_and(|t| {
-                            tokio::time::Instant::now().saturating_duration_since(t) < lease
-                        })
+                        && st.vote_last_modified().is_some_and(|t| t > since)
                 })
                 .await;
             match heard {
