@@ -876,16 +876,11 @@ async fn watch_leaders(
                 }
             };
             let after = lease + WATCH_FIRST + WATCH_STAGGER * rank as u32;
-            let silent = raft
-                .with_raft_state(move |st| match st.vote_last_modified() {
-                    Some(t) if st.vote_ref().is_committed() => {
-                        tokio::time::Instant::now().saturating_duration_since(t)
-                    }
-                    _ => Duration::ZERO,
-                })
-                .await;
-            let Ok(silent) = silent else {
+            let Ok(heard) = leader_heard_at(raft).await else {
                 return; // the group has stopped
+            };
+            let Some(silent) = heard.map(|t| now.saturating_duration_since(t)) else {
+                continue; // following no leader: openraft's timers campaign
             };
             if silent < after {
                 continue;
@@ -901,6 +896,19 @@ async fn watch_leaders(
             tokio::spawn(async move { take_over(&raft, Campaign::SilentLeader).await });
         }
     }
+}
+
+/// When this replica last heard from the leader it follows (openraft
+/// stamps a follower's committed vote on every AppendEntries, and the vote
+/// it loads at start with the load time); `None` while it follows no leader
+/// (its vote is its own or a candidate's). `Err`: the group has stopped.
+async fn leader_heard_at(raft: &Raft<TypeConfig>) -> Result<Option<tokio::time::Instant>, ()> {
+    raft.with_raft_state(|st| {
+        st.vote_last_modified()
+            .filter(|_| st.vote_ref().is_committed())
+    })
+    .await
+    .map_err(|_| ())
 }
 
 /// Keeps a restarted replica of a multi-voter group from campaigning until
@@ -939,17 +947,11 @@ async fn hold_elections_on_rejoin(
         let until = since + quiet;
         loop {
             tokio::time::sleep(WATCH_EVERY).await;
-            let heard = raft
-                .with_raft_state(move |st| {
-                    st.vote_ref().is_committed()
-                        && st.vote_last_modified().is_some_and(|t| t > since)
-                })
-                .await;
-            match heard {
-                Err(_) => return, // the group has stopped
-                Ok(true) => break,
-                Ok(false) if tokio::time::Instant::now() >= until => break,
-                Ok(false) => {}
+            match leader_heard_at(&raft).await {
+                Err(()) => return, // the group has stopped
+                Ok(Some(t)) if t > since => break,
+                Ok(_) if tokio::time::Instant::now() >= until => break,
+                Ok(_) => {}
             }
         }
         raft.runtime_config().elect(true);
@@ -1236,17 +1238,10 @@ async fn take_over(raft: &Raft<TypeConfig>, why: Campaign) {
         }
         // No leader heard from for a lease: the same test the other
         // voters apply before they grant a vote.
-        let leaderless = raft
-            .with_raft_state(move |st| {
-                let now = tokio::time::Instant::now();
-                match st.vote_last_modified() {
-                    Some(t) => !st.vote_ref().is_committed() || now > t + lease,
-                    None => true,
-                }
-            })
-            .await
-            .unwrap_or(false);
-        if !leaderless {
+        let Ok(heard) = leader_heard_at(raft).await else {
+            return; // the group has stopped
+        };
+        if heard.is_some_and(|t| tokio::time::Instant::now() <= t + lease) {
             return;
         }
         match why {
