@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::error::ClusterError;
+use crate::handover::{self, Handover, ProposalHolds};
 use crate::membership::{change_members_local, MemberAnswer, MemberChange};
 use crate::transport::{Contacts, GroupNetwork, Transport, TransportError, MEMBERS_TIMEOUT};
 
@@ -89,6 +90,8 @@ pub struct RaftHost<E: KvEngine> {
     contacts: Contacts,
     /// Read-index rounds in flight, one slot per group.
     read_rounds: Vec<Arc<std::sync::Mutex<ReadRound>>>,
+    /// Proposals held while a group is handed to another leader.
+    holds: Arc<ProposalHolds>,
     /// Set by `shutdown`: background tasks end.
     stopping: Arc<AtomicBool>,
 }
@@ -142,7 +145,8 @@ impl<E: KvEngine> RaftHost<E> {
                 .map_err(|e| ClusterError::Fatal(e.to_string()))?;
             groups.push(raft);
         }
-        transport.host_groups(cfg.node_id, groups.clone());
+        let holds = Arc::new(ProposalHolds::new(groups.len()));
+        transport.host_groups(cfg.node_id, groups.clone(), holds.clone());
         let single = cfg.members.keys().all(|&n| n == cfg.node_id);
         if !single && !cfg.members.contains_key(&cfg.node_id) {
             return Err(ClusterError::Config(format!(
@@ -213,6 +217,7 @@ impl<E: KvEngine> RaftHost<E> {
             leaders_seen: std::sync::Mutex::new(Vec::new()),
             contacts,
             read_rounds: (0..=record.shards).map(|_| Arc::default()).collect(),
+            holds,
             stopping,
         })
     }
@@ -291,12 +296,14 @@ impl<E: KvEngine> RaftHost<E> {
             };
             match leader {
                 Some(l) if l == self.node_id && alone => {
-                    break propose_local(raft, group, cmd, self.request_timeout).await;
+                    break propose_local(raft, &self.holds, group, cmd, self.request_timeout).await;
                 }
                 Some(l) if l == self.node_id => {
                     // Leadership may move before the entry is appended; then
                     // it was not proposed and goes to the next leader.
-                    match propose_local(raft, group, cmd.clone(), self.request_timeout).await {
+                    match propose_local(raft, &self.holds, group, cmd.clone(), self.request_timeout)
+                        .await
+                    {
                         Err(ClusterError::NotLeader { .. }) => {}
                         r => break r,
                     }
@@ -537,36 +544,108 @@ impl<E: KvEngine> RaftHost<E> {
     }
 
     /// Spreads leaderships: each group's preferred leader is one of its
-    /// voters in id order (`voters[group % voters]`). If this node is the
-    /// preferred leader of a group that another node leads, and it has
-    /// applied all the log it holds, it calls an election there (it wins
-    /// only with a log as complete as a majority's). At most one group per
-    /// call, so callers bound the churn by how often they call it.
-    pub async fn balance_leaders(&self) -> Option<GroupId> {
+    /// voters in id order (`voters[group % voters]`). This node hands each
+    /// group it leads to the preferred voter, if that voter answers and is
+    /// nearly caught up, holding the group's proposals for the moment it
+    /// takes ([`crate::handover`]). At most `max` groups per call, so
+    /// callers bound the churn; answers how many changed hands.
+    pub async fn balance_leaders(&self, max: usize) -> usize {
+        let mut moved = 0;
         for (g, raft) in self.groups.iter().enumerate() {
-            let claim = {
+            if moved >= max || self.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            let target = {
                 let m = raft.metrics();
                 let m = m.borrow();
                 let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
-                let preferred = (voters.len() > 1).then(|| voters[g % voters.len()]);
-                preferred == Some(self.node_id)
-                    && m.current_leader.is_some_and(|l| l != self.node_id)
-                    && m.state == openraft::ServerState::Follower
-                    && m.last_applied.map(|l| l.index) == m.last_log_index
-            };
-            if claim {
-                tracing::info!(
-                    group = g,
-                    "claiming the leadership of a group this node is preferred for"
-                );
-                metrics::counter!("herald_raft_leadership_claims_total").increment(1);
-                if let Err(e) = raft.trigger().elect().await {
-                    tracing::warn!(group = g, error = %e, "could not call an election");
+                if m.current_leader != Some(self.node_id) || voters.len() < 2 {
+                    continue;
                 }
-                return Some(g as GroupId);
+                let preferred = voters[g % voters.len()];
+                if preferred == self.node_id || !self.ready_for_handover(&m, preferred) {
+                    continue;
+                }
+                preferred
+            };
+            let outcome = self.hand_over(g as GroupId, raft, target).await;
+            tracing::info!(
+                group = g,
+                target,
+                ?outcome,
+                "handing a group to its preferred leader"
+            );
+            if outcome == Handover::Done {
+                metrics::counter!("herald_raft_leadership_balanced_total").increment(1);
+                moved += 1;
             }
         }
-        None
+        moved
+    }
+
+    /// Whether `target` answered this leader lately and lacks at most a
+    /// few entries, so a handover to it holds proposals only briefly.
+    fn ready_for_handover(
+        &self,
+        m: &openraft::RaftMetrics<NodeId, BasicNode>,
+        target: NodeId,
+    ) -> bool {
+        let answered = self
+            .contacts
+            .last(target)
+            .is_some_and(|t| t.elapsed() < HANDOVER_FRESH);
+        let behind = m
+            .last_log_index
+            .zip(handover::matched(m, target))
+            .map(|(last, matched)| last.saturating_sub(matched));
+        answered && behind.is_some_and(|b| b <= HANDOVER_GAP_MAX)
+    }
+
+    /// Hands `group`, which this node leads, to `target`: holds new
+    /// proposals, waits until `target` has the whole log, asks it to call an
+    /// election and waits for it to win. Held proposals then go to the new
+    /// leader.
+    pub(crate) async fn hand_over(
+        &self,
+        group: GroupId,
+        raft: &Raft<TypeConfig>,
+        target: NodeId,
+    ) -> Handover {
+        let Some(_held) = self.holds.hold(group) else {
+            return Handover::Busy;
+        };
+        if raft.metrics().borrow().current_leader != Some(self.node_id) {
+            return Handover::NotLeader;
+        }
+        if !handover::wait_target_caught_up(raft, target, handover::CATCH_UP_MAX).await {
+            return if raft.metrics().borrow().current_leader == Some(self.node_id) {
+                Handover::Failed
+            } else {
+                Handover::NotLeader
+            };
+        }
+        match tokio::time::timeout(handover::CATCH_UP_MAX, self.transport.elect(target, group))
+            .await
+        {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(group, target, error = %e, "handover refused");
+                return Handover::Failed;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(group, target, error = %e, "handover not delivered");
+                return Handover::Failed;
+            }
+            Err(_) => {
+                tracing::warn!(group, target, "handover not answered in time");
+                return Handover::Failed;
+            }
+        }
+        if handover::wait_other_leader(raft, handover::ELECTION_MAX).await {
+            Handover::Done
+        } else {
+            Handover::Failed
+        }
     }
 
     /// Before a graceful stop: every group this node leads is handed to a
@@ -588,7 +667,7 @@ impl<E: KvEngine> RaftHost<E> {
             // A fresh leader's followers still honour its lease and refuse
             // votes, and replication metrics lag: try again until `within`.
             loop {
-                if self.hand_over_once(g as GroupId, raft, deadline).await {
+                if self.hand_over_once(g as GroupId, raft).await {
                     return true;
                 }
                 if raft.metrics().borrow().current_leader != Some(self.node_id) {
@@ -609,50 +688,25 @@ impl<E: KvEngine> RaftHost<E> {
         handed
     }
 
-    /// One handover attempt of `group`; true when another node leads it.
-    async fn hand_over_once(
-        &self,
-        group: GroupId,
-        raft: &Raft<TypeConfig>,
-        deadline: tokio::time::Instant,
-    ) -> bool {
+    /// One handover attempt of `group` to a voter that answers and is
+    /// nearly caught up; true when another node leads it.
+    async fn hand_over_once(&self, group: GroupId, raft: &Raft<TypeConfig>) -> bool {
         let target = {
             let m = raft.metrics();
             let m = m.borrow();
             if m.current_leader != Some(self.node_id) {
                 return false;
             }
-            let matched = m.replication.clone().unwrap_or_default();
             m.membership_config
                 .membership()
                 .voter_ids()
                 .filter(|&v| v != self.node_id)
-                .find(|v| matched.get(v).cloned().flatten().map(|l| l.index) == m.last_log_index)
+                .find(|&v| self.ready_for_handover(&m, v))
         };
-        let Some(target) = target else {
-            return false;
-        };
-        match self.transport.elect(target, group).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(group, target, error = %e, "handover refused");
-                return false;
-            }
-            Err(e) => {
-                tracing::warn!(group, target, error = %e, "handover not delivered");
-                return false;
-            }
+        match target {
+            Some(target) => self.hand_over(group, raft, target).await == Handover::Done,
+            None => false,
         }
-        // One election's worth of waiting, so a refused vote leaves time to
-        // try again.
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        raft.wait(Some(left.min(Duration::from_secs(1))))
-            .metrics(
-                |m| m.current_leader.is_some_and(|l| l != self.node_id),
-                "another leader",
-            )
-            .await
-            .is_ok()
     }
 
     /// Every group as this node's replica sees it: voters, learners and
@@ -785,6 +839,10 @@ impl<E: KvEngine> RaftHost<E> {
 
 /// Pause between handover attempts of one group.
 const HANDOVER_RETRY: Duration = Duration::from_millis(200);
+/// A handover target must have answered the leader this recently.
+const HANDOVER_FRESH: Duration = Duration::from_millis(1000);
+/// ... and lack at most this many entries (it catches up while held).
+const HANDOVER_GAP_MAX: u64 = 256;
 
 /// Longest pause before a request that found no (reachable) leader tries
 /// again; a new leader showing up ends it sooner.
@@ -1131,13 +1189,17 @@ async fn join(
 }
 
 /// Proposes on this node's replica of a group, which should lead it.
+/// Waits first while a handover holds the group's proposals.
 pub(crate) async fn propose_local(
     raft: &Raft<TypeConfig>,
+    holds: &ProposalHolds,
     group: GroupId,
     cmd: Command,
     timeout: Duration,
 ) -> Result<CmdResult, ClusterError> {
-    let res = tokio::time::timeout(timeout, raft.client_write(cmd))
+    let deadline = tokio::time::Instant::now() + timeout;
+    holds.pass(raft, group, deadline).await?;
+    let res = tokio::time::timeout_at(deadline, raft.client_write(cmd))
         .await
         .map_err(|_| ClusterError::Timeout(group))?;
     match res {

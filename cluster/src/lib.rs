@@ -12,6 +12,7 @@
 //! the leader.
 
 pub mod error;
+pub mod handover;
 pub mod host;
 pub mod membership;
 pub mod quic;
@@ -19,6 +20,7 @@ pub mod rpc;
 pub mod transport;
 
 pub use error::ClusterError;
+pub use handover::{Handover, ProposalHolds};
 pub use host::{ClusterRecord, GroupStatus, HostConfig, RaftHost};
 pub use membership::{MemberAnswer, MemberChange};
 pub use quic::{LocalGroups, QuicTransport};

@@ -31,10 +31,11 @@ use openraft::{Raft, SnapshotMeta, Vote};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::handover::ProposalHolds;
 use crate::host::{elect_local, propose_local, read_index_local, vote_and_take_over};
 use crate::membership::{change_members_local, MemberAnswer, MemberChange};
 use crate::rpc::{Caller, RpcClient, RpcServer, ServerConfig, SetupError};
-use crate::transport::{Forwarded, Transport, TransportError, MEMBERS_TIMEOUT};
+use crate::transport::{Forwarded, HostedGroups, Transport, TransportError, MEMBERS_TIMEOUT};
 
 /// One request between nodes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -81,7 +82,7 @@ type SnapshotHead = (Vote<NodeId>, SnapshotMeta<NodeId, openraft::BasicNode>);
 /// This node's replicas, as the RPC server sees them; empty until the
 /// groups have started.
 #[derive(Clone, Default)]
-pub struct LocalGroups(Arc<RwLock<Option<Vec<Raft<TypeConfig>>>>>);
+pub struct LocalGroups(Arc<RwLock<Option<HostedGroups>>>);
 
 impl LocalGroups {
     pub fn new() -> Self {
@@ -89,17 +90,21 @@ impl LocalGroups {
     }
 
     /// Makes the node's groups (index = group id) reachable from peers.
-    pub fn register(&self, groups: Vec<Raft<TypeConfig>>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(groups);
+    pub fn register(&self, groups: Vec<Raft<TypeConfig>>, holds: Arc<ProposalHolds>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some((groups, holds));
     }
 
     fn get(&self, group: GroupId) -> Result<Raft<TypeConfig>, String> {
+        self.hosted(group).map(|(raft, _)| raft)
+    }
+
+    fn hosted(&self, group: GroupId) -> Result<(Raft<TypeConfig>, Arc<ProposalHolds>), String> {
         let groups = self.0.read().unwrap_or_else(|p| p.into_inner());
         match groups.as_ref() {
             None => Err("the node's raft groups have not started".into()),
-            Some(g) => g
+            Some((g, holds)) => g
                 .get(group as usize)
-                .cloned()
+                .map(|raft| (raft.clone(), holds.clone()))
                 .ok_or_else(|| format!("no raft group {group} on this node")),
         }
     }
@@ -162,10 +167,10 @@ async fn handle(
             json(&raft.install_snapshot(rpc).await)
         }
         NodeRequest::Propose { group, json: body } => {
-            let raft = groups.get(group)?;
+            let (raft, holds) = groups.hosted(group)?;
             let cmd: Command = parse("command", &body)?;
             tracing::debug!(group, from = caller.node, "forwarded proposal");
-            json(&propose_local(&raft, group, cmd, timeout).await)
+            json(&propose_local(&raft, &holds, group, cmd, timeout).await)
         }
         NodeRequest::ReadIndex { group } => {
             let raft = groups.get(group)?;
@@ -282,8 +287,8 @@ type Remote<T, E = openraft::error::Infallible> =
     Result<Result<T, RaftError<NodeId, E>>, TransportError>;
 
 impl Transport for QuicTransport {
-    fn host_groups(&self, _node: NodeId, groups: Vec<Raft<TypeConfig>>) {
-        self.local.register(groups);
+    fn host_groups(&self, _node: NodeId, groups: Vec<Raft<TypeConfig>>, holds: Arc<ProposalHolds>) {
+        self.local.register(groups, holds);
     }
 
     fn append_entries(

@@ -19,6 +19,7 @@ use openraft::raft::{
 use openraft::{BasicNode, Raft};
 
 use crate::error::ClusterError;
+use crate::handover::ProposalHolds;
 use crate::host::{elect_local, propose_local, read_index_local, vote_and_take_over};
 use crate::membership::{change_members_local, MemberAnswer, MemberChange};
 
@@ -37,7 +38,8 @@ type Remote<T, E = openraft::error::Infallible> =
 pub trait Transport: Send + Sync + 'static {
     /// Makes this node's groups (index = group id) answer peers; called by
     /// `RaftHost::start` once they exist, before any group is initialised.
-    fn host_groups(&self, node: NodeId, groups: Vec<Raft<TypeConfig>>);
+    /// Forwarded proposals pass `holds` as local ones do.
+    fn host_groups(&self, node: NodeId, groups: Vec<Raft<TypeConfig>>, holds: Arc<ProposalHolds>);
 
     fn append_entries(
         &self,
@@ -249,10 +251,13 @@ impl RaftNetwork<TypeConfig> for GroupConnection {
 /// Deadline of a forwarded request on the node that serves it.
 const FORWARDED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A node's groups (index = group id) and their proposal holds.
+pub(crate) type HostedGroups = (Vec<Raft<TypeConfig>>, Arc<ProposalHolds>);
+
 /// Connects Raft groups of nodes that live in the same process.
 #[derive(Default, Clone)]
 pub struct LocalTransport {
-    nodes: Arc<Mutex<BTreeMap<NodeId, Vec<Raft<TypeConfig>>>>>,
+    nodes: Arc<Mutex<BTreeMap<NodeId, HostedGroups>>>,
 }
 
 impl LocalTransport {
@@ -261,11 +266,11 @@ impl LocalTransport {
     }
 
     /// Makes a node's groups reachable (index = group id).
-    pub fn register(&self, node: NodeId, groups: Vec<Raft<TypeConfig>>) {
+    pub fn register(&self, node: NodeId, groups: Vec<Raft<TypeConfig>>, holds: Arc<ProposalHolds>) {
         self.nodes
             .lock()
             .expect("local transport lock")
-            .insert(node, groups);
+            .insert(node, (groups, holds));
     }
 
     /// Makes a node unreachable, as if it were down.
@@ -277,11 +282,18 @@ impl LocalTransport {
     }
 
     fn raft(&self, node: NodeId, group: GroupId) -> Result<Raft<TypeConfig>, TransportError> {
+        self.hosted(node, group).map(|(raft, _)| raft)
+    }
+
+    fn hosted(
+        &self,
+        node: NodeId,
+        group: GroupId,
+    ) -> Result<(Raft<TypeConfig>, Arc<ProposalHolds>), TransportError> {
         let nodes = self.nodes.lock().expect("local transport lock");
         nodes
             .get(&node)
-            .and_then(|g| g.get(group as usize))
-            .cloned()
+            .and_then(|(g, holds)| Some((g.get(group as usize)?.clone(), holds.clone())))
             .ok_or_else(|| TransportError::Unreachable {
                 node,
                 reason: format!("group {group} is not hosted there"),
@@ -290,8 +302,8 @@ impl LocalTransport {
 }
 
 impl Transport for LocalTransport {
-    fn host_groups(&self, node: NodeId, groups: Vec<Raft<TypeConfig>>) {
-        self.register(node, groups);
+    fn host_groups(&self, node: NodeId, groups: Vec<Raft<TypeConfig>>, holds: Arc<ProposalHolds>) {
+        self.register(node, groups, holds);
     }
 
     fn append_entries(
@@ -331,11 +343,14 @@ impl Transport for LocalTransport {
         cmd: Command,
         sent: Arc<AtomicBool>,
     ) -> BoxFuture<'static, Forwarded<CmdResult>> {
-        let raft = self.raft(target, group);
-        if raft.is_ok() {
+        let hosted = self.hosted(target, group);
+        if hosted.is_ok() {
             sent.store(true, Ordering::SeqCst);
         }
-        Box::pin(async move { Ok(propose_local(&raft?, group, cmd, FORWARDED_TIMEOUT).await) })
+        Box::pin(async move {
+            let (raft, holds) = hosted?;
+            Ok(propose_local(&raft, &holds, group, cmd, FORWARDED_TIMEOUT).await)
+        })
     }
 
     fn read_index(

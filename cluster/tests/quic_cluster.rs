@@ -242,6 +242,85 @@ async fn a_stopping_node_hands_the_groups_it_leads_to_other_voters() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn balancing_hands_groups_to_their_preferred_leaders_while_writes_go_on() {
+    let nodes = Arc::new(start_cluster(3).await);
+    let preferred = |g: usize| (g % 3) as NodeId + 1; // voters are [1, 2, 3]
+                                                      // Steady writes through every node while leaderships move.
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let nodes = nodes.clone();
+            tokio::spawn(async move {
+                let node = &nodes[w];
+                let mut failed = Vec::new();
+                for i in 0..120 {
+                    let id = format!("w{w}-{i}");
+                    let g = node.host.group_of("app", &id);
+                    match node.host.propose(g, upsert(&id)).await {
+                        Ok(CmdResult::Written { .. }) => {}
+                        other => failed.push(format!("{id}: {other:?}")),
+                    }
+                }
+                failed
+            })
+        })
+        .collect();
+    let mut balanced = false;
+    for _ in 0..40 {
+        for node in nodes.iter() {
+            node.host.balance_leaders(8).await;
+        }
+        let status = nodes[0].host.status();
+        if status
+            .iter()
+            .enumerate()
+            .all(|(g, s)| s.leader == Some(preferred(g)))
+        {
+            balanced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut failed = Vec::new();
+    for w in writers {
+        failed.extend(w.await.unwrap());
+    }
+    assert!(
+        failed.is_empty(),
+        "writes failed during handovers: {failed:?}"
+    );
+    assert!(
+        balanced,
+        "leaders {:?}, preferred {:?}",
+        leaders(&nodes),
+        (0..=SHARDS as usize).map(preferred).collect::<Vec<_>>()
+    );
+    // Every acknowledged write is on every node.
+    for node in nodes.iter() {
+        for w in 0..3 {
+            for i in 0..120 {
+                let id = format!("w{w}-{i}");
+                let g = node.host.group_of("app", &id);
+                node.host.read_barrier(g).await.expect("read barrier");
+                assert!(
+                    node.host
+                        .reader()
+                        .endpoint(g, "app", &id)
+                        .unwrap()
+                        .is_some(),
+                    "{id} missing on node {}",
+                    node.id
+                );
+            }
+        }
+    }
+    let nodes = Arc::into_inner(nodes).expect("writers are done");
+    for node in nodes {
+        node.host.shutdown().await;
+        node.server.shutdown(Duration::from_millis(100)).await;
+    }
+}
+
 /// Runs placement steps on whichever node leads the meta group until it has
 /// nothing left to do (bounded); answers the moves made.
 async fn settle_placement(

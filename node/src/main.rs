@@ -93,8 +93,10 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Seconds between leader-balancing steps of a node (one group each).
-const LEADER_BALANCE_EVERY_TICKS: u64 = 3;
+/// How often a node hands groups it leads to their preferred leaders...
+const LEADER_BALANCE_EVERY: Duration = Duration::from_secs(1);
+/// ... and how many at most each time.
+const LEADER_BALANCE_MAX: usize = 8;
 /// How long a stopping node waits for its groups to find new leaders.
 const HANDOVER_WITHIN: Duration = Duration::from_secs(5);
 
@@ -204,19 +206,24 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             "no public URL (--public-url): opens, clicks and one-click unsubscribe are not tracked"
         );
     }
-    let raft_metrics = {
+    let _raft_metrics = {
         let host = runtime.host.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));
-            let mut ticks = 0u64;
             loop {
                 every.tick().await;
                 host.report_metrics();
-                ticks += 1;
-                // At most one leadership claim every few seconds per node.
-                if ticks.is_multiple_of(LEADER_BALANCE_EVERY_TICKS) {
-                    host.balance_leaders().await;
-                }
+            }
+        })
+    };
+    let leader_balance = {
+        let host = runtime.host.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(LEADER_BALANCE_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                host.balance_leaders(LEADER_BALANCE_MAX).await;
             }
         })
     };
@@ -262,7 +269,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     // leader), leader balancing and placement stop, and this node hands the groups it
     // leads to caught-up voters, so requests in flight elsewhere find new
     // leaders instead of a stopped one. Then the API drains.
-    let balancing = raft_metrics.abort_handle();
+    let balancing = leader_balance.abort_handle();
     let placing = placement.abort_handle();
     let handover = {
         let host = runtime.host.clone();

@@ -57,6 +57,9 @@ pub mod metric_names {
     pub const SERVER_CONNECTIONS: &str = "herald_rpc_server_connections_total";
 }
 
+/// Largest UDP payload path MTU discovery searches for.
+const JUMBO_UDP_PAYLOAD: u16 = 8952;
+
 /// Shared QUIC transport settings for both sides.
 fn transport_config(
     idle_timeout: std::time::Duration,
@@ -70,8 +73,15 @@ fn transport_config(
             "keep-alive {keep_alive:?} must be shorter than the idle timeout {idle_timeout:?}"
         )));
     }
+    // Path MTU discovery may grow packets up to jumbo-frame size (9000-byte
+    // MTU less IPv6 and UDP headers): Raft appends carry many kilobytes, and
+    // each packet costs a trip through the kernel. On a 1500-byte network
+    // discovery settles at that path's limit; probing larger is harmless.
+    let mut mtu = quinn::MtuDiscoveryConfig::default();
+    mtu.upper_bound(JUMBO_UDP_PAYLOAD);
     let mut transport = quinn::TransportConfig::default();
     transport
+        .mtu_discovery_config(Some(mtu))
         .max_idle_timeout(Some(idle))
         .keep_alive_interval(Some(keep_alive))
         .max_concurrent_bidi_streams(quinn::VarInt::from_u32(max_bidi_streams))
