@@ -8,9 +8,10 @@
 //! 2. Write resumption: `HERALD_BENCH_KILLS` times (default 20), SIGKILL the
 //!    node leading the most Raft groups, then time until a fresh write to
 //!    each of 16 endpoints (spread over the shards) through a surviving node
-//!    is acknowledged. The killed node restarts on its data and every group
-//!    catches it up (no replica lags) before the next round, so each kill
-//!    hits a settled cluster. Prints the distribution.
+//!    is acknowledged. The killed node restarts on its data; before the next
+//!    round every group has a leader, no replica lags and leaderships are
+//!    spread again, so each kill hits a settled cluster (as the load phase
+//!    does). Prints the distribution.
 //!
 //! Bounded: `HERALD_BENCH_REQUESTS` PutEvents requests per phase (default
 //! 600), 4x as many upserts, and the kill count.
@@ -153,28 +154,40 @@ impl Cluster {
     async fn restart(&mut self, i: usize, dir: tempfile::TempDir) -> anyhow::Result<()> {
         self.nodes[i] = Some(Herald::start_with_args(dir, &self.args[i], &[]).await?);
         self.wait_leaders(i).await?;
-        self.wait_caught_up().await
+        self.wait_settled().await
     }
 
     /// Waits until, in every group, its leader reports no replica behind.
-    async fn wait_caught_up(&self) -> anyhow::Result<()> {
+    /// Waits until the cluster is settled: every group has a leader (by its
+    /// own account), no replica lags, and leaderships are spread (no node
+    /// leads more than one group above an even share).
+    async fn wait_settled(&self) -> anyhow::Result<()> {
+        let mut last = String::new();
         for _ in 0..600 {
             let mut behind = 0u64;
+            let mut led = vec![0usize; self.nodes.len()];
+            let mut groups = 0usize;
             for i in 0..self.nodes.len() {
                 let s = self.status(i).await?;
-                for g in s["Groups"].as_array().context("groups")? {
+                let all = s["Groups"].as_array().context("groups")?;
+                groups = all.len();
+                for g in all {
                     if g["leader"].as_u64() == Some(i as u64 + 1) {
+                        led[i] += 1;
                         let lags = g["lag"].as_object().context("lag")?;
                         behind += lags.values().filter_map(|v| v.as_u64()).sum::<u64>();
                     }
                 }
             }
-            if behind == 0 {
+            let even = groups.div_ceil(self.nodes.len());
+            let leaderless = groups.saturating_sub(led.iter().sum());
+            if behind == 0 && leaderless == 0 && led.iter().all(|&n| n <= even + 1) {
                 return Ok(());
             }
+            last = format!("{behind} entries behind, {leaderless} groups without a leader, groups led per node {led:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!("replicas still lag after a minute")
+        bail!("the cluster did not settle within a minute: {last}")
     }
 }
 
@@ -359,6 +372,9 @@ async fn main() -> anyhow::Result<()> {
     let mut cluster = Cluster::start().await?;
     let clients: Vec<Client> = (0..3).map(|i| cluster.client(i)).collect();
     let app = clients[0].create_app("cluster-bench-3").await?;
+    // Node 1 initialised every group and led them all; the load starts once
+    // the leaderships have spread, as on a cluster that has been running.
+    cluster.wait_settled().await?;
     let three = measure(&clients, &app, requests).await?;
     print("3 nodes, R=3", &three);
     print_raft_times(&cluster).await?;
