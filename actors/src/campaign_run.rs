@@ -60,6 +60,15 @@ use crate::service::{Herald, Result, ServiceError};
 pub const BATCH_MAX: usize = 256;
 /// Batches of one shard on their way at once.
 const BATCHES_IN_FLIGHT: usize = 4;
+/// Shards of one run handled at once, each on its shard's leader.
+pub const SHARDS_IN_FLIGHT: usize = 4;
+/// How long one shard's part of a wave may take on another node.
+const SHARD_RUN_TIMEOUT: Duration = Duration::from_secs(600);
+/// Tries to reach a shard's leader before running the shard here instead
+/// (which forwards each proposal to wherever the leader is).
+const SHARD_RUN_TRIES: u32 = 10;
+/// Pause between those tries (a leader election takes about a second).
+const SHARD_RUN_RETRY: Duration = Duration::from_millis(300);
 /// How often the scheduler looks at campaigns when nothing wakes it.
 pub const TICK: Duration = Duration::from_secs(1);
 /// The earliest zone (UTC+14) reaches a wall-clock time this long before
@@ -130,8 +139,8 @@ fn hook_of(h: Option<&herald_model::wire::CampaignHook>) -> Option<(HookMode, St
 }
 
 /// Counts of one treatment within a wave.
-#[derive(Default, Clone)]
-struct Tally {
+#[derive(Default, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Tally {
     total: u64,
     successful: u64,
     skipped: BTreeMap<String, u64>,
@@ -145,6 +154,23 @@ impl Tally {
     fn skip(&mut self, why: &str) {
         *self.skipped.entry(why.to_owned()).or_default() += 1;
     }
+}
+
+/// Records that the shard at position `i` of the wave is handled: the
+/// prefix `groups_done` grows over every position handled in a row.
+fn mark_done(run: &mut RunState, i: u32) {
+    if !run.groups_also_done.contains(&i) {
+        run.groups_also_done.push(i);
+    }
+    while let Some(k) = run
+        .groups_also_done
+        .iter()
+        .position(|d| *d == run.groups_done)
+    {
+        run.groups_also_done.swap_remove(k);
+        run.groups_done += 1;
+    }
+    run.groups_also_done.sort_unstable();
 }
 
 /// Adds per-treatment counts into `into`.
@@ -162,6 +188,17 @@ enum Stop {
     Go,
     Pause,
     Cancel(String),
+}
+
+/// One shard's part of a wave, asked of the shard's leader.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ShardRun {
+    pub app_id: String,
+    pub campaign_id: String,
+    pub run: RunState,
+    pub group: GroupId,
+    /// Local-time runs: members whose send time is at or before this.
+    pub upto: i64,
 }
 
 /// One message on its way: the endpoint, treatment and job.
@@ -320,6 +357,7 @@ impl<E: KvEngine> Herald<E> {
                     started_ms: now,
                     watermark_ms: i64::MIN,
                     groups_done: 0,
+                    groups_also_done: Vec::new(),
                 };
                 let next = CampaignProgress {
                     runs_started: progress.runs_started + 1,
@@ -384,36 +422,80 @@ impl<E: KvEngine> Herald<E> {
         } else {
             i64::MAX
         };
-        if run.groups_done == 0 && run.watermark_ms == i64::MIN {
+        if run.groups_done == 0 && run.groups_also_done.is_empty() && run.watermark_ms == i64::MIN
+        {
             // The activities exist from the run's start, members or not.
             let empty = vec![Tally::default(); plan.treatments.len()];
             self.add_to_activities(app, campaign_id, &run, &empty)
                 .await?;
         }
         let groups: Vec<GroupId> = self.host.data_groups().collect();
+        // A MessagesPerSecond limit is kept by one node's channel actor at a
+        // time, so such runs visit one shard at a time.
+        let width = if plan.messages_per_second.is_some() {
+            1
+        } else {
+            SHARDS_IN_FLIGHT
+        };
+        let todo: Vec<(usize, &GroupId)> = groups
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                let i = *i as u32;
+                i >= run.groups_done && !run.groups_also_done.contains(&i)
+            })
+            .collect();
+        let mut todo = todo.into_iter();
+        let mut in_flight = futures::stream::FuturesUnordered::new();
         let mut cut_short = None;
-        for (i, g) in groups.iter().enumerate() {
-            if (i as u32) < run.groups_done {
-                continue;
-            }
-            match self.run_stops(&plan, campaign_id)? {
-                Stop::Go => {}
-                Stop::Pause => return Ok(()),
-                Stop::Cancel(why) => {
-                    cut_short = Some(why);
-                    break;
+        let mut paused = false;
+        let mut failed = None;
+        loop {
+            while in_flight.len() < width && !paused && cut_short.is_none() && failed.is_none() {
+                let Some((i, g)) = todo.next() else { break };
+                match self.run_stops(&plan, campaign_id)? {
+                    Stop::Go => {}
+                    Stop::Pause => {
+                        paused = true;
+                        break;
+                    }
+                    Stop::Cancel(why) => {
+                        cut_short = Some(why);
+                        break;
+                    }
                 }
+                let (plan, shard_run) = (&plan, run.clone());
+                in_flight.push(async move {
+                    let done = self.shard_run(plan, &shard_run, *g, upto).await;
+                    (i as u32, done)
+                });
             }
-            let mut tallies = vec![Tally::default(); plan.treatments.len()];
-            self.run_group(&plan, &run, *g, upto, &mut tallies).await?;
+            // Shard runs already on their way are waited for, even when the
+            // run pauses or one failed, so their counts are not lost.
+            let Some((i, done)) = in_flight.next().await else {
+                break;
+            };
+            let tallies = match done {
+                Ok(t) => t,
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    continue;
+                }
+            };
             if tallies.iter().any(|t| !t.is_empty()) {
                 self.add_to_activities(app, campaign_id, &run, &tallies)
                     .await?;
-                run.groups_done = i as u32 + 1;
+                mark_done(&mut run, i);
                 if !self.store_run(app, campaign_id, &run).await? {
                     return Ok(());
                 }
             }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if paused {
+            return Ok(());
         }
         if cut_short.is_some() || !plan.local_time || upto >= last_wave_ms {
             self.close_run(app, campaign_id, &run, Some(&plan), cut_short)
@@ -421,6 +503,7 @@ impl<E: KvEngine> Herald<E> {
         } else {
             run.watermark_ms = upto;
             run.groups_done = 0;
+            run.groups_also_done.clear();
             self.store_run(app, campaign_id, &run).await?;
             Ok(())
         }
@@ -606,6 +689,98 @@ impl<E: KvEngine> Herald<E> {
             custom,
             delivery,
         })
+    }
+
+    /// One shard's part of a wave, run on the shard's leader wherever it
+    /// is: its proposals are then local and its sends leave from that
+    /// node. A leader that moves, or a node that fails, mid-way is safe:
+    /// the shard is run again on its new leader, where the intents already
+    /// committed are not sent again.
+    async fn shard_run(
+        &self,
+        plan: &RunPlan,
+        run: &RunState,
+        g: GroupId,
+        upto: i64,
+    ) -> Result<Vec<Tally>> {
+        use crate::node_calls::{NodeAnswer, NodeCall};
+        let me = self.host.node_id();
+        let this = self.this.get().and_then(std::sync::Weak::upgrade);
+        for attempt in 1..=SHARD_RUN_TRIES {
+            let Some(leader) = self.host.leader_of(g) else {
+                tokio::time::sleep(SHARD_RUN_RETRY).await;
+                continue;
+            };
+            let req = ShardRun {
+                app_id: plan.app.id.clone(),
+                campaign_id: plan.campaign_id.clone(),
+                run: run.clone(),
+                group: g,
+                upto,
+            };
+            tracing::debug!(campaign_id = %plan.campaign_id, run = plan.run, group = g, node = leader, "shard run asked of the shard's leader");
+            let answer = match (leader == me, &this) {
+                (true, Some(this)) => Ok(crate::node_calls::shard_run(this.clone(), req).await),
+                // A bare service (tests) runs the shard itself.
+                (true, None) => break,
+                (false, _) => {
+                    self.call_node(leader, &NodeCall::RunShard(req), SHARD_RUN_TIMEOUT)
+                        .await
+                }
+            };
+            let why = match answer {
+                Ok(NodeAnswer::ShardRun(t)) => return Ok(t),
+                Ok(NodeAnswer::NotLeader) => "it no longer leads the shard".into(),
+                Ok(NodeAnswer::Failed(e)) => {
+                    return Err(ServiceError::Internal(format!(
+                        "shard {g} on node {leader}: {e}"
+                    )))
+                }
+                Err(e) => e.to_string(),
+            };
+            tracing::info!(
+                campaign_id = %plan.campaign_id, run = plan.run, group = g, node = leader, attempt,
+                reason = %why, "a shard run is tried again"
+            );
+            tokio::time::sleep(SHARD_RUN_RETRY).await;
+        }
+        // The shard's leader cannot be reached: the shard runs here and
+        // each proposal goes to the leader.
+        metrics::counter!("herald_campaign_shard_runs_fallback_total").increment(1);
+        let mut tallies = vec![Tally::default(); plan.treatments.len()];
+        self.run_group(plan, run, g, upto, &mut tallies).await?;
+        Ok(tallies)
+    }
+
+    /// Runs a shard's part of a wave for the run's coordinator (this node
+    /// or another), if this node leads the shard.
+    pub(crate) async fn serve_shard_run(&self, req: ShardRun) -> crate::node_calls::NodeAnswer {
+        use crate::node_calls::NodeAnswer;
+        if !self.host.is_leader(req.group) {
+            return NodeAnswer::NotLeader;
+        }
+        let served = async {
+            // The run's campaign version may be newer than this replica.
+            self.host.read_barrier(META_GROUP).await?;
+            let app = self
+                .host
+                .reader()
+                .app(&req.app_id)?
+                .ok_or_else(|| ServiceError::NotFound(format!("application {}", req.app_id)))?;
+            let plan = self.run_plan(&app, &req.campaign_id, &req.run).await?;
+            let mut tallies = vec![Tally::default(); plan.treatments.len()];
+            self.run_group(&plan, &req.run, req.group, req.upto, &mut tallies)
+                .await?;
+            Ok::<_, ServiceError>(tallies)
+        };
+        match served.await {
+            Ok(t) => {
+                tracing::debug!(group = req.group, tallies = ?t, "shard run served");
+                metrics::counter!("herald_campaign_shard_runs_served_total").increment(1);
+                NodeAnswer::ShardRun(t)
+            }
+            Err(e) => NodeAnswer::Failed(e.to_string()),
+        }
     }
 
     /// The members of one shard handled by this wave, in batches.
@@ -1255,6 +1430,7 @@ impl<E: KvEngine> Herald<E> {
                 started_ms: now,
                 watermark_ms: i64::MIN,
                 groups_done: 0,
+                groups_also_done: Vec::new(),
             };
             let mut plan = self.run_plan(&app, &head.id, &run).await?;
             let mut tallies = vec![Tally::default(); plan.treatments.len()];
@@ -1303,4 +1479,37 @@ pub fn endpoint_zone(ep: &EndpointResponse) -> Option<Zone> {
         .as_ref()
         .and_then(|d| d.timezone.as_deref())
         .and_then(schedule::parse_zone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run() -> RunState {
+        RunState {
+            run: 0,
+            version: 1,
+            scheduled_ms: 0,
+            started_ms: 0,
+            watermark_ms: i64::MIN,
+            groups_done: 0,
+            groups_also_done: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn shards_done_out_of_order_grow_the_prefix_once_it_is_reached() {
+        let mut r = run();
+        mark_done(&mut r, 2);
+        mark_done(&mut r, 1);
+        assert_eq!((r.groups_done, r.groups_also_done.clone()), (0, vec![1, 2]));
+        mark_done(&mut r, 0);
+        assert_eq!((r.groups_done, r.groups_also_done.clone()), (3, vec![]));
+        mark_done(&mut r, 5);
+        mark_done(&mut r, 5);
+        assert_eq!((r.groups_done, r.groups_also_done.clone()), (3, vec![5]));
+        mark_done(&mut r, 3);
+        mark_done(&mut r, 4);
+        assert_eq!((r.groups_done, r.groups_also_done), (6, vec![]));
+    }
 }

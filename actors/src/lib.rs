@@ -18,6 +18,7 @@ pub mod delivery;
 pub mod endpoint;
 pub mod engagement;
 pub mod jobs;
+pub mod node_calls;
 pub mod runtime;
 pub mod segment_indexes;
 pub mod segments;

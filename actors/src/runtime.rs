@@ -123,6 +123,7 @@ impl<E: KvEngine> Runtime<E> {
         metrics::gauge!("herald_memory_tables_build_seconds").set(elapsed_ms as f64 / 1000.0);
         let herald = Arc::new(Herald::new(host.clone(), clock, service_cfg));
         herald.set_segment_indexes(indexes);
+        host.serve_app(Arc::new(crate::node_calls::NodeService::new(&herald)));
         // A node that restarts into a busy cluster may take longer than a
         // request's deadline to catch its meta replica up: these passes
         // retry while the cluster says "not now", saying so.

@@ -138,6 +138,11 @@ pub struct Herald<E: KvEngine> {
     ),
     /// Import and export jobs running on this node at once, at most.
     pub(crate) job_slots: Arc<tokio::sync::Semaphore>,
+    /// Shard runs going on on this node, whoever asked for them.
+    pub(crate) shard_runs: crate::node_calls::Running,
+    /// The service itself, for work that outlives its caller (set by
+    /// [`crate::node_calls::NodeService::new`]).
+    pub(crate) this: std::sync::OnceLock<std::sync::Weak<Herald<E>>>,
 }
 
 fn not_found_app(app_id: &str) -> ServiceError {
@@ -168,6 +173,8 @@ impl<E: KvEngine> Herald<E> {
     pub fn new(host: Arc<RaftHost<E>>, clock: Arc<dyn Clock>, cfg: ServiceConfig) -> Self {
         Self {
             job_slots: Arc::new(tokio::sync::Semaphore::new(cfg.jobs.running_max.max(1))),
+            shard_runs: Default::default(),
+            this: std::sync::OnceLock::new(),
             host,
             clock,
             cfg,

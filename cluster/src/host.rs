@@ -19,7 +19,9 @@ use tracing::Instrument;
 use crate::error::ClusterError;
 use crate::handover::{self, Handover, ProposalHolds};
 use crate::membership::{change_members_local, MemberAnswer, MemberChange};
-use crate::transport::{Contacts, GroupNetwork, Transport, TransportError, MEMBERS_TIMEOUT};
+use crate::transport::{
+    AppService, Contacts, GroupNetwork, Transport, TransportError, MEMBERS_TIMEOUT,
+};
 
 /// What a node records about its cluster when it is created; never changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,6 +256,29 @@ impl<E: KvEngine> RaftHost<E> {
         self.groups
             .get(group as usize)
             .is_some_and(|r| r.metrics().borrow().current_leader == Some(self.node_id))
+    }
+
+    /// The node that leads `group`, as far as this node knows.
+    pub fn leader_of(&self, group: GroupId) -> Option<NodeId> {
+        self.groups
+            .get(group as usize)
+            .and_then(|r| r.metrics().borrow().current_leader)
+    }
+
+    /// Makes `service` answer herald's own requests from other nodes.
+    pub fn serve_app(&self, service: Arc<dyn AppService>) {
+        self.transport.serve_app(self.node_id, service);
+    }
+
+    /// Sends one of herald's own requests to `target` (see
+    /// [`Transport::app_call`] for what its errors mean).
+    pub async fn app_call(
+        &self,
+        target: NodeId,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, TransportError> {
+        self.transport.app_call(target, body, timeout).await
     }
 
     fn raft(&self, group: GroupId) -> Result<&Raft<TypeConfig>, ClusterError> {

@@ -24,4 +24,4 @@ pub use handover::{Handover, ProposalHolds};
 pub use host::{ClusterRecord, GroupStatus, HostConfig, RaftHost};
 pub use membership::{MemberAnswer, MemberChange};
 pub use quic::{LocalGroups, QuicTransport};
-pub use transport::{Forwarded, LocalTransport, Transport, TransportError};
+pub use transport::{AppService, Forwarded, LocalTransport, Transport, TransportError};

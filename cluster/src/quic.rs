@@ -35,7 +35,9 @@ use crate::handover::ProposalHolds;
 use crate::host::{elect_local, propose_local, read_index_local, vote_and_take_over};
 use crate::membership::{change_members_local, MemberAnswer, MemberChange};
 use crate::rpc::{Caller, RpcClient, RpcServer, ServerConfig, SetupError};
-use crate::transport::{Forwarded, HostedGroups, Transport, TransportError, MEMBERS_TIMEOUT};
+use crate::transport::{
+    AppService, Forwarded, HostedGroups, Transport, TransportError, MEMBERS_TIMEOUT,
+};
 
 /// One request between nodes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -71,6 +73,10 @@ pub enum NodeRequest {
     Elect {
         group: GroupId,
     },
+    /// A request to herald's own service on the node ([`AppService`]).
+    App {
+        body: Vec<u8>,
+    },
 }
 
 /// The JSON of the typed answer, or why the node refused the request
@@ -82,7 +88,10 @@ type SnapshotHead = (Vote<NodeId>, SnapshotMeta<NodeId, openraft::BasicNode>);
 /// This node's replicas, as the RPC server sees them; empty until the
 /// groups have started.
 #[derive(Clone, Default)]
-pub struct LocalGroups(Arc<RwLock<Option<HostedGroups>>>);
+pub struct LocalGroups {
+    groups: Arc<RwLock<Option<HostedGroups>>>,
+    app: Arc<RwLock<Option<Arc<dyn AppService>>>>,
+}
 
 impl LocalGroups {
     pub fn new() -> Self {
@@ -91,7 +100,20 @@ impl LocalGroups {
 
     /// Makes the node's groups (index = group id) reachable from peers.
     pub fn register(&self, groups: Vec<Raft<TypeConfig>>, holds: Arc<ProposalHolds>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some((groups, holds));
+        *self.groups.write().unwrap_or_else(|p| p.into_inner()) = Some((groups, holds));
+    }
+
+    /// Makes herald's own service answer [`NodeRequest::App`].
+    pub fn register_app(&self, service: Arc<dyn AppService>) {
+        *self.app.write().unwrap_or_else(|p| p.into_inner()) = Some(service);
+    }
+
+    fn app(&self) -> Result<Arc<dyn AppService>, String> {
+        self.app
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| "herald's service has not started on this node".into())
     }
 
     fn get(&self, group: GroupId) -> Result<Raft<TypeConfig>, String> {
@@ -99,7 +121,7 @@ impl LocalGroups {
     }
 
     fn hosted(&self, group: GroupId) -> Result<(Raft<TypeConfig>, Arc<ProposalHolds>), String> {
-        let groups = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let groups = self.groups.read().unwrap_or_else(|p| p.into_inner());
         match groups.as_ref() {
             None => Err("the node's raft groups have not started".into()),
             Some((g, holds)) => g
@@ -187,6 +209,8 @@ async fn handle(
             tracing::info!(group, from = caller.node, "asked to call an election");
             json(&elect_local(&raft).await)
         }
+        // The service's answer goes back as it is, not as JSON.
+        NodeRequest::App { body } => groups.app()?.call(caller.node, body).await,
     };
     Ok(answer)
 }
@@ -243,6 +267,24 @@ impl QuicTransport {
         timeout: Duration,
         sent: Arc<AtomicBool>,
     ) -> BoxFuture<'static, Result<T, TransportError>> {
+        let raw = self.call_raw(target, req, timeout, sent);
+        Box::pin(async move {
+            let bytes = raw.await?;
+            serde_json::from_slice(&bytes).map_err(|e| TransportError::Network {
+                node: target,
+                reason: format!("undecodable answer: {e}"),
+            })
+        })
+    }
+
+    /// The answer's bytes as the serving node sent them.
+    fn call_raw(
+        &self,
+        target: NodeId,
+        req: NodeRequest,
+        timeout: Duration,
+        sent: Arc<AtomicBool>,
+    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
         let client = self.client.clone();
         let addr = self
             .peers
@@ -271,13 +313,9 @@ impl QuicTransport {
                         }
                     }
                 })?;
-            let bytes = answer.map_err(|reason| TransportError::Unreachable {
+            answer.map_err(|reason| TransportError::Unreachable {
                 node: target,
                 reason,
-            })?;
-            serde_json::from_slice(&bytes).map_err(|e| TransportError::Network {
-                node: target,
-                reason: format!("undecodable answer: {e}"),
             })
         })
     }
@@ -371,6 +409,20 @@ impl Transport for QuicTransport {
 
     fn elect(&self, target: NodeId, group: GroupId) -> BoxFuture<'static, Forwarded<()>> {
         self.call(target, NodeRequest::Elect { group }, self.timeout)
+    }
+
+    fn serve_app(&self, _node: NodeId, service: Arc<dyn AppService>) {
+        self.local.register_app(service);
+    }
+
+    fn app_call(
+        &self,
+        target: NodeId,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
+        let req = NodeRequest::App { body };
+        self.call_raw(target, req, timeout, Arc::new(AtomicBool::new(false)))
     }
 
     fn learn_address(&self, node: NodeId, addr: &str) {

@@ -99,6 +99,27 @@ pub trait Transport: Send + Sync + 'static {
     /// Records where `node` listens (from a group's membership), for
     /// transports that address nodes.
     fn learn_address(&self, _node: NodeId, _addr: &str) {}
+
+    /// Makes `service` answer herald's own requests to this node
+    /// ([`Self::app_call`]); until then they are refused unacted.
+    fn serve_app(&self, node: NodeId, service: Arc<dyn AppService>);
+
+    /// Sends `body` to `target`'s [`AppService`] and returns its answer.
+    /// `Unreachable`: `target` did not act on it (not sent, or no service
+    /// yet); `Network`: it may have.
+    fn app_call(
+        &self,
+        target: NodeId,
+        body: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>>;
+}
+
+/// herald's own node-to-node requests above Raft (a campaign's shard run on
+/// the shard's leader). The cluster crate carries their bytes unread; the
+/// service encodes its own errors in its answer.
+pub trait AppService: Send + Sync + 'static {
+    fn call(&self, from: NodeId, body: Vec<u8>) -> BoxFuture<'static, Vec<u8>>;
 }
 
 /// The answer of a request forwarded to another node.
@@ -258,6 +279,7 @@ pub(crate) type HostedGroups = (Vec<Raft<TypeConfig>>, Arc<ProposalHolds>);
 #[derive(Default, Clone)]
 pub struct LocalTransport {
     nodes: Arc<Mutex<BTreeMap<NodeId, HostedGroups>>>,
+    apps: Arc<Mutex<BTreeMap<NodeId, Arc<dyn AppService>>>>,
 }
 
 impl LocalTransport {
@@ -279,6 +301,7 @@ impl LocalTransport {
             .lock()
             .expect("local transport lock")
             .remove(&node);
+        self.apps.lock().expect("local transport lock").remove(&node);
     }
 
     fn raft(&self, node: NodeId, group: GroupId) -> Result<Raft<TypeConfig>, TransportError> {
@@ -377,6 +400,41 @@ impl Transport for LocalTransport {
     fn elect(&self, target: NodeId, group: GroupId) -> BoxFuture<'static, Forwarded<()>> {
         let raft = self.raft(target, group);
         Box::pin(async move { Ok(elect_local(&raft?).await) })
+    }
+
+    fn serve_app(&self, node: NodeId, service: Arc<dyn AppService>) {
+        self.apps
+            .lock()
+            .expect("local transport lock")
+            .insert(node, service);
+    }
+
+    fn app_call(
+        &self,
+        target: NodeId,
+        body: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
+        let service = self
+            .apps
+            .lock()
+            .expect("local transport lock")
+            .get(&target)
+            .cloned();
+        // In one process the caller is not known; 0 is no node's id.
+        let caller = 0;
+        Box::pin(async move {
+            let service = service.ok_or_else(|| TransportError::Unreachable {
+                node: target,
+                reason: "no herald service there".into(),
+            })?;
+            tokio::time::timeout(timeout, service.call(caller, body))
+                .await
+                .map_err(|_| TransportError::Network {
+                    node: target,
+                    reason: "the call timed out".into(),
+                })
+        })
     }
 }
 

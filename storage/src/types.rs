@@ -257,6 +257,10 @@ pub struct RunState {
     /// Data groups (in id order) whose members this wave has handled.
     #[serde(default)]
     pub groups_done: u32,
+    /// Positions past `groups_done` (in the same order) handled too: shard
+    /// runs of one wave run side by side and finish in any order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups_also_done: Vec<u32>,
 }
 
 /// One activity of a campaign: a run of one treatment, with its counts.

@@ -285,6 +285,7 @@ async fn definitions_version_and_claims_compare_and_set<E: KvEngine>(engine: Arc
         started_ms: 1,
         watermark_ms: i64::MIN,
         groups_done: 0,
+        groups_also_done: Vec::new(),
     };
     let claimed = CampaignProgress {
         runs_started: 1,
