@@ -422,8 +422,7 @@ impl<E: KvEngine> Herald<E> {
         } else {
             i64::MAX
         };
-        if run.groups_done == 0 && run.groups_also_done.is_empty() && run.watermark_ms == i64::MIN
-        {
+        if run.groups_done == 0 && run.groups_also_done.is_empty() && run.watermark_ms == i64::MIN {
             // The activities exist from the run's start, members or not.
             let empty = vec![Tally::default(); plan.treatments.len()];
             self.add_to_activities(app, campaign_id, &run, &empty)

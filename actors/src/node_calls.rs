@@ -103,7 +103,8 @@ impl<E: KvEngine> AppService for NodeService<E> {
             };
             let answer = match call {
                 NodeCall::RunShard(req) => {
-                    metrics::counter!("herald_node_calls_total", "call" => "run_shard").increment(1);
+                    metrics::counter!("herald_node_calls_total", "call" => "run_shard")
+                        .increment(1);
                     tracing::debug!(from, group = req.group, campaign_id = %req.campaign_id, "shard run asked");
                     shard_run(herald, req).await
                 }

@@ -157,7 +157,6 @@ impl Cluster {
         self.wait_settled().await
     }
 
-    /// Waits until, in every group, its leader reports no replica behind.
     /// Waits until the cluster is settled: every group has a leader (by its
     /// own account), no replica lags, and leaderships are spread (no node
     /// leads more than one group above an even share).
@@ -167,13 +166,13 @@ impl Cluster {
             let mut behind = 0u64;
             let mut led = vec![0usize; self.nodes.len()];
             let mut groups = 0usize;
-            for i in 0..self.nodes.len() {
+            for (i, count) in led.iter_mut().enumerate() {
                 let s = self.status(i).await?;
                 let all = s["Groups"].as_array().context("groups")?;
                 groups = all.len();
                 for g in all {
                     if g["leader"].as_u64() == Some(i as u64 + 1) {
-                        led[i] += 1;
+                        *count += 1;
                         let lags = g["lag"].as_object().context("lag")?;
                         behind += lags.values().filter_map(|v| v.as_u64()).sum::<u64>();
                     }

@@ -130,10 +130,17 @@ impl<E: KvEngine> RaftHost<E> {
         );
         let contacts = Contacts::default();
         let mut groups = Vec::with_capacity(record.shards as usize + 1);
+        let configured_multi = cfg.join.is_some() || cfg.members.keys().any(|&n| n != cfg.node_id);
         for group in 0..=record.shards {
-            let log = LogStore::new(engine.clone(), group);
-            let sm = StateMachine::open(engine.clone(), group, observer.clone())
+            let mut log = LogStore::new(engine.clone(), group);
+            let mut sm = StateMachine::open(engine.clone(), group, observer.clone())
                 .map_err(|e| ClusterError::Storage(e.to_string()))?;
+            if demote_restored_leader(&mut log, &mut sm, cfg.node_id, configured_multi).await? {
+                tracing::info!(
+                    group,
+                    "led this group before it stopped: rejoins as a follower (an election follows)"
+                );
+            }
             let net = GroupNetwork {
                 transport: transport.clone(),
                 group,
@@ -1261,6 +1268,41 @@ pub(crate) async fn read_index_local(
         Err(RaftError::APIError(e)) => Err(ClusterError::Unavailable(e.to_string())),
         Err(RaftError::Fatal(e)) => Err(ClusterError::Fatal(e.to_string())),
     }
+}
+
+/// Makes a node that led `log`'s group of several voters when it stopped
+/// start as a follower of that term instead of the leader; `true` when it
+/// did.
+///
+/// openraft 0.9 restores such a node as leader of its old term at once,
+/// trusting its stored commit index (saved without fsync) and its log. After
+/// a power loss both may be older than what it acknowledged: the simulator
+/// found such a leader serving reads that missed an acknowledged write. A
+/// voted-but-uncommitted vote keeps the term (the node still cannot vote for
+/// another candidate in it) and lets an election pick the leader, whose
+/// first entry of a new term commits everything before it. A lone voter
+/// keeps its leadership: its own log is the whole quorum.
+async fn demote_restored_leader<E: KvEngine>(
+    log: &mut LogStore<E>,
+    sm: &mut StateMachine<E>,
+    node_id: NodeId,
+    configured_multi: bool,
+) -> Result<bool, ClusterError> {
+    use openraft::storage::{RaftLogStorage, RaftStateMachine};
+    let storage = |e: openraft::StorageError<NodeId>| ClusterError::Storage(e.to_string());
+    let Some(vote) = log.read_vote().await.map_err(storage)? else {
+        return Ok(false);
+    };
+    if !vote.is_committed() || vote.leader_id().voted_for() != Some(node_id) {
+        return Ok(false);
+    }
+    let (_, membership) = sm.applied_state().await.map_err(storage)?;
+    if membership.membership().voter_ids().count() <= 1 && !configured_multi {
+        return Ok(false);
+    }
+    let demoted = openraft::Vote::new(vote.leader_id().term, node_id);
+    log.save_vote(&demoted).await.map_err(storage)?;
+    Ok(true)
 }
 
 /// Answers a vote request in this node's replica of a group, then calls an

@@ -301,7 +301,10 @@ impl LocalTransport {
             .lock()
             .expect("local transport lock")
             .remove(&node);
-        self.apps.lock().expect("local transport lock").remove(&node);
+        self.apps
+            .lock()
+            .expect("local transport lock")
+            .remove(&node);
     }
 
     fn raft(&self, node: NodeId, group: GroupId) -> Result<Raft<TypeConfig>, TransportError> {

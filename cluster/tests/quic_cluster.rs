@@ -474,7 +474,11 @@ async fn placement_keeps_three_voters_spread_and_replaces_a_node_that_is_down() 
 struct Reverse;
 
 impl herald_cluster::AppService for Reverse {
-    fn call(&self, from: NodeId, mut body: Vec<u8>) -> futures::future::BoxFuture<'static, Vec<u8>> {
+    fn call(
+        &self,
+        from: NodeId,
+        mut body: Vec<u8>,
+    ) -> futures::future::BoxFuture<'static, Vec<u8>> {
         body.reverse();
         body.extend_from_slice(format!(" from {from}").as_bytes());
         Box::pin(async move { body })
@@ -499,7 +503,11 @@ async fn herald_calls_reach_the_service_of_the_node_they_name() {
     // The answer's bytes come back as the service wrote them, and the
     // service sees the caller's authenticated id.
     assert_eq!(answer, b"cba from 1");
-    let answer = nodes[2].host.app_call(2, b"xy".to_vec(), timeout).await.unwrap();
+    let answer = nodes[2]
+        .host
+        .app_call(2, b"xy".to_vec(), timeout)
+        .await
+        .unwrap();
     assert_eq!(answer, b"yx from 3");
     for n in nodes {
         n.host.shutdown().await;
