@@ -9,14 +9,22 @@ HERALD_DEBUG := $(CARGO_TARGET_DIR)/debug/herald
 
 # One release build command for `run` and `bench`: any other cargo invocation
 # (another -p, another target set) rebuilds rocksdb, ~15 minutes on 2 cores.
-RELEASE_BUILD := cargo build --release --workspace --all-targets
+# The simulator (sim/) is left out: it needs tokio's test-util (a paused
+# clock), which the production binary should not carry.
+RELEASE_BUILD := cargo build --release --workspace --exclude herald-sim --all-targets
+# Seeds of the deterministic simulator `make test` runs (a few minutes).
+SIM_SEEDS ?= 1000
 
 run: deps
 	$(RELEASE_BUILD)
 	$(CARGO_TARGET_DIR)/release/herald serve $(ARGS)
 
+# `canaries` compiles the simulator's planted bugs (dormant unless a
+# canary test switches one on) so sim/tests/canaries.rs can prove they are
+# caught.
 test: deps venv
-	cargo test --workspace
+	cargo test --workspace --features herald-sim/canaries
+	$(CARGO_TARGET_DIR)/debug/sim --seeds $(SIM_SEEDS)
 	HERALD_BIN=$(HERALD_DEBUG) .venv/bin/python -m pytest -q tests/api
 	HERALD_BIN=$(HERALD_DEBUG) .venv/bin/python -m pytest -q -c tests/api/pytest.ini --rootdir chaos-tests chaos-tests
 
@@ -26,7 +34,7 @@ lint: deps
 
 bench: deps
 	$(RELEASE_BUILD)
-	cargo bench --workspace --benches
+	cargo bench --workspace --exclude herald-sim --benches
 
 deps:
 	@scripts/deps.sh

@@ -12,6 +12,8 @@
 pub mod addresses;
 pub mod campaign_run;
 pub mod campaigns;
+#[cfg(feature = "canaries")]
+pub mod canary;
 pub mod clock;
 pub mod definitions;
 pub mod delivery;

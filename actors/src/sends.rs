@@ -853,24 +853,26 @@ impl<E: KvEngine> Herald<E> {
             })
             .collect();
         let now_ms = self.clock.now_ms();
-        let before = match self
-            .host
-            .propose(
-                ledger,
-                Command::RecordSendIntents {
-                    app_id: app.id.clone(),
-                    at_ms: now_ms,
-                    dedup_window_ms: self.cfg.send_dedup_window_ms,
-                    intents,
-                },
-            )
-            .await?
-        {
-            CmdResult::Ledger(rows) => rows,
-            other => {
-                return Err(ServiceError::Internal(format!(
-                    "unexpected ledger result {other:?}"
-                )))
+        let record_intents = Command::RecordSendIntents {
+            app_id: app.id.clone(),
+            at_ms: now_ms,
+            dedup_window_ms: self.cfg.send_dedup_window_ms,
+            intents,
+        };
+        #[cfg(feature = "canaries")]
+        let planted = crate::canary::is(crate::canary::Canary::SendBeforeIntent);
+        #[cfg(not(feature = "canaries"))]
+        let planted = false;
+        let (before, intents_later) = if planted {
+            (vec![None; planned.len()], Some(record_intents))
+        } else {
+            match self.host.propose(ledger, record_intents).await? {
+                CmdResult::Ledger(rows) => (rows, None),
+                other => {
+                    return Err(ServiceError::Internal(format!(
+                        "unexpected ledger result {other:?}"
+                    )))
+                }
             }
         };
         // Messages the ledger already knows are not sent again.
@@ -939,6 +941,9 @@ impl<E: KvEngine> Herald<E> {
             .into_iter()
             .map(|d| d.expect("every job answered"))
             .collect();
+        if let Some(cmd) = intents_later {
+            self.host.propose(ledger, cmd).await?;
+        }
         let at_ms = self.clock.now_ms();
         let outcomes: Vec<(String, Outcome)> = fresh
             .iter()

@@ -892,15 +892,23 @@ async fn pause_for_leader(
     if remaining.is_zero() {
         return Err(ClusterError::Timeout(group));
     }
-    // A timeout here only ends the pause.
-    let _ = raft
+    // A timeout here only ends the pause. A stopped group (its core ended,
+    // e.g. on a fatal storage error) answers at once, for ever: without this
+    // check the callers' retry loops spun until their deadline (the
+    // simulator, whose clock does not move while a task spins, hung there).
+    match raft
         .wait(Some(remaining.min(LEADER_RETRY)))
         .metrics(
             |m| m.current_leader.is_some() && m.current_leader != leader,
             "a new leader",
         )
-        .await;
-    Ok(())
+        .await
+    {
+        Err(openraft::metrics::WaitError::ShuttingDown) => {
+            Err(ClusterError::Fatal(format!("group {group} has stopped")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// How long a restarted replica waits at most for a leader before it may

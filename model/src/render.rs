@@ -1503,6 +1503,8 @@ mod tests {
     fn deep_templates_render_on_a_small_stack() {
         // tokio worker threads have 2 MiB stacks
         let src = "{{#if a}}".repeat(NESTING_MAX) + "{{b}}" + &"{{/if}}".repeat(NESTING_MAX);
+        // A test of stack depth, not a simulated path.
+        #[allow(clippy::disallowed_methods)]
         let handle = std::thread::Builder::new()
             .stack_size(2 << 20)
             .spawn(move || {

@@ -15,6 +15,8 @@ pub enum Call {
     Read { ep: String },
     /// A direct email to `to` under request (trace) id `request`.
     Send { to: String, request: String },
+    /// CreateCampaign of an immediate email campaign to every endpoint.
+    Campaign { id: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

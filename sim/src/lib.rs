@@ -12,9 +12,11 @@
 //! - Every run ends with faults off and all nodes up, then checks the
 //!   invariants in `invariants/`; a failure names the seed to replay.
 
+pub mod canary;
 pub mod history;
 pub mod invariants;
 pub mod net;
+pub mod panics;
 pub mod rng;
 pub mod run;
 pub mod senders;

@@ -34,6 +34,10 @@ struct Args {
     /// Print the trace as the run goes.
     #[arg(long)]
     trace: bool,
+    /// Plant a bug the simulator must catch: ack-before-durable,
+    /// send-before-intent (the latter needs `--features canaries`).
+    #[arg(long)]
+    canary: Option<herald_sim::canary::Canary>,
     /// Seeds run side by side (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
@@ -50,6 +54,9 @@ fn replay_command(args: &Args, seed: u64) -> String {
     }
     if args.shards != defaults.shards {
         cmd += &format!(" --shards {}", args.shards);
+    }
+    if let Some(c) = args.canary {
+        cmd += &format!(" --canary {}", c.name());
     }
     cmd
 }
@@ -81,8 +88,13 @@ fn main() -> ExitCode {
         shards: args.shards.max(1),
         steps: args.steps,
         echo: args.trace,
+        canary: args.canary,
         ..Options::default()
     };
+    if let Some(c) = args.canary.filter(|c| !c.available()) {
+        eprintln!("canary {} needs a build with --features canaries", c.name());
+        return ExitCode::from(2);
+    }
     if let Some(seed) = args.reproduce.or(args.seed) {
         let r = run(seed, &opts);
         print_report(&r);

@@ -4,13 +4,18 @@
 use std::collections::BTreeMap;
 
 use herald_model::wire::{CreateApplicationRequest, EmailChannelRequest};
-use herald_storage::NodeId;
+use std::sync::{Arc, Mutex};
 
+use futures::future::BoxFuture;
+use herald_actors::Herald;
+use herald_storage::{MemEngine, NodeId};
+
+use crate::canary::{self, Canary};
 use crate::history::Answer;
 use crate::invariants::{self, committed::Committed, Violation};
 use crate::net::Faults;
 use crate::senders::SenderFaults;
-use crate::workload::{endpoint_id, Workload, APP};
+use crate::workload::{campaign_subject, endpoint_id, segment_body, Workload, APP, SEGMENT};
 use crate::world::{World, TICK};
 
 #[derive(Debug, Clone)]
@@ -23,6 +28,8 @@ pub struct Options {
     pub max_skew_ms: i64,
     /// Print the trace as it happens.
     pub echo: bool,
+    /// A planted bug to switch on.
+    pub canary: Option<Canary>,
 }
 
 impl Default for Options {
@@ -34,6 +41,7 @@ impl Default for Options {
             endpoints: 6,
             max_skew_ms: 500,
             echo: false,
+            canary: None,
         }
     }
 }
@@ -58,7 +66,18 @@ const BOOT_STEPS_MAX: u64 = 4_000;
 const HEAL_STEPS_MAX: u64 = 8_000;
 
 pub fn run(seed: u64, opts: &Options) -> Report {
+    crate::panics::install();
+    let _ = crate::panics::take();
     let mut world = World::new(seed, opts.nodes, opts.shards, opts.max_skew_ms, opts.echo);
+    canary::plant(opts.canary);
+    if opts.canary == Some(Canary::AckBeforeDurable) {
+        for n in &world.nodes {
+            n.engine().lie_about_syncs(true);
+        }
+    }
+    if let Some(c) = opts.canary {
+        world.trace.record(format!("canary {} planted", c.name()));
+    }
     let mut leaders = Committed::default();
     let mut violations = Vec::new();
     let mut crashes = 0u32;
@@ -69,8 +88,7 @@ pub fn run(seed: u64, opts: &Options) -> Report {
     // Boot: every node serving.
     let mut steps = 0;
     while world.live_nodes().len() < ids.len() && steps < BOOT_STEPS_MAX {
-        world.step();
-        violations.extend(leaders.observe(&world));
+        step(&mut world, &mut leaders, &mut violations);
         steps += 1;
     }
     let mut wl = Workload::new(opts.endpoints);
@@ -102,6 +120,15 @@ pub fn run(seed: u64, opts: &Options) -> Report {
     let delivered = world.recorder.delivered();
     if violations.is_empty() {
         let finals = final_reads(&mut world, &mut wl, &mut leaders, &mut violations);
+        let last = final_campaign(&mut world, &mut wl, &mut leaders, &mut violations);
+        let delivered = world.recorder.delivered();
+        if let Some(id) = last {
+            violations.extend(invariants::reach::check(
+                &finals,
+                &delivered,
+                &campaign_subject(&id),
+            ));
+        }
         violations.extend(invariants::durability::check(&ops, &finals));
         violations.extend(invariants::linearizable::check(&ops));
         violations.extend(invariants::once::check(&ops, &delivered));
@@ -127,12 +154,17 @@ pub fn run(seed: u64, opts: &Options) -> Report {
         dump,
     };
     world.stop_all();
+    canary::plant(None);
     report
 }
 
 fn step(world: &mut World, leaders: &mut Committed, violations: &mut Vec<Violation>) {
     world.step();
     violations.extend(leaders.observe(world));
+    for p in crate::panics::take() {
+        world.trace.record(format!("panic {p}"));
+        violations.push(Violation::new("no node panics", p));
+    }
 }
 
 /// Runs one call to completion on `node`, stepping the world (bounded).
@@ -154,54 +186,75 @@ fn settle(
     }
 }
 
+/// Runs `f` on `node`'s service to completion, stepping the world at most
+/// `steps_max` times; `None` when it did not finish (or the node is down).
+fn call<T, F>(
+    world: &mut World,
+    node: NodeId,
+    steps_max: u64,
+    leaders: &mut Committed,
+    violations: &mut Vec<Violation>,
+    f: F,
+) -> Option<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<Herald<MemEngine>>) -> BoxFuture<'static, T> + Send + 'static,
+{
+    let herald = world.node(node).live()?.herald().clone();
+    let slot = Arc::new(Mutex::new(None));
+    let out = slot.clone();
+    world.node(node).spawn(async move {
+        let v = f(herald).await;
+        *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+    });
+    for _ in 0..steps_max {
+        if let Some(v) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Some(v);
+        }
+        step(world, leaders, violations);
+    }
+    let last = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    last
+}
+
 fn setup(world: &mut World, leaders: &mut Committed, violations: &mut Vec<Violation>) -> bool {
-    let done = std::sync::Arc::new(std::sync::Mutex::new(None::<bool>));
     for attempt in 0..20 {
-        let Some(live) = world.node(1).live() else {
-            return false;
-        };
-        let herald = live.herald().clone();
-        let slot = done.clone();
-        world.node(1).spawn(async move {
-            let created = match herald
-                .create_app(
-                    APP.into(),
-                    "us-east-1",
-                    CreateApplicationRequest {
-                        name: Some("sim".into()),
-                        tags: None,
-                    },
-                )
-                .await
-            {
-                Ok(_) => true,
-                Err(e) => {
-                    herald.app(APP).await.is_ok() || {
-                        let _ = e;
-                        false
-                    }
-                }
-            };
-            let ok = created
-                && herald
-                    .update_email_channel(
-                        APP,
-                        EmailChannelRequest {
-                            from_address: Some("sim@sim.example".into()),
-                            identity: Some("sim.example".into()),
-                            ..Default::default()
+        let ok = call(world, 1, 2_000, leaders, violations, |herald| {
+            Box::pin(async move {
+                let created = herald
+                    .create_app(
+                        APP.into(),
+                        "us-east-1",
+                        CreateApplicationRequest {
+                            name: Some("sim".into()),
+                            tags: None,
                         },
                     )
                     .await
-                    .is_ok();
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(ok);
+                    .is_ok()
+                    || herald.app(APP).await.is_ok();
+                let channel = created
+                    && herald
+                        .update_email_channel(
+                            APP,
+                            EmailChannelRequest {
+                                from_address: Some("sim@sim.example".into()),
+                                identity: Some("sim.example".into()),
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                        .is_ok();
+                let segment = channel
+                    && (herald
+                        .create_segment(APP, SEGMENT.into(), "us-east-1", segment_body())
+                        .await
+                        .is_ok()
+                        || herald.segment(APP, SEGMENT, None).await.is_ok());
+                segment
+            })
         });
-        let mut n = 0;
-        while done.lock().unwrap_or_else(|p| p.into_inner()).is_none() && n < 2_000 {
-            step(world, leaders, violations);
-            n += 1;
-        }
-        if done.lock().unwrap_or_else(|p| p.into_inner()).take() == Some(true) {
+        if ok == Some(true) {
             world
                 .trace
                 .record(format!("setup done after {} attempts", attempt + 1));
@@ -268,6 +321,9 @@ fn chaos(
         }
         wl.tick(world, 200);
         step(world, leaders, violations);
+        if !violations.is_empty() {
+            break;
+        }
     }
 }
 
@@ -329,6 +385,56 @@ fn final_reads(
         }
     }
     finals
+}
+
+/// Steps a campaign created after healing may take to complete at most.
+const CAMPAIGN_STEPS_MAX: u64 = 8_000;
+
+/// Creates one more campaign once the cluster has healed and waits until it
+/// has completed; its id, or `None` (with a violation) when it did not.
+fn final_campaign(
+    world: &mut World,
+    wl: &mut Workload,
+    leaders: &mut Committed,
+    violations: &mut Vec<Violation>,
+) -> Option<String> {
+    let before = wl.history.ops().len();
+    let id = wl.campaign(world, 1);
+    settle(world, wl, leaders, violations, before);
+    let answer = wl.history.ops().pop().and_then(|o| o.done).map(|(_, a)| a);
+    if answer != Some(Answer::Ok) {
+        violations.push(Violation::new(
+            "the healed cluster serves",
+            format!("creating campaign {id} after healing answered {answer:?}"),
+        ));
+        return None;
+    }
+    let mut waited = 0;
+    while waited < CAMPAIGN_STEPS_MAX {
+        let cid = id.clone();
+        let status = call(world, 1, 1_000, leaders, violations, move |h| {
+            Box::pin(async move {
+                h.campaign(APP, &cid, None)
+                    .await
+                    .ok()
+                    .and_then(|c| c.state.and_then(|s| s.campaign_status))
+            })
+        })
+        .flatten();
+        if status.as_deref() == Some("COMPLETED") {
+            world.trace.record(format!("campaign {id} completed"));
+            return Some(id);
+        }
+        for _ in 0..200 {
+            step(world, leaders, violations);
+        }
+        waited += 200;
+    }
+    violations.push(Violation::new(
+        "the healed cluster serves",
+        format!("campaign {id}, created after healing, did not complete"),
+    ));
+    None
 }
 
 /// Every node's state and the end of the trace, for a failure report.

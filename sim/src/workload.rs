@@ -19,6 +19,32 @@ use crate::world::World;
 
 /// The one app every client uses.
 pub const APP: &str = "5e1a0000000000000000000000000001";
+/// Its segment of every endpoint with an email address.
+pub const SEGMENT: &str = "5e9a0000000000000000000000000001";
+/// Campaigns created during the chaos phase at most.
+const CAMPAIGNS_MAX: u64 = 3;
+
+/// The segment's definition.
+pub fn segment_body() -> serde_json::Value {
+    serde_json::json!({
+        "Name": "every email endpoint",
+        "Dimensions": {"Demographic": {"Channel": {"Values": ["EMAIL"]}}}
+    })
+}
+
+/// An immediate one-off email campaign; its subject names it.
+pub fn campaign_body(id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "Name": id,
+        "SegmentId": SEGMENT,
+        "MessageConfiguration": {"EmailMessage": {"Title": campaign_subject(id), "Body": "news"}},
+        "Schedule": {"StartTime": "IMMEDIATE", "Frequency": "ONCE"}
+    })
+}
+
+pub fn campaign_subject(id: &str) -> String {
+    format!("campaign {id}")
+}
 
 /// Calls in flight at most.
 const IN_FLIGHT_MAX: usize = 16;
@@ -29,6 +55,7 @@ pub struct Workload {
     pub endpoints: u64,
     next_v: u64,
     next_send: u64,
+    pub next_campaign: u64,
     /// Sends whose answer was unknown: (address, request id, tries so far).
     retry: Vec<(String, String, u32)>,
     pub history: History,
@@ -84,6 +111,7 @@ impl Workload {
             endpoints,
             next_v: 1,
             next_send: 0,
+            next_campaign: 0,
             retry: Vec::new(),
             history: History::default(),
         }
@@ -105,6 +133,8 @@ impl Workload {
         } else if roll < 80 {
             let k = world.rng.range(0, self.endpoints);
             self.read(world, node, k);
+        } else if roll < 82 && self.next_campaign < CAMPAIGNS_MAX {
+            self.campaign(world, node);
         } else {
             self.send(world, node);
         }
@@ -144,6 +174,26 @@ impl Workload {
                 }
             })
         });
+    }
+
+    /// Creates the next immediate campaign on `node`; its id.
+    pub fn campaign(&mut self, world: &World, node: NodeId) -> String {
+        let id = format!("5eca{:028x}", self.next_campaign);
+        self.next_campaign += 1;
+        let call = Call::Campaign { id: id.clone() };
+        let cid = id.clone();
+        self.issue(world, node, call, move |h, _| {
+            Box::pin(async move {
+                match h
+                    .create_campaign(APP, cid.clone(), "us-east-1", campaign_body(&cid))
+                    .await
+                {
+                    Ok(_) => Answer::Ok,
+                    Err(e) => classify(&e),
+                }
+            })
+        });
+        id
     }
 
     fn send(&mut self, world: &mut World, node: NodeId) {

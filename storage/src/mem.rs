@@ -22,6 +22,8 @@ struct Inner {
     /// Writes not yet durable, in issue order.
     pending: Vec<WriteBatch>,
     closed: bool,
+    /// `sync_then` acknowledges without syncing (see `lie_about_syncs`).
+    lying: bool,
 }
 
 #[derive(Default)]
@@ -61,6 +63,14 @@ impl MemEngine {
         let mut g = self.inner.lock().expect("mem engine lock");
         g.pending.clear();
         g.visible = g.durable.clone();
+    }
+
+    /// Makes `sync_then` call back at once without making anything durable:
+    /// a disk that acknowledges flushes it has not done. The Raft log store
+    /// then acknowledges appends before they are durable, a bug planted by
+    /// the simulator's `ack-before-durable` canary to prove it is caught.
+    pub fn lie_about_syncs(&self, lying: bool) {
+        self.inner.lock().expect("mem engine lock").lying = lying;
     }
 
     /// Number of writes that a crash would lose now.
@@ -104,7 +114,9 @@ impl KvEngine for MemEngine {
             if g.closed {
                 Err(StorageError::Closed)
             } else {
-                Self::sync_locked(&mut g);
+                if !g.lying {
+                    Self::sync_locked(&mut g);
+                }
                 Ok(())
             }
         };

@@ -1,7 +1,7 @@
 //! The calling side: one connection per (peer id, address), one stream per call.
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -100,7 +100,7 @@ struct Inner {
     endpoint: Endpoint,
     quic: quinn::ClientConfig,
     config: ClientConfig,
-    peers: Mutex<HashMap<(NodeId, SocketAddr), Arc<Peer>>>,
+    peers: Mutex<BTreeMap<(NodeId, SocketAddr), Arc<Peer>>>,
     closed: AtomicBool,
 }
 
@@ -154,7 +154,7 @@ impl RpcClient {
                 endpoint,
                 quic,
                 config,
-                peers: Mutex::new(HashMap::new()),
+                peers: Mutex::new(BTreeMap::new()),
                 closed: AtomicBool::new(false),
             }),
         })
@@ -232,7 +232,7 @@ impl RpcClient {
     /// Closes every connection; later calls fail with [`RpcError::Closed`].
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
-        let peers: Vec<Arc<Peer>> = self.peers().drain().map(|(_, p)| p).collect();
+        let peers: Vec<Arc<Peer>> = std::mem::take(&mut *self.peers()).into_values().collect();
         for peer in peers {
             peer.slots.close();
         }
@@ -250,7 +250,7 @@ impl RpcClient {
         }
     }
 
-    fn peers(&self) -> MutexGuard<'_, HashMap<(NodeId, SocketAddr), Arc<Peer>>> {
+    fn peers(&self) -> MutexGuard<'_, BTreeMap<(NodeId, SocketAddr), Arc<Peer>>> {
         self.inner.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
 

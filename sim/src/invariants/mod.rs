@@ -7,6 +7,7 @@ pub mod durability;
 pub mod linearizable;
 pub mod liveness;
 pub mod once;
+pub mod reach;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
