@@ -31,6 +31,9 @@ struct Args {
     nodes: usize,
     #[arg(long, default_value_t = 2)]
     shards: u32,
+    /// Largest clock skew between nodes, either way.
+    #[arg(long, default_value_t = 500)]
+    skew_ms: i64,
     /// Print the trace as the run goes.
     #[arg(long)]
     trace: bool,
@@ -55,6 +58,9 @@ fn replay_command(args: &Args, seed: u64) -> String {
     if args.shards != defaults.shards {
         cmd += &format!(" --shards {}", args.shards);
     }
+    if args.skew_ms != defaults.max_skew_ms {
+        cmd += &format!(" --skew-ms {}", args.skew_ms);
+    }
     if let Some(c) = args.canary {
         cmd += &format!(" --canary {}", c.name());
     }
@@ -76,6 +82,9 @@ fn print_report(r: &Report) {
     for v in &r.violations {
         println!("  VIOLATION {v}");
     }
+    for v in &r.known {
+        println!("  KNOWN ISSUE {v}");
+    }
     for line in &r.dump {
         println!("  {line}");
     }
@@ -89,6 +98,7 @@ fn main() -> ExitCode {
         steps: args.steps,
         echo: args.trace,
         canary: args.canary,
+        max_skew_ms: args.skew_ms.max(0),
         ..Options::default()
     };
     if let Some(c) = args.canary.filter(|c| !c.available()) {
@@ -127,6 +137,12 @@ fn main() -> ExitCode {
                     break;
                 }
                 let r = run(seed, &opts);
+                if let Some(k) = r.known.first() {
+                    println!(
+                        "seed {seed} known issue: {k} — replay: {}",
+                        replay_command(&args, seed)
+                    );
+                }
                 if !r.violations.is_empty() {
                     println!(
                         "seed {seed} FAILED: {} — replay: {}",
