@@ -82,9 +82,6 @@ fn print_report(r: &Report) {
     for v in &r.violations {
         println!("  VIOLATION {v}");
     }
-    for v in &r.known {
-        println!("  KNOWN ISSUE {v}");
-    }
     for line in &r.dump {
         println!("  {line}");
     }
@@ -137,12 +134,6 @@ fn main() -> ExitCode {
                     break;
                 }
                 let r = run(seed, &opts);
-                if let Some(k) = r.known.first() {
-                    println!(
-                        "seed {seed} known issue: {k} — replay: {}",
-                        replay_command(&args, seed)
-                    );
-                }
                 if !r.violations.is_empty() {
                     println!(
                         "seed {seed} FAILED: {} — replay: {}",

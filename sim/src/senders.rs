@@ -49,6 +49,8 @@ struct Inner {
     rng: SimRng,
     faults: SenderFaults,
     delivered: Vec<Delivery>,
+    /// Recipients refused for good (a hard bounce) at least once.
+    bounced: std::collections::BTreeSet<String>,
     attempts: u64,
 }
 
@@ -75,6 +77,7 @@ impl Recorder {
                 rng: SimRng::new(seed ^ 0x5e_4de5),
                 faults: SenderFaults::NONE,
                 delivered: Vec::new(),
+                bounced: std::collections::BTreeSet::new(),
                 attempts: 0,
             })),
             trace,
@@ -92,6 +95,11 @@ impl Recorder {
 
     pub fn delivered(&self) -> Vec<Delivery> {
         self.lock().delivered.clone()
+    }
+
+    /// Recipients that were refused for good at least once.
+    pub fn bounced(&self) -> std::collections::BTreeSet<String> {
+        self.lock().bounced.clone()
     }
 
     pub fn attempts(&self) -> u64 {
@@ -172,10 +180,13 @@ impl Recorder {
                 code: Some(451),
                 message: "simulated: try again later".into(),
             }),
-            Fate::Permanent => Err(SendError::Permanent {
-                code: 550,
-                message: "simulated: no such mailbox".into(),
-            }),
+            Fate::Permanent => {
+                self.lock().bounced.insert(to.to_owned());
+                Err(SendError::Permanent {
+                    code: 550,
+                    message: "simulated: no such mailbox".into(),
+                })
+            }
             Fate::UnknownDelivered => {
                 self.deliver(node, to, message_id, subject);
                 Err(SendError::Unknown(

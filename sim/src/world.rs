@@ -25,7 +25,7 @@ use crate::trace::Trace;
 
 /// Virtual time one step advances every node by.
 pub const TICK: Duration = Duration::from_millis(5);
-/// The wall clock of a simulated run starts here (2026-11-29T10:00:00Z).
+/// The wall clock of a simulated run starts here (2025-11-29T10:00:00Z).
 pub const EPOCH_MS: i64 = 1_764_410_400_000;
 
 /// A node's wall clock: the world's virtual time plus the node's skew.

@@ -2,23 +2,24 @@
 //! endpoint that exists when the cluster has healed (all of them have an
 //! email address) receives exactly one copy.
 //!
-//! Known failing (2026-12-06): in about 6 seeds in 1,000 (seeds 0..1000:
-//! 309, 472, 623, 840, 847, 897) one endpoint that exists, with its
-//! address (always ep-4 or ep-5), receives neither the last chaos-phase
-//! campaign nor the one created after healing, while the others of its
-//! shard do, from the same shard leader. Not yet explained; until it is,
-//! the run reports these as known issues instead of failing.
+//! An endpoint that a hard bounce made INACTIVE (as Pinpoint does) is
+//! skipped by campaigns; an INACTIVE endpoint whose address never bounced
+//! is a violation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Violation;
 use crate::senders::Delivery;
 
 /// `finals`: endpoint id → its value after healing (`None`: not there).
+/// `inactive`: endpoints INACTIVE after healing; `bounced`: addresses
+/// that were refused for good at least once.
 pub fn check(
     finals: &BTreeMap<String, Option<u64>>,
     delivered: &[Delivery],
     subject: &str,
+    inactive: &BTreeSet<String>,
+    bounced: &BTreeSet<String>,
 ) -> Vec<Violation> {
     let mut found = Vec::new();
     for (ep, v) in finals {
@@ -26,6 +27,15 @@ pub fn check(
             continue;
         }
         let to = format!("{ep}@sim.example");
+        if inactive.contains(ep) {
+            if !bounced.contains(&to) {
+                found.push(Violation::new(
+                    "only a hard bounce deactivates an endpoint",
+                    format!("{ep} is INACTIVE but {to} never bounced"),
+                ));
+            }
+            continue;
+        }
         let n = delivered
             .iter()
             .filter(|d| d.to == to && d.subject == subject)
