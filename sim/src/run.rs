@@ -78,7 +78,7 @@ pub fn run(seed: u64, opts: &Options) -> Report {
     if let Some(c) = opts.canary {
         world.trace.record(format!("canary {} planted", c.name()));
     }
-    let mut leaders = Committed::default();
+    let mut committed = Committed::default();
     let mut violations = Vec::new();
     let mut crashes = 0u32;
     let ids: Vec<NodeId> = world.nodes.iter().map(|n| n.id).collect();
@@ -88,7 +88,7 @@ pub fn run(seed: u64, opts: &Options) -> Report {
     // Boot: every node serving.
     let mut steps = 0;
     while world.live_nodes().len() < ids.len() && steps < BOOT_STEPS_MAX {
-        step(&mut world, &mut leaders, &mut violations);
+        step(&mut world, &mut committed, &mut violations);
         steps += 1;
     }
     let mut wl = Workload::new(opts.endpoints);
@@ -100,7 +100,7 @@ pub fn run(seed: u64, opts: &Options) -> Report {
                 world.live_nodes()
             ),
         ));
-    } else if !setup(&mut world, &mut leaders, &mut violations) {
+    } else if !setup(&mut world, &mut committed, &mut violations) {
         violations.push(Violation::new(
             "the cluster boots",
             "the app could not be created",
@@ -109,21 +109,21 @@ pub fn run(seed: u64, opts: &Options) -> Report {
         chaos(
             &mut world,
             &mut wl,
-            &mut leaders,
+            &mut committed,
             &mut violations,
             opts,
             &mut crashes,
         );
-        heal(&mut world, &mut wl, &mut leaders, &mut violations);
+        heal(&mut world, &mut wl, &mut committed, &mut violations);
     }
     let ops = wl.history.ops();
     let delivered = world.recorder.delivered();
     if violations.is_empty() {
-        let finals = final_reads(&mut world, &mut wl, &mut leaders, &mut violations);
-        let last = final_campaign(&mut world, &mut wl, &mut leaders, &mut violations);
+        let finals = final_reads(&mut world, &mut wl, &mut committed, &mut violations);
+        let last = final_campaign(&mut world, &mut wl, &mut committed, &mut violations);
         let delivered = world.recorder.delivered();
         if let Some(id) = last {
-            let inactive = inactive_endpoints(&mut world, &wl, &mut leaders, &mut violations);
+            let inactive = inactive_endpoints(&mut world, &wl, &mut committed, &mut violations);
             violations.extend(invariants::reach::check(
                 &finals,
                 &delivered,
@@ -161,9 +161,9 @@ pub fn run(seed: u64, opts: &Options) -> Report {
     report
 }
 
-fn step(world: &mut World, leaders: &mut Committed, violations: &mut Vec<Violation>) {
+fn step(world: &mut World, committed: &mut Committed, violations: &mut Vec<Violation>) {
     world.step();
-    violations.extend(leaders.observe(world));
+    violations.extend(committed.observe(world));
     for p in crate::panics::take() {
         world.trace.record(format!("panic {p}"));
         violations.push(Violation::new("no node panics", p));
@@ -174,7 +174,7 @@ fn step(world: &mut World, leaders: &mut Committed, violations: &mut Vec<Violati
 fn settle(
     world: &mut World,
     wl: &Workload,
-    leaders: &mut Committed,
+    committed: &mut Committed,
     violations: &mut Vec<Violation>,
     op_ids_before: usize,
 ) {
@@ -184,7 +184,7 @@ fn settle(
         .any(|o| o.done.is_none())
         && n < 4_000
     {
-        step(world, leaders, violations);
+        step(world, committed, violations);
         n += 1;
     }
 }
@@ -195,7 +195,7 @@ fn call<T, F>(
     world: &mut World,
     node: NodeId,
     steps_max: u64,
-    leaders: &mut Committed,
+    committed: &mut Committed,
     violations: &mut Vec<Violation>,
     f: F,
 ) -> Option<T>
@@ -214,15 +214,15 @@ where
         if let Some(v) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Some(v);
         }
-        step(world, leaders, violations);
+        step(world, committed, violations);
     }
     let last = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
     last
 }
 
-fn setup(world: &mut World, leaders: &mut Committed, violations: &mut Vec<Violation>) -> bool {
+fn setup(world: &mut World, committed: &mut Committed, violations: &mut Vec<Violation>) -> bool {
     for attempt in 0..20 {
-        let ok = call(world, 1, 2_000, leaders, violations, |herald| {
+        let ok = call(world, 1, 2_000, committed, violations, |herald| {
             Box::pin(async move {
                 let created = herald
                     .create_app(
@@ -270,7 +270,7 @@ fn setup(world: &mut World, leaders: &mut Committed, violations: &mut Vec<Violat
 fn chaos(
     world: &mut World,
     wl: &mut Workload,
-    leaders: &mut Committed,
+    committed: &mut Committed,
     violations: &mut Vec<Violation>,
     opts: &Options,
     crashes: &mut u32,
@@ -323,7 +323,7 @@ fn chaos(
             world.trace.record(format!("network {f:?}"));
         }
         wl.tick(world, 200);
-        step(world, leaders, violations);
+        step(world, committed, violations);
         if !violations.is_empty() {
             break;
         }
@@ -333,7 +333,7 @@ fn chaos(
 fn heal(
     world: &mut World,
     wl: &mut Workload,
-    leaders: &mut Committed,
+    committed: &mut Committed,
     violations: &mut Vec<Violation>,
 ) {
     world.net.heal();
@@ -359,7 +359,7 @@ fn heal(
         if serving || steps >= HEAL_STEPS_MAX {
             break;
         }
-        step(world, leaders, violations);
+        step(world, committed, violations);
         steps += 1;
     }
     let waited = (steps as i64) * TICK.as_millis() as i64;
@@ -370,7 +370,7 @@ fn heal(
 fn final_reads(
     world: &mut World,
     wl: &mut Workload,
-    leaders: &mut Committed,
+    committed: &mut Committed,
     violations: &mut Vec<Violation>,
 ) -> BTreeMap<String, Option<u64>> {
     let mut finals = BTreeMap::new();
@@ -379,7 +379,7 @@ fn final_reads(
             let node = (k + attempt) as NodeId % world.nodes.len() as NodeId + 1;
             let before = wl.history.ops().len();
             wl.read(world, node, k);
-            settle(world, wl, leaders, violations, before);
+            settle(world, wl, committed, violations, before);
             let answer = wl.history.ops().pop().and_then(|o| o.done).map(|(_, a)| a);
             if let Some(Answer::Read(v)) = answer {
                 finals.insert(endpoint_id(k), v);
@@ -394,14 +394,14 @@ fn final_reads(
 fn inactive_endpoints(
     world: &mut World,
     wl: &Workload,
-    leaders: &mut Committed,
+    committed: &mut Committed,
     violations: &mut Vec<Violation>,
 ) -> std::collections::BTreeSet<String> {
     let mut out = std::collections::BTreeSet::new();
     for k in 0..wl.endpoints {
         let ep = endpoint_id(k);
         let id = ep.clone();
-        let status = call(world, 1, 2_000, leaders, violations, move |h| {
+        let status = call(world, 1, 2_000, committed, violations, move |h| {
             Box::pin(async move {
                 h.endpoint(APP, &id)
                     .await
@@ -425,12 +425,12 @@ const CAMPAIGN_STEPS_MAX: u64 = 8_000;
 fn final_campaign(
     world: &mut World,
     wl: &mut Workload,
-    leaders: &mut Committed,
+    committed: &mut Committed,
     violations: &mut Vec<Violation>,
 ) -> Option<String> {
     let before = wl.history.ops().len();
     let id = wl.campaign(world, 1);
-    settle(world, wl, leaders, violations, before);
+    settle(world, wl, committed, violations, before);
     let answer = wl.history.ops().pop().and_then(|o| o.done).map(|(_, a)| a);
     if answer != Some(Answer::Ok) {
         violations.push(Violation::new(
@@ -442,7 +442,7 @@ fn final_campaign(
     let mut waited = 0;
     while waited < CAMPAIGN_STEPS_MAX {
         let cid = id.clone();
-        let status = call(world, 1, 1_000, leaders, violations, move |h| {
+        let status = call(world, 1, 1_000, committed, violations, move |h| {
             Box::pin(async move {
                 h.campaign(APP, &cid, None)
                     .await
@@ -456,7 +456,7 @@ fn final_campaign(
             return Some(id);
         }
         for _ in 0..200 {
-            step(world, leaders, violations);
+            step(world, committed, violations);
         }
         waited += 200;
     }

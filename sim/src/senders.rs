@@ -51,7 +51,6 @@ struct Inner {
     delivered: Vec<Delivery>,
     /// Recipients refused for good (a hard bounce) at least once.
     bounced: std::collections::BTreeSet<String>,
-    attempts: u64,
 }
 
 /// The shared log; [`Recorder::for_node`] makes each node's transport.
@@ -78,7 +77,6 @@ impl Recorder {
                 faults: SenderFaults::NONE,
                 delivered: Vec::new(),
                 bounced: std::collections::BTreeSet::new(),
-                attempts: 0,
             })),
             trace,
             now_ms,
@@ -102,10 +100,6 @@ impl Recorder {
         self.lock().bounced.clone()
     }
 
-    pub fn attempts(&self) -> u64 {
-        self.lock().attempts
-    }
-
     pub fn for_node(&self, node: NodeId) -> NodeSender {
         NodeSender {
             node,
@@ -116,7 +110,6 @@ impl Recorder {
     /// Decides one attempt's fate and how long it takes.
     fn fate(&self) -> (Fate, Duration) {
         let mut g = self.lock();
-        g.attempts += 1;
         let f = g.faults;
         let roll = g.rng.range(0, 1000) as u32;
         let stall = g.rng.chance(f.stall);
