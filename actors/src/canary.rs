@@ -12,6 +12,9 @@ pub enum Canary {
     /// ledger (the intents are committed after), so a retried request
     /// cannot see that its messages were already sent.
     SendBeforeIntent,
+    /// UpdateEndpoint acknowledges `OptOut: ALL` but applies the opt-out
+    /// ten seconds later, so send decisions made in between miss it.
+    OptOutAfterDecision,
 }
 
 thread_local! {

@@ -782,6 +782,8 @@ impl<E: KvEngine> Herald<E> {
         validate::endpoint_request(&req, &self.cfg.limits)?;
         self.require_app_for_write(app_id).await?;
         req.request_id.get_or_insert_with(|| request_id.to_owned());
+        #[cfg(feature = "canaries")]
+        self.plant_late_opt_out(app_id, endpoint_id, &mut req);
         let items = vec![EndpointUpsert {
             endpoint_id: endpoint_id.to_owned(),
             request: req,
@@ -790,6 +792,34 @@ impl<E: KvEngine> Herald<E> {
         let now = self.now_iso();
         self.check_endpoint_writes(app_id, &items, &now).await?;
         self.write_endpoints(app_id, items, now).await
+    }
+
+    /// The `opt-out-after-decision` canary: takes `OptOut: ALL` out of the
+    /// request and applies it ten seconds later.
+    #[cfg(feature = "canaries")]
+    fn plant_late_opt_out(&self, app_id: &str, endpoint_id: &str, req: &mut EndpointRequest) {
+        use crate::canary::{is, Canary};
+        if !is(Canary::OptOutAfterDecision) || req.opt_out.as_deref() != Some("ALL") {
+            return;
+        }
+        let Some(this) = self.this.get().and_then(std::sync::Weak::upgrade) else {
+            return;
+        };
+        req.opt_out = None;
+        let items = vec![EndpointUpsert {
+            endpoint_id: endpoint_id.to_owned(),
+            request: EndpointRequest {
+                opt_out: Some("ALL".into()),
+                ..Default::default()
+            },
+            seq: 0,
+        }];
+        let app_id = app_id.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+            let now = this.now_iso();
+            let _ = this.write_endpoints(&app_id, items, now).await;
+        });
     }
 
     pub async fn update_endpoints_batch(

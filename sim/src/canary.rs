@@ -6,11 +6,15 @@
 //!   acknowledged writes. Planted in the in-memory engine; always available.
 //! - `send-before-intent`: direct sends go out before their send intents
 //!   are committed (feature `canaries`), so a retried request sends again.
+//! - `opt-out-after-decision`: UpdateEndpoint acknowledges an opt-out but
+//!   applies it ten seconds later (feature `canaries`), so campaigns decide
+//!   to send without seeing it.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Canary {
     AckBeforeDurable,
     SendBeforeIntent,
+    OptOutAfterDecision,
 }
 
 impl std::str::FromStr for Canary {
@@ -20,8 +24,9 @@ impl std::str::FromStr for Canary {
         match s {
             "ack-before-durable" => Ok(Canary::AckBeforeDurable),
             "send-before-intent" => Ok(Canary::SendBeforeIntent),
+            "opt-out-after-decision" => Ok(Canary::OptOutAfterDecision),
             other => Err(format!(
-                "unknown canary {other:?} (ack-before-durable, send-before-intent)"
+                "unknown canary {other:?} (ack-before-durable, send-before-intent, opt-out-after-decision)"
             )),
         }
     }
@@ -32,6 +37,7 @@ impl Canary {
         match self {
             Canary::AckBeforeDurable => "ack-before-durable",
             Canary::SendBeforeIntent => "send-before-intent",
+            Canary::OptOutAfterDecision => "opt-out-after-decision",
         }
     }
 
@@ -39,7 +45,7 @@ impl Canary {
     pub fn available(self) -> bool {
         match self {
             Canary::AckBeforeDurable => true,
-            Canary::SendBeforeIntent => cfg!(feature = "canaries"),
+            Canary::SendBeforeIntent | Canary::OptOutAfterDecision => cfg!(feature = "canaries"),
         }
     }
 }
@@ -50,6 +56,7 @@ pub fn plant(c: Option<Canary>) {
     #[cfg(feature = "canaries")]
     herald_actors::canary::set(match c {
         Some(Canary::SendBeforeIntent) => herald_actors::canary::Canary::SendBeforeIntent,
+        Some(Canary::OptOutAfterDecision) => herald_actors::canary::Canary::OptOutAfterDecision,
         _ => herald_actors::canary::Canary::None,
     });
     #[cfg(not(feature = "canaries"))]

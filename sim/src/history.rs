@@ -15,8 +15,14 @@ pub enum Call {
     Read { ep: String },
     /// A direct email to `to` under request (trace) id `request`.
     Send { to: String, request: String },
-    /// CreateCampaign of an immediate email campaign to every endpoint.
+    /// CreateCampaign of an email campaign to every endpoint (its shape is
+    /// in the workload's campaign specs).
     Campaign { id: String },
+    /// UpdateEndpoint of `ep` with `OptOut: ALL` (nothing ever opts it back
+    /// in).
+    OptOut { ep: String },
+    /// PutEvents of one event `event` of the triggering type for `ep`.
+    Event { ep: String, event: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

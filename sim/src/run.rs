@@ -1,7 +1,7 @@
 //! One simulated run: boot, set up the app, a chaos phase of faults and
 //! client calls, a healing phase with faults off, then the checks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use herald_model::wire::{CreateApplicationRequest, EmailChannelRequest};
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,10 @@ use crate::history::Answer;
 use crate::invariants::{self, committed::Committed, Violation};
 use crate::net::Faults;
 use crate::senders::SenderFaults;
-use crate::workload::{campaign_subject, endpoint_id, segment_body, Workload, APP, SEGMENT};
+use crate::workload::{
+    campaign_subject, endpoint_id, event_campaign_body, opted_endpoint, opted_id, segment_body,
+    zone_of, CampaignSpec, EventLimits, Workload, APP, EVENT_CAMPAIGN, OPTED, SEGMENT,
+};
 use crate::world::{World, TICK};
 
 #[derive(Debug, Clone)]
@@ -92,6 +95,13 @@ pub fn run(seed: u64, opts: &Options) -> Report {
         steps += 1;
     }
     let mut wl = Workload::new(opts.endpoints);
+    // The event campaign's caps: Daily binding, Total binding, or both.
+    let caps = [(2, 0), (0, 2), (3, 2), (1, 3)];
+    let (daily, total) = caps[world.rng.range(0, caps.len() as u64) as usize];
+    let event_limits = EventLimits { daily, total };
+    world
+        .trace
+        .record(format!("event campaign caps {event_limits:?}"));
     if world.live_nodes().len() < ids.len() {
         violations.push(Violation::new(
             "the cluster boots",
@@ -100,7 +110,7 @@ pub fn run(seed: u64, opts: &Options) -> Report {
                 world.live_nodes()
             ),
         ));
-    } else if !setup(&mut world, &mut committed, &mut violations) {
+    } else if !setup(&mut world, &mut committed, &mut violations, event_limits) {
         violations.push(Violation::new(
             "the cluster boots",
             "the app could not be created",
@@ -121,13 +131,62 @@ pub fn run(seed: u64, opts: &Options) -> Report {
     if violations.is_empty() {
         let finals = final_reads(&mut world, &mut wl, &mut committed, &mut violations);
         let last = final_campaign(&mut world, &mut wl, &mut committed, &mut violations);
+        // After the campaign: a hard bounce of a send stalled since the
+        // chaos phase may deactivate an endpoint until then.
+        let states = final_states(&mut world, &wl, &mut committed, &mut violations);
+        let ops = wl.history.ops();
         let delivered = world.recorder.delivered();
-        if let Some(id) = last {
-            let inactive = inactive_endpoints(&mut world, &wl, &mut committed, &mut violations);
+        let opted_out: BTreeSet<String> = states
+            .iter()
+            .filter(|(_, s)| s.opt_out.as_deref() == Some("ALL"))
+            .map(|(ep, _)| ep.clone())
+            .collect();
+        if let Some(spec) = last.as_ref() {
+            let cid = spec.id.clone();
+            let acts = call(
+                &mut world,
+                1,
+                2_000,
+                &mut committed,
+                &mut violations,
+                move |h| {
+                    Box::pin(async move { h.campaign_activities(APP, &cid, None, None).await.ok() })
+                },
+            )
+            .flatten();
+            for a in acts.map(|a| a.item).unwrap_or_default() {
+                world.trace.record(format!(
+                    "activity {} of campaign {}: total {:?}, successful {:?}, metrics {:?}",
+                    a.id,
+                    spec.id,
+                    a.total_endpoint_count,
+                    a.successful_endpoint_count,
+                    a.execution_metrics
+                ));
+            }
+
+            let inactive: BTreeSet<String> = states
+                .iter()
+                .filter(|(_, s)| s.status.as_deref() == Some("INACTIVE"))
+                .map(|(ep, _)| ep.clone())
+                .collect();
+            let expected: BTreeMap<String, bool> = states
+                .keys()
+                .map(|ep| {
+                    let quiet = spec.quiet
+                        && zone_of(ep).is_some_and(|(_, h)| {
+                            invariants::quiet::in_quiet_time(
+                                crate::world::EPOCH_MS + world.now(),
+                                h,
+                            )
+                        });
+                    (ep.clone(), !opted_out.contains(ep) && !quiet)
+                })
+                .collect();
             violations.extend(invariants::reach::check(
-                &finals,
+                &expected,
                 &delivered,
-                &campaign_subject(&id),
+                &campaign_subject(&spec.id),
                 &inactive,
                 &world.recorder.bounced(),
             ));
@@ -135,6 +194,14 @@ pub fn run(seed: u64, opts: &Options) -> Report {
         violations.extend(invariants::durability::check(&ops, &finals));
         violations.extend(invariants::linearizable::check(&ops));
         violations.extend(invariants::once::check(&ops, &delivered));
+        violations.extend(invariants::optout::check(&ops, &delivered, &opted_out));
+        violations.extend(invariants::quiet::check(wl.campaigns.values(), &delivered));
+        violations.extend(invariants::scheduled::check(
+            wl.campaigns.values(),
+            &delivered,
+            opts.max_skew_ms,
+        ));
+        violations.extend(invariants::limits::check(event_limits, &delivered));
     }
     for v in &violations {
         world.trace.record(format!("VIOLATION {v}"));
@@ -220,9 +287,14 @@ where
     last
 }
 
-fn setup(world: &mut World, committed: &mut Committed, violations: &mut Vec<Violation>) -> bool {
+fn setup(
+    world: &mut World,
+    committed: &mut Committed,
+    violations: &mut Vec<Violation>,
+    event_limits: EventLimits,
+) -> bool {
     for attempt in 0..20 {
-        let ok = call(world, 1, 2_000, committed, violations, |herald| {
+        let ok = call(world, 1, 2_000, committed, violations, move |herald| {
             Box::pin(async move {
                 let created = herald
                     .create_app(
@@ -254,7 +326,21 @@ fn setup(world: &mut World, committed: &mut Committed, violations: &mut Vec<Viol
                         .await
                         .is_ok()
                         || herald.segment(APP, SEGMENT, None).await.is_ok());
-                segment
+                let mut opted = segment;
+                for k in 0..OPTED {
+                    opted = opted
+                        && herald
+                            .update_endpoint(APP, &opted_id(k), opted_endpoint(k), "setup")
+                            .await
+                            .is_ok();
+                }
+                let body = event_campaign_body(event_limits, crate::world::EPOCH_MS - 60_000);
+                opted
+                    && (herald
+                        .create_campaign(APP, EVENT_CAMPAIGN.into(), "us-east-1", body)
+                        .await
+                        .is_ok()
+                        || herald.campaign(APP, EVENT_CAMPAIGN, None).await.is_ok())
             })
         });
         if ok == Some(true) {
@@ -390,28 +476,37 @@ fn final_reads(
     finals
 }
 
-/// The endpoints that are INACTIVE once the cluster has healed.
-fn inactive_endpoints(
+/// What the final checks need of an endpoint.
+struct FinalState {
+    status: Option<String>,
+    opt_out: Option<String>,
+}
+
+/// Every `ep-k` and `opt-k` endpoint that exists once the cluster has
+/// healed, with its status and opt-out.
+fn final_states(
     world: &mut World,
     wl: &Workload,
     committed: &mut Committed,
     violations: &mut Vec<Violation>,
-) -> std::collections::BTreeSet<String> {
-    let mut out = std::collections::BTreeSet::new();
-    for k in 0..wl.endpoints {
-        let ep = endpoint_id(k);
+) -> BTreeMap<String, FinalState> {
+    let mut out = BTreeMap::new();
+    let eps = (0..wl.endpoints)
+        .map(endpoint_id)
+        .chain((0..OPTED).map(opted_id));
+    for ep in eps {
         let id = ep.clone();
-        let status = call(world, 1, 2_000, committed, violations, move |h| {
+        let got = call(world, 1, 2_000, committed, violations, move |h| {
             Box::pin(async move {
-                h.endpoint(APP, &id)
-                    .await
-                    .ok()
-                    .and_then(|e| e.endpoint_status)
+                h.endpoint(APP, &id).await.ok().map(|e| FinalState {
+                    status: e.endpoint_status,
+                    opt_out: e.opt_out,
+                })
             })
         })
         .flatten();
-        if status.as_deref() == Some("INACTIVE") {
-            out.insert(ep);
+        if let Some(s) = got {
+            out.insert(ep, s);
         }
     }
     out
@@ -420,16 +515,23 @@ fn inactive_endpoints(
 /// Steps a campaign created after healing may take to complete at most.
 const CAMPAIGN_STEPS_MAX: u64 = 8_000;
 
-/// Creates one more campaign once the cluster has healed and waits until it
-/// has completed; its id, or `None` (with a violation) when it did not.
+/// Creates one more campaign (immediate; with quiet time or not, from the
+/// seed) once the cluster has healed and waits until it has completed; its
+/// spec, or `None` (with a violation) when it did not.
 fn final_campaign(
     world: &mut World,
     wl: &mut Workload,
     committed: &mut Committed,
     violations: &mut Vec<Violation>,
-) -> Option<String> {
+) -> Option<CampaignSpec> {
     let before = wl.history.ops().len();
-    let id = wl.campaign(world, 1);
+    let spec = CampaignSpec {
+        id: wl.next_campaign_id(),
+        quiet: world.rng.chance(500),
+        start_ms: None,
+    };
+    let id = spec.id.clone();
+    wl.campaign(world, 1, spec.clone());
     settle(world, wl, committed, violations, before);
     let answer = wl.history.ops().pop().and_then(|o| o.done).map(|(_, a)| a);
     if answer != Some(Answer::Ok) {
@@ -453,7 +555,7 @@ fn final_campaign(
         .flatten();
         if status.as_deref() == Some("COMPLETED") {
             world.trace.record(format!("campaign {id} completed"));
-            return Some(id);
+            return Some(spec);
         }
         for _ in 0..200 {
             step(world, committed, violations);

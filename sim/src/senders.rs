@@ -144,8 +144,9 @@ impl Recorder {
 
     fn deliver(&self, node: NodeId, to: &str, message_id: &str, subject: &str) {
         let at_ms = self.now_ms.load(std::sync::atomic::Ordering::SeqCst);
-        self.trace
-            .record(format!("deliver node={node} to={to} id={message_id}"));
+        self.trace.record(format!(
+            "deliver node={node} to={to} id={message_id} subject={subject:?}"
+        ));
         self.lock().delivered.push(Delivery {
             to: to.to_owned(),
             message_id: message_id.to_owned(),

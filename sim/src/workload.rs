@@ -1,7 +1,9 @@
 //! Clients doing what users do, against whichever node is up: endpoint
-//! upserts and gets, and direct emails (retried under the same request id
-//! on another node when the answer was unknown). Each call runs as a task
-//! on the node it was sent to, so a crash of that node leaves it unanswered.
+//! upserts, gets and opt-outs, PutEvents that trigger the event campaign,
+//! campaigns (immediate or scheduled, some with quiet time), and direct
+//! emails. A send or an event whose answer was unknown is retried under the
+//! same request or event id on another node. Each call runs as a task on
+//! the node it was sent to, so a crash of that node leaves it unanswered.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use herald_model::message::{
     AddressConfiguration, DirectMessageConfiguration, EmailMessage, MessageRequest, SimpleEmail,
     SimpleEmailPart,
 };
-use herald_model::wire::EndpointRequest;
+use herald_model::wire::{EndpointDemographic, EndpointRequest, EventsBatch, EventsRequest};
 use herald_storage::NodeId;
 
 use crate::history::{classify, Answer, Call, History};
@@ -21,8 +23,20 @@ use crate::world::World;
 pub const APP: &str = "5e1a0000000000000000000000000001";
 /// Its segment of every endpoint with an email address.
 pub const SEGMENT: &str = "5e9a0000000000000000000000000001";
+/// Its event-triggered campaign (created at setup).
+pub const EVENT_CAMPAIGN: &str = "5eeb0000000000000000000000000001";
+/// The event type that triggers it.
+pub const EVENT_TYPE: &str = "sim.buy";
 /// Campaigns created during the chaos phase at most.
 const CAMPAIGNS_MAX: u64 = 3;
+/// Endpoints `opt-k` that are opted out during the run (never back in).
+pub const OPTED: u64 = 3;
+/// Time zones of the `ep-k` endpoints (`k % 3`) and their UTC offsets in
+/// hours on the simulated date (late November: no daylight saving time).
+pub const ZONES: [(&str, i64); 3] = [("UTC", 0), ("Asia/Tokyo", 9), ("America/New_York", -5)];
+/// Quiet time of the campaigns that have one: 22:00 to 07:00 local time,
+/// in minutes of the day.
+pub const QUIET_MINUTES: (i64, i64) = (22 * 60, 7 * 60);
 
 /// The segment's definition.
 pub fn segment_body() -> serde_json::Value {
@@ -32,18 +46,94 @@ pub fn segment_body() -> serde_json::Value {
     })
 }
 
-/// An immediate one-off email campaign; its subject names it.
-pub fn campaign_body(id: &str) -> serde_json::Value {
+/// What a campaign was created with, for the oracle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignSpec {
+    pub id: String,
+    /// Schedule.QuietTime 22:00–07:00.
+    pub quiet: bool,
+    /// StartTime (epoch ms) when scheduled; immediate otherwise.
+    pub start_ms: Option<i64>,
+}
+
+/// An email campaign to the segment; its subject names it.
+pub fn campaign_body(spec: &CampaignSpec) -> serde_json::Value {
+    let start = spec.start_ms.map_or_else(
+        || "IMMEDIATE".to_owned(),
+        herald_model::time::format_iso8601_ms,
+    );
+    let mut schedule = serde_json::json!({"StartTime": start, "Frequency": "ONCE"});
+    if spec.quiet {
+        schedule["QuietTime"] = serde_json::json!({"Start": "22:00", "End": "07:00"});
+    }
     serde_json::json!({
-        "Name": id,
+        "Name": spec.id,
         "SegmentId": SEGMENT,
-        "MessageConfiguration": {"EmailMessage": {"Title": campaign_subject(id), "Body": "news"}},
-        "Schedule": {"StartTime": "IMMEDIATE", "Frequency": "ONCE"}
+        "MessageConfiguration": {"EmailMessage": {"Title": campaign_subject(&spec.id), "Body": "news"}},
+        "Schedule": schedule
+    })
+}
+
+/// Per-endpoint caps of the event campaign (0: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLimits {
+    pub daily: u32,
+    pub total: u32,
+}
+
+impl EventLimits {
+    /// What one endpoint may receive from the campaign within a day.
+    pub fn cap(self) -> Option<u32> {
+        [self.daily, self.total]
+            .into_iter()
+            .filter(|c| *c > 0)
+            .min()
+    }
+}
+
+/// The event-triggered campaign: every `sim.buy` event of a segment member
+/// sends it one email, within the caps.
+pub fn event_campaign_body(limits: EventLimits, start_ms: i64) -> serde_json::Value {
+    let mut caps = serde_json::Map::new();
+    if limits.daily > 0 {
+        caps.insert("Daily".into(), limits.daily.into());
+    }
+    if limits.total > 0 {
+        caps.insert("Total".into(), limits.total.into());
+    }
+    serde_json::json!({
+        "Name": "on every purchase",
+        "SegmentId": SEGMENT,
+        "MessageConfiguration": {"EmailMessage": {"Title": campaign_subject(EVENT_CAMPAIGN), "Body": "thanks"}},
+        "Limits": caps,
+        "Schedule": {
+            "StartTime": herald_model::time::format_iso8601_ms(start_ms),
+            "Frequency": "EVENT",
+            "EventFilter": {
+                "FilterType": "ENDPOINT",
+                "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": [EVENT_TYPE]}}
+            }
+        }
     })
 }
 
 pub fn campaign_subject(id: &str) -> String {
     format!("campaign {id}")
+}
+
+/// The email address of endpoint `ep`.
+pub fn address(ep: &str) -> String {
+    format!("{ep}@sim.example")
+}
+
+/// The time zone of endpoint `ep` (the `opt-k` ones have none).
+pub fn zone_of(ep: &str) -> Option<(&'static str, i64)> {
+    let k: usize = ep.strip_prefix("ep-")?.parse().ok()?;
+    Some(ZONES[k % ZONES.len()])
+}
+
+pub fn opted_id(k: u64) -> String {
+    format!("opt-{k}")
 }
 
 /// Calls in flight at most.
@@ -56,8 +146,13 @@ pub struct Workload {
     next_v: u64,
     next_send: u64,
     pub next_campaign: u64,
+    next_event: u64,
     /// Sends whose answer was unknown: (address, request id, tries so far).
     retry: Vec<(String, String, u32)>,
+    /// Events whose answer was unknown: (endpoint, event id, tries so far).
+    retry_events: Vec<(String, String, u32)>,
+    /// Every campaign created (or tried), by id.
+    pub campaigns: BTreeMap<String, CampaignSpec>,
     pub history: History,
 }
 
@@ -65,12 +160,51 @@ pub fn endpoint_id(k: u64) -> String {
     format!("ep-{k}")
 }
 
+fn demographic(ep: &str) -> Option<EndpointDemographic> {
+    zone_of(ep).map(|(zone, _)| EndpointDemographic {
+        timezone: Some(zone.into()),
+        ..Default::default()
+    })
+}
+
 fn endpoint_write(k: u64, v: u64) -> EndpointRequest {
+    let ep = endpoint_id(k);
     EndpointRequest {
-        address: Some(format!("ep-{k}@sim.example")),
+        address: Some(address(&ep)),
         channel_type: Some("EMAIL".into()),
         attributes: Some(BTreeMap::from([("v".to_owned(), vec![v.to_string()])])),
+        demographic: demographic(&ep),
         ..Default::default()
+    }
+}
+
+/// An `opt-k` endpoint as setup creates it (not opted out).
+pub fn opted_endpoint(k: u64) -> EndpointRequest {
+    EndpointRequest {
+        address: Some(address(&opted_id(k))),
+        channel_type: Some("EMAIL".into()),
+        ..Default::default()
+    }
+}
+
+/// PutEvents of one triggering event for `ep`, stamped `at_ms`.
+fn event_request(ep: &str, event: &str, at_ms: i64) -> EventsRequest {
+    let batch = serde_json::json!({
+        "Endpoint": {
+            "Address": address(ep),
+            "ChannelType": "EMAIL",
+        },
+        "Events": {event: {
+            "EventType": EVENT_TYPE,
+            "Timestamp": herald_model::time::format_iso8601_ms(at_ms),
+        }}
+    });
+    let mut batch: EventsBatch = serde_json::from_value(batch).expect("a valid events batch");
+    if let Some(e) = batch.endpoint.as_mut() {
+        e.demographic = demographic(ep);
+    }
+    EventsRequest {
+        batch_item: Some(BTreeMap::from([(ep.to_owned(), batch)])),
     }
 }
 
@@ -112,7 +246,10 @@ impl Workload {
             next_v: 1,
             next_send: 0,
             next_campaign: 0,
+            next_event: 0,
             retry: Vec::new(),
+            retry_events: Vec::new(),
+            campaigns: BTreeMap::new(),
             history: History::default(),
         }
     }
@@ -127,14 +264,30 @@ impl Workload {
             return;
         };
         let roll = world.rng.range(0, 100);
-        if roll < 45 {
+        if roll < 35 {
             let k = world.rng.range(0, self.endpoints);
             self.write(world, node, k);
-        } else if roll < 80 {
+        } else if roll < 65 {
             let k = world.rng.range(0, self.endpoints);
             self.read(world, node, k);
-        } else if roll < 82 && self.next_campaign < CAMPAIGNS_MAX {
-            self.campaign(world, node);
+        } else if roll < 67 && self.next_campaign < CAMPAIGNS_MAX {
+            let quiet = world.rng.chance(500);
+            let start_ms = if world.rng.chance(400) {
+                let wait = world.rng.range(1_000, 6_000) as i64;
+                Some(crate::world::EPOCH_MS + world.now() + wait)
+            } else {
+                None
+            };
+            let spec = CampaignSpec {
+                id: self.next_campaign_id(),
+                quiet,
+                start_ms,
+            };
+            self.campaign(world, node, spec);
+        } else if roll < 70 {
+            self.opt_out(world, node);
+        } else if roll < 85 {
+            self.event(world, node);
         } else {
             self.send(world, node);
         }
@@ -176,16 +329,23 @@ impl Workload {
         });
     }
 
-    /// Creates the next immediate campaign on `node`; its id.
-    pub fn campaign(&mut self, world: &World, node: NodeId) -> String {
+    /// The id of the next campaign.
+    pub fn next_campaign_id(&mut self) -> String {
         let id = format!("5eca{:028x}", self.next_campaign);
         self.next_campaign += 1;
-        let call = Call::Campaign { id: id.clone() };
-        let cid = id.clone();
+        id
+    }
+
+    /// Creates campaign `spec` on `node`.
+    pub fn campaign(&mut self, world: &World, node: NodeId, spec: CampaignSpec) {
+        let call = Call::Campaign {
+            id: spec.id.clone(),
+        };
+        self.campaigns.insert(spec.id.clone(), spec.clone());
         self.issue(world, node, call, move |h, _| {
             Box::pin(async move {
                 match h
-                    .create_campaign(APP, cid.clone(), "us-east-1", campaign_body(&cid))
+                    .create_campaign(APP, spec.id.clone(), "us-east-1", campaign_body(&spec))
                     .await
                 {
                     Ok(_) => Answer::Ok,
@@ -193,7 +353,97 @@ impl Workload {
                 }
             })
         });
-        id
+    }
+
+    /// Opts one `opt-k` endpoint out (one not yet known to be).
+    fn opt_out(&mut self, world: &mut World, node: NodeId) {
+        let ops = self.history.ops();
+        let open: Vec<u64> = (0..OPTED)
+            .filter(|k| {
+                let ep = opted_id(*k);
+                !ops.iter()
+                    .any(|o| o.acked() && o.call == Call::OptOut { ep: ep.clone() })
+            })
+            .collect();
+        let Some(&k) = world.rng.pick(&open) else {
+            return;
+        };
+        let ep = opted_id(k);
+        let call = Call::OptOut { ep: ep.clone() };
+        self.issue(world, node, call, move |h, id| {
+            Box::pin(async move {
+                let req = EndpointRequest {
+                    opt_out: Some("ALL".into()),
+                    ..Default::default()
+                };
+                match h.update_endpoint(APP, &ep, req, &format!("o{id}")).await {
+                    Ok(()) => Answer::Ok,
+                    Err(e) => classify(&e),
+                }
+            })
+        });
+    }
+
+    /// PutEvents of one triggering event (or the retry of an unknown one,
+    /// under the same event id).
+    fn event(&mut self, world: &mut World, node: NodeId) {
+        for op in self.history.ops() {
+            if let (Call::Event { ep, event }, Some((_, Answer::Unknown(_)))) = (&op.call, &op.done)
+            {
+                if !self.retry_events.iter().any(|(_, e, _)| e == event) {
+                    self.retry_events.push((ep.clone(), event.clone(), 1));
+                }
+            }
+        }
+        let pick = self
+            .retry_events
+            .iter()
+            .position(|(_, _, tries)| *tries < SEND_TRIES_MAX);
+        let (ep, event) = match pick {
+            Some(i) if world.rng.chance(500) => {
+                self.retry_events[i].2 += 1;
+                (
+                    self.retry_events[i].0.clone(),
+                    self.retry_events[i].1.clone(),
+                )
+            }
+            _ => {
+                let n = self.next_event;
+                self.next_event += 1;
+                let k = world.rng.range(0, self.endpoints + OPTED);
+                let ep = if k < self.endpoints {
+                    endpoint_id(k)
+                } else {
+                    opted_id(k - self.endpoints)
+                };
+                (ep, format!("evt-{n}"))
+            }
+        };
+        let call = Call::Event {
+            ep: ep.clone(),
+            event: event.clone(),
+        };
+        let at = crate::world::EPOCH_MS + world.now();
+        self.issue(world, node, call, move |h, id| {
+            Box::pin(async move {
+                let req = event_request(&ep, &event, at);
+                match h.put_events(APP, req, &format!("e{id}")).await {
+                    Ok(r) => {
+                        let item = r
+                            .results
+                            .as_ref()
+                            .and_then(|m| m.get(&ep))
+                            .and_then(|i| i.events_item_response.as_ref())
+                            .and_then(|m| m.get(&event));
+                        match item.and_then(|i| i.status_code) {
+                            Some(202) => Answer::Ok,
+                            other => Answer::Rejected(format!("event answered {other:?}")),
+                        }
+                    }
+                    Err(e) => classify(&e),
+                }
+            })
+        });
     }
 
     fn send(&mut self, world: &mut World, node: NodeId) {
@@ -219,7 +469,7 @@ impl Workload {
             _ => {
                 let n = self.next_send;
                 self.next_send += 1;
-                (format!("direct-{n}@sim.example"), format!("req-{n}"))
+                (address(&format!("direct-{n}")), format!("req-{n}"))
             }
         };
         let call = Call::Send {

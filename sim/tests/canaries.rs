@@ -48,3 +48,17 @@ fn sending_before_the_intent_is_committed_is_caught() {
     );
     eprintln!("send-before-intent caught: {caught:?}");
 }
+
+#[cfg(feature = "canaries")]
+#[test]
+fn applying_an_opt_out_after_the_send_decision_is_caught() {
+    let caught = first_catch(
+        Canary::OptOutAfterDecision,
+        &["opted-out endpoints receive no campaign"],
+    );
+    assert!(
+        caught.is_some(),
+        "no seed below 50 caught opt-out-after-decision"
+    );
+    eprintln!("opt-out-after-decision caught: {caught:?}");
+}

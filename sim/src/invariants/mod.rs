@@ -4,10 +4,14 @@
 
 pub mod committed;
 pub mod durability;
+pub mod limits;
 pub mod linearizable;
 pub mod liveness;
 pub mod once;
+pub mod optout;
+pub mod quiet;
 pub mod reach;
+pub mod scheduled;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {

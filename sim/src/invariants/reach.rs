@@ -1,6 +1,7 @@
 //! A campaign created after healing reaches every endpoint once: each
-//! endpoint that exists when the cluster has healed (all of them have an
-//! email address) receives exactly one copy.
+//! endpoint that should receive it (it exists, is not opted out, and is not
+//! in quiet time when the campaign has one) receives exactly one copy, and
+//! the others none.
 //!
 //! An endpoint that a hard bounce made INACTIVE (as Pinpoint does) is
 //! skipped by campaigns; an INACTIVE endpoint whose address never bounced
@@ -10,23 +11,21 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Violation;
 use crate::senders::Delivery;
+use crate::workload::address;
 
-/// `finals`: endpoint id → its value after healing (`None`: not there).
+/// `expected`: endpoint id → whether it should receive the campaign.
 /// `inactive`: endpoints INACTIVE after healing; `bounced`: addresses
 /// that were refused for good at least once.
 pub fn check(
-    finals: &BTreeMap<String, Option<u64>>,
+    expected: &BTreeMap<String, bool>,
     delivered: &[Delivery],
     subject: &str,
     inactive: &BTreeSet<String>,
     bounced: &BTreeSet<String>,
 ) -> Vec<Violation> {
     let mut found = Vec::new();
-    for (ep, v) in finals {
-        if v.is_none() {
-            continue;
-        }
-        let to = format!("{ep}@sim.example");
+    for (ep, should) in expected {
+        let to = address(ep);
         if inactive.contains(ep) {
             if !bounced.contains(&to) {
                 found.push(Violation::new(
@@ -40,10 +39,11 @@ pub fn check(
             .iter()
             .filter(|d| d.to == to && d.subject == subject)
             .count();
-        if n != 1 {
+        let want = usize::from(*should);
+        if n != want {
             found.push(Violation::new(
                 "a healed cluster's campaign reaches every endpoint once",
-                format!("{to} received {n} copies of {subject:?}"),
+                format!("{to} received {n} copies of {subject:?}, expected {want}"),
             ));
         }
     }
