@@ -201,18 +201,24 @@ impl<E: KvEngine> RaftHost<E> {
             }
         }
         if let Some(((via, via_addr), own_addr)) = cfg.join.clone() {
-            let joined = groups[META_GROUP as usize]
-                .is_initialized()
-                .await
-                .map_err(|e| ClusterError::Fatal(e.to_string()))?;
-            if !joined {
+            // A join cut short (a crash, `via` down) resumes with the groups
+            // this node has not heard from yet.
+            let mut pending = Vec::new();
+            for (g, raft) in groups.iter().enumerate() {
+                let joined = raft
+                    .is_initialized()
+                    .await
+                    .map_err(|e| ClusterError::Fatal(e.to_string()))?;
+                if !joined {
+                    pending.push(g as GroupId);
+                }
+            }
+            if !pending.is_empty() {
                 transport.learn_address(via, &via_addr);
                 let (groups, transport, node) = (groups.clone(), transport.clone(), cfg.node_id);
                 tokio::spawn(async move {
-                    match join(&groups, &transport, node, via, own_addr).await {
-                        Ok(()) => tracing::info!(via, "joined every group of the cluster"),
-                        Err(e) => tracing::error!(via, error = %e, "joining the cluster failed"),
-                    }
+                    join(&groups, &pending, &transport, node, via, own_addr).await;
+                    tracing::info!(via, "joined every group of the cluster");
                 });
             }
         }
@@ -1168,9 +1174,15 @@ async fn change_members_via(
     change: &MemberChange,
     mut first: Option<NodeId>,
 ) -> Result<(), ClusterError> {
+    // A node that knows no leader (one joining) falls back on the node it
+    // was pointed at after every failed try, not only the first.
+    let fallback = first;
     let attempt = async {
         loop {
-            let target = first.take().or(raft.metrics().borrow().current_leader);
+            let target = first
+                .take()
+                .or(raft.metrics().borrow().current_leader)
+                .or(fallback);
             let answer = match target {
                 Some(t) if t == node_id => {
                     change_members_local(raft, group, change, MEMBERS_TIMEOUT).await
@@ -1207,26 +1219,45 @@ async fn change_members_via(
         .map_err(|_| ClusterError::Timeout(group))?
 }
 
-/// Adds this node to every group, one group at a time, through `via`.
+/// Adds this node to the `pending` groups as a learner, one group at a
+/// time, through `via`. A group's change is retried (backing off to
+/// [`JOIN_RETRY_MAX`]) until it is done: the node has nothing to serve
+/// before, and the task ends with the node.
 async fn join(
     groups: &[Raft<TypeConfig>],
+    pending: &[GroupId],
     transport: &Arc<dyn Transport>,
     node_id: NodeId,
     via: NodeId,
     own_addr: String,
-) -> Result<(), ClusterError> {
+) {
     // A learner everywhere; the placement controller on the meta leader
     // then gives the new node its share of votes at a bounded rate.
     let change = MemberChange::Learn {
         node: node_id,
         addr: own_addr,
     };
-    for (g, raft) in groups.iter().enumerate() {
-        change_members_via(raft, transport, node_id, g as GroupId, &change, Some(via)).await?;
-        tracing::info!(group = g, "joined group");
+    for &g in pending {
+        let raft = &groups[g as usize];
+        let mut wait = MEMBERS_RETRY;
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            match change_members_via(raft, transport, node_id, g, &change, Some(via)).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(group = g, via, tries, error = %e, "joining the group failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(JOIN_RETRY_MAX);
+                }
+            }
+        }
+        tracing::info!(group = g, tries, "joined group");
     }
-    Ok(())
 }
+
+/// The longest wait between two tries of joining a group.
+const JOIN_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Proposes on this node's replica of a group, which should lead it.
 /// Waits first while a handover holds the group's proposals.

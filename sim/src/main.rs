@@ -38,9 +38,13 @@ struct Args {
     #[arg(long)]
     trace: bool,
     /// Plant a bug the simulator must catch: ack-before-durable,
-    /// send-before-intent (the latter needs `--features canaries`).
+    /// send-before-intent, opt-out-after-decision (the last two need
+    /// `--features canaries`).
     #[arg(long)]
     canary: Option<herald_sim::canary::Canary>,
+    /// Keep the nodes fixed (no adding or removing nodes).
+    #[arg(long)]
+    no_membership: bool,
     /// Seeds run side by side (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
@@ -57,6 +61,9 @@ fn replay_command(args: &Args, seed: u64) -> String {
     }
     if args.shards != defaults.shards {
         cmd += &format!(" --shards {}", args.shards);
+    }
+    if args.no_membership {
+        cmd += " --no-membership";
     }
     if args.skew_ms != defaults.max_skew_ms {
         cmd += &format!(" --skew-ms {}", args.skew_ms);
@@ -89,6 +96,15 @@ fn print_report(r: &Report) {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // herald's and openraft's logs, for a replay (`RUST_LOG=info sim
+    // --reproduce S`); off unless asked for.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .without_time()
+            .init();
+    }
     let opts = Options {
         nodes: args.nodes.clamp(1, 7),
         shards: args.shards.max(1),
@@ -96,6 +112,7 @@ fn main() -> ExitCode {
         echo: args.trace,
         canary: args.canary,
         max_skew_ms: args.skew_ms.max(0),
+        membership: !args.no_membership,
         ..Options::default()
     };
     if let Some(c) = args.canary.filter(|c| !c.available()) {

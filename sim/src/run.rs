@@ -33,6 +33,8 @@ pub struct Options {
     pub echo: bool,
     /// A planted bug to switch on.
     pub canary: Option<Canary>,
+    /// Add and remove nodes during the chaos phase.
+    pub membership: bool,
 }
 
 impl Default for Options {
@@ -45,6 +47,7 @@ impl Default for Options {
             max_skew_ms: 500,
             echo: false,
             canary: None,
+            membership: true,
         }
     }
 }
@@ -116,7 +119,7 @@ pub fn run(seed: u64, opts: &Options) -> Report {
             "the app could not be created",
         ));
     } else {
-        chaos(
+        let removing = chaos(
             &mut world,
             &mut wl,
             &mut committed,
@@ -124,7 +127,7 @@ pub fn run(seed: u64, opts: &Options) -> Report {
             opts,
             &mut crashes,
         );
-        heal(&mut world, &mut wl, &mut committed, &mut violations);
+        heal(&mut world, &mut wl, &mut committed, &mut violations, removing);
     }
     let ops = wl.history.ops();
     let delivered = world.recorder.delivered();
@@ -360,8 +363,7 @@ fn chaos(
     violations: &mut Vec<Violation>,
     opts: &Options,
     crashes: &mut u32,
-) {
-    let n = world.nodes.len();
+) -> Option<NodeId> {
     world.recorder.set_faults(SenderFaults {
         temporary: world.rng.range(0, 100) as u32,
         permanent: world.rng.range(0, 20) as u32,
@@ -369,6 +371,7 @@ fn chaos(
         unknown_lost: world.rng.range(0, 30) as u32,
         stall: world.rng.range(0, 50) as u32,
     });
+    let mut removal: Option<Removal> = None;
     for _ in 0..opts.steps {
         if world.rng.chance(3) {
             let up = world.up_nodes();
@@ -382,15 +385,16 @@ fn chaos(
             let down: Vec<NodeId> = world
                 .nodes
                 .iter()
-                .filter(|x| !x.is_up())
+                .filter(|x| !x.is_up() && !x.removed)
                 .map(|x| x.id)
                 .collect();
             if let Some(&id) = world.rng.pick(&down) {
                 world.start(id);
             }
         } else if world.rng.chance(3) {
-            let from = world.rng.range(1, n as u64 + 1) as NodeId;
-            let to = world.rng.range(1, n as u64 + 1) as NodeId;
+            let n = world.nodes.len() as u64;
+            let from = world.rng.range(1, n + 1) as NodeId;
+            let to = world.rng.range(1, n + 1) as NodeId;
             if from != to {
                 world.net.cut(from, to);
                 world.trace.record(format!("cut link {from}->{to}"));
@@ -407,6 +411,31 @@ fn chaos(
             };
             world.net.set_faults(f);
             world.trace.record(format!("network {f:?}"));
+        } else if opts.membership
+            && world.rng.chance(1)
+            && world.members().len() < NODES_MAX
+            && removal.is_none()
+        {
+            world.add_node();
+        } else if opts.membership && world.rng.chance(1) && world.members().len() > 3 {
+            // Node 1 stays: the final checks call through it. A removal
+            // that failed is retried (as an operator would) before any other.
+            let members: Vec<NodeId> = world.members().into_iter().filter(|&m| m != 1).collect();
+            let victim = match &removal {
+                Some(r) if r.answer().is_some() || !r.running(world) => Some(r.node),
+                Some(_) => None,
+                None => world.rng.pick(&members).copied(),
+            };
+            if let Some(id) = victim {
+                removal = Removal::start(world, id);
+            }
+        }
+        if let Some(r) = &removal {
+            if r.answer() == Some(Ok(())) {
+                world.retire(r.node);
+                wl.history.abandon(r.node, world.now());
+                removal = None;
+            }
         }
         wl.tick(world, 200);
         step(world, committed, violations);
@@ -414,6 +443,99 @@ fn chaos(
             break;
         }
     }
+    removal.map(|r| r.node)
+}
+
+/// Nodes in the cluster at most (membership changes add up to it).
+const NODES_MAX: usize = 5;
+
+/// Removing a node from every group through another serving node, as
+/// `herald cluster remove-node` does, while the chaos goes on. Once every
+/// group has let the node go, it is stopped for good; a removal that failed
+/// (faults, or the node it ran on crashed) is tried again later, and
+/// finished after healing.
+pub struct Removal {
+    pub node: NodeId,
+    via: NodeId,
+    via_incarnation: u32,
+    answer: Arc<Mutex<Option<Result<(), String>>>>,
+}
+
+impl Removal {
+    pub fn start(world: &mut World, id: NodeId) -> Option<Removal> {
+        let via = *world.live_nodes().iter().find(|&&n| n != id)?;
+        let herald = world.node(via).live()?.herald().clone();
+        world
+            .trace
+            .record(format!("remove node {id} through node {via}"));
+        let answer = Arc::new(Mutex::new(None));
+        let slot = answer.clone();
+        let trace = world.trace.clone();
+        world.node(via).spawn(async move {
+            let r = remove_everywhere(&herald, id).await;
+            trace.record(format!("removing node {id}: {r:?}"));
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        });
+        Some(Removal {
+            node: id,
+            via,
+            via_incarnation: world.node(via).incarnation,
+            answer,
+        })
+    }
+
+    pub fn answer(&self) -> Option<Result<(), String>> {
+        self.answer.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether the node running it is still the one it ran on.
+    fn running(&self, world: &World) -> bool {
+        let n = world.node(self.via);
+        n.live().is_some() && n.incarnation == self.via_incarnation
+    }
+}
+
+async fn remove_everywhere(herald: &Herald<MemEngine>, id: NodeId) -> Result<(), String> {
+    let host = herald.host();
+    for g in host.status() {
+        if g.voters.contains(&id) || g.learners.contains(&id) {
+            host.change_members(g.group, herald_cluster::MemberChange::Remove { node: id })
+                .await
+                .map_err(|e| format!("group {}: {e}", g.group))?;
+        }
+    }
+    Ok(())
+}
+
+/// Finishes a removal the chaos phase left undone (faults are off now).
+fn finish_removal(
+    world: &mut World,
+    wl: &Workload,
+    committed: &mut Committed,
+    violations: &mut Vec<Violation>,
+    id: NodeId,
+) {
+    for _ in 0..5 {
+        let Some(&via) = world.live_nodes().iter().find(|&&n| n != id) else {
+            step(world, committed, violations);
+            continue;
+        };
+        let done = call(world, via, 4_000, committed, violations, move |h| {
+            Box::pin(async move { remove_everywhere(&h, id).await })
+        });
+        world
+            .trace
+            .record(format!("finishing the removal of node {id}: {done:?}"));
+        if done == Some(Ok(())) {
+            world.retire(id);
+            wl.history.abandon(id, world.now());
+            return;
+        }
+    }
+    violations.push(Violation::new(
+        "the healed cluster serves",
+        format!("removing node {id} did not finish after healing"),
+    ));
 }
 
 fn heal(
@@ -421,6 +543,7 @@ fn heal(
     wl: &mut Workload,
     committed: &mut Committed,
     violations: &mut Vec<Violation>,
+    removing: Option<NodeId>,
 ) {
     world.net.heal();
     world.net.set_faults(Faults::CALM);
@@ -428,18 +551,32 @@ fn heal(
     world
         .trace
         .record("healing: faults off, every node restarted".into());
+    // A node half removed may belong to no group any more: it is not
+    // started, and its removal is finished once the others serve.
     for id in world
         .nodes
         .iter()
-        .filter(|x| !x.is_up())
+        .filter(|x| !x.is_up() && !x.removed && Some(x.id) != removing)
         .map(|x| x.id)
         .collect::<Vec<_>>()
     {
         world.start(id);
     }
     let mut steps = 0;
+    let wanted = |world: &World| {
+        world
+            .members()
+            .iter()
+            .filter(|&&m| Some(m) != removing)
+            .count()
+    };
     loop {
-        let serving = world.live_nodes().len() == world.nodes.len()
+        let serving = world
+            .live_nodes()
+            .iter()
+            .filter(|&&n| Some(n) != removing)
+            .count()
+            >= wanted(world)
             && invariants::liveness::leaderless_groups(world).is_empty()
             && wl.history.pending() == 0;
         if serving || steps >= HEAL_STEPS_MAX {
@@ -447,6 +584,9 @@ fn heal(
         }
         step(world, committed, violations);
         steps += 1;
+    }
+    if let Some(id) = removing {
+        finish_removal(world, wl, committed, violations, id);
     }
     let waited = (steps as i64) * TICK.as_millis() as i64;
     violations.extend(invariants::liveness::not_serving(world, waited));
@@ -462,7 +602,11 @@ fn final_reads(
     let mut finals = BTreeMap::new();
     for k in 0..wl.endpoints {
         for attempt in 0..10u64 {
-            let node = (k + attempt) as NodeId % world.nodes.len() as NodeId + 1;
+            let live = world.live_nodes();
+            let Some(&node) = live.get(((k + attempt) % live.len().max(1) as u64) as usize) else {
+                step(world, committed, violations);
+                continue;
+            };
             let before = wl.history.ops().len();
             wl.read(world, node, k);
             settle(world, wl, committed, violations, before);
@@ -577,7 +721,13 @@ fn dump(world: &World) -> Vec<String> {
             out.push(format!(
                 "node {}: {} (incarnation {})",
                 n.id,
-                if n.is_up() { "starting" } else { "down" },
+                if n.removed {
+                    "removed"
+                } else if n.is_up() {
+                    "starting"
+                } else {
+                    "down"
+                },
                 n.incarnation
             ));
             continue;

@@ -66,6 +66,11 @@ pub struct Node {
     rt: Option<tokio::runtime::Runtime>,
     live: Arc<Mutex<Option<Arc<Live>>>>,
     pub incarnation: u32,
+    /// The member an added node joins through (every start, until each
+    /// group has heard of it).
+    join_via: Option<NodeId>,
+    /// Removed from the cluster: never started again.
+    pub removed: bool,
 }
 
 impl Node {
@@ -107,6 +112,50 @@ pub struct World {
     pub shards: u32,
     members: BTreeMap<NodeId, String>,
     runtimes_built: u64,
+    /// Election timeouts in use (each node's is distinct).
+    election: Vec<u64>,
+    max_skew_ms: i64,
+}
+
+/// Node `id`'s address in the cluster's member lists.
+fn addr(id: NodeId) -> String {
+    format!("sim-node-{id}")
+}
+
+/// A node that has never run, with its election timeout (distinct from
+/// every other node's, so two nodes never time out together for ever) and
+/// clock skew drawn from the seed.
+fn new_node(
+    id: NodeId,
+    rng: &mut SimRng,
+    election: &mut Vec<u64>,
+    now_ms: &Arc<AtomicI64>,
+    max_skew_ms: i64,
+) -> Node {
+    let mut e = rng.range(150, 400);
+    while election.contains(&e) {
+        e += 7;
+    }
+    election.push(e);
+    let skew_ms = if max_skew_ms > 0 {
+        rng.range(0, 2 * max_skew_ms as u64 + 1) as i64 - max_skew_ms
+    } else {
+        0
+    };
+    Node {
+        id,
+        engine: Arc::new(MemEngine::new()),
+        clock: Arc::new(SimClock {
+            now_ms: now_ms.clone(),
+            skew_ms,
+        }),
+        election_ms: e,
+        rt: None,
+        live: Arc::new(Mutex::new(None)),
+        incarnation: 0,
+        join_via: None,
+        removed: false,
+    }
 }
 
 impl World {
@@ -117,37 +166,12 @@ impl World {
         let ids: Vec<NodeId> = (1..=nodes as NodeId).collect();
         let members = ids
             .iter()
-            .map(|id| (*id, format!("sim-node-{id}")))
+            .map(|id| (*id, addr(*id)))
             .collect();
         let mut election: Vec<u64> = Vec::new();
         let nodes = ids
             .iter()
-            .map(|&id| {
-                // Distinct timeouts, so two nodes never time out together
-                // for ever.
-                let mut e = rng.range(150, 400);
-                while election.contains(&e) {
-                    e += 7;
-                }
-                election.push(e);
-                let skew_ms = if max_skew_ms > 0 {
-                    rng.range(0, 2 * max_skew_ms as u64 + 1) as i64 - max_skew_ms
-                } else {
-                    0
-                };
-                Node {
-                    id,
-                    engine: Arc::new(MemEngine::new()),
-                    clock: Arc::new(SimClock {
-                        now_ms: now_ms.clone(),
-                        skew_ms,
-                    }),
-                    election_ms: e,
-                    rt: None,
-                    live: Arc::new(Mutex::new(None)),
-                    incarnation: 0,
-                }
-            })
+            .map(|&id| new_node(id, &mut rng, &mut election, &now_ms, max_skew_ms))
             .collect();
         let recorder = Recorder::new(seed, trace.clone(), now_ms.clone());
         Self {
@@ -161,7 +185,46 @@ impl World {
             shards,
             members,
             runtimes_built: 0,
+            election,
+            max_skew_ms,
         }
+    }
+
+    /// The nodes that are members (not removed), up or down.
+    pub fn members(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|n| !n.removed)
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// Adds a node that joins the cluster through the lowest live member,
+    /// and starts it; its id (`None`: no member is serving).
+    pub fn add_node(&mut self) -> Option<NodeId> {
+        let via = *self.live_nodes().first()?;
+        let id = self.nodes.len() as NodeId + 1;
+        let mut node = new_node(
+            id,
+            &mut self.rng,
+            &mut self.election,
+            &self.now_ms,
+            self.max_skew_ms,
+        );
+        node.join_via = Some(via);
+        self.nodes.push(node);
+        self.trace.record(format!("add node {id} (joins through node {via})"));
+        self.start(id);
+        Some(id)
+    }
+
+    /// Stops `id` for good once the cluster has let it go.
+    pub fn retire(&mut self, id: NodeId) {
+        if self.node(id).is_up() {
+            self.crash(id);
+        }
+        self.node_mut(id).removed = true;
+        self.trace.record(format!("node {id} removed for good"));
     }
 
     pub fn now(&self) -> i64 {
@@ -179,6 +242,7 @@ impl World {
     /// Starts (or restarts) `id` on what its engine kept.
     pub fn start(&mut self, id: NodeId) {
         assert!(!self.node(id).is_up(), "node {id} is already up");
+        assert!(!self.node(id).removed, "node {id} was removed");
         self.runtimes_built += 1;
         let mut seed = [0u8; 16];
         seed[..8].copy_from_slice(&self.seed.to_le_bytes());
@@ -206,6 +270,13 @@ impl World {
         let clock = node.clock.clone();
         let live = node.live.clone();
         let election_ms = node.election_ms;
+        let join = node.join_via.map(|via| ((via, addr(via)), addr(id)));
+        // A joining node knows only itself, as `herald serve --join` does.
+        let members = if join.is_some() {
+            BTreeMap::from([(id, addr(id))])
+        } else {
+            members
+        };
         drop(rt.spawn(async move {
             let host = HostConfig {
                 node_id: id,
@@ -215,6 +286,7 @@ impl World {
                 election_timeout_max_ms: election_ms + 1,
                 request_timeout: Duration::from_secs(5),
                 members,
+                join,
                 ..HostConfig::default()
             };
             let shard_settings = ShardSettings::default();
@@ -258,6 +330,12 @@ impl World {
                     .clone()
                     .run_campaign_scheduler(futures::future::pending::<()>()),
             ));
+            // Placement as a node runs it: R=3, replacing members down 3 s.
+            let host = runtime.host.clone();
+            drop(tokio::spawn(async move {
+                host.run_placement(3, Duration::from_millis(500), Duration::from_secs(3))
+                    .await;
+            }));
             trace.record(format!("node {id} (incarnation {incarnation}) is serving"));
             *live.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Live {
                 runtime,

@@ -26,7 +26,7 @@ pub fn leaderless_groups(world: &World) -> Vec<u32> {
 
 pub fn not_serving(world: &World, waited_ms: i64) -> Vec<Violation> {
     let mut found = Vec::new();
-    for n in &world.nodes {
+    for n in world.nodes.iter().filter(|n| !n.removed) {
         if n.live().is_none() {
             found.push(Violation::new(
                 "the healed cluster serves",
