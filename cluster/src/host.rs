@@ -747,6 +747,29 @@ impl<E: KvEngine> RaftHost<E> {
         }
     }
 
+    /// Hands each group this node leads without being one of its voters
+    /// (a committed change moved its vote away, and openraft lets such a
+    /// leader lead on, heartbeats and all, so no voter ever campaigns) to
+    /// a voter. Member changes refuse to run on such a leader.
+    pub async fn hand_over_unvoted(&self) {
+        for (g, raft) in self.groups.iter().enumerate() {
+            let unvoted = {
+                let m = raft.metrics();
+                let m = m.borrow();
+                m.current_leader == Some(self.node_id)
+                    && !m
+                        .membership_config
+                        .membership()
+                        .voter_ids()
+                        .any(|v| v == self.node_id)
+            };
+            if unvoted {
+                let handed = self.hand_over_once(g as GroupId, raft).await;
+                tracing::info!(group = g, handed, "leading without a vote: handing the group to a voter");
+            }
+        }
+    }
+
     /// Every group as this node's replica sees it: voters, learners and
     /// leader (every node holds every group, so the view is complete; it
     /// may lag the leaders by a heartbeat).
@@ -846,6 +869,7 @@ impl<E: KvEngine> RaftHost<E> {
         let mut since = None;
         loop {
             every.tick().await;
+            self.hand_over_unvoted().await;
             if !self.is_leader(META_GROUP) {
                 since = None;
                 continue;

@@ -79,6 +79,16 @@ pub(crate) async fn change_members_local(
             None => MemberAnswer::Failed(ClusterError::NotLeader { group, leader }),
         };
     }
+    // A leader that a committed change removed leads on for a while
+    // (openraft lets it); it must not change the membership again (openraft
+    // asserts against it) and the voters elect another leader: "not
+    // leader", so the caller tries again.
+    if !voters.contains(&raft_id(raft)) {
+        return MemberAnswer::Failed(ClusterError::NotLeader {
+            group,
+            leader: None,
+        });
+    }
     if let MemberChange::SetVoters { from, to } = change {
         if *from != voters {
             return MemberAnswer::Failed(ClusterError::Stale(group));

@@ -426,8 +426,8 @@ fn chaos(
                 Some(_) => None,
                 None => world.rng.pick(&members).copied(),
             };
-            if let Some(id) = victim {
-                removal = Removal::start(world, id);
+            if let Some(r) = victim.and_then(|id| Removal::start(world, id)) {
+                removal = Some(r);
             }
         }
         if let Some(r) = &removal {
