@@ -412,6 +412,19 @@ impl<E: KvEngine> RaftHost<E> {
         change_members_via(raft, &self.transport, self.node_id, group, &change, None).await
     }
 
+    /// Removes `node` from every group, one group at a time, through each
+    /// group's leader. Every group is asked, not only those this node's
+    /// replicas list it in: a lagging replica may not know yet that it
+    /// joined one, and a node left in a group it was thought to have left
+    /// can hold that group's next member change (a joint configuration)
+    /// hostage once it is gone. Removing a non-member is a no-op.
+    pub async fn remove_node(&self, node: NodeId) -> Result<(), ClusterError> {
+        for group in 0..self.groups.len() as GroupId {
+            self.change_members(group, MemberChange::Remove { node }).await?;
+        }
+        Ok(())
+    }
+
     /// Makes sure the transport can reach `leader` of `raft`'s group.
     fn learn_leader(&self, raft: &Raft<TypeConfig>, leader: NodeId) {
         let m = raft.metrics();
@@ -864,28 +877,40 @@ impl<E: KvEngine> RaftHost<E> {
     /// the meta group, one [`Self::place_once`] step (one move at most, so
     /// replicas move at a bounded rate). Runs until its task is aborted.
     pub async fn run_placement(&self, wanted: usize, interval: Duration, down_after: Duration) {
-        let mut every = tokio::time::interval(interval);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut since = None;
-        loop {
-            every.tick().await;
-            self.hand_over_unvoted().await;
-            if !self.is_leader(META_GROUP) {
-                since = None;
-                continue;
+        // Beside the moves (one may wait on a slow group for a long time),
+        // on every node: groups led without a vote go to a voter.
+        let unvoted = async {
+            let mut every = tokio::time::interval(interval);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                self.hand_over_unvoted().await;
             }
-            let started = *since.get_or_insert_with(tokio::time::Instant::now);
-            match self.place_once(wanted, down_after, started).await {
-                Ok(_) => {}
-                Err(ClusterError::Stale(group)) => {
-                    tracing::debug!(group, "placement: the group changed meanwhile; replanning");
+        };
+        let moves = async {
+            let mut every = tokio::time::interval(interval);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut since = None;
+            loop {
+                every.tick().await;
+                if !self.is_leader(META_GROUP) {
+                    since = None;
+                    continue;
                 }
-                Err(e) => {
-                    metrics::counter!("herald_placement_failures_total").increment(1);
-                    tracing::warn!(error = %e, "placement: the move failed; replanning next time");
+                let started = *since.get_or_insert_with(tokio::time::Instant::now);
+                match self.place_once(wanted, down_after, started).await {
+                    Ok(_) => {}
+                    Err(ClusterError::Stale(group)) => {
+                        tracing::debug!(group, "placement: the group changed meanwhile; replanning");
+                    }
+                    Err(e) => {
+                        metrics::counter!("herald_placement_failures_total").increment(1);
+                        tracing::warn!(error = %e, "placement: the move failed; replanning next time");
+                    }
                 }
             }
-        }
+        };
+        futures::future::join(unvoted, moves).await;
     }
 
     /// Stops every group; pending proposals fail.

@@ -370,7 +370,7 @@ async fn cluster_status(State(st): St) -> Response {
     axum::Json(body).into_response()
 }
 
-/// Removes a node from every group it replicates, one group at a time,
+/// Removes a node from every group (a no-op where it is no member), one at a time,
 /// through each group's leader. Answers once every group has committed the
 /// change; the node can then be stopped for good.
 async fn remove_node(State(st): St, Path(node): Path<String>) -> ApiResult {
@@ -396,15 +396,10 @@ async fn remove_node(State(st): St, Path(node): Path<String>) -> ApiResult {
             "node {node} is the last voter of a group; add another node first"
         )));
     }
-    let mut changed = 0u32;
-    for g in &status {
-        if g.voters.contains(&node) || g.learners.contains(&node) {
-            host.change_members(g.group, herald_cluster::MemberChange::Remove { node })
-                .await
-                .map_err(|e| ApiError::from(herald_actors::ServiceError::from(e)))?;
-            changed += 1;
-        }
-    }
+    host.remove_node(node)
+        .await
+        .map_err(|e| ApiError::from(herald_actors::ServiceError::from(e)))?;
+    let changed = status.len();
     tracing::info!(node, groups = changed, "node removed from the cluster");
     Ok(axum::Json(serde_json::json!({ "NodeId": node, "Groups": changed })).into_response())
 }

@@ -496,15 +496,7 @@ impl Removal {
 }
 
 async fn remove_everywhere(herald: &Herald<MemEngine>, id: NodeId) -> Result<(), String> {
-    let host = herald.host();
-    for g in host.status() {
-        if g.voters.contains(&id) || g.learners.contains(&id) {
-            host.change_members(g.group, herald_cluster::MemberChange::Remove { node: id })
-                .await
-                .map_err(|e| format!("group {}: {e}", g.group))?;
-        }
-    }
-    Ok(())
+    herald.host().remove_node(id).await.map_err(|e| e.to_string())
 }
 
 /// Finishes a removal the chaos phase left undone (faults are off now).
@@ -740,12 +732,13 @@ fn dump(world: &World) -> Vec<String> {
             let m = raft.metrics();
             let m = m.borrow();
             out.push(format!(
-                "  group {g}: {:?} term {} leader {:?} last_log {:?} applied {:?}",
+                "  group {g}: {:?} term {} leader {:?} last_log {:?} applied {:?} membership {:?}",
                 m.state,
                 m.current_term,
                 m.current_leader,
                 m.last_log_index,
-                m.last_applied.map(|l| l.index)
+                m.last_applied.map(|l| l.index),
+                m.membership_config.membership().get_joint_config()
             ));
         }
     }
