@@ -31,6 +31,9 @@ pub(crate) const ELECTION_MAX: Duration = Duration::from_millis(1000);
 pub struct ProposalHolds {
     held: Vec<AtomicBool>,
     released: tokio::sync::Notify,
+    /// Per group: member changes run on this node one at a time, so one
+    /// cannot start on a leader that another has just voted out.
+    member_changes: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl ProposalHolds {
@@ -38,7 +41,17 @@ impl ProposalHolds {
         Self {
             held: (0..groups).map(|_| AtomicBool::new(false)).collect(),
             released: tokio::sync::Notify::new(),
+            member_changes: (0..groups).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
+    }
+
+    /// Waits for `group`'s member changes on this node to be this caller's
+    /// turn; `None` for a group this node does not have.
+    pub(crate) async fn member_change(
+        &self,
+        group: GroupId,
+    ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        Some(self.member_changes.get(group as usize)?.lock().await)
     }
 
     /// Holds `group`'s new proposals until the guard drops; `None` if a

@@ -216,8 +216,9 @@ impl<E: KvEngine> RaftHost<E> {
             if !pending.is_empty() {
                 transport.learn_address(via, &via_addr);
                 let (groups, transport, node) = (groups.clone(), transport.clone(), cfg.node_id);
+                let holds = holds.clone();
                 tokio::spawn(async move {
-                    join(&groups, &pending, &transport, node, via, own_addr).await;
+                    join(&groups, &holds, &pending, &transport, node, via, own_addr).await;
                     tracing::info!(via, "joined every group of the cluster");
                 });
             }
@@ -409,7 +410,16 @@ impl<E: KvEngine> RaftHost<E> {
         change: MemberChange,
     ) -> Result<(), ClusterError> {
         let raft = self.raft(group)?;
-        change_members_via(raft, &self.transport, self.node_id, group, &change, None).await
+        change_members_via(
+            raft,
+            &self.holds,
+            &self.transport,
+            self.node_id,
+            group,
+            &change,
+            None,
+        )
+        .await
     }
 
     /// Removes `node` from every group, one group at a time, through each
@@ -1217,6 +1227,7 @@ const MEMBERS_RETRY: Duration = Duration::from_millis(200);
 /// done or the deadline.
 async fn change_members_via(
     raft: &Raft<TypeConfig>,
+    holds: &ProposalHolds,
     transport: &Arc<dyn Transport>,
     node_id: NodeId,
     group: GroupId,
@@ -1234,7 +1245,7 @@ async fn change_members_via(
                 .or(fallback);
             let answer = match target {
                 Some(t) if t == node_id => {
-                    change_members_local(raft, group, change, MEMBERS_TIMEOUT).await
+                    change_members_local(raft, holds, group, change, MEMBERS_TIMEOUT).await
                 }
                 Some(t) => match transport.change_members(t, group, change.clone()).await {
                     Ok(a) => a,
@@ -1274,6 +1285,7 @@ async fn change_members_via(
 /// before, and the task ends with the node.
 async fn join(
     groups: &[Raft<TypeConfig>],
+    holds: &ProposalHolds,
     pending: &[GroupId],
     transport: &Arc<dyn Transport>,
     node_id: NodeId,
@@ -1292,7 +1304,7 @@ async fn join(
         let mut tries = 0u32;
         loop {
             tries += 1;
-            match change_members_via(raft, transport, node_id, g, &change, Some(via)).await {
+            match change_members_via(raft, holds, transport, node_id, g, &change, Some(via)).await {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(group = g, via, tries, error = %e, "joining the group failed; retrying");

@@ -13,6 +13,7 @@ use openraft::{BasicNode, ChangeMembers, Raft};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ClusterError;
+use crate::handover::ProposalHolds;
 
 /// A change of one group's members.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,10 +50,26 @@ pub enum MemberAnswer {
 /// Applies `change` on this node's replica of `group`, which should lead it.
 pub(crate) async fn change_members_local(
     raft: &Raft<TypeConfig>,
+    holds: &ProposalHolds,
     group: GroupId,
     change: &MemberChange,
     timeout: Duration,
 ) -> MemberAnswer {
+    let Some(_turn) = holds.member_change(group).await else {
+        return MemberAnswer::Failed(ClusterError::Config(format!("no group {group} here")));
+    };
+    // A deposed leader that has not heard of its successor would answer
+    // from a stale membership (and call removing a node it never saw join
+    // done): confirm the leadership with a quorum first.
+    if raft.metrics().borrow().current_leader == Some(raft_id(raft)) {
+        let confirmed = tokio::time::timeout(timeout, raft.ensure_linearizable()).await;
+        if !matches!(confirmed, Ok(Ok(_))) {
+            return MemberAnswer::Failed(ClusterError::NotLeader {
+                group,
+                leader: None,
+            });
+        }
+    }
     let (leader, voters, members, redirect) = {
         let m = raft.metrics();
         let m = m.borrow();

@@ -199,10 +199,10 @@ async fn handle(
             json(&read_index_local(&raft, group, timeout).await)
         }
         NodeRequest::Members { group, json: body } => {
-            let raft = groups.get(group)?;
+            let (raft, holds) = groups.hosted(group)?;
             let change: MemberChange = parse("member change", &body)?;
             tracing::info!(group, from = caller.node, change = ?change, "member change requested");
-            json(&change_members_local(&raft, group, &change, MEMBERS_TIMEOUT).await)
+            json(&change_members_local(&raft, &holds, group, &change, MEMBERS_TIMEOUT).await)
         }
         NodeRequest::Elect { group } => {
             let raft = groups.get(group)?;

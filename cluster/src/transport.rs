@@ -394,10 +394,11 @@ impl Transport for LocalTransport {
         group: GroupId,
         change: MemberChange,
     ) -> BoxFuture<'static, Result<MemberAnswer, TransportError>> {
-        let raft = self.raft(target, group);
-        Box::pin(
-            async move { Ok(change_members_local(&raft?, group, &change, MEMBERS_TIMEOUT).await) },
-        )
+        let hosted = self.hosted(target, group);
+        Box::pin(async move {
+            let (raft, holds) = hosted?;
+            Ok(change_members_local(&raft, &holds, group, &change, MEMBERS_TIMEOUT).await)
+        })
     }
 
     fn elect(&self, target: NodeId, group: GroupId) -> BoxFuture<'static, Forwarded<()>> {
