@@ -149,7 +149,7 @@ impl<E: KvEngine> RaftHost<E> {
             // openraft's own log lines carry the group (its task spans take
             // the span current when the group is created).
             let raft = Raft::new(cfg.node_id, raft_config.clone(), net, log, sm)
-                .instrument(tracing::info_span!("raft", group))
+                .instrument(tracing::info_span!("raft", node = cfg.node_id, group))
                 .await
                 .map_err(|e| ClusterError::Fatal(e.to_string()))?;
             groups.push(raft);
@@ -1304,7 +1304,28 @@ async fn join(
         let mut tries = 0u32;
         loop {
             tries += 1;
-            match change_members_via(raft, holds, transport, node_id, g, &change, Some(via)).await {
+            // `via` may have left the cluster since: every other try goes
+            // through a member this node knows from the groups it has
+            // joined (with their addresses).
+            let through = if tries % 2 == 1 {
+                via
+            } else {
+                match known_member(groups, node_id, tries) {
+                    Some((id, addr)) => {
+                        transport.learn_address(id, &addr);
+                        id
+                    }
+                    None => via,
+                }
+            };
+            // A try ends after JOIN_TRY_MAX (the leader keeps adding the
+            // learner; asking again then is a no-op that answers done).
+            let attempt =
+                change_members_via(raft, holds, transport, node_id, g, &change, Some(through));
+            let answer = tokio::time::timeout(JOIN_TRY_MAX, attempt)
+                .await
+                .unwrap_or(Err(ClusterError::Timeout(g)));
+            match answer {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(group = g, via, tries, error = %e, "joining the group failed; retrying");
@@ -1316,6 +1337,26 @@ async fn join(
         tracing::info!(group = g, tries, "joined group");
     }
 }
+
+/// One of the other members this node's replicas know of (the `n`th,
+/// round robin), with its address.
+fn known_member(groups: &[Raft<TypeConfig>], me: NodeId, n: u32) -> Option<(NodeId, String)> {
+    let mut known: BTreeMap<NodeId, String> = BTreeMap::new();
+    for raft in groups {
+        let m = raft.metrics();
+        let m = m.borrow();
+        for (&id, node) in m.membership_config.membership().nodes() {
+            if id != me && !node.addr.is_empty() {
+                known.insert(id, node.addr.clone());
+            }
+        }
+    }
+    let len = known.len().max(1);
+    known.into_iter().nth(n as usize % len)
+}
+
+/// How long one try of joining a group may take.
+const JOIN_TRY_MAX: Duration = Duration::from_secs(10);
 
 /// The longest wait between two tries of joining a group.
 const JOIN_RETRY_MAX: Duration = Duration::from_secs(5);
