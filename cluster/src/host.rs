@@ -429,8 +429,28 @@ impl<E: KvEngine> RaftHost<E> {
     /// can hold that group's next member change (a joint configuration)
     /// hostage once it is gone. Removing a non-member is a no-op.
     pub async fn remove_node(&self, node: NodeId) -> Result<(), ClusterError> {
+        // A node still joining would join the groups already left after
+        // the removal (its join task asks their leaders): refuse until its
+        // join has reached every group. Joins start with the meta group and
+        // removals with it too, so a node in the meta group but missing
+        // from another is joining, and one missing from the meta group only
+        // was partly removed (go on).
+        let view = self.placement_view();
+        let member = |g: &GroupMembers| g.voters.contains(&node) || g.learners.contains(&node);
+        let joining: Vec<GroupId> = view
+            .iter()
+            .filter(|g| !member(g))
+            .map(|g| g.group)
+            .collect();
+        let in_meta = view.first().is_some_and(member);
+        if in_meta && !joining.is_empty() {
+            return Err(ClusterError::Config(format!(
+                "node {node} is still joining (not yet in groups {joining:?}); remove it once it has joined every group"
+            )));
+        }
         for group in 0..self.groups.len() as GroupId {
-            self.change_members(group, MemberChange::Remove { node }).await?;
+            self.change_members(group, MemberChange::Remove { node })
+                .await?;
         }
         Ok(())
     }
@@ -788,7 +808,11 @@ impl<E: KvEngine> RaftHost<E> {
             };
             if unvoted {
                 let handed = self.hand_over_once(g as GroupId, raft).await;
-                tracing::info!(group = g, handed, "leading without a vote: handing the group to a voter");
+                tracing::info!(
+                    group = g,
+                    handed,
+                    "leading without a vote: handing the group to a voter"
+                );
             }
         }
     }
@@ -911,7 +935,10 @@ impl<E: KvEngine> RaftHost<E> {
                 match self.place_once(wanted, down_after, started).await {
                     Ok(_) => {}
                     Err(ClusterError::Stale(group)) => {
-                        tracing::debug!(group, "placement: the group changed meanwhile; replanning");
+                        tracing::debug!(
+                            group,
+                            "placement: the group changed meanwhile; replanning"
+                        );
                     }
                     Err(e) => {
                         metrics::counter!("herald_placement_failures_total").increment(1);

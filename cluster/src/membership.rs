@@ -157,19 +157,21 @@ pub(crate) async fn change_members_local(
                 if !members.contains_key(node) {
                     return Ok(());
                 }
+                // A voter is demoted first, keeping removed voters as
+                // learners: dropping them (`retain = false`) from a group
+                // still in a joint configuration drops every voter the
+                // previous change was demoting too, and that node then
+                // holds a stale copy of the group for ever (found by the
+                // simulator). Then the learner goes.
                 if voters.contains(node) {
                     raft.change_membership(
                         ChangeMembers::RemoveVoters(BTreeSet::from([*node])),
-                        false,
-                    )
-                    .await?;
-                } else {
-                    raft.change_membership(
-                        ChangeMembers::RemoveNodes(BTreeSet::from([*node])),
-                        false,
+                        true,
                     )
                     .await?;
                 }
+                raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([*node])), false)
+                    .await?;
                 Ok(())
             }
         }

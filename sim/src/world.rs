@@ -164,10 +164,7 @@ impl World {
         let trace = Trace::new(now_ms.clone(), echo);
         let mut rng = SimRng::new(seed);
         let ids: Vec<NodeId> = (1..=nodes as NodeId).collect();
-        let members = ids
-            .iter()
-            .map(|id| (*id, addr(*id)))
-            .collect();
+        let members = ids.iter().map(|id| (*id, addr(*id))).collect();
         let mut election: Vec<u64> = Vec::new();
         let nodes = ids
             .iter()
@@ -213,7 +210,8 @@ impl World {
         );
         node.join_via = Some(via);
         self.nodes.push(node);
-        self.trace.record(format!("add node {id} (joins through node {via})"));
+        self.trace
+            .record(format!("add node {id} (joins through node {via})"));
         self.start(id);
         Some(id)
     }
