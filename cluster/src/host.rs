@@ -410,16 +410,36 @@ impl<E: KvEngine> RaftHost<E> {
         change: MemberChange,
     ) -> Result<(), ClusterError> {
         let raft = self.raft(group)?;
-        change_members_via(
-            raft,
-            &self.holds,
-            &self.transport,
-            self.node_id,
-            group,
-            &change,
-            None,
-        )
-        .await
+        let deadline = tokio::time::Instant::now() + MEMBERS_TIMEOUT;
+        loop {
+            let done = change_members_via(
+                raft,
+                &self.holds,
+                &self.transport,
+                self.node_id,
+                group,
+                &change,
+                None,
+            )
+            .await;
+            match done {
+                // This node leads the group without a vote: hand it to a
+                // voter, then ask again (through the new leader).
+                Err(ClusterError::NotLeader { leader: None, .. })
+                    if tokio::time::Instant::now() < deadline
+                        && raft.metrics().borrow().current_leader == Some(self.node_id) =>
+                {
+                    let handed = self.hand_over_once(group, raft).await;
+                    tracing::info!(
+                        group,
+                        handed,
+                        "member change: leading without a vote, handing the group over first"
+                    );
+                    tokio::time::sleep(MEMBERS_RETRY).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Removes `node` from every group, one group at a time, through each
@@ -1272,7 +1292,21 @@ async fn change_members_via(
                 .or(fallback);
             let answer = match target {
                 Some(t) if t == node_id => {
-                    change_members_local(raft, holds, group, change, MEMBERS_TIMEOUT).await
+                    let answer =
+                        change_members_local(raft, holds, group, change, MEMBERS_TIMEOUT).await;
+                    // Leading without a vote: only a handover helps (the
+                    // caller's to make).
+                    if matches!(
+                        answer,
+                        MemberAnswer::Failed(ClusterError::NotLeader { leader: None, .. })
+                    ) && raft.metrics().borrow().current_leader == Some(node_id)
+                    {
+                        return Err(ClusterError::NotLeader {
+                            group,
+                            leader: None,
+                        });
+                    }
+                    answer
                 }
                 Some(t) => match transport.change_members(t, group, change.clone()).await {
                     Ok(a) => a,
