@@ -396,9 +396,11 @@ async fn remove_node(State(st): St, Path(node): Path<String>) -> ApiResult {
             "node {node} is the last voter of a group; add another node first"
         )));
     }
-    host.remove_node(node)
-        .await
-        .map_err(|e| ApiError::from(herald_actors::ServiceError::from(e)))?;
+    host.remove_node(node).await.map_err(|e| match e {
+        // Not now (the node is still joining): the caller's to retry.
+        herald_cluster::ClusterError::Config(m) => ApiError::bad_request(m),
+        e => ApiError::from(herald_actors::ServiceError::from(e)),
+    })?;
     let changed = status.len();
     tracing::info!(node, groups = changed, "node removed from the cluster");
     Ok(axum::Json(serde_json::json!({ "NodeId": node, "Groups": changed })).into_response())

@@ -513,6 +513,9 @@ async fn remove_everywhere(herald: &Herald<MemEngine>, id: NodeId) -> Result<(),
         .map_err(|e| e.to_string())
 }
 
+/// Tries of finishing a removal after healing, a second apart.
+const REMOVAL_TRIES_MAX: usize = 20;
+
 /// Finishes a removal the chaos phase left undone (faults are off now).
 fn finish_removal(
     world: &mut World,
@@ -521,7 +524,13 @@ fn finish_removal(
     violations: &mut Vec<Violation>,
     id: NodeId,
 ) {
-    for attempt in 0..5 {
+    for attempt in 0..REMOVAL_TRIES_MAX {
+        if attempt > 0 {
+            // A node still joining is refused until its join is through.
+            for _ in 0..200 {
+                step(world, committed, violations);
+            }
+        }
         // Through another node each time: one may know no leader of a group.
         let others: Vec<NodeId> = world
             .live_nodes()
@@ -563,12 +572,14 @@ fn heal(
     world
         .trace
         .record("healing: faults off, every node restarted".into());
-    // A node half removed may belong to no group any more: it is not
-    // started, and its removal is finished once the others serve.
+    // A node half removed may belong to no group any more (it would never
+    // finish starting): the others must serve without it, and its removal
+    // is finished then. It is started all the same, in case it was still
+    // joining (its removal waits for the join to be through).
     for id in world
         .nodes
         .iter()
-        .filter(|x| !x.is_up() && !x.removed && Some(x.id) != removing)
+        .filter(|x| !x.is_up() && !x.removed)
         .map(|x| x.id)
         .collect::<Vec<_>>()
     {
