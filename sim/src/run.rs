@@ -572,6 +572,16 @@ fn heal(
     world
         .trace
         .record("healing: faults off, every node restarted".into());
+    // A node still joining through a node removed since is restarted
+    // pointed at a live member.
+    for id in world.members() {
+        if world.joins_through_removed(id, removing) && world.node(id).live().is_none() {
+            world.repoint_join(id, removing);
+            if world.node(id).is_up() {
+                world.crash(id);
+            }
+        }
+    }
     // A node half removed may belong to no group any more (it would never
     // finish starting): the others must serve without it, and its removal
     // is finished then. It is started all the same, in case it was still

@@ -216,6 +216,26 @@ impl World {
         Some(id)
     }
 
+    /// Whether `id` is a joining node whose contact has left the cluster
+    /// (it cannot join through it; its operator would restart it with
+    /// another `--join`).
+    pub fn joins_through_removed(&self, id: NodeId, leaving: Option<NodeId>) -> bool {
+        self.node(id)
+            .join_via
+            .is_some_and(|via| self.node(via).removed || Some(via) == leaving)
+    }
+
+    /// Points joining node `id` at a live member other than `avoid`.
+    pub fn repoint_join(&mut self, id: NodeId, avoid: Option<NodeId>) {
+        let live = self
+            .live_nodes()
+            .into_iter()
+            .find(|&n| n != id && Some(n) != avoid);
+        if let Some(via) = live {
+            self.node_mut(id).join_via = Some(via);
+        }
+    }
+
     /// Stops `id` for good once the cluster has let it go.
     pub fn retire(&mut self, id: NodeId) {
         if self.node(id).is_up() {
@@ -255,6 +275,14 @@ impl World {
         #[cfg(not(tokio_unstable))]
         let _ = seed;
         let rt = builder.build().expect("a current-thread runtime");
+        // A joining node pointed at a member that has left since is pointed
+        // at a live one (as its operator would change `--join`).
+        if let Some(via) = self.node(id).join_via {
+            if self.node(via).removed {
+                let live = self.live_nodes().into_iter().find(|&n| n != id);
+                self.node_mut(id).join_via = live.or(Some(via));
+            }
+        }
         let shards = self.shards;
         let members = self.members.clone();
         let transport = self.net.transport_of(id);
