@@ -16,7 +16,8 @@ use herald_model::message::{
 use herald_model::wire::{EndpointDemographic, EndpointRequest, EventsBatch, EventsRequest};
 use herald_storage::NodeId;
 
-use crate::history::{classify, Answer, Call, History};
+use crate::history::{classify, Answer, Call, History, Op};
+use crate::rng::SimRng;
 use crate::world::World;
 
 /// The one app every client uses.
@@ -141,16 +142,50 @@ const IN_FLIGHT_MAX: usize = 16;
 /// Tries of one send request (the first plus retries).
 const SEND_TRIES_MAX: u32 = 3;
 
+/// Requests whose answer was unknown, retried under the same id:
+/// (target, id, tries so far).
+#[derive(Default)]
+struct Retries(Vec<(String, String, u32)>);
+
+impl Retries {
+    /// Notes the unknown answers among `ops` (`key` names a call's target
+    /// and id, for the calls it retries), then, half the time while one
+    /// has tries left, picks it to go again.
+    fn next(
+        &mut self,
+        ops: &[Op],
+        rng: &mut SimRng,
+        key: impl Fn(&Call) -> Option<(&str, &str)>,
+    ) -> Option<(String, String)> {
+        for op in ops {
+            if let (Some((target, id)), Some((_, Answer::Unknown(_)))) = (key(&op.call), &op.done) {
+                if !self.0.iter().any(|(_, r, _)| r == id) {
+                    self.0.push((target.to_owned(), id.to_owned(), 1));
+                }
+            }
+        }
+        let i = self
+            .0
+            .iter()
+            .position(|(_, _, tries)| *tries < SEND_TRIES_MAX)?;
+        if !rng.chance(500) {
+            return None;
+        }
+        self.0[i].2 += 1;
+        Some((self.0[i].0.clone(), self.0[i].1.clone()))
+    }
+}
+
 pub struct Workload {
     pub endpoints: u64,
     next_v: u64,
     next_send: u64,
     pub next_campaign: u64,
     next_event: u64,
-    /// Sends whose answer was unknown: (address, request id, tries so far).
-    retry: Vec<(String, String, u32)>,
-    /// Events whose answer was unknown: (endpoint, event id, tries so far).
-    retry_events: Vec<(String, String, u32)>,
+    /// Sends whose answer was unknown (address, request id).
+    retry: Retries,
+    /// Events whose answer was unknown (endpoint, event id).
+    retry_events: Retries,
     /// Every campaign created (or tried), by id.
     pub campaigns: BTreeMap<String, CampaignSpec>,
     pub history: History,
@@ -247,8 +282,8 @@ impl Workload {
             next_send: 0,
             next_campaign: 0,
             next_event: 0,
-            retry: Vec::new(),
-            retry_events: Vec::new(),
+            retry: Retries::default(),
+            retry_events: Retries::default(),
             campaigns: BTreeMap::new(),
             history: History::default(),
         }
@@ -387,27 +422,14 @@ impl Workload {
     /// PutEvents of one triggering event (or the retry of an unknown one,
     /// under the same event id).
     fn event(&mut self, world: &mut World, node: NodeId) {
-        for op in self.history.ops() {
-            if let (Call::Event { ep, event }, Some((_, Answer::Unknown(_)))) = (&op.call, &op.done)
-            {
-                if !self.retry_events.iter().any(|(_, e, _)| e == event) {
-                    self.retry_events.push((ep.clone(), event.clone(), 1));
-                }
-            }
-        }
-        let pick = self
-            .retry_events
-            .iter()
-            .position(|(_, _, tries)| *tries < SEND_TRIES_MAX);
-        let (ep, event) = match pick {
-            Some(i) if world.rng.chance(500) => {
-                self.retry_events[i].2 += 1;
-                (
-                    self.retry_events[i].0.clone(),
-                    self.retry_events[i].1.clone(),
-                )
-            }
-            _ => {
+        let ops = self.history.ops();
+        let retry = self.retry_events.next(&ops, &mut world.rng, |c| match c {
+            Call::Event { ep, event } => Some((ep.as_str(), event.as_str())),
+            _ => None,
+        });
+        let (ep, event) = match retry {
+            Some(r) => r,
+            None => {
                 let n = self.next_event;
                 self.next_event += 1;
                 let k = world.rng.range(0, self.endpoints + OPTED);
@@ -448,30 +470,16 @@ impl Workload {
 
     fn send(&mut self, world: &mut World, node: NodeId) {
         // Settle the answers of earlier sends: retry the unknown ones.
-        for op in self.history.ops() {
-            if let (Call::Send { to, request }, Some((_, Answer::Unknown(_)))) =
-                (&op.call, &op.done)
-            {
-                if !self.retry.iter().any(|(_, r, _)| r == request) {
-                    self.retry.push((to.clone(), request.clone(), 1));
-                }
-            }
-        }
-        let pick = self
-            .retry
-            .iter()
-            .position(|(_, _, tries)| *tries < SEND_TRIES_MAX);
-        let (to, request) = match pick {
-            Some(i) if world.rng.chance(500) => {
-                self.retry[i].2 += 1;
-                (self.retry[i].0.clone(), self.retry[i].1.clone())
-            }
-            _ => {
-                let n = self.next_send;
-                self.next_send += 1;
-                (address(&format!("direct-{n}")), format!("req-{n}"))
-            }
-        };
+        let ops = self.history.ops();
+        let retry = self.retry.next(&ops, &mut world.rng, |c| match c {
+            Call::Send { to, request } => Some((to.as_str(), request.as_str())),
+            _ => None,
+        });
+        let (to, request) = retry.unwrap_or_else(|| {
+            let n = self.next_send;
+            self.next_send += 1;
+            (address(&format!("direct-{n}")), format!("req-{n}"))
+        });
         let call = Call::Send {
             to: to.clone(),
             request: request.clone(),

@@ -277,11 +277,8 @@ impl World {
         let rt = builder.build().expect("a current-thread runtime");
         // A joining node pointed at a member that has left since is pointed
         // at a live one (as its operator would change `--join`).
-        if let Some(via) = self.node(id).join_via {
-            if self.node(via).removed {
-                let live = self.live_nodes().into_iter().find(|&n| n != id);
-                self.node_mut(id).join_via = live.or(Some(via));
-            }
+        if self.joins_through_removed(id, None) {
+            self.repoint_join(id, None);
         }
         let shards = self.shards;
         let members = self.members.clone();
