@@ -19,6 +19,8 @@ pub enum ClusterError {
     Storage(String),
     #[error("configuration: {0}")]
     Config(String),
+    #[error("node {node} was removed from raft group {group}; node ids are not reused (start a new node with a new id and an empty data directory)")]
+    Retired { group: GroupId, node: NodeId },
     #[error("fatal raft error: {0}")]
     Fatal(String),
 }

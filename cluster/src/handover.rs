@@ -34,15 +34,29 @@ pub struct ProposalHolds {
     /// Per group: member changes run on this node one at a time, so one
     /// cannot start on a leader that another has just voted out.
     member_changes: Vec<tokio::sync::Mutex<()>>,
+    /// Whether this node's replica of a group records a node as removed
+    /// for good (`Command::RetireNode`); member changes consult it.
+    retired: RetiredCheck,
 }
 
+/// Reads whether `node` is retired from `group` in this node's replica.
+pub type RetiredCheck = Box<dyn Fn(GroupId, NodeId) -> Result<bool, ClusterError> + Send + Sync>;
+
 impl ProposalHolds {
-    pub fn new(groups: usize) -> Self {
+    pub fn new(groups: usize, retired: RetiredCheck) -> Self {
         Self {
             held: (0..groups).map(|_| AtomicBool::new(false)).collect(),
             released: tokio::sync::Notify::new(),
             member_changes: (0..groups).map(|_| tokio::sync::Mutex::new(())).collect(),
+            retired,
         }
+    }
+
+    /// Whether this node's replica of `group` records `node` as removed
+    /// for good. Up to date only on a leader that has confirmed its
+    /// leadership and applied its log (as member changes do first).
+    pub(crate) fn is_retired(&self, group: GroupId, node: NodeId) -> Result<bool, ClusterError> {
+        (self.retired)(group, node)
     }
 
     /// Waits for `group`'s member changes on this node to be this caller's

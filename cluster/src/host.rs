@@ -154,7 +154,15 @@ impl<E: KvEngine> RaftHost<E> {
                 .map_err(|e| ClusterError::Fatal(e.to_string()))?;
             groups.push(raft);
         }
-        let holds = Arc::new(ProposalHolds::new(groups.len()));
+        let retired_reader = Reader::new(engine.clone());
+        let holds = Arc::new(ProposalHolds::new(
+            groups.len(),
+            Box::new(move |group, node| {
+                retired_reader
+                    .is_retired(group, node)
+                    .map_err(|e| ClusterError::Storage(e.to_string()))
+            }),
+        ));
         transport.host_groups(cfg.node_id, groups.clone(), holds.clone());
         let single = cfg.members.keys().all(|&n| n == cfg.node_id);
         if !single && !cfg.members.contains_key(&cfg.node_id) {
@@ -218,8 +226,9 @@ impl<E: KvEngine> RaftHost<E> {
                 let (groups, transport, node) = (groups.clone(), transport.clone(), cfg.node_id);
                 let holds = holds.clone();
                 tokio::spawn(async move {
-                    join(&groups, &holds, &pending, &transport, node, via, own_addr).await;
-                    tracing::info!(via, "joined every group of the cluster");
+                    if join(&groups, &holds, &pending, &transport, node, via, own_addr).await {
+                        tracing::info!(via, "joined every group of the cluster");
+                    }
                 });
             }
         }
@@ -442,32 +451,16 @@ impl<E: KvEngine> RaftHost<E> {
         }
     }
 
-    /// Removes `node` from every group, one group at a time, through each
-    /// group's leader. Every group is asked, not only those this node's
-    /// replicas list it in: a lagging replica may not know yet that it
-    /// joined one, and a node left in a group it was thought to have left
-    /// can hold that group's next member change (a joint configuration)
-    /// hostage once it is gone. Removing a non-member is a no-op.
+    /// Removes `node` from every group for good, one group at a time,
+    /// through each group's leader. Every group is asked, not only those
+    /// this node's replicas list it in: a lagging replica may not know yet
+    /// that it joined one, and a node left in a group it was thought to
+    /// have left can hold that group's next member change (a joint
+    /// configuration) hostage once it is gone. Each group records the node
+    /// as retired before it goes, so a join still under way (it may not
+    /// have reached a group yet) cannot add it back: node ids are not
+    /// reused. Asking again is harmless.
     pub async fn remove_node(&self, node: NodeId) -> Result<(), ClusterError> {
-        // A node still joining would join the groups already left after
-        // the removal (its join task asks their leaders): refuse until its
-        // join has reached every group. Joins start with the meta group and
-        // removals with it too, so a node in the meta group but missing
-        // from another is joining, and one missing from the meta group only
-        // was partly removed (go on).
-        let view = self.placement_view();
-        let member = |g: &GroupMembers| g.voters.contains(&node) || g.learners.contains(&node);
-        let joining: Vec<GroupId> = view
-            .iter()
-            .filter(|g| !member(g))
-            .map(|g| g.group)
-            .collect();
-        let in_meta = view.first().is_some_and(member);
-        if in_meta && !joining.is_empty() {
-            return Err(ClusterError::Config(format!(
-                "node {node} is still joining (not yet in groups {joining:?}); remove it once it has joined every group"
-            )));
-        }
         for group in 0..self.groups.len() as GroupId {
             self.change_members(group, MemberChange::Remove { node })
                 .await?;
@@ -1343,7 +1336,8 @@ async fn change_members_via(
 /// Adds this node to the `pending` groups as a learner, one group at a
 /// time, through `via`. A group's change is retried (backing off to
 /// [`JOIN_RETRY_MAX`]) until it is done: the node has nothing to serve
-/// before, and the task ends with the node.
+/// before, and the task ends with the node. `false` when the cluster
+/// refused the node for good (it was removed).
 async fn join(
     groups: &[Raft<TypeConfig>],
     holds: &ProposalHolds,
@@ -1352,7 +1346,7 @@ async fn join(
     node_id: NodeId,
     via: NodeId,
     own_addr: String,
-) {
+) -> bool {
     // A learner everywhere; the placement controller on the meta leader
     // then gives the new node its share of votes at a bounded rate.
     let change = MemberChange::Learn {
@@ -1388,6 +1382,10 @@ async fn join(
                 .unwrap_or(Err(ClusterError::Timeout(g)));
             match answer {
                 Ok(()) => break,
+                Err(e @ ClusterError::Retired { .. }) => {
+                    tracing::error!(group = g, error = %e, "this node was removed from the cluster; it stops joining");
+                    return false;
+                }
                 Err(e) => {
                     tracing::warn!(group = g, via, tries, error = %e, "joining the group failed; retrying");
                     tokio::time::sleep(wait).await;
@@ -1397,6 +1395,7 @@ async fn join(
         }
         tracing::info!(group = g, tries, "joined group");
     }
+    true
 }
 
 /// One of the other members this node's replicas know of (the `n`th,

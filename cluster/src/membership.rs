@@ -4,10 +4,10 @@
 //! redirects to the leader with its RPC address, so a node that knows only
 //! one member (a joining node) can find every leader.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use herald_storage::{GroupId, NodeId, TypeConfig};
+use herald_storage::{CmdResult, Command, GroupId, NodeId, TypeConfig};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Raft};
 use serde::{Deserialize, Serialize};
@@ -60,35 +60,27 @@ pub(crate) async fn change_members_local(
     };
     // A deposed leader that has not heard of its successor would answer
     // from a stale membership (and call removing a node it never saw join
-    // done): confirm the leadership with a quorum first.
-    if raft.metrics().borrow().current_leader == Some(raft_id(raft)) {
-        let confirmed = tokio::time::timeout(timeout, raft.ensure_linearizable()).await;
-        if !matches!(confirmed, Ok(Ok(_))) {
+    // done): a leader confirms its leadership with a quorum first, which
+    // also applies its whole log (the retired nodes below are then current).
+    let mut confirmed = false;
+    let MemberView {
+        leader,
+        voters,
+        members,
+        redirect,
+    } = loop {
+        let view = member_view(raft);
+        if view.leader != Some(raft_id(raft)) || confirmed {
+            break view;
+        }
+        let confirmed_now = tokio::time::timeout(timeout, raft.ensure_linearizable()).await;
+        if !matches!(confirmed_now, Ok(Ok(_))) {
             return MemberAnswer::Failed(ClusterError::NotLeader {
                 group,
                 leader: None,
             });
         }
-    }
-    let (leader, voters, members, redirect) = {
-        let m = raft.metrics();
-        let m = m.borrow();
-        let membership = m.membership_config.membership();
-        let redirect = m.current_leader.and_then(|l| {
-            membership
-                .get_node(&l)
-                .filter(|n| !n.addr.is_empty())
-                .map(|n| (l, n.addr.clone()))
-        });
-        (
-            m.current_leader,
-            membership.voter_ids().collect::<BTreeSet<NodeId>>(),
-            membership
-                .nodes()
-                .map(|(&id, n)| (id, n.clone()))
-                .collect::<std::collections::BTreeMap<NodeId, BasicNode>>(),
-            redirect,
-        )
+        confirmed = true;
     };
     if leader != Some(raft_id(raft)) {
         return match redirect {
@@ -105,6 +97,34 @@ pub(crate) async fn change_members_local(
             group,
             leader: None,
         });
+    }
+    // A removed node is never added back: its own join may still be asking
+    // (a removal can start before the join reached this group).
+    let adds: Vec<NodeId> = match change {
+        MemberChange::Add { node, .. } | MemberChange::Learn { node, .. } => vec![*node],
+        MemberChange::SetVoters { to, .. } => to.difference(&voters).copied().collect(),
+        MemberChange::Remove { .. } => Vec::new(),
+    };
+    for node in adds {
+        match holds.is_retired(group, node) {
+            Ok(false) => {}
+            Ok(true) => return MemberAnswer::Failed(ClusterError::Retired { group, node }),
+            Err(e) => return MemberAnswer::Failed(e),
+        }
+    }
+    let retire = match change {
+        MemberChange::Remove { node } => match holds.is_retired(group, *node) {
+            Ok(done) => !done,
+            Err(e) => return MemberAnswer::Failed(e),
+        },
+        _ => false,
+    };
+    if retire {
+        // Not proposed in the middle of a handover of this group.
+        let deadline = tokio::time::Instant::now() + timeout;
+        if let Err(e) = holds.pass(raft, group, deadline).await {
+            return MemberAnswer::Failed(e);
+        }
     }
     if let MemberChange::SetVoters { from, to } = change {
         if *from != voters {
@@ -154,6 +174,14 @@ pub(crate) async fn change_members_local(
                 Ok(())
             }
             MemberChange::Remove { node } => {
+                // First the tombstone, which every later member change of
+                // this group reads: the node's join cannot add it back.
+                if retire {
+                    let written = raft
+                        .client_write(Command::RetireNode { node: *node })
+                        .await?;
+                    debug_assert_eq!(written.data, CmdResult::Done, "every group retires nodes");
+                }
                 if !members.contains_key(node) {
                     return Ok(());
                 }
@@ -199,6 +227,33 @@ pub(crate) async fn change_members_local(
             MemberAnswer::Failed(ClusterError::Unavailable(e.to_string()))
         }
         Err(RaftError::Fatal(e)) => MemberAnswer::Failed(ClusterError::Fatal(e.to_string())),
+    }
+}
+
+/// What a replica knows of its group's members.
+struct MemberView {
+    leader: Option<NodeId>,
+    voters: BTreeSet<NodeId>,
+    members: BTreeMap<NodeId, BasicNode>,
+    /// The leader and its address, to redirect to.
+    redirect: Option<(NodeId, String)>,
+}
+
+fn member_view(raft: &Raft<TypeConfig>) -> MemberView {
+    let m = raft.metrics();
+    let m = m.borrow();
+    let membership = m.membership_config.membership();
+    let redirect = m.current_leader.and_then(|l| {
+        membership
+            .get_node(&l)
+            .filter(|n| !n.addr.is_empty())
+            .map(|n| (l, n.addr.clone()))
+    });
+    MemberView {
+        leader: m.current_leader,
+        voters: membership.voter_ids().collect(),
+        members: membership.nodes().map(|(&id, n)| (id, n.clone())).collect(),
+        redirect,
     }
 }
 

@@ -514,3 +514,58 @@ async fn herald_calls_reach_the_service_of_the_node_they_name() {
         n.server.shutdown(Duration::from_millis(100)).await;
     }
 }
+
+/// A removal can start before the node it removes has joined a group (its
+/// join asks each group's leader in turn): the groups it has left, or never
+/// reached, refuse to add it afterwards, and the node id stays retired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_node_id_is_never_added_back() {
+    use herald_cluster::{ClusterError, MemberChange};
+    let nodes = start_cluster(3).await;
+    let groups = SHARDS + 1;
+    // Node 9 has not joined anything yet: its removal goes through (a
+    // no-op for membership) and leaves it retired in every group.
+    nodes[1].host.remove_node(9).await.expect("remove node 9");
+    for group in 0..groups {
+        let learn = MemberChange::Learn {
+            node: 9,
+            addr: "127.0.0.1:9".into(),
+        };
+        let refused = nodes[2].host.change_members(group, learn).await;
+        assert_eq!(refused, Err(ClusterError::Retired { group, node: 9 }));
+    }
+    // Node 3, a voter of every group, is removed; it is then refused as a
+    // learner and as a voter, through any node.
+    nodes[0].host.remove_node(3).await.expect("remove node 3");
+    let status = nodes[0].host.status();
+    assert!(status
+        .iter()
+        .all(|g| !g.voters.contains(&3) && !g.learners.contains(&3)));
+    let addr = nodes[2].server.local_addr().to_string();
+    let learn = MemberChange::Learn { node: 3, addr };
+    let refused = nodes[1].host.change_members(META_GROUP, learn).await;
+    assert_eq!(
+        refused,
+        Err(ClusterError::Retired {
+            group: META_GROUP,
+            node: 3
+        })
+    );
+    let voters: std::collections::BTreeSet<NodeId> = status[1].voters.iter().copied().collect();
+    let to = voters.iter().copied().chain([3]).collect();
+    let promote = MemberChange::SetVoters { from: voters, to };
+    let refused = nodes[0].host.change_members(1, promote).await;
+    assert_eq!(refused, Err(ClusterError::Retired { group: 1, node: 3 }));
+    // The others serve on.
+    let id = "after-removal";
+    let g = nodes[1].host.group_of("app", id);
+    let written = nodes[1].host.propose(g, upsert(id)).await;
+    assert!(
+        matches!(written, Ok(CmdResult::Written { .. })),
+        "{written:?}"
+    );
+    for n in nodes {
+        n.host.shutdown().await;
+        n.server.shutdown(Duration::from_millis(100)).await;
+    }
+}

@@ -397,7 +397,6 @@ async fn remove_node(State(st): St, Path(node): Path<String>) -> ApiResult {
         )));
     }
     host.remove_node(node).await.map_err(|e| match e {
-        // Not now (the node is still joining): the caller's to retry.
         herald_cluster::ClusterError::Config(m) => ApiError::bad_request(m),
         e => ApiError::from(herald_actors::ServiceError::from(e)),
     })?;

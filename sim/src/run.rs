@@ -526,7 +526,7 @@ fn finish_removal(
 ) {
     for attempt in 0..REMOVAL_TRIES_MAX {
         if attempt > 0 {
-            // A node still joining is refused until its join is through.
+            // A leader may be unknown for a moment (a restarted node).
             for _ in 0..200 {
                 step(world, committed, violations);
             }
@@ -584,8 +584,9 @@ fn heal(
     }
     // A node half removed may belong to no group any more (it would never
     // finish starting): the others must serve without it, and its removal
-    // is finished then. It is started all the same, in case it was still
-    // joining (its removal waits for the join to be through).
+    // is finished then. It is started all the same: its process runs until
+    // its removal is through, as an operator's would (a join of its that
+    // is still under way is refused by the groups it has left).
     for id in world
         .nodes
         .iter()

@@ -150,7 +150,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
     cmd: &Command,
 ) -> Result<CmdResult> {
     let is_meta_group = group == keys::META_GROUP;
-    if cmd.is_meta() != is_meta_group {
+    if !cmd.any_group() && cmd.is_meta() != is_meta_group {
         return Ok(CmdResult::Rejected(format!(
             "command not accepted by raft group {group}"
         )));
@@ -868,6 +868,10 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             txn.changes.push(Change::AppPurged {
                 app_id: app_id.clone(),
             });
+            Ok(CmdResult::Done)
+        }
+        Command::RetireNode { node } => {
+            txn.put_json(keys::retired_node(group, *node), &true);
             Ok(CmdResult::Done)
         }
         Command::CloseIdleSessions {

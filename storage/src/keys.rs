@@ -46,6 +46,8 @@ pub mod tag {
     pub const CAMPAIGN_CHARGE: u8 = 0x24;
     pub const JOB: u8 = 0x25;
     pub const SEGMENT_MEMBER: u8 = 0x26;
+    /// Node ids removed from a group, never to be added again (any group).
+    pub const RETIRED_NODE: u8 = 0x27;
     // node column family (no group prefix)
     pub const NODE_CLUSTER: u8 = 0x20;
 }
@@ -81,6 +83,13 @@ pub fn table(group: GroupId, tag: u8) -> Vec<u8> {
     let mut k = Vec::with_capacity(32);
     k.extend_from_slice(&group.to_be_bytes());
     k.push(tag);
+    k
+}
+
+/// Marks `node` as removed from `group` for good.
+pub fn retired_node(group: GroupId, node: u64) -> Vec<u8> {
+    let mut k = table(group, tag::RETIRED_NODE);
+    k.extend_from_slice(&node.to_be_bytes());
     k
 }
 

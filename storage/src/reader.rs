@@ -36,6 +36,15 @@ impl<E: KvEngine> Reader<E> {
         Self { engine }
     }
 
+    /// Whether `node` was removed from `group` for good
+    /// (`Command::RetireNode`).
+    pub fn is_retired(&self, group: GroupId, node: u64) -> Result<bool> {
+        Ok(self
+            .engine
+            .get(Cf::State, &keys::retired_node(group, node))?
+            .is_some())
+    }
+
     /// An app, including one being deleted.
     pub fn app_any(&self, app_id: &str) -> Result<Option<AppRecord>> {
         self.engine

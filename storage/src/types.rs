@@ -567,9 +567,21 @@ pub enum Command {
         app_id: String,
         segment_id: String,
     },
+    // any group
+    /// Records that `node` was removed from this group for good: member
+    /// changes refuse to add it again (a removal can race the node's own
+    /// join; node ids are not reused).
+    RetireNode {
+        node: NodeId,
+    },
 }
 
 impl Command {
+    /// Accepted by the meta group and by every data shard alike.
+    pub fn any_group(&self) -> bool {
+        matches!(self, Command::RetireNode { .. })
+    }
+
     pub fn is_meta(&self) -> bool {
         matches!(
             self,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use herald_model::wire::{EndpointRequest, EndpointUser};
 use herald_storage::{
     ApplyLimits, CmdResult, Command, EndpointUpsert, KvEngine, LogStore, MemEngine, Reader,
-    RocksEngine, StateMachine, TypeConfig,
+    RocksEngine, StateMachine, TypeConfig, META_GROUP,
 };
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
@@ -329,6 +329,45 @@ fn segment_members_on_both_engines() {
     )));
     let (_d, e) = rocks();
     rt().block_on(segment_members_follow_segment_and_app(e));
+}
+
+/// Every group, meta and data alike, records retired node ids, and a
+/// snapshot carries them to the replica that installs it.
+async fn retired_nodes_are_kept_per_group<E: KvEngine>(engine: Arc<E>) {
+    let r = Reader::new(engine.clone());
+    for group in [META_GROUP, GROUP] {
+        let mut sm = StateMachine::open(engine.clone(), group, None).unwrap();
+        let res = sm
+            .apply(vec![entry(1, Command::RetireNode { node: 4 })])
+            .await
+            .unwrap();
+        assert_eq!(res, vec![CmdResult::Done], "group {group}");
+        assert!(r.is_retired(group, 4).unwrap());
+        assert!(!r.is_retired(group, 5).unwrap());
+    }
+    let mut sm = StateMachine::open(engine.clone(), GROUP, None).unwrap();
+    let snap = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let other = Arc::new(MemEngine::new());
+    let mut replica = StateMachine::open(other.clone(), GROUP, None).unwrap();
+    replica
+        .install_snapshot(&snap.meta, snap.snapshot)
+        .await
+        .unwrap();
+    let r = Reader::new(other);
+    assert!(r.is_retired(GROUP, 4).unwrap());
+    assert!(!r.is_retired(META_GROUP, 4).unwrap(), "each group its own");
+}
+
+#[test]
+fn retired_nodes_on_both_engines() {
+    rt().block_on(retired_nodes_are_kept_per_group(Arc::new(MemEngine::new())));
+    let (_d, e) = rocks();
+    rt().block_on(retired_nodes_are_kept_per_group(e));
 }
 
 #[test]
