@@ -42,10 +42,10 @@ struct Args {
     /// `--features canaries`).
     #[arg(long)]
     canary: Option<herald_sim::canary::Canary>,
-    /// Add and remove nodes during the chaos phase (about 1% of seeds still
-    /// fail with it; not part of `make test` yet).
+    /// Keep the cluster's nodes as they are (by default nodes are added
+    /// and removed during the chaos phase).
     #[arg(long)]
-    membership: bool,
+    no_membership: bool,
     /// Seeds run side by side (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
@@ -63,8 +63,8 @@ fn replay_command(args: &Args, seed: u64) -> String {
     if args.shards != defaults.shards {
         cmd += &format!(" --shards {}", args.shards);
     }
-    if args.membership {
-        cmd += " --membership";
+    if args.no_membership {
+        cmd += " --no-membership";
     }
     if args.skew_ms != defaults.max_skew_ms {
         cmd += &format!(" --skew-ms {}", args.skew_ms);
@@ -113,7 +113,7 @@ fn main() -> ExitCode {
         echo: args.trace,
         canary: args.canary,
         max_skew_ms: args.skew_ms.max(0),
-        membership: args.membership,
+        membership: !args.no_membership,
         ..Options::default()
     };
     if let Some(c) = args.canary.filter(|c| !c.available()) {

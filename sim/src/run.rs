@@ -33,8 +33,7 @@ pub struct Options {
     pub echo: bool,
     /// A planted bug to switch on.
     pub canary: Option<Canary>,
-    /// Add and remove nodes during the chaos phase (off by default: about
-    /// 1% of seeds still fail with it, see docs/decisions.md).
+    /// Add and remove nodes during the chaos phase.
     pub membership: bool,
 }
 
@@ -48,7 +47,7 @@ impl Default for Options {
             max_skew_ms: 500,
             echo: false,
             canary: None,
-            membership: false,
+            membership: true,
         }
     }
 }
