@@ -8,6 +8,7 @@
 //! backoff arithmetic those actors use; it reads no clock and draws no
 //! randomness (time and random numbers are passed in).
 
+pub mod apns;
 mod corked;
 pub mod outbox;
 pub mod pacing;

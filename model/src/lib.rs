@@ -7,7 +7,8 @@
 //! message template shapes and checks (`template`), per-recipient template
 //! rendering (`render`), segment definitions and membership (`segment`),
 //! shard-local segment indexes (`segment_index`),
-//! campaign shapes, treatment assignment and limits (`campaign`), and schedule,
+//! campaign shapes, treatment assignment and limits (`campaign`), mobile push
+//! messages and APNs payloads (`push`), and schedule,
 //! time-zone and quiet-time math (`schedule`).
 //!
 //! Contract: no IO, no async, no clock reads (time is always passed in), no
@@ -24,6 +25,7 @@ pub mod import;
 pub mod limits;
 pub mod message;
 pub mod placement;
+pub mod push;
 pub mod render;
 pub mod schedule;
 pub mod segment;

@@ -1,0 +1,439 @@
+//! Mobile push messages: the `APNSMessage` and `DefaultPushNotificationMessage`
+//! of a send, merged (the channel's own message wins field by field) and
+//! turned into what APNs receives: the JSON payload and the `apns-*`
+//! headers' values.
+//!
+//! Payload shape (Apple's "Generating a remote notification"):
+//!
+//! | message | payload |
+//! |---|---|
+//! | `RawContent` | sent as it is (a JSON object); nothing else is added |
+//! | `Title`, `Body` | `aps.alert.title`, `aps.alert.body` |
+//! | `Badge`, `Sound`, `Category`, `ThreadId` | `aps.badge`, `aps.sound`, `aps.category`, `aps.thread-id` |
+//! | `SilentPush` | `aps.content-available: 1`, no alert, push type `background`, priority 5 |
+//! | `MediaUrl` | `aps.mutable-content: 1` and `data.media-url` (for a notification service extension) |
+//! | `Action` `URL` / `DEEP_LINK` with `Url` | `data.pinpoint.deeplink` |
+//! | `Data` | `data.<key>` for each key |
+//!
+//! `Priority` is `high`/`10` or `normal`/`5`; `TimeToLive` (seconds) becomes
+//! `apns-expiration` = now + TTL (0: deliver now or never). Payloads are at
+//! most 4 KB (5 KB for VoIP), as APNs enforces.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::message::Substitutions;
+use crate::validate::ValidationError;
+
+/// Largest payload APNs accepts for a regular push.
+pub const APNS_PAYLOAD_BYTES_MAX: usize = 4096;
+/// Largest payload APNs accepts for a VoIP push.
+pub const APNS_VOIP_PAYLOAD_BYTES_MAX: usize = 5120;
+/// `apns-collapse-id` is at most 64 bytes.
+pub const APNS_COLLAPSE_ID_BYTES_MAX: usize = 64;
+
+/// Pinpoint's `APNSMessage`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ApnsMessage {
+    #[serde(
+        rename = "APNSPushType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub apns_push_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub badge: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collapse_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_authentication_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_push: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sound: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub substitutions: Option<Substitutions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_live: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// Pinpoint's `DefaultPushNotificationMessage`: what every push channel
+/// sends unless its own message says otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DefaultPushMessage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_push: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub substitutions: Option<Substitutions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// The APNs message a send uses: `apns` over `default`, field by field.
+pub fn apns_merge(default: Option<&DefaultPushMessage>, apns: Option<&ApnsMessage>) -> ApnsMessage {
+    let mut m = apns.cloned().unwrap_or_default();
+    if let Some(d) = default {
+        m.action = m.action.or_else(|| d.action.clone());
+        m.body = m.body.or_else(|| d.body.clone());
+        m.data = m.data.or_else(|| d.data.clone());
+        m.silent_push = m.silent_push.or(d.silent_push);
+        m.title = m.title.or_else(|| d.title.clone());
+        m.url = m.url.or_else(|| d.url.clone());
+        if m.substitutions.is_none() {
+            m.substitutions = d.substitutions.clone();
+        }
+    }
+    m
+}
+
+/// Push types APNs knows (`apns-push-type`).
+pub const APNS_PUSH_TYPES: [&str; 8] = [
+    "alert",
+    "background",
+    "voip",
+    "complication",
+    "fileprovider",
+    "mdm",
+    "liveactivity",
+    "location",
+];
+
+/// Checks what can be checked before rendering: push type, priority,
+/// collapse id, action, TTL, and that `RawContent` is a JSON object.
+pub fn apns_check(m: &ApnsMessage) -> Result<(), ValidationError> {
+    let bad = |m: String| Err(ValidationError(m));
+    if let Some(t) = m.apns_push_type.as_deref() {
+        if !APNS_PUSH_TYPES.contains(&t) {
+            return bad(format!(
+                "APNSPushType {t:?} is not one of {}",
+                APNS_PUSH_TYPES.join(", ")
+            ));
+        }
+    }
+    if let Some(p) = m.priority.as_deref() {
+        if priority_of(p).is_none() {
+            return bad(format!("Priority {p:?} must be high, normal, 10 or 5"));
+        }
+    }
+    if let Some(c) = m.collapse_id.as_deref() {
+        if c.len() > APNS_COLLAPSE_ID_BYTES_MAX {
+            return bad(format!(
+                "CollapseId is {} bytes; APNs takes at most {APNS_COLLAPSE_ID_BYTES_MAX}",
+                c.len()
+            ));
+        }
+    }
+    if let Some(a) = m.action.as_deref() {
+        if !["OPEN_APP", "DEEP_LINK", "URL"].contains(&a) {
+            return bad(format!("Action {a:?} must be OPEN_APP, DEEP_LINK or URL"));
+        }
+    }
+    if m.time_to_live.is_some_and(|t| t < 0) {
+        return bad("TimeToLive must not be negative".into());
+    }
+    if let Some(raw) = m.raw_content.as_deref() {
+        match serde_json::from_str::<Value>(raw) {
+            Ok(Value::Object(_)) => {}
+            Ok(_) => return bad("RawContent must be a JSON object".into()),
+            Err(e) => return bad(format!("RawContent is not JSON: {e}")),
+        }
+    }
+    Ok(())
+}
+
+fn priority_of(p: &str) -> Option<u8> {
+    match p.to_ascii_lowercase().as_str() {
+        "high" | "10" => Some(10),
+        "normal" | "5" => Some(5),
+        _ => None,
+    }
+}
+
+/// One push as APNs receives it: the body and the `apns-*` header values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApnsPush {
+    pub payload: Vec<u8>,
+    /// `apns-push-type`.
+    pub push_type: String,
+    /// `apns-priority`: 10 (now) or 5 (when the device sees fit).
+    pub priority: u8,
+    /// `apns-expiration` (unix seconds; 0 = now or never), when a TTL is set.
+    pub expiration: Option<i64>,
+    /// `apns-collapse-id`.
+    pub collapse_id: Option<String>,
+}
+
+/// Builds the push of `m` (already rendered for its recipient) for a VoIP
+/// channel or not, at `now_unix_secs`.
+pub fn apns_push(
+    m: &ApnsMessage,
+    voip: bool,
+    now_unix_secs: i64,
+) -> Result<ApnsPush, ValidationError> {
+    apns_check(m)?;
+    let silent = m.silent_push.unwrap_or(false);
+    let payload = match m.raw_content.as_deref() {
+        Some(raw) => serde_json::from_str::<Value>(raw)
+            .map_err(|e| ValidationError(format!("RawContent is not JSON: {e}")))?,
+        None => payload_of(m, silent),
+    };
+    let payload = serde_json::to_vec(&payload).expect("JSON values serialize");
+    let max = if voip {
+        APNS_VOIP_PAYLOAD_BYTES_MAX
+    } else {
+        APNS_PAYLOAD_BYTES_MAX
+    };
+    if payload.len() > max {
+        return Err(ValidationError(format!(
+            "the APNs payload is {} bytes; APNs takes at most {max}",
+            payload.len()
+        )));
+    }
+    let push_type = match m.apns_push_type.as_deref() {
+        Some(t) => t.to_owned(),
+        None if voip => "voip".to_owned(),
+        None if silent => "background".to_owned(),
+        None => "alert".to_owned(),
+    };
+    // Apple refuses priority 10 for background pushes.
+    let priority = match m.priority.as_deref().and_then(priority_of) {
+        Some(p) => p,
+        None if push_type == "background" => 5,
+        None => 10,
+    };
+    Ok(ApnsPush {
+        payload,
+        push_type,
+        priority,
+        expiration: m.time_to_live.map(|ttl| {
+            if ttl == 0 {
+                0
+            } else {
+                now_unix_secs.saturating_add(ttl)
+            }
+        }),
+        collapse_id: m.collapse_id.clone().filter(|c| !c.is_empty()),
+    })
+}
+
+fn payload_of(m: &ApnsMessage, silent: bool) -> Value {
+    let mut aps = Map::new();
+    if silent {
+        aps.insert("content-available".into(), json!(1));
+    } else {
+        let mut alert = Map::new();
+        if let Some(t) = m.title.as_deref().filter(|t| !t.is_empty()) {
+            alert.insert("title".into(), json!(t));
+        }
+        if let Some(b) = m.body.as_deref().filter(|b| !b.is_empty()) {
+            alert.insert("body".into(), json!(b));
+        }
+        if !alert.is_empty() {
+            aps.insert("alert".into(), Value::Object(alert));
+        }
+        if let Some(s) = m.sound.as_deref().filter(|s| !s.is_empty()) {
+            aps.insert("sound".into(), json!(s));
+        }
+    }
+    if let Some(b) = m.badge {
+        aps.insert("badge".into(), json!(b));
+    }
+    if let Some(c) = m.category.as_deref().filter(|c| !c.is_empty()) {
+        aps.insert("category".into(), json!(c));
+    }
+    if let Some(t) = m.thread_id.as_deref().filter(|t| !t.is_empty()) {
+        aps.insert("thread-id".into(), json!(t));
+    }
+    let media = m.media_url.as_deref().filter(|u| !u.is_empty());
+    if media.is_some() {
+        aps.insert("mutable-content".into(), json!(1));
+    }
+    let mut data = Map::new();
+    for (k, v) in m.data.iter().flatten() {
+        data.insert(k.clone(), json!(v));
+    }
+    if let Some(u) = media {
+        data.insert("media-url".into(), json!(u));
+    }
+    let link = matches!(m.action.as_deref(), Some("URL" | "DEEP_LINK"));
+    if let Some(u) = m.url.as_deref().filter(|u| link && !u.is_empty()) {
+        data.insert("pinpoint".into(), json!({ "deeplink": u }));
+    }
+    let mut payload = Map::new();
+    payload.insert("aps".into(), Value::Object(aps));
+    if !data.is_empty() {
+        payload.insert("data".into(), Value::Object(data));
+    }
+    Value::Object(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert() -> ApnsMessage {
+        ApnsMessage {
+            title: Some("Sale".into()),
+            body: Some("20% off today".into()),
+            badge: Some(3),
+            sound: Some("default".into()),
+            ..Default::default()
+        }
+    }
+
+    fn json_of(p: &ApnsPush) -> Value {
+        serde_json::from_slice(&p.payload).unwrap()
+    }
+
+    #[test]
+    fn an_alert_has_title_body_badge_and_sound() {
+        let p = apns_push(&alert(), false, 1_000).unwrap();
+        assert_eq!(
+            json_of(&p),
+            json!({"aps": {"alert": {"title": "Sale", "body": "20% off today"}, "badge": 3, "sound": "default"}})
+        );
+        assert_eq!((p.push_type.as_str(), p.priority), ("alert", 10));
+        assert_eq!(p.expiration, None);
+    }
+
+    #[test]
+    fn a_silent_push_is_a_background_push_without_alert() {
+        let m = ApnsMessage {
+            silent_push: Some(true),
+            data: Some(BTreeMap::from([("k".into(), "v".into())])),
+            ..alert()
+        };
+        let p = apns_push(&m, false, 0).unwrap();
+        assert_eq!(
+            json_of(&p),
+            json!({"aps": {"content-available": 1, "badge": 3}, "data": {"k": "v"}})
+        );
+        assert_eq!((p.push_type.as_str(), p.priority), ("background", 5));
+    }
+
+    #[test]
+    fn raw_content_is_sent_as_it_is() {
+        let m = ApnsMessage {
+            raw_content: Some(r#"{"aps":{"alert":"raw"},"x":1}"#.into()),
+            ..alert()
+        };
+        let p = apns_push(&m, false, 0).unwrap();
+        assert_eq!(json_of(&p), json!({"aps": {"alert": "raw"}, "x": 1}));
+        let bad = ApnsMessage {
+            raw_content: Some("[1]".into()),
+            ..Default::default()
+        };
+        assert!(apns_push(&bad, false, 0).is_err());
+    }
+
+    #[test]
+    fn headers_follow_priority_ttl_collapse_id_and_voip() {
+        let m = ApnsMessage {
+            priority: Some("normal".into()),
+            time_to_live: Some(60),
+            collapse_id: Some("score".into()),
+            media_url: Some("https://example.com/a.png".into()),
+            action: Some("DEEP_LINK".into()),
+            url: Some("app://x".into()),
+            ..alert()
+        };
+        let p = apns_push(&m, true, 1_000).unwrap();
+        assert_eq!(p.push_type, "voip");
+        assert_eq!(p.priority, 5);
+        assert_eq!(p.expiration, Some(1_060));
+        assert_eq!(p.collapse_id.as_deref(), Some("score"));
+        let j = json_of(&p);
+        assert_eq!(j["aps"]["mutable-content"], json!(1));
+        assert_eq!(j["data"]["media-url"], json!("https://example.com/a.png"));
+        assert_eq!(j["data"]["pinpoint"]["deeplink"], json!("app://x"));
+        let now_or_never = ApnsMessage {
+            time_to_live: Some(0),
+            ..alert()
+        };
+        assert_eq!(
+            apns_push(&now_or_never, false, 5).unwrap().expiration,
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn bad_fields_are_refused_with_their_name() {
+        let cases = [
+            ApnsMessage {
+                priority: Some("urgent".into()),
+                ..alert()
+            },
+            ApnsMessage {
+                apns_push_type: Some("banner".into()),
+                ..alert()
+            },
+            ApnsMessage {
+                collapse_id: Some("x".repeat(65)),
+                ..alert()
+            },
+            ApnsMessage {
+                body: Some("x".repeat(5000)),
+                ..alert()
+            },
+        ];
+        let names = ["Priority", "APNSPushType", "CollapseId", "payload"];
+        for (m, name) in cases.iter().zip(names) {
+            let e = apns_push(m, false, 0).unwrap_err();
+            assert!(e.0.contains(name), "{e:?} should name {name}");
+        }
+    }
+
+    #[test]
+    fn the_channel_message_wins_over_the_default_field_by_field() {
+        let d = DefaultPushMessage {
+            title: Some("default title".into()),
+            body: Some("default body".into()),
+            url: Some("https://d".into()),
+            ..Default::default()
+        };
+        let a = ApnsMessage {
+            body: Some("apns body".into()),
+            ..Default::default()
+        };
+        let m = apns_merge(Some(&d), Some(&a));
+        assert_eq!(m.title.as_deref(), Some("default title"));
+        assert_eq!(m.body.as_deref(), Some("apns body"));
+        assert_eq!(m.url.as_deref(), Some("https://d"));
+        assert_eq!(
+            apns_merge(Some(&d), None).body.as_deref(),
+            Some("default body")
+        );
+    }
+}
