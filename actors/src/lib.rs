@@ -15,12 +15,14 @@ pub mod campaigns;
 #[cfg(feature = "canaries")]
 pub mod canary;
 pub mod clock;
+pub mod credentials;
 pub mod definitions;
 pub mod delivery;
 pub mod endpoint;
 pub mod engagement;
 pub mod jobs;
 pub mod node_calls;
+pub mod push_channels;
 pub mod runtime;
 pub mod segment_indexes;
 pub mod segments;

@@ -251,6 +251,7 @@ impl<E: KvEngine> Herald<E> {
             },
             email_channel: None,
             custom_channel: None,
+            apns_channels: Default::default(),
             deleting: false,
             id,
         };
@@ -427,6 +428,12 @@ impl<E: KvEngine> Herald<E> {
         let mut channels = BTreeMap::new();
         if let Some(ch) = &app.email_channel {
             channels.insert("EMAIL".to_owned(), herald_model::channel::email_summary(ch));
+        }
+        for (platform, ch) in &app.apns_channels {
+            channels.insert(
+                platform.clone(),
+                herald_model::channel::apns_summary(&ch.response),
+            );
         }
         Ok(ChannelsResponse { channels })
     }

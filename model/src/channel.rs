@@ -211,3 +211,237 @@ mod tests {
         assert_eq!(email_summary(&second).version, Some(2));
     }
 }
+
+/// The APNs channel types and the path segment of each one's API.
+pub const APNS_CHANNELS: [(&str, &str); 4] = [
+    ("APNS", "apns"),
+    ("APNS_SANDBOX", "apns_sandbox"),
+    ("APNS_VOIP", "apns_voip"),
+    ("APNS_VOIP_SANDBOX", "apns_voip_sandbox"),
+];
+
+/// Pinpoint's `APNSChannelRequest` (and its sandbox and VoIP twins).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ApnsChannelRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_authentication_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_key_id: Option<String>,
+}
+
+/// Pinpoint's `APNSChannelResponse`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ApnsChannelResponse {
+    pub application_id: String,
+    pub creation_date: String,
+    pub default_authentication_method: String,
+    pub enabled: bool,
+    pub has_credential: bool,
+    pub has_token_key: bool,
+    pub id: String,
+    pub is_archived: bool,
+    pub last_modified_date: String,
+    pub platform: String,
+    pub version: u32,
+}
+
+/// Which credentials an APNs channel request brings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApnsCredentialsGiven {
+    pub token: bool,
+    pub certificate: bool,
+}
+
+/// Checks an APNs channel request against the stored channel: token auth
+/// needs `TokenKey`, `TokenKeyId`, `TeamId` and `BundleId` together;
+/// certificate auth `Certificate` and `PrivateKey` together (and `BundleId`,
+/// the topic herald sends to); a channel is created with one of them, and
+/// later updates may leave credentials out (the stored ones are kept).
+/// Answers the authentication method to use.
+pub fn apns_channel_check(
+    req: &ApnsChannelRequest,
+    existing: Option<&ApnsChannelResponse>,
+    stored: ApnsCredentialsGiven,
+) -> Result<(String, ApnsCredentialsGiven), crate::validate::ValidationError> {
+    let bad = |m: &str| Err(crate::validate::ValidationError(m.to_owned()));
+    let set = |f: &Option<String>| f.as_deref().is_some_and(|v| !v.trim().is_empty());
+    let token_fields = [&req.token_key, &req.token_key_id, &req.team_id];
+    let token = token_fields.iter().all(|f| set(f));
+    if !token && token_fields.iter().any(|f| set(f)) {
+        return bad("token authentication needs TokenKey, TokenKeyId and TeamId together");
+    }
+    let certificate = set(&req.certificate) && set(&req.private_key);
+    if !certificate && (set(&req.certificate) || set(&req.private_key)) {
+        return bad("certificate authentication needs Certificate and PrivateKey together");
+    }
+    let given = ApnsCredentialsGiven { token, certificate };
+    let has = ApnsCredentialsGiven {
+        token: token || (!certificate && stored.token),
+        certificate: certificate || (!token && stored.certificate),
+    };
+    if !has.token && !has.certificate {
+        return bad(
+            "an APNs channel needs credentials: TokenKey, TokenKeyId, TeamId and BundleId, or Certificate and PrivateKey",
+        );
+    }
+    if (token || certificate || existing.is_none()) && !set(&req.bundle_id) {
+        return bad("BundleId is required: it is the apns-topic herald sends to");
+    }
+    let method = match req.default_authentication_method.as_deref() {
+        Some(m) if m.eq_ignore_ascii_case("token") => "TOKEN",
+        Some(m) if m.eq_ignore_ascii_case("certificate") => "CERTIFICATE",
+        Some(m) => {
+            return bad(&format!(
+                "DefaultAuthenticationMethod {m:?} must be TOKEN or CERTIFICATE"
+            ))
+        }
+        None if token => "TOKEN",
+        None if certificate => "CERTIFICATE",
+        None => existing.map_or(if has.token { "TOKEN" } else { "CERTIFICATE" }, |e| {
+            e.default_authentication_method.as_str()
+        }),
+    };
+    if (method == "TOKEN" && !has.token) || (method == "CERTIFICATE" && !has.certificate) {
+        return bad(&format!(
+            "DefaultAuthenticationMethod is {method} but the channel has no such credentials"
+        ));
+    }
+    Ok((method.to_owned(), given))
+}
+
+/// The APNs channel `platform` after an update (rules as for email:
+/// creation date kept, version + 1, enabled by default).
+pub fn apns_update(
+    existing: Option<&ApnsChannelResponse>,
+    app_id: &str,
+    platform: &str,
+    enabled: Option<bool>,
+    method: &str,
+    has_token_key: bool,
+    now_iso: &str,
+) -> ApnsChannelResponse {
+    ApnsChannelResponse {
+        application_id: app_id.to_owned(),
+        creation_date: existing
+            .map(|e| e.creation_date.clone())
+            .unwrap_or_else(|| now_iso.to_owned()),
+        default_authentication_method: method.to_owned(),
+        enabled: enabled.unwrap_or(true),
+        has_credential: true,
+        has_token_key,
+        id: platform.to_ascii_lowercase(),
+        is_archived: false,
+        last_modified_date: now_iso.to_owned(),
+        platform: platform.to_owned(),
+        version: existing.map_or(0, |e| e.version).saturating_add(1),
+    }
+}
+
+/// The `GetChannels` entry of an APNs channel.
+pub fn apns_summary(ch: &ApnsChannelResponse) -> ChannelResponse {
+    ChannelResponse {
+        application_id: Some(ch.application_id.clone()),
+        creation_date: Some(ch.creation_date.clone()),
+        enabled: Some(ch.enabled),
+        has_credential: Some(ch.has_credential),
+        id: Some(ch.id.clone()),
+        is_archived: Some(ch.is_archived),
+        last_modified_by: None,
+        last_modified_date: Some(ch.last_modified_date.clone()),
+        version: Some(ch.version as i32),
+    }
+}
+
+#[cfg(test)]
+mod apns_tests {
+    use super::*;
+
+    fn token_req() -> ApnsChannelRequest {
+        ApnsChannelRequest {
+            bundle_id: Some("com.example.app".into()),
+            team_id: Some("T".into()),
+            token_key: Some("pem".into()),
+            token_key_id: Some("K".into()),
+            ..Default::default()
+        }
+    }
+
+    const NONE: ApnsCredentialsGiven = ApnsCredentialsGiven {
+        token: false,
+        certificate: false,
+    };
+
+    #[test]
+    fn a_new_channel_needs_whole_credentials_and_a_bundle_id() {
+        let (method, given) = apns_channel_check(&token_req(), None, NONE).unwrap();
+        assert_eq!(method, "TOKEN");
+        assert!(given.token && !given.certificate);
+        let half = ApnsChannelRequest {
+            token_key_id: None,
+            ..token_req()
+        };
+        assert!(apns_channel_check(&half, None, NONE)
+            .unwrap_err()
+            .0
+            .contains("TokenKeyId"));
+        let no_bundle = ApnsChannelRequest {
+            bundle_id: None,
+            ..token_req()
+        };
+        assert!(apns_channel_check(&no_bundle, None, NONE)
+            .unwrap_err()
+            .0
+            .contains("BundleId"));
+        assert!(apns_channel_check(&ApnsChannelRequest::default(), None, NONE).is_err());
+        let cert = ApnsChannelRequest {
+            bundle_id: Some("b".into()),
+            certificate: Some("c".into()),
+            private_key: Some("k".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            apns_channel_check(&cert, None, NONE).unwrap().0,
+            "CERTIFICATE"
+        );
+        let wrong = ApnsChannelRequest {
+            default_authentication_method: Some("TOKEN".into()),
+            ..cert
+        };
+        assert!(apns_channel_check(&wrong, None, NONE).is_err());
+    }
+
+    #[test]
+    fn an_update_without_credentials_keeps_the_stored_ones() {
+        let stored = apns_update(None, "a", "APNS", None, "TOKEN", true, "t0");
+        let disable = ApnsChannelRequest {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        let had = ApnsCredentialsGiven {
+            token: true,
+            certificate: false,
+        };
+        let (method, given) = apns_channel_check(&disable, Some(&stored), had).unwrap();
+        assert_eq!((method.as_str(), given), ("TOKEN", NONE));
+        let next = apns_update(Some(&stored), "a", "APNS", Some(false), &method, true, "t1");
+        assert_eq!(
+            (next.version, next.enabled, next.creation_date.as_str()),
+            (2, false, "t0")
+        );
+        assert_eq!(next.id, "apns");
+    }
+}

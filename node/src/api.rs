@@ -177,6 +177,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/tags/{arn}",
             get(list_tags).post(tag_resource).delete(untag_resource),
         )
+        .merge(apns_channel_routes())
         .fallback(not_found)
         // Bodies are bounded by `authenticate`, which buffers them.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -475,6 +476,38 @@ async fn update_email_channel(State(st): St, Path(app): Path<String>, body: Byte
 
 async fn delete_email_channel(State(st): St, Path(app): Path<String>) -> ApiResult {
     reply(StatusCode::OK, &st.herald.delete_email_channel(&app).await?)
+}
+
+/// Get, Update and Delete of the four APNs channels, one path each.
+fn apns_channel_routes() -> Router<Arc<AppState>> {
+    let mut r = Router::new();
+    for (platform, segment) in herald_model::channel::APNS_CHANNELS {
+        r = r.route(
+            &format!("/v1/apps/{{app}}/channels/{segment}"),
+            get(move |State(st): St, Path(app): Path<String>| async move {
+                reply(
+                    StatusCode::OK,
+                    &st.herald.apns_channel(&app, platform).await?,
+                )
+            })
+            .put(
+                move |State(st): St, Path(app): Path<String>, body: Bytes| async move {
+                    let req: herald_model::channel::ApnsChannelRequest = json(&body)?;
+                    reply(
+                        StatusCode::OK,
+                        &st.herald.update_apns_channel(&app, platform, req).await?,
+                    )
+                },
+            )
+            .delete(move |State(st): St, Path(app): Path<String>| async move {
+                reply(
+                    StatusCode::OK,
+                    &st.herald.delete_apns_channel(&app, platform).await?,
+                )
+            }),
+        );
+    }
+    r
 }
 
 async fn update_endpoint(

@@ -219,6 +219,44 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             })?;
             Ok(CmdResult::EmailChannel(removed))
         }
+        Command::UpdateApnsChannel {
+            app_id,
+            platform,
+            write,
+            now_iso,
+        } => {
+            let mut written = None;
+            update_app(txn, app_id, |a| {
+                let response = herald_model::channel::apns_update(
+                    a.apns_channels.get(platform).map(|c| &c.response),
+                    app_id,
+                    platform,
+                    write.enabled,
+                    &write.method,
+                    write.has_token,
+                    now_iso,
+                );
+                written = Some(Box::new(response.clone()));
+                a.apns_channels.insert(
+                    platform.clone(),
+                    crate::types::ApnsChannelRecord {
+                        response,
+                        write: write.clone(),
+                    },
+                );
+            })?;
+            Ok(CmdResult::ApnsChannel(written))
+        }
+        Command::DeleteApnsChannel { app_id, platform } => {
+            let mut removed = None;
+            update_app(txn, app_id, |a| {
+                removed = a
+                    .apns_channels
+                    .remove(platform)
+                    .map(|c| Box::new(c.response))
+            })?;
+            Ok(CmdResult::ApnsChannel(removed))
+        }
         Command::UpsertEndpoints {
             app_id,
             now_iso,

@@ -46,9 +46,40 @@ pub struct AppRecord {
     /// herald's custom (webhook) channel for direct sends, once configured.
     #[serde(default)]
     pub custom_channel: Option<herald_model::channel::CustomChannelResponse>,
+    /// APNs channels by type (`APNS`, `APNS_SANDBOX`, `APNS_VOIP`,
+    /// `APNS_VOIP_SANDBOX`).
+    #[serde(default)]
+    pub apns_channels: BTreeMap<String, ApnsChannelRecord>,
     /// Set while the app's data is being purged from the shards; a deleting
     /// app is invisible to the API.
     pub deleting: bool,
+}
+
+/// A stored APNs channel: what the API shows, and what sending needs. The
+/// credentials (`.p8` key, certificate and private key) are sealed by the
+/// service (AEAD under a per-app key derived from the cluster secret)
+/// before they enter the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApnsChannelRecord {
+    pub response: herald_model::channel::ApnsChannelResponse,
+    #[serde(flatten)]
+    pub write: ApnsChannelWrite,
+}
+
+/// An APNs channel update as the service decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApnsChannelWrite {
+    pub enabled: Option<bool>,
+    /// `TOKEN` or `CERTIFICATE`.
+    pub method: String,
+    /// The `apns-topic` (VoIP channels append `.voip`).
+    pub bundle_id: String,
+    pub team_id: Option<String>,
+    pub token_key_id: Option<String>,
+    pub has_token: bool,
+    pub has_certificate: bool,
+    /// base64(nonce ‖ AEAD ciphertext) of the credentials' JSON.
+    pub sealed_credentials: String,
 }
 
 /// Limits the state machine enforces against stored state. They travel in the
@@ -388,6 +419,17 @@ pub enum Command {
     DeleteEmailChannel {
         app_id: String,
     },
+    /// Creates or replaces the app's APNs channel `platform`.
+    UpdateApnsChannel {
+        app_id: String,
+        platform: String,
+        write: ApnsChannelWrite,
+        now_iso: String,
+    },
+    DeleteApnsChannel {
+        app_id: String,
+        platform: String,
+    },
     UpdateCustomChannel {
         app_id: String,
         request: herald_model::channel::CustomChannelRequest,
@@ -593,6 +635,8 @@ impl Command {
                 | Command::UntagApp { .. }
                 | Command::UpdateEmailChannel { .. }
                 | Command::DeleteEmailChannel { .. }
+                | Command::UpdateApnsChannel { .. }
+                | Command::DeleteApnsChannel { .. }
                 | Command::UpdateCustomChannel { .. }
                 | Command::DeleteCustomChannel { .. }
                 | Command::PutTemplate { .. }
@@ -625,6 +669,9 @@ pub enum CmdResult {
     /// The email channel written, or the one deleted (`None`: the app or
     /// the channel does not exist).
     EmailChannel(Option<Box<EmailChannelResponse>>),
+    /// The APNs channel written, or the one deleted (`None`: the app or the
+    /// channel does not exist).
+    ApnsChannel(Option<Box<herald_model::channel::ApnsChannelResponse>>),
     /// Endpoints displaced from their addresses by `ClaimAddresses`.
     Displaced(Vec<AddressClaim>),
     /// The command was refused as a whole; nothing changed.

@@ -242,6 +242,7 @@ async fn definitions_version_and_claims_compare_and_set<E: KvEngine>(engine: Arc
         settings: Default::default(),
         email_channel: None,
         custom_channel: None,
+        apns_channels: Default::default(),
         deleting: false,
     };
     assert!(matches!(
