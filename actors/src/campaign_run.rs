@@ -1088,6 +1088,7 @@ impl<E: KvEngine> Herald<E> {
                 address: match &p.job {
                     Job::Email(e) => e.to.clone(),
                     Job::Webhook(w) => w.url.clone(),
+                    Job::Apns { push, .. } => push.device_token.clone(),
                 },
             })
             .collect();

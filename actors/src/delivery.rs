@@ -15,9 +15,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use herald_channels::apns::{ApnsIdentity, OutgoingPush};
 use herald_channels::pacing::{Backoff, TokenBucket};
 use herald_channels::smtp::{OutgoingEmail, SendError};
-use herald_channels::transport::{EmailTransport, OutgoingWebhook, WebhookTransport};
+use herald_channels::transport::{
+    EmailTransport, OutgoingWebhook, PushTransport, WebhookTransport,
+};
 use herald_model::message::{DeliveryStatus, Outcome};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -62,8 +65,9 @@ pub struct Delivered {
     pub outcome: Outcome,
     /// Transport calls made (1 when the first one settled it).
     pub attempts: u32,
-    /// A permanent refusal of the recipient (SMTP 550/551/553): the address
-    /// does not exist, and the endpoint should not be mailed again.
+    /// A permanent refusal of the recipient (SMTP 550/551/553, APNs
+    /// `BadDeviceToken` or `Unregistered`): the address does not exist, and
+    /// the endpoint should not be sent to again.
     pub hard_bounce: bool,
 }
 
@@ -98,6 +102,11 @@ pub enum AdmitError {
 pub enum Job {
     Email(OutgoingEmail),
     Webhook(OutgoingWebhook),
+    /// A push to APNs as one of the app's APNs channels.
+    Apns {
+        identity: Arc<ApnsIdentity>,
+        push: OutgoingPush,
+    },
 }
 
 impl Job {
@@ -105,6 +114,7 @@ impl Job {
         match self {
             Job::Email(e) => &e.message_id,
             Job::Webhook(w) => &w.message_id,
+            Job::Apns { push, .. } => &push.message_id,
         }
     }
 
@@ -112,6 +122,7 @@ impl Job {
         match self {
             Job::Email(e) => &e.app_id,
             Job::Webhook(w) => &w.app_id,
+            Job::Apns { push, .. } => &push.app_id,
         }
     }
 
@@ -120,6 +131,11 @@ impl Job {
         match self {
             Job::Email(_) => "EMAIL",
             Job::Webhook(_) => "CUSTOM",
+            Job::Apns { identity, .. } => herald_model::channel::APNS_CHANNELS
+                .iter()
+                .map(|(p, _)| *p)
+                .find(|p| *p == identity.platform)
+                .unwrap_or("APNS"),
         }
     }
 }
@@ -138,6 +154,8 @@ pub enum ChannelMsg {
 struct Shared {
     transport: Arc<dyn EmailTransport>,
     webhooks: Arc<dyn WebhookTransport>,
+    /// APNs (set by `set_push`; without one pushes fail as invalid).
+    push: std::sync::OnceLock<Arc<dyn PushTransport>>,
     /// Apps with their own email transport.
     per_app: BTreeMap<String, Arc<dyn EmailTransport>>,
     clock: Arc<dyn Clock>,
@@ -168,6 +186,7 @@ impl Dispatcher {
             shared: Arc::new(Shared {
                 transport,
                 webhooks,
+                push: std::sync::OnceLock::new(),
                 per_app,
                 clock,
                 entropy,
@@ -177,6 +196,11 @@ impl Dispatcher {
             }),
             actors: tokio::sync::Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Gives the node its push transport (once).
+    pub fn set_push(&self, push: Arc<dyn PushTransport>) {
+        let _ = self.shared.push.set(push);
     }
 
     /// The kind of the default email transport (`smtp`, `outbox`).
@@ -439,6 +463,9 @@ impl Actor for ChannelActor {
 /// a 5.1.x one (bad destination mailbox). `553 5.7.1` (sender refused) or
 /// `550 5.7.1` (content refused) are not the recipient's fault.
 fn is_hard_bounce(channel: &str, code: u16, message: &str) -> bool {
+    if channel.starts_with("APNS") {
+        return herald_channels::apns::is_dead_token(code, message);
+    }
     if channel != "EMAIL" || !matches!(code, 550 | 551 | 553) {
         return false;
     }
@@ -475,6 +502,12 @@ async fn send_with_retries(
                 .post(w, started.div_euclid(1000))
                 .await
                 .map(|status| format!("{status} from the webhook")),
+            Job::Apns { identity, push } => match shared.push.get() {
+                Some(t) => t.send_apns(identity, push, started.div_euclid(1000)).await,
+                None => Err(SendError::Invalid(
+                    "this node has no push transport configured".into(),
+                )),
+            },
         };
         metrics::histogram!("herald_send_attempt_seconds", "channel" => channel)
             .record((shared.clock.now_ms() - started) as f64 / 1000.0);

@@ -74,10 +74,97 @@ pub(crate) struct CustomSpec {
 
 pub(crate) type CustomPlan = std::result::Result<CustomSpec, String>;
 
+/// An APNs channel's message of one request: `APNSMessage` over
+/// `DefaultPushNotificationMessage`, its title and body rendered per
+/// recipient.
+pub(crate) struct ApnsSpec {
+    pub identity: Arc<herald_channels::apns::ApnsIdentity>,
+    /// `apns-topic`.
+    pub topic: String,
+    pub message: herald_model::push::ApnsMessage,
+    pub compiled: Arc<render::Compiled>,
+    pub substitutions: Substitutions,
+    pub voip: bool,
+}
+
+pub(crate) type ApnsPlan = std::result::Result<ApnsSpec, String>;
+
 /// What a request sends on each channel.
 pub(crate) struct Plans {
     pub email: EmailPlan,
     pub custom: CustomPlan,
+    /// Per APNs channel type.
+    pub apns: BTreeMap<&'static str, ApnsPlan>,
+}
+
+impl Plans {
+    /// Whether the request can send to recipients of `channel`.
+    fn available(&self, channel: &str) -> bool {
+        match channel {
+            "EMAIL" => self.email.is_ok(),
+            "CUSTOM" => self.custom.is_ok(),
+            c => self.apns.get(c).is_some_and(|p| p.is_ok()),
+        }
+    }
+
+    /// Why the request cannot send to recipients of `channel`.
+    fn refusal(&self, channel: &str) -> Option<String> {
+        match channel {
+            "EMAIL" => self.email.as_ref().err().cloned(),
+            "CUSTOM" => self.custom.as_ref().err().cloned(),
+            c => match self.apns.get(c) {
+                Some(p) => p.as_ref().err().cloned(),
+                None => Some(format!("herald does not send on the {c} channel yet")),
+            },
+        }
+    }
+}
+
+/// A push to one device, rendered for it.
+fn apns_job(
+    app_id: &str,
+    message_id: &str,
+    address: &str,
+    endpoint: Option<&EndpointResponse>,
+    spec: &ApnsSpec,
+    cfg: &EndpointSendConfiguration,
+    now_unix_secs: i64,
+) -> std::result::Result<Job, String> {
+    let subs = substitutions_of(cfg.substitutions.as_ref(), &spec.substitutions);
+    let channel = spec.identity.platform.as_str();
+    let ctx = render::context(endpoint, address, channel, None, &subs);
+    let mut m = spec.message.clone();
+    let part = |name: &str, set: bool| -> std::result::Result<Option<String>, String> {
+        if !set {
+            return Ok(None);
+        }
+        spec.compiled
+            .render(name, &ctx)
+            .map(Some)
+            .map_err(|e| format!("rendering {name}: {e}"))
+    };
+    m.title = match &cfg.title_override {
+        Some(t) => Some(render_once("TitleOverride", t, &ctx)?),
+        None => part("Title", m.title.is_some())?,
+    };
+    m.body = match &cfg.body_override {
+        Some(b) => Some(render_once("BodyOverride", b, &ctx)?),
+        None => part("Body", m.body.is_some())?,
+    };
+    if let Some(raw) = &cfg.raw_content {
+        m.raw_content = Some(raw.clone());
+    }
+    let push = herald_model::push::apns_push(&m, spec.voip, now_unix_secs).map_err(|e| e.0)?;
+    Ok(Job::Apns {
+        identity: spec.identity.clone(),
+        push: herald_channels::apns::OutgoingPush {
+            message_id: message_id.to_owned(),
+            app_id: app_id.to_owned(),
+            device_token: address.to_owned(),
+            topic: spec.topic.clone(),
+            push,
+        },
+    })
 }
 
 /// One recipient the request will send to, once admitted.
@@ -431,11 +518,7 @@ impl<E: KvEngine> Herald<E> {
             return;
         };
         let channel = ep.channel_type.clone().unwrap_or_default();
-        let available = match channel.as_str() {
-            "EMAIL" => spec.email.is_ok(),
-            "CUSTOM" => spec.custom.is_ok(),
-            _ => false,
-        };
+        let available = spec.available(&channel);
         if let Some(refusal) = message::endpoint_refusal(&ep, available) {
             r.settle(slot, refusal, None);
             return;
@@ -476,23 +559,8 @@ impl<E: KvEngine> Herald<E> {
                 None,
             )
         };
-        match channel {
-            "EMAIL" => {
-                if let Err(why) = &spec.email {
-                    return refuse(r, why);
-                }
-            }
-            "CUSTOM" => {
-                if let Err(why) = &spec.custom {
-                    return refuse(r, why);
-                }
-            }
-            other => {
-                return refuse(
-                    r,
-                    &format!("herald does not send on the {other} channel yet"),
-                )
-            }
+        if let Some(why) = spec.refusal(channel) {
+            return refuse(r, &why);
         }
         if !r.seen.insert(message::dedup_key(channel, address)) {
             r.settle(slot, message::duplicate(), None);
@@ -503,11 +571,22 @@ impl<E: KvEngine> Herald<E> {
             (Ok(email), _, "EMAIL") => self
                 .render_email(app_id, &message_id, address, endpoint, email, cfg, false)
                 .map(Job::Email),
-            (_, Ok(custom), _) => {
+            (_, Ok(custom), "CUSTOM") => {
                 webhook_job(app_id, key, &message_id, address, endpoint, custom, cfg)
                     .map(Job::Webhook)
             }
-            _ => Err("no message for this channel".to_owned()),
+            (_, _, c) => match spec.apns.get(c) {
+                Some(Ok(apns)) => apns_job(
+                    app_id,
+                    &message_id,
+                    address,
+                    endpoint,
+                    apns,
+                    cfg,
+                    self.clock.now_ms().div_euclid(1000),
+                ),
+                _ => Err("no message for this channel".to_owned()),
+            },
         };
         match job {
             Ok(job) => r.planned.push(Planned {
@@ -744,7 +823,115 @@ impl<E: KvEngine> Herald<E> {
         Ok(Plans {
             email: self.email_plan(app, dm, tc).await?,
             custom: self.custom_plan(app, dm, context),
+            apns: self.apns_plans(app, dm)?,
         })
+    }
+
+    /// The request's message for each APNs channel type; a malformed
+    /// `APNSMessage` or `DefaultPushNotificationMessage` refuses the whole
+    /// request.
+    pub(crate) fn apns_plans(
+        &self,
+        app: &AppRecord,
+        dm: &DirectMessageConfiguration,
+    ) -> Result<BTreeMap<&'static str, ApnsPlan>> {
+        use herald_model::push::{apns_check, apns_merge, ApnsMessage, DefaultPushMessage};
+        let default: Option<DefaultPushMessage> = dm
+            .default_push_notification_message
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| {
+                ServiceError::BadRequest(format!("DefaultPushNotificationMessage: {e}"))
+            })?;
+        let apns: Option<ApnsMessage> = dm
+            .apns_message
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| ServiceError::BadRequest(format!("APNSMessage: {e}")))?;
+        let mut plans = BTreeMap::new();
+        if default.is_none() && apns.is_none() {
+            for (platform, _) in herald_model::channel::APNS_CHANNELS {
+                plans.insert(
+                    platform,
+                    Err("the request has no APNSMessage or DefaultPushNotificationMessage".into()),
+                );
+            }
+            return Ok(plans);
+        }
+        let message = apns_merge(default.as_ref(), apns.as_ref());
+        apns_check(&message)
+            .map_err(|e| ServiceError::BadRequest(format!("APNSMessage: {}", e.0)))?;
+        let compiled = Arc::new(
+            render::Compiled::compile(&[
+                (
+                    "Title",
+                    message.title.clone().unwrap_or_default(),
+                    render::Escape::Plain,
+                ),
+                (
+                    "Body",
+                    message.body.clone().unwrap_or_default(),
+                    render::Escape::Plain,
+                ),
+            ])
+            .map_err(|e| ServiceError::BadRequest(format!("APNSMessage: {}", e.0)))?,
+        );
+        let substitutions = message::merged_substitutions(&[
+            dm.default_message
+                .as_ref()
+                .and_then(|d| d.substitutions.as_ref()),
+            message.substitutions.as_ref(),
+        ]);
+        for (platform, _) in herald_model::channel::APNS_CHANNELS {
+            let plan = match app.apns_channels.get(platform) {
+                None => Err(format!(
+                    "the {platform} channel of this app is not configured"
+                )),
+                Some(ch) if !ch.response.enabled => {
+                    Err(format!("the {platform} channel of this app is disabled"))
+                }
+                Some(ch) => {
+                    let creds = self.open_apns_credentials(&app.id, ch)?;
+                    let voip = platform.starts_with("APNS_VOIP");
+                    let identity = herald_channels::apns::ApnsIdentity {
+                        app_id: app.id.clone(),
+                        platform: platform.to_owned(),
+                        version: ch.response.version,
+                        token: match (&creds.token_key, &ch.write.token_key_id, &ch.write.team_id) {
+                            (Some(k), Some(kid), Some(team)) => {
+                                Some((k.clone(), kid.clone(), team.clone()))
+                            }
+                            _ => None,
+                        },
+                        certificate: match (&creds.certificate, &creds.private_key) {
+                            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+                            _ => None,
+                        },
+                        prefer_certificate: message
+                            .preferred_authentication_method
+                            .as_deref()
+                            .unwrap_or(&ch.write.method)
+                            .eq_ignore_ascii_case("certificate"),
+                    };
+                    Ok(ApnsSpec {
+                        identity: Arc::new(identity),
+                        topic: if voip {
+                            format!("{}.voip", ch.write.bundle_id)
+                        } else {
+                            ch.write.bundle_id.clone()
+                        },
+                        message: message.clone(),
+                        compiled: compiled.clone(),
+                        substitutions: substitutions.clone(),
+                        voip,
+                    })
+                }
+            };
+            plans.insert(platform, plan);
+        }
+        Ok(plans)
     }
 
     /// The request's custom-channel message: `DefaultMessage.Body` POSTed to
@@ -1005,6 +1192,9 @@ impl<E: KvEngine> Herald<E> {
                         }
                         Job::Webhook(w) => {
                             attributes.insert("destination".to_owned(), w.url.clone());
+                        }
+                        Job::Apns { push, .. } => {
+                            attributes.insert("destination".to_owned(), push.device_token.clone());
                         }
                     }
                     if let Some(t) = trace_of(key) {

@@ -502,3 +502,142 @@ mod tests {
         assert!(!is_dead_token(400, "BadTopic"));
     }
 }
+
+/// Who a push is sent as: an app's APNs channel, as stored when the push
+/// was planned (`version` changes with every update of the channel).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApnsIdentity {
+    pub app_id: String,
+    /// `APNS`, `APNS_SANDBOX`, `APNS_VOIP` or `APNS_VOIP_SANDBOX`.
+    pub platform: String,
+    pub version: u32,
+    /// Token auth: the `.p8` key's PEM, its key id and the team id.
+    pub token: Option<(String, String, String)>,
+    /// Certificate auth: the certificate chain's and the key's PEM.
+    pub certificate: Option<(String, String)>,
+    /// Use the certificate even when a token is there too.
+    pub prefer_certificate: bool,
+}
+
+impl std::fmt::Debug for ApnsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the keys.
+        f.debug_struct("ApnsIdentity")
+            .field("app_id", &self.app_id)
+            .field("platform", &self.platform)
+            .field("version", &self.version)
+            .field("token", &self.token.is_some())
+            .field("certificate", &self.certificate.is_some())
+            .finish()
+    }
+}
+
+impl ApnsIdentity {
+    /// Whether it sends to Apple's development environment.
+    pub fn sandbox(&self) -> bool {
+        self.platform.ends_with("_SANDBOX")
+    }
+
+    fn auth(&self) -> Result<ApnsAuth, SendError> {
+        match (&self.token, &self.certificate) {
+            (Some((key, kid, team)), None) => ApnsAuth::token(key, kid, team),
+            (Some((key, kid, team)), Some(_)) if !self.prefer_certificate => {
+                ApnsAuth::token(key, kid, team)
+            }
+            (_, Some((cert, key))) => ApnsAuth::certificate(cert, key),
+            (None, None) => Err(SendError::Invalid(format!(
+                "the {} channel has no credentials",
+                self.platform
+            ))),
+        }
+    }
+}
+
+/// Where the pool's clients connect.
+#[derive(Debug, Clone)]
+pub struct ApnsPoolConfig {
+    pub production_url: String,
+    pub sandbox_url: String,
+    /// Per client (one client per app channel).
+    pub connections: usize,
+    pub streams_per_connection: usize,
+    pub timeout: Duration,
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl Default for ApnsPoolConfig {
+    fn default() -> Self {
+        Self {
+            production_url: PRODUCTION_URL.into(),
+            sandbox_url: SANDBOX_URL.into(),
+            connections: 2,
+            streams_per_connection: 500,
+            timeout: Duration::from_secs(10),
+            ca_pem: None,
+        }
+    }
+}
+
+/// Clients kept per app channel at most; the least recently built goes.
+const POOL_CLIENTS_MAX: usize = 1024;
+
+/// The node's APNs clients, one per (app, channel), built on first use and
+/// again when the channel's version changes.
+pub struct ApnsPool {
+    cfg: ApnsPoolConfig,
+    #[allow(clippy::type_complexity)]
+    clients: Mutex<std::collections::BTreeMap<(String, String), (u32, u64, Arc<ApnsClient>)>>,
+    built: std::sync::atomic::AtomicU64,
+}
+
+impl ApnsPool {
+    pub fn new(cfg: ApnsPoolConfig) -> Self {
+        Self {
+            cfg,
+            clients: Mutex::new(std::collections::BTreeMap::new()),
+            built: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn client(&self, id: &ApnsIdentity) -> Result<Arc<ApnsClient>, SendError> {
+        let key = (id.app_id.clone(), id.platform.clone());
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((version, _, c)) = clients.get(&key) {
+            if *version == id.version {
+                return Ok(c.clone());
+            }
+        }
+        let mut cfg = ApnsConfig::new(if id.sandbox() {
+            &self.cfg.sandbox_url
+        } else {
+            &self.cfg.production_url
+        });
+        cfg.connections = self.cfg.connections;
+        cfg.streams_per_connection = self.cfg.streams_per_connection;
+        cfg.timeout = self.cfg.timeout;
+        cfg.ca_pem = self.cfg.ca_pem.clone();
+        let client = Arc::new(ApnsClient::new(cfg, id.auth()?)?);
+        if clients.len() >= POOL_CLIENTS_MAX && !clients.contains_key(&key) {
+            let oldest = clients
+                .iter()
+                .min_by_key(|(_, (_, n, _))| *n)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                clients.remove(&k);
+            }
+        }
+        let n = self.built.fetch_add(1, Ordering::Relaxed);
+        clients.insert(key, (id.version, n, client.clone()));
+        Ok(client)
+    }
+
+    /// Sends `push` as `id`.
+    pub async fn send(
+        &self,
+        id: &ApnsIdentity,
+        push: &OutgoingPush,
+        now_unix_secs: i64,
+    ) -> Result<String, SendError> {
+        self.client(id)?.send(push, now_unix_secs).await
+    }
+}

@@ -5,6 +5,9 @@
 
 use futures::future::BoxFuture;
 
+use std::sync::Arc;
+
+use crate::apns::{ApnsIdentity, ApnsPool, OutgoingPush};
 use crate::smtp::{OutgoingEmail, SendError, SmtpClient};
 use crate::webhook::WebhookClient;
 
@@ -119,5 +122,33 @@ impl WebhookTransport for WebhookClient {
             hook.secret.as_bytes(),
             response_bytes_max,
         ))
+    }
+}
+
+/// Sends one mobile push once, as the app channel `identity`.
+/// Implementations never retry on their own.
+pub trait PushTransport: Send + Sync + 'static {
+    fn kind(&self) -> &'static str;
+    /// Answers the provider's acceptance (e.g. `200 apns-id ...`).
+    fn send_apns<'a>(
+        &'a self,
+        identity: &'a Arc<ApnsIdentity>,
+        push: &'a OutgoingPush,
+        now_unix_secs: i64,
+    ) -> BoxFuture<'a, Result<String, SendError>>;
+}
+
+impl PushTransport for ApnsPool {
+    fn kind(&self) -> &'static str {
+        "http2"
+    }
+
+    fn send_apns<'a>(
+        &'a self,
+        identity: &'a Arc<ApnsIdentity>,
+        push: &'a OutgoingPush,
+        now_unix_secs: i64,
+    ) -> BoxFuture<'a, Result<String, SendError>> {
+        Box::pin(self.send(identity, push, now_unix_secs))
     }
 }

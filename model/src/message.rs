@@ -305,8 +305,15 @@ impl DeliveryStatus {
     }
 }
 
+/// Whether `channel` is a mobile push channel.
+pub fn is_push(channel: &str) -> bool {
+    channel.starts_with("APNS") || channel == "GCM"
+}
+
 /// The delivery events recorded on an endpoint for one message of
-/// `channel` ("EMAIL", or a custom channel) that ended in `status`.
+/// `channel` ("EMAIL", a push channel, or a custom channel) that ended in
+/// `status`: for pushes `_push.send` then `_push.delivered` (the provider
+/// accepted it) or `_push.failure`.
 pub fn delivery_event_types(
     channel: &str,
     status: DeliveryStatus,
@@ -320,6 +327,8 @@ pub fn delivery_event_types(
         }
         ("EMAIL", DeliveryStatus::PermanentFailure) => &["_email.send", "_email.rejected"],
         ("EMAIL", _) => &["_email.send"],
+        (c, DeliveryStatus::Successful) if is_push(c) => &["_push.send", "_push.delivered"],
+        (c, _) if is_push(c) => &["_push.send", "_push.failure"],
         (_, DeliveryStatus::Successful) => &["_custom.send", "_custom.delivered"],
         (_, _) => &["_custom.send", "_custom.failure"],
     }

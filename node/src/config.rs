@@ -178,6 +178,9 @@ pub struct FileConfig {
     /// Each also `HERALD_TRACKING_<NAME>`.
     #[serde(default)]
     pub tracking: Option<Tracking>,
+    /// Each also `HERALD_PUSH_<NAME>`.
+    #[serde(default)]
+    pub push: Option<Push>,
     /// Each also `HERALD_STORAGE_<NAME>`.
     #[serde(default)]
     pub storage: Option<Storage>,
@@ -322,6 +325,38 @@ impl Default for Delivery {
     }
 }
 
+/// Mobile push providers: where herald's APNs clients connect (Apple's
+/// hosts unless told otherwise, e.g. a test peer).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Push {
+    /// The APNs host of the APNS and APNS_VOIP channels.
+    pub apns_url: String,
+    /// The APNs host of the APNS_SANDBOX and APNS_VOIP_SANDBOX channels.
+    pub apns_sandbox_url: String,
+    /// PEM certificates APNs connections trust besides the public roots.
+    pub apns_ca_file: Option<String>,
+    /// HTTP/2 connections per app channel at most.
+    pub apns_connections: u64,
+    /// Pushes in flight per connection at most (APNs also limits streams).
+    pub apns_streams_per_connection: u64,
+    /// Deadline of connecting and of one push.
+    pub apns_timeout_ms: u64,
+}
+
+impl Default for Push {
+    fn default() -> Self {
+        Self {
+            apns_url: herald_channels::apns::PRODUCTION_URL.into(),
+            apns_sandbox_url: herald_channels::apns::SANDBOX_URL.into(),
+            apns_ca_file: None,
+            apns_connections: 2,
+            apns_streams_per_connection: 500,
+            apns_timeout_ms: 10_000,
+        }
+    }
+}
+
 /// Email engagement tracking.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -363,6 +398,7 @@ pub struct Config {
     pub public_url: Option<String>,
     pub delivery: Delivery,
     pub tracking: Tracking,
+    pub push: Push,
     pub storage: Storage,
     pub jobs: Jobs,
     pub placement: Placement,
@@ -433,6 +469,14 @@ impl Config {
         }
         let mut tracking = file.tracking.unwrap_or_default();
         override_from_env(&mut tracking, "HERALD_TRACKING_")?;
+        let mut push = file.push.unwrap_or_default();
+        override_from_env(&mut push, "HERALD_PUSH_")?;
+        for url in [&push.apns_url, &push.apns_sandbox_url] {
+            anyhow::ensure!(
+                url.starts_with("https://"),
+                "push: APNs URLs must be https://host[:port], not {url}"
+            );
+        }
         let mut storage = file.storage.unwrap_or_default();
         override_from_env(&mut storage, "HERALD_STORAGE_")?;
         let mut raft = file.raft.unwrap_or_default();
@@ -538,6 +582,7 @@ impl Config {
             public_url,
             delivery,
             tracking,
+            push,
             storage,
             jobs,
             placement,

@@ -381,6 +381,23 @@ fn delivery(cfg: &Config) -> anyhow::Result<(Arc<Dispatcher>, Option<Arc<Outbox>
         Arc::new(SeededEntropy::new(seed)),
         settings,
     );
+    let p = &cfg.push;
+    let apns_ca = match &p.apns_ca_file {
+        None => None,
+        Some(path) => Some(
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("reading apns_ca_file {path}: {e}"))?,
+        ),
+    };
+    dispatcher.set_push(Arc::new(herald_channels::apns::ApnsPool::new(
+        herald_channels::apns::ApnsPoolConfig {
+            production_url: p.apns_url.clone(),
+            sandbox_url: p.apns_sandbox_url.clone(),
+            connections: p.apns_connections.clamp(1, 64) as usize,
+            streams_per_connection: p.apns_streams_per_connection.clamp(1, 10_000) as usize,
+            timeout: Duration::from_millis(p.apns_timeout_ms.max(1)),
+            ca_pem: apns_ca,
+        },
+    )));
     Ok((Arc::new(dispatcher), outbox))
 }
 

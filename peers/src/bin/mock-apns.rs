@@ -3,7 +3,7 @@
 //! writes its certificate to `--ca-out`, and appends every push it answers
 //! to `--log` as one JSON line.
 //!
-//! mock-apns --team-id T --key-id K --key-file key.p8 [--listen 127.0.0.1:0]
+//! mock-apns --team-id T --key-id K (--key-file key.p8 | --key-out key.p8) [--listen 127.0.0.1:0]
 //!           [--streams 1000] [--topic com.example.app] [--client-ca ca.pem]
 //!           --ca-out ca.pem [--log pushes.ndjson]
 
@@ -23,7 +23,13 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let listen = arg(&args, "--listen").unwrap_or_else(|| "127.0.0.1:0".into());
     let streams: u32 = arg(&args, "--streams").map_or(Ok(1000), |s| s.parse())?;
-    let token = match arg(&args, "--key-file") {
+    // --key-out: a fresh team key (PKCS#8 PEM, as Apple's .p8) for the
+    // test to configure herald with.
+    if let Some(out) = arg(&args, "--key-out") {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        std::fs::write(&out, key.serialize_pem())?;
+    }
+    let token = match arg(&args, "--key-file").or_else(|| arg(&args, "--key-out")) {
         Some(file) => {
             use rustls::pki_types::pem::PemObject;
             let pem = std::fs::read(&file)?;
