@@ -1,0 +1,263 @@
+"""APNs end to end: the channel APIs for the four APNs channel types, and
+SendMessages to APNs endpoints and device tokens, with herald pushing over
+HTTP/2 and TLS to the mock APNs (`mock-apns`, built from peers/) that the
+test starts on loopback. The mock checks every push as Apple does (ES256
+provider token against the team key it generated, topic, push type,
+priority) and logs what it answered, which is what the tests read."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import HeraldServer, expect_error, signed_request, unique
+
+TEAM = "TEAM123456"
+KEY_ID = "KEYID12345"
+BUNDLE = "com.example.herald"
+DEVICE = "0123456789abcdef" * 4
+
+
+def mock_apns_bin() -> Path:
+    target = os.environ.get("CARGO_TARGET_DIR")
+    base = Path(target) if target else Path(__file__).resolve().parents[2] / "target"
+    path = base / "debug" / "mock-apns"
+    assert path.exists(), f"{path} is missing: `cargo test --workspace` builds it"
+    return path
+
+
+class MockApns:
+    def __init__(self, base: Path):
+        self.key = base / "key.p8"
+        self.ca = base / "ca.pem"
+        self.log = base / "pushes.ndjson"
+        self.proc = subprocess.Popen(
+            [str(mock_apns_bin()), "--team-id", TEAM, "--key-id", KEY_ID, "--key-out", str(self.key),
+             "--ca-out", str(self.ca), "--log", str(self.log), "--streams", "100"],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        line = self.proc.stdout.readline().decode()
+        assert line.startswith("listening "), line
+        self.url = line.split()[1]
+
+    def pushes(self, device_token=None, wait_for=0, timeout_s=5.0) -> list:
+        """Logged pushes (to `device_token`), waiting until there are `wait_for`."""
+        deadline = time.time() + timeout_s
+        while True:
+            lines = self.log.read_text().splitlines() if self.log.exists() else []
+            out = [json.loads(l) for l in lines]
+            if device_token is not None:
+                out = [p for p in out if p["device_token"] == device_token]
+            if len(out) >= wait_for or time.time() > deadline:
+                return out
+            time.sleep(0.05)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def apns(tmp_path_factory):
+    mock = MockApns(tmp_path_factory.mktemp("apns"))
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture(scope="session")
+def push_server(apns, tmp_path_factory):
+    base = tmp_path_factory.mktemp("herald-push")
+    server = HeraldServer(
+        base / "data",
+        base / "herald.log",
+        extra_env={
+            "HERALD_PUSH_APNS_URL": apns.url,
+            "HERALD_PUSH_APNS_SANDBOX_URL": apns.url,
+            "HERALD_PUSH_APNS_CA_FILE": str(apns.ca),
+            "HERALD_DELIVERY_RETRY_BASE_MS": "20",
+            "HERALD_DELIVERY_RETRY_MAX_MS": "100",
+            "HERALD_DELIVERY_ATTEMPTS_MAX": "4",
+        },
+    )
+    server.start()
+    yield server
+    server.kill_quietly()
+
+
+@pytest.fixture
+def ppp(request, push_server):
+    request.node._herald_servers = [push_server]
+    return push_server.client()
+
+
+def token_channel(apns, **extra) -> dict:
+    return {"TokenKey": apns.key.read_text(), "TokenKeyId": KEY_ID, "TeamId": TEAM, "BundleId": BUNDLE, **extra}
+
+
+@pytest.fixture
+def push_app(ppp, apns):
+    app_id = ppp.create_app(CreateApplicationRequest={"Name": unique("push")})["ApplicationResponse"]["Id"]
+    ppp.update_apns_channel(ApplicationId=app_id, APNSChannelRequest=token_channel(apns))
+    yield app_id
+    ppp.delete_app(ApplicationId=app_id)
+
+
+def test_apns_channels_are_created_read_listed_updated_and_deleted(ppp, apns, push_server):
+    app_id = ppp.create_app(CreateApplicationRequest={"Name": unique("ch")})["ApplicationResponse"]["Id"]
+    ch = ppp.update_apns_channel(ApplicationId=app_id, APNSChannelRequest=token_channel(apns))[
+        "APNSChannelResponse"
+    ]
+    assert ch["Platform"] == "APNS" and ch["Version"] == 1 and ch["Enabled"] is True
+    assert ch["HasTokenKey"] is True and ch["DefaultAuthenticationMethod"] == "TOKEN"
+    assert "TokenKey" not in ch
+    sandbox = ppp.update_apns_sandbox_channel(ApplicationId=app_id, APNSSandboxChannelRequest=token_channel(apns))
+    assert sandbox["APNSSandboxChannelResponse"]["Platform"] == "APNS_SANDBOX"
+    voip = ppp.update_apns_voip_channel(ApplicationId=app_id, APNSVoipChannelRequest=token_channel(apns))
+    assert voip["APNSVoipChannelResponse"]["Platform"] == "APNS_VOIP"
+    listed = ppp.get_channels(ApplicationId=app_id)["ChannelsResponse"]["Channels"]
+    assert {"APNS", "APNS_SANDBOX", "APNS_VOIP"} <= set(listed)
+    # An update without credentials keeps them and bumps the version.
+    off = ppp.update_apns_channel(ApplicationId=app_id, APNSChannelRequest={"Enabled": False})["APNSChannelResponse"]
+    assert (off["Enabled"], off["Version"], off["HasTokenKey"]) == (False, 2, True)
+    assert ppp.get_apns_channel(ApplicationId=app_id)["APNSChannelResponse"]["Version"] == 2
+    # The key never reaches the log or the tables in the clear.
+    marker = apns.key.read_text().splitlines()[1][:40]
+    for f in (push_server.data_dir).rglob("*"):
+        if f.is_file():
+            assert marker.encode() not in f.read_bytes(), f"the team key is readable in {f}"
+    deleted = ppp.delete_apns_voip_channel(ApplicationId=app_id)["APNSVoipChannelResponse"]
+    assert deleted["Platform"] == "APNS_VOIP"
+    expect_error(ppp.get_apns_voip_channel, "NotFoundException", 404, ApplicationId=app_id)
+    ppp.delete_app(ApplicationId=app_id)
+
+
+def test_bad_apns_credentials_are_refused_and_change_nothing(ppp, apns):
+    app_id = ppp.create_app(CreateApplicationRequest={"Name": unique("bad")})["ApplicationResponse"]["Id"]
+    for req, words in [
+        (token_channel(apns, TokenKey="-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), "TokenKey"),
+        ({"TokenKey": apns.key.read_text(), "TeamId": TEAM, "BundleId": BUNDLE}, "TokenKeyId"),
+        ({k: v for k, v in token_channel(apns).items() if k != "BundleId"}, "BundleId"),
+        ({"Certificate": "not a certificate", "PrivateKey": "nope", "BundleId": BUNDLE}, "Certificate"),
+        ({"Enabled": True}, "credentials"),
+    ]:
+        err = expect_error(
+            ppp.update_apns_channel, "BadRequestException", 400, ApplicationId=app_id, APNSChannelRequest=req
+        )
+        assert words in err["Error"]["Message"], err
+    expect_error(ppp.get_apns_channel, "NotFoundException", 404, ApplicationId=app_id)
+    ppp.delete_app(ApplicationId=app_id)
+
+
+def test_a_push_to_an_endpoint_is_rendered_and_reaches_apns(ppp, apns, push_app):
+    token = unique("0a").encode().hex()[:64].ljust(64, "0")
+    ppp.update_endpoint(
+        ApplicationId=push_app,
+        EndpointId="phone-1",
+        EndpointRequest={"ChannelType": "APNS", "Address": token, "User": {"UserAttributes": {"name": ["Ada"]}}},
+    )
+    resp = ppp.send_messages(
+        ApplicationId=push_app,
+        MessageRequest={
+            "Endpoints": {"phone-1": {}},
+            "MessageConfiguration": {
+                "DefaultPushNotificationMessage": {"Title": "Hi {{User.UserAttributes.name}}", "Body": "default"},
+                "APNSMessage": {"Body": "Your order shipped", "Badge": 2, "Sound": "default", "TimeToLive": 600},
+            },
+        },
+    )["MessageResponse"]
+    result = resp["EndpointResult"]["phone-1"]
+    assert result["DeliveryStatus"] == "SUCCESSFUL", result
+    assert result["StatusCode"] == 200
+    [push] = apns.pushes(token, wait_for=1)
+    assert push["status"] == 200
+    assert push["topic"] == BUNDLE and push["push_type"] == "alert" and push["priority"] == "10"
+    assert push["payload"]["aps"]["alert"] == {"title": "Hi Ada", "body": "Your order shipped"}
+    assert push["payload"]["aps"]["badge"] == 2
+    assert push["token_issued_at"] is not None
+    assert int(push["expiration"]) > time.time()
+
+
+def test_sandbox_voip_and_silent_pushes_use_their_topic_and_type(ppp, apns, push_app):
+    ppp.update_apns_voip_sandbox_channel(ApplicationId=push_app, APNSVoipSandboxChannelRequest=token_channel(apns))
+    voip_token, silent_token = "ab" * 32, "cd" * 32
+    resp = ppp.send_messages(
+        ApplicationId=push_app,
+        MessageRequest={
+            "Addresses": {voip_token: {"ChannelType": "APNS_VOIP_SANDBOX"}, silent_token: {"ChannelType": "APNS"}},
+            "MessageConfiguration": {"APNSMessage": {"SilentPush": True, "Data": {"k": "v"}}},
+        },
+    )["MessageResponse"]["Result"]
+    assert {a: r["DeliveryStatus"] for a, r in resp.items()} == {voip_token: "SUCCESSFUL", silent_token: "SUCCESSFUL"}
+    [voip] = apns.pushes(voip_token, wait_for=1)
+    assert voip["topic"] == BUNDLE + ".voip" and voip["push_type"] == "voip"
+    [silent] = apns.pushes(silent_token, wait_for=1)
+    assert silent["push_type"] == "background" and silent["priority"] == "5"
+    assert silent["payload"] == {"aps": {"content-available": 1}, "data": {"k": "v"}}
+
+
+def test_a_dead_device_token_makes_the_endpoint_inactive(ppp, apns, push_app):
+    token = "dead" + "0" * 60
+    ppp.update_endpoint(ApplicationId=push_app, EndpointId="old-phone", EndpointRequest={"ChannelType": "APNS", "Address": token})
+    resp = ppp.send_messages(
+        ApplicationId=push_app,
+        MessageRequest={"Endpoints": {"old-phone": {}}, "MessageConfiguration": {"APNSMessage": {"Body": "hi"}}},
+    )["MessageResponse"]["EndpointResult"]["old-phone"]
+    assert resp["DeliveryStatus"] == "PERMANENT_FAILURE" and resp["StatusCode"] == 410, resp
+    ep = ppp.get_endpoint(ApplicationId=push_app, EndpointId="old-phone")["EndpointResponse"]
+    assert ep["EndpointStatus"] == "INACTIVE"
+    # An inactive endpoint is not pushed to again.
+    again = ppp.send_messages(
+        ApplicationId=push_app,
+        MessageRequest={"Endpoints": {"old-phone": {}}, "MessageConfiguration": {"APNSMessage": {"Body": "hi"}}},
+    )["MessageResponse"]["EndpointResult"]["old-phone"]
+    assert again["DeliveryStatus"] != "SUCCESSFUL"
+    # (waits a second for a second push that must not come)
+    assert len(apns.pushes(token, wait_for=2, timeout_s=1.0)) == 1
+
+
+def test_throttled_and_unavailable_pushes_are_retried_until_delivered(ppp, apns, push_app):
+    throttled, unavailable = "c429" + "1" * 60, "c503" + "2" * 60
+    resp = ppp.send_messages(
+        ApplicationId=push_app,
+        MessageRequest={
+            "Addresses": {throttled: {"ChannelType": "APNS"}, unavailable: {"ChannelType": "APNS"}},
+            "MessageConfiguration": {"APNSMessage": {"Body": "retry me"}},
+        },
+    )["MessageResponse"]["Result"]
+    assert resp[throttled]["DeliveryStatus"] == "SUCCESSFUL", resp
+    assert resp[unavailable]["DeliveryStatus"] == "SUCCESSFUL", resp
+    assert [p["status"] for p in apns.pushes(throttled, wait_for=3)] == [429, 429, 200]
+    assert [p["status"] for p in apns.pushes(unavailable, wait_for=2)] == [503, 200]
+
+
+def test_a_bad_apns_message_refuses_the_request(ppp, push_app):
+    err = expect_error(
+        ppp.send_messages,
+        "BadRequestException",
+        400,
+        ApplicationId=push_app,
+        MessageRequest={
+            "Addresses": {DEVICE: {"ChannelType": "APNS"}},
+            "MessageConfiguration": {"APNSMessage": {"Body": "x", "Priority": "urgent"}},
+        },
+    )
+    assert "Priority" in err["Error"]["Message"]
+
+
+def test_a_disabled_or_missing_channel_fails_only_its_recipients(ppp, apns, push_app):
+    ppp.update_apns_channel(ApplicationId=push_app, APNSChannelRequest={"Enabled": False})
+    resp = ppp.send_messages(
+        ApplicationId=push_app,
+        MessageRequest={
+            "Addresses": {DEVICE: {"ChannelType": "APNS"}, "ef" * 32: {"ChannelType": "APNS_SANDBOX"}},
+            "MessageConfiguration": {"APNSMessage": {"Body": "x"}},
+        },
+    )["MessageResponse"]["Result"]
+    assert resp[DEVICE]["DeliveryStatus"] == "PERMANENT_FAILURE" and "disabled" in resp[DEVICE]["StatusMessage"]
+    assert "not configured" in resp["ef" * 32]["StatusMessage"]
