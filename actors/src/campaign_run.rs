@@ -82,6 +82,8 @@ const LOCAL_WAVE_MS: i64 = 60_000;
 struct TreatmentPlan {
     email: std::result::Result<EmailSpec, String>,
     custom: std::result::Result<CustomSpec, String>,
+    /// Per APNs channel type.
+    apns: BTreeMap<&'static str, crate::sends::ApnsPlan>,
     /// `CustomDeliveryConfiguration`: endpoint types delivered by webhook.
     delivery: Option<(CustomSpec, Vec<String>)>,
 }
@@ -659,6 +661,26 @@ impl<E: KvEngine> Herald<E> {
         };
         let email = self.email_plan(app, &dm, tc.as_ref()).await?;
         let custom = self.custom_plan(app, &dm, None);
+        let apns_message: Option<camp::Message> = match mc.apns_message.clone() {
+            Some(v) => Some(serde_json::from_value(v).map_err(|e| {
+                ServiceError::BadRequest(format!("MessageConfiguration.APNSMessage: {e}"))
+            })?),
+            None => None,
+        };
+        let push = herald_model::push::apns_from_campaign(
+            mc.default_message.as_ref(),
+            apns_message.as_ref(),
+        );
+        // A push message that does not check fails the run's APNs
+        // recipients only (it was accepted when the campaign was written).
+        let apns = self
+            .apns_specs(app, push, Default::default())
+            .unwrap_or_else(|e| {
+                herald_model::channel::APNS_CHANNELS
+                    .iter()
+                    .map(|(p, _)| (*p, Err(e.to_string())))
+                    .collect()
+            });
         let delivery = match cdc {
             Some(c) => {
                 let url = c.delivery_uri.clone().unwrap_or_default();
@@ -686,6 +708,7 @@ impl<E: KvEngine> Herald<E> {
         Ok(TreatmentPlan {
             email,
             custom,
+            apns,
             delivery,
         })
     }
@@ -1065,7 +1088,20 @@ impl<E: KvEngine> Herald<E> {
                 Ok(spec) => webhook(spec)?,
                 Err(_) => return Err("no_message_for_channel".into()),
             },
-            _ => return Err("unsupported_channel".into()),
+            c => match tp.apns.get(c) {
+                Some(Ok(spec)) => crate::sends::apns_job(
+                    &plan.app.id,
+                    &message_id,
+                    address,
+                    Some(ep),
+                    spec,
+                    &cfg,
+                    self.clock.now_ms().div_euclid(1000),
+                )
+                .map_err(|_| "render_failed".to_owned())?,
+                Some(Err(_)) => return Err("no_message_for_channel".into()),
+                None => return Err("unsupported_channel".into()),
+            },
         };
         Ok((message_id, job))
     }

@@ -121,7 +121,7 @@ impl Plans {
 }
 
 /// A push to one device, rendered for it.
-fn apns_job(
+pub(crate) fn apns_job(
     app_id: &str,
     message_id: &str,
     address: &str,
@@ -835,7 +835,7 @@ impl<E: KvEngine> Herald<E> {
         app: &AppRecord,
         dm: &DirectMessageConfiguration,
     ) -> Result<BTreeMap<&'static str, ApnsPlan>> {
-        use herald_model::push::{apns_check, apns_merge, ApnsMessage, DefaultPushMessage};
+        use herald_model::push::{apns_merge, ApnsMessage, DefaultPushMessage};
         let default: Option<DefaultPushMessage> = dm
             .default_push_notification_message
             .clone()
@@ -850,8 +850,29 @@ impl<E: KvEngine> Herald<E> {
             .map(serde_json::from_value)
             .transpose()
             .map_err(|e| ServiceError::BadRequest(format!("APNSMessage: {e}")))?;
-        let mut plans = BTreeMap::new();
         if default.is_none() && apns.is_none() {
+            return self.apns_specs(app, None, Substitutions::new());
+        }
+        let message = apns_merge(default.as_ref(), apns.as_ref());
+        let substitutions = message::merged_substitutions(&[
+            dm.default_message
+                .as_ref()
+                .and_then(|d| d.substitutions.as_ref()),
+            message.substitutions.as_ref(),
+        ]);
+        self.apns_specs(app, Some(message), substitutions)
+    }
+
+    /// The plan of `message` (already merged) for each APNs channel type of
+    /// `app`; `None`: the request has no push message.
+    pub(crate) fn apns_specs(
+        &self,
+        app: &AppRecord,
+        message: Option<herald_model::push::ApnsMessage>,
+        substitutions: Substitutions,
+    ) -> Result<BTreeMap<&'static str, ApnsPlan>> {
+        let mut plans = BTreeMap::new();
+        let Some(message) = message else {
             for (platform, _) in herald_model::channel::APNS_CHANNELS {
                 plans.insert(
                     platform,
@@ -859,9 +880,8 @@ impl<E: KvEngine> Herald<E> {
                 );
             }
             return Ok(plans);
-        }
-        let message = apns_merge(default.as_ref(), apns.as_ref());
-        apns_check(&message)
+        };
+        herald_model::push::apns_check(&message)
             .map_err(|e| ServiceError::BadRequest(format!("APNSMessage: {}", e.0)))?;
         let compiled = Arc::new(
             render::Compiled::compile(&[
@@ -878,12 +898,6 @@ impl<E: KvEngine> Herald<E> {
             ])
             .map_err(|e| ServiceError::BadRequest(format!("APNSMessage: {}", e.0)))?,
         );
-        let substitutions = message::merged_substitutions(&[
-            dm.default_message
-                .as_ref()
-                .and_then(|d| d.substitutions.as_ref()),
-            message.substitutions.as_ref(),
-        ]);
         for (platform, _) in herald_model::channel::APNS_CHANNELS {
             let plan = match app.apns_channels.get(platform) {
                 None => Err(format!(

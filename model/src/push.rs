@@ -118,6 +118,37 @@ pub fn apns_merge(default: Option<&DefaultPushMessage>, apns: Option<&ApnsMessag
     m
 }
 
+/// A campaign's APNs message: its `APNSMessage` over its `DefaultMessage`
+/// (both Pinpoint's `Message` shape), field by field; `None` when it has
+/// neither.
+pub fn apns_from_campaign(
+    default: Option<&crate::campaign::Message>,
+    apns: Option<&crate::campaign::Message>,
+) -> Option<ApnsMessage> {
+    if default.is_none() && apns.is_none() {
+        return None;
+    }
+    let pick = |f: fn(&crate::campaign::Message) -> Option<String>| {
+        apns.and_then(f).or_else(|| default.and_then(f))
+    };
+    Some(ApnsMessage {
+        action: pick(|m| m.action.clone()),
+        body: pick(|m| m.body.clone()),
+        media_url: pick(|m| m.media_url.clone()),
+        raw_content: pick(|m| m.raw_content.clone()),
+        title: pick(|m| m.title.clone()),
+        url: pick(|m| m.url.clone()),
+        silent_push: apns
+            .and_then(|m| m.silent_push)
+            .or_else(|| default.and_then(|m| m.silent_push)),
+        time_to_live: apns
+            .and_then(|m| m.time_to_live)
+            .or_else(|| default.and_then(|m| m.time_to_live))
+            .map(i64::from),
+        ..Default::default()
+    })
+}
+
 /// Push types APNs knows (`apns-push-type`).
 pub const APNS_PUSH_TYPES: [&str; 8] = [
     "alert",
@@ -413,6 +444,28 @@ mod tests {
             let e = apns_push(m, false, 0).unwrap_err();
             assert!(e.0.contains(name), "{e:?} should name {name}");
         }
+    }
+
+    #[test]
+    fn a_campaign_message_maps_onto_apns_fields() {
+        use crate::campaign::Message;
+        let d = Message {
+            title: Some("t".into()),
+            body: Some("default".into()),
+            time_to_live: Some(30),
+            ..Default::default()
+        };
+        let a = Message {
+            body: Some("apns".into()),
+            silent_push: Some(false),
+            ..Default::default()
+        };
+        let m = apns_from_campaign(Some(&d), Some(&a)).unwrap();
+        assert_eq!(
+            (m.title.as_deref(), m.body.as_deref(), m.time_to_live),
+            (Some("t"), Some("apns"), Some(30))
+        );
+        assert!(apns_from_campaign(None, None).is_none());
     }
 
     #[test]

@@ -261,3 +261,47 @@ def test_a_disabled_or_missing_channel_fails_only_its_recipients(ppp, apns, push
     )["MessageResponse"]["Result"]
     assert resp[DEVICE]["DeliveryStatus"] == "PERMANENT_FAILURE" and "disabled" in resp[DEVICE]["StatusMessage"]
     assert "not configured" in resp["ef" * 32]["StatusMessage"]
+
+
+def test_a_campaign_pushes_to_its_apns_endpoints_once(ppp, apns, push_app):
+    tag = unique("cp")
+    tokens = {}
+    items = []
+    for i in range(12):
+        token = (tag.encode().hex() + f"{i:04x}").ljust(64, "0")[:60] + f"{i:04x}"
+        tokens[f"{tag}-{i}"] = token
+        items.append({"Id": f"{tag}-{i}", "ChannelType": "APNS", "Address": token, "Attributes": {"Team": [tag]},
+                      "User": {"UserAttributes": {"name": [f"n{i}"]}}})
+    items.append({"Id": f"{tag}-out", "ChannelType": "APNS", "Address": "ee" * 32, "Attributes": {"Team": [tag]},
+                  "OptOut": "ALL"})
+    ppp.update_endpoints_batch(ApplicationId=push_app, EndpointBatchRequest={"Item": items})
+    seg = ppp.create_segment(
+        ApplicationId=push_app,
+        WriteSegmentRequest={"Name": unique("seg"), "Dimensions": {"Attributes": {"Team": {"Values": [tag]}}}},
+    )["SegmentResponse"]["Id"]
+    c = ppp.create_campaign(
+        ApplicationId=push_app,
+        WriteCampaignRequest={
+            "Name": unique("camp"),
+            "SegmentId": seg,
+            "MessageConfiguration": {
+                "DefaultMessage": {"Title": "Hello {{User.UserAttributes.name}}", "Body": "default body"},
+                "APNSMessage": {"Body": "campaign body", "Action": "URL", "Url": "https://example.com/x"},
+            },
+            "Schedule": {"StartTime": "IMMEDIATE", "Frequency": "ONCE"},
+        },
+    )["CampaignResponse"]
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        state = ppp.get_campaign(ApplicationId=push_app, CampaignId=c["Id"])["CampaignResponse"]["State"]
+        if state["CampaignStatus"] == "COMPLETED":
+            break
+        time.sleep(0.1)
+    assert state["CampaignStatus"] == "COMPLETED", state
+    for i, (eid, token) in enumerate(tokens.items()):
+        [push] = apns.pushes(token, wait_for=1)
+        assert push["payload"]["aps"]["alert"] == {"title": f"Hello n{i}", "body": "campaign body"}
+        assert push["payload"]["data"]["pinpoint"]["deeplink"] == "https://example.com/x"
+    assert apns.pushes("ee" * 32) == []
+    activity = ppp.get_campaign_activities(ApplicationId=push_app, CampaignId=c["Id"])["ActivitiesResponse"]["Item"][0]
+    assert activity["SuccessfulEndpointCount"] == 12, activity
