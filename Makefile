@@ -33,6 +33,7 @@ lint: deps
 	cargo clippy --workspace --all-targets -- -D warnings
 
 bench: deps
+	@scripts/bench-deps.sh
 	$(RELEASE_BUILD)
 	cargo bench --workspace --exclude herald-sim --benches
 

@@ -84,6 +84,7 @@ struct TreatmentPlan {
     custom: std::result::Result<CustomSpec, String>,
     /// Per APNs channel type.
     apns: BTreeMap<&'static str, crate::sends::ApnsPlan>,
+    gcm: crate::sends::GcmPlan,
     /// `CustomDeliveryConfiguration`: endpoint types delivered by webhook.
     delivery: Option<(CustomSpec, Vec<String>)>,
 }
@@ -705,10 +706,24 @@ impl<E: KvEngine> Herald<E> {
             }
             None => None,
         };
+        let gcm_message: Option<camp::Message> = match mc.gcm_message.clone() {
+            Some(v) => Some(serde_json::from_value(v).map_err(|e| {
+                ServiceError::BadRequest(format!("MessageConfiguration.GCMMessage: {e}"))
+            })?),
+            None => None,
+        };
+        let gcm_push = herald_model::push::gcm_from_campaign(
+            mc.default_message.as_ref(),
+            gcm_message.as_ref(),
+        );
+        let gcm = self
+            .gcm_spec(app, gcm_push, Default::default())
+            .unwrap_or_else(|e| Err(e.to_string()));
         Ok(TreatmentPlan {
             email,
             custom,
             apns,
+            gcm,
             delivery,
         })
     }
@@ -1088,6 +1103,13 @@ impl<E: KvEngine> Herald<E> {
                 Ok(spec) => webhook(spec)?,
                 Err(_) => return Err("no_message_for_channel".into()),
             },
+            "GCM" => match &tp.gcm {
+                Ok(spec) => {
+                    crate::sends::fcm_job(&plan.app.id, &message_id, address, Some(ep), spec, &cfg)
+                        .map_err(|_| "render_failed".to_owned())?
+                }
+                Err(_) => return Err("no_message_for_channel".into()),
+            },
             c => match tp.apns.get(c) {
                 Some(Ok(spec)) => crate::sends::apns_job(
                     &plan.app.id,
@@ -1125,6 +1147,7 @@ impl<E: KvEngine> Herald<E> {
                     Job::Email(e) => e.to.clone(),
                     Job::Webhook(w) => w.url.clone(),
                     Job::Apns { push, .. } => push.device_token.clone(),
+                    Job::Fcm { msg, .. } => msg.device_token.clone(),
                 },
             })
             .collect();

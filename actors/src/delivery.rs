@@ -107,6 +107,11 @@ pub enum Job {
         identity: Arc<ApnsIdentity>,
         push: OutgoingPush,
     },
+    /// A message to FCM as the app's GCM channel.
+    Fcm {
+        identity: Arc<herald_channels::fcm::FcmIdentity>,
+        msg: herald_channels::fcm::OutgoingFcm,
+    },
 }
 
 impl Job {
@@ -115,6 +120,7 @@ impl Job {
             Job::Email(e) => &e.message_id,
             Job::Webhook(w) => &w.message_id,
             Job::Apns { push, .. } => &push.message_id,
+            Job::Fcm { msg, .. } => &msg.message_id,
         }
     }
 
@@ -123,6 +129,7 @@ impl Job {
             Job::Email(e) => &e.app_id,
             Job::Webhook(w) => &w.app_id,
             Job::Apns { push, .. } => &push.app_id,
+            Job::Fcm { msg, .. } => &msg.app_id,
         }
     }
 
@@ -136,6 +143,7 @@ impl Job {
                 .map(|(p, _)| *p)
                 .find(|p| *p == identity.platform)
                 .unwrap_or("APNS"),
+            Job::Fcm { .. } => "GCM",
         }
     }
 }
@@ -466,6 +474,9 @@ fn is_hard_bounce(channel: &str, code: u16, message: &str) -> bool {
     if channel.starts_with("APNS") {
         return herald_channels::apns::is_dead_token(code, message);
     }
+    if channel == "GCM" {
+        return herald_channels::fcm::is_dead_token(code, message);
+    }
     if channel != "EMAIL" || !matches!(code, 550 | 551 | 553) {
         return false;
     }
@@ -483,6 +494,9 @@ fn is_hard_bounce(channel: &str, code: u16, message: &str) -> bool {
         None => true,
     }
 }
+
+/// Longest wait a provider's `Retry-After` imposes before a retry.
+const RETRY_AFTER_MS_MAX: u64 = 60_000;
 
 async fn send_with_retries(
     shared: &Shared,
@@ -508,6 +522,12 @@ async fn send_with_retries(
                     "this node has no push transport configured".into(),
                 )),
             },
+            Job::Fcm { identity, msg } => match shared.push.get() {
+                Some(t) => t.send_fcm(identity, msg, started.div_euclid(1000)).await,
+                None => Err(SendError::Invalid(
+                    "this node has no push transport configured".into(),
+                )),
+            },
         };
         metrics::histogram!("herald_send_attempt_seconds", "channel" => channel)
             .record((shared.clock.now_ms() - started) as f64 / 1000.0);
@@ -524,6 +544,13 @@ async fn send_with_retries(
         };
         if err.is_retryable() {
             if let Some(delay) = backoff.delay_ms(attempt, shared.entropy.next_u64()) {
+                // The provider's Retry-After, up to a minute, when longer.
+                let delay = match &err {
+                    SendError::Throttled { after_ms, .. } => {
+                        delay.max((*after_ms).min(RETRY_AFTER_MS_MAX) as i64)
+                    }
+                    _ => delay,
+                };
                 tracing::debug!(app_id = %job.app_id(), message_id = %job.message_id(), attempt, delay_ms = delay, error = %err, "temporary failure; retrying");
                 metrics::counter!("herald_send_retries_total", "channel" => channel).increment(1);
                 tokio::time::sleep(Duration::from_millis(delay.max(0) as u64)).await;
@@ -531,6 +558,14 @@ async fn send_with_retries(
             }
         }
         let (outcome, hard_bounce) = match &err {
+            SendError::Throttled { code, message, .. } => (
+                Outcome::new(
+                    DeliveryStatus::TemporaryFailure,
+                    *code,
+                    format!("gave up after {attempt} attempts: {message}"),
+                ),
+                false,
+            ),
             SendError::Temporary { code, message } => (
                 Outcome::new(
                     DeliveryStatus::TemporaryFailure,

@@ -1,5 +1,5 @@
-//! The APNs channel APIs (`/v1/apps/{app}/channels/apns`, `apns_sandbox`,
-//! `apns_voip`, `apns_voip_sandbox`): credentials are checked by building
+//! The push channel APIs (`/v1/apps/{app}/channels/apns`, `apns_sandbox`,
+//! `apns_voip`, `apns_voip_sandbox`, `gcm`): credentials are checked by building
 //! the client's signer or TLS identity from them (a key that does not parse
 //! is refused before anything is stored), then sealed (`credentials`) and
 //! committed to the meta group with the channel.
@@ -7,10 +7,11 @@
 use herald_channels::apns::ApnsAuth;
 use herald_channels::smtp::SendError;
 use herald_model::channel::{
-    apns_channel_check, ApnsChannelRequest, ApnsChannelResponse, ApnsCredentialsGiven,
+    apns_channel_check, gcm_channel_check, ApnsChannelRequest, ApnsChannelResponse,
+    ApnsCredentialsGiven, GcmChannelRequest, GcmChannelResponse,
 };
 use herald_storage::{
-    ApnsChannelRecord, ApnsChannelWrite, CmdResult, Command, KvEngine, META_GROUP,
+    ApnsChannelRecord, ApnsChannelWrite, CmdResult, Command, GcmChannelRecord, KvEngine, META_GROUP,
 };
 use serde::{Deserialize, Serialize};
 
@@ -159,6 +160,79 @@ impl<E: KvEngine> Herald<E> {
         match self.host.propose(META_GROUP, cmd).await? {
             CmdResult::ApnsChannel(Some(ch)) => Ok(*ch),
             _ => Err(no_apns_channel(app_id, platform)),
+        }
+    }
+}
+
+impl<E: KvEngine> Herald<E> {
+    pub async fn gcm_channel(&self, app_id: &str) -> Result<GcmChannelResponse> {
+        self.app(app_id)
+            .await?
+            .gcm_channel
+            .map(|c| c.response)
+            .ok_or_else(|| no_apns_channel(app_id, "GCM"))
+    }
+
+    /// The stored service account JSON, opened (for sending).
+    pub(crate) fn open_gcm_service_json(
+        &self,
+        app_id: &str,
+        ch: &GcmChannelRecord,
+    ) -> Result<String> {
+        let plain =
+            crate::credentials::open(&self.cfg.tracking.secret, app_id, &ch.sealed_service_json)
+                .map_err(ServiceError::Internal)?;
+        String::from_utf8(plain)
+            .map_err(|e| ServiceError::Internal(format!("sealed ServiceJson: {e}")))
+    }
+
+    pub async fn update_gcm_channel(
+        &self,
+        app_id: &str,
+        req: GcmChannelRequest,
+    ) -> Result<GcmChannelResponse> {
+        let app = self.app(app_id).await?;
+        let stored = app.gcm_channel.as_ref();
+        gcm_channel_check(&req, stored.map(|c| &c.response))?;
+        let json = match req.service_json.as_deref().filter(|j| !j.trim().is_empty()) {
+            Some(j) => {
+                herald_channels::fcm::ServiceAccount::from_json(j).map_err(invalid)?;
+                j.to_owned()
+            }
+            None => self.open_gcm_service_json(
+                app_id,
+                stored.expect("gcm_channel_check wants ServiceJson for a new channel"),
+            )?,
+        };
+        let cmd = Command::UpdateGcmChannel {
+            app_id: app_id.to_owned(),
+            enabled: req.enabled,
+            sealed_service_json: crate::credentials::seal(
+                &self.cfg.tracking.secret,
+                app_id,
+                json.as_bytes(),
+            ),
+            now_iso: self.now_iso(),
+        };
+        match self.host.propose(META_GROUP, cmd).await? {
+            CmdResult::GcmChannel(Some(ch)) => {
+                tracing::info!(app_id, version = ch.version, "GCM channel updated");
+                Ok(*ch)
+            }
+            _ => Err(ServiceError::NotFound(format!(
+                "application {app_id} not found"
+            ))),
+        }
+    }
+
+    pub async fn delete_gcm_channel(&self, app_id: &str) -> Result<GcmChannelResponse> {
+        self.app(app_id).await?;
+        let cmd = Command::DeleteGcmChannel {
+            app_id: app_id.to_owned(),
+        };
+        match self.host.propose(META_GROUP, cmd).await? {
+            CmdResult::GcmChannel(Some(ch)) => Ok(*ch),
+            _ => Err(no_apns_channel(app_id, "GCM")),
         }
     }
 }

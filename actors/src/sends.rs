@@ -89,12 +89,24 @@ pub(crate) struct ApnsSpec {
 
 pub(crate) type ApnsPlan = std::result::Result<ApnsSpec, String>;
 
+/// The GCM (FCM) channel's message of one request: `GCMMessage` over
+/// `DefaultPushNotificationMessage`, title and body rendered per recipient.
+pub(crate) struct GcmSpec {
+    pub identity: Arc<herald_channels::fcm::FcmIdentity>,
+    pub message: herald_model::push::GcmMessage,
+    pub compiled: Arc<render::Compiled>,
+    pub substitutions: Substitutions,
+}
+
+pub(crate) type GcmPlan = std::result::Result<GcmSpec, String>;
+
 /// What a request sends on each channel.
 pub(crate) struct Plans {
     pub email: EmailPlan,
     pub custom: CustomPlan,
     /// Per APNs channel type.
     pub apns: BTreeMap<&'static str, ApnsPlan>,
+    pub gcm: GcmPlan,
 }
 
 impl Plans {
@@ -103,6 +115,7 @@ impl Plans {
         match channel {
             "EMAIL" => self.email.is_ok(),
             "CUSTOM" => self.custom.is_ok(),
+            "GCM" => self.gcm.is_ok(),
             c => self.apns.get(c).is_some_and(|p| p.is_ok()),
         }
     }
@@ -112,12 +125,57 @@ impl Plans {
         match channel {
             "EMAIL" => self.email.as_ref().err().cloned(),
             "CUSTOM" => self.custom.as_ref().err().cloned(),
+            "GCM" => self.gcm.as_ref().err().cloned(),
             c => match self.apns.get(c) {
                 Some(p) => p.as_ref().err().cloned(),
                 None => Some(format!("herald does not send on the {c} channel yet")),
             },
         }
     }
+}
+
+/// An FCM message to one registration token, rendered for it.
+pub(crate) fn fcm_job(
+    app_id: &str,
+    message_id: &str,
+    address: &str,
+    endpoint: Option<&EndpointResponse>,
+    spec: &GcmSpec,
+    cfg: &EndpointSendConfiguration,
+) -> std::result::Result<Job, String> {
+    let subs = substitutions_of(cfg.substitutions.as_ref(), &spec.substitutions);
+    let ctx = render::context(endpoint, address, "GCM", None, &subs);
+    let mut m = spec.message.clone();
+    let part = |name: &str, set: bool| -> std::result::Result<Option<String>, String> {
+        if !set {
+            return Ok(None);
+        }
+        spec.compiled
+            .render(name, &ctx)
+            .map(Some)
+            .map_err(|e| format!("rendering {name}: {e}"))
+    };
+    m.title = match &cfg.title_override {
+        Some(t) => Some(render_once("TitleOverride", t, &ctx)?),
+        None => part("Title", m.title.is_some())?,
+    };
+    m.body = match &cfg.body_override {
+        Some(b) => Some(render_once("BodyOverride", b, &ctx)?),
+        None => part("Body", m.body.is_some())?,
+    };
+    if let Some(raw) = &cfg.raw_content {
+        m.raw_content = Some(raw.clone());
+    }
+    let body = herald_model::push::fcm_body(&m, address).map_err(|e| e.0)?;
+    Ok(Job::Fcm {
+        identity: spec.identity.clone(),
+        msg: herald_channels::fcm::OutgoingFcm {
+            message_id: message_id.to_owned(),
+            app_id: app_id.to_owned(),
+            device_token: address.to_owned(),
+            body,
+        },
+    })
 }
 
 /// A push to one device, rendered for it.
@@ -575,6 +633,10 @@ impl<E: KvEngine> Herald<E> {
                 webhook_job(app_id, key, &message_id, address, endpoint, custom, cfg)
                     .map(Job::Webhook)
             }
+            (_, _, "GCM") => match &spec.gcm {
+                Ok(gcm) => fcm_job(app_id, &message_id, address, endpoint, gcm, cfg),
+                Err(e) => Err(e.clone()),
+            },
             (_, _, c) => match spec.apns.get(c) {
                 Some(Ok(apns)) => apns_job(
                     app_id,
@@ -824,7 +886,93 @@ impl<E: KvEngine> Herald<E> {
             email: self.email_plan(app, dm, tc).await?,
             custom: self.custom_plan(app, dm, context),
             apns: self.apns_plans(app, dm)?,
+            gcm: self.gcm_plans(app, dm)?,
         })
+    }
+
+    /// The request's FCM message; a malformed `GCMMessage` refuses the
+    /// whole request.
+    pub(crate) fn gcm_plans(
+        &self,
+        app: &AppRecord,
+        dm: &DirectMessageConfiguration,
+    ) -> Result<GcmPlan> {
+        use herald_model::push::{gcm_merge, DefaultPushMessage, GcmMessage};
+        let default: Option<DefaultPushMessage> = dm
+            .default_push_notification_message
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| {
+                ServiceError::BadRequest(format!("DefaultPushNotificationMessage: {e}"))
+            })?;
+        let gcm: Option<GcmMessage> = dm
+            .gcm_message
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| ServiceError::BadRequest(format!("GCMMessage: {e}")))?;
+        if default.is_none() && gcm.is_none() {
+            return Ok(Err(
+                "the request has no GCMMessage or DefaultPushNotificationMessage".into(),
+            ));
+        }
+        let message = gcm_merge(default.as_ref(), gcm.as_ref());
+        let substitutions = message::merged_substitutions(&[
+            dm.default_message
+                .as_ref()
+                .and_then(|d| d.substitutions.as_ref()),
+            message.substitutions.as_ref(),
+        ]);
+        self.gcm_spec(app, Some(message), substitutions)
+    }
+
+    /// The plan of `message` (already merged) for the app's GCM channel.
+    pub(crate) fn gcm_spec(
+        &self,
+        app: &AppRecord,
+        message: Option<herald_model::push::GcmMessage>,
+        substitutions: Substitutions,
+    ) -> Result<GcmPlan> {
+        let Some(message) = message else {
+            return Ok(Err(
+                "the request has no GCMMessage or DefaultPushNotificationMessage".into(),
+            ));
+        };
+        herald_model::push::gcm_check(&message)
+            .map_err(|e| ServiceError::BadRequest(format!("GCMMessage: {}", e.0)))?;
+        let ch = match &app.gcm_channel {
+            None => return Ok(Err("the GCM channel of this app is not configured".into())),
+            Some(ch) if !ch.response.enabled => {
+                return Ok(Err("the GCM channel of this app is disabled".into()))
+            }
+            Some(ch) => ch,
+        };
+        let compiled = Arc::new(
+            render::Compiled::compile(&[
+                (
+                    "Title",
+                    message.title.clone().unwrap_or_default(),
+                    render::Escape::Plain,
+                ),
+                (
+                    "Body",
+                    message.body.clone().unwrap_or_default(),
+                    render::Escape::Plain,
+                ),
+            ])
+            .map_err(|e| ServiceError::BadRequest(format!("GCMMessage: {}", e.0)))?,
+        );
+        Ok(Ok(GcmSpec {
+            identity: Arc::new(herald_channels::fcm::FcmIdentity {
+                app_id: app.id.clone(),
+                version: ch.response.version,
+                service_json: self.open_gcm_service_json(&app.id, ch)?,
+            }),
+            message,
+            compiled,
+            substitutions,
+        }))
     }
 
     /// The request's message for each APNs channel type; a malformed
@@ -1209,6 +1357,9 @@ impl<E: KvEngine> Herald<E> {
                         }
                         Job::Apns { push, .. } => {
                             attributes.insert("destination".to_owned(), push.device_token.clone());
+                        }
+                        Job::Fcm { msg, .. } => {
+                            attributes.insert("destination".to_owned(), msg.device_token.clone());
                         }
                     }
                     if let Some(t) = trace_of(key) {

@@ -252,6 +252,7 @@ impl<E: KvEngine> Herald<E> {
             email_channel: None,
             custom_channel: None,
             apns_channels: Default::default(),
+            gcm_channel: None,
             deleting: false,
             id,
         };
@@ -428,6 +429,12 @@ impl<E: KvEngine> Herald<E> {
         let mut channels = BTreeMap::new();
         if let Some(ch) = &app.email_channel {
             channels.insert("EMAIL".to_owned(), herald_model::channel::email_summary(ch));
+        }
+        if let Some(ch) = &app.gcm_channel {
+            channels.insert(
+                "GCM".to_owned(),
+                herald_model::channel::gcm_summary(&ch.response),
+            );
         }
         for (platform, ch) in &app.apns_channels {
             channels.insert(

@@ -10,6 +10,7 @@
 
 pub mod apns;
 mod corked;
+pub mod fcm;
 pub mod outbox;
 pub mod pacing;
 pub mod smtp;

@@ -234,6 +234,14 @@ pub enum SendError {
     /// Worth retrying later: a 4xx reply, a timeout or a network failure.
     #[error("temporary failure{}: {message}", code.map(|c| format!(" ({c})")).unwrap_or_default())]
     Temporary { code: Option<u16>, message: String },
+    /// The provider asked to wait `after_ms` before trying again (HTTP 429
+    /// or 503 with `Retry-After`): worth retrying, not sooner.
+    #[error("temporary failure ({code}), retry after {after_ms} ms: {message}")]
+    Throttled {
+        code: u16,
+        message: String,
+        after_ms: u64,
+    },
     /// The message cannot be built (bad address, bad header).
     #[error("invalid message: {0}")]
     Invalid(String),
@@ -247,7 +255,10 @@ pub enum SendError {
 impl SendError {
     /// Whether sending the same message again cannot deliver it twice.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SendError::Temporary { .. })
+        matches!(
+            self,
+            SendError::Temporary { .. } | SendError::Throttled { .. }
+        )
     }
 }
 

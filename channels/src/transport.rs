@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use std::sync::Arc;
 
 use crate::apns::{ApnsIdentity, ApnsPool, OutgoingPush};
+use crate::fcm::{FcmIdentity, FcmPool, OutgoingFcm};
 use crate::smtp::{OutgoingEmail, SendError, SmtpClient};
 use crate::webhook::WebhookClient;
 
@@ -125,22 +126,35 @@ impl WebhookTransport for WebhookClient {
     }
 }
 
-/// Sends one mobile push once, as the app channel `identity`.
+/// Sends one mobile push once, as the app channel that planned it.
 /// Implementations never retry on their own.
 pub trait PushTransport: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
-    /// Answers the provider's acceptance (e.g. `200 apns-id ...`).
+    /// Answers APNs's acceptance (`200 apns-id ...`).
     fn send_apns<'a>(
         &'a self,
         identity: &'a Arc<ApnsIdentity>,
         push: &'a OutgoingPush,
         now_unix_secs: i64,
     ) -> BoxFuture<'a, Result<String, SendError>>;
+    /// Answers FCM's acceptance (`200 projects/.../messages/...`).
+    fn send_fcm<'a>(
+        &'a self,
+        identity: &'a Arc<FcmIdentity>,
+        msg: &'a OutgoingFcm,
+        now_unix_secs: i64,
+    ) -> BoxFuture<'a, Result<String, SendError>>;
 }
 
-impl PushTransport for ApnsPool {
+/// The node's push providers: APNs and FCM clients per app channel.
+pub struct PushProviders {
+    pub apns: ApnsPool,
+    pub fcm: FcmPool,
+}
+
+impl PushTransport for PushProviders {
     fn kind(&self) -> &'static str {
-        "http2"
+        "http"
     }
 
     fn send_apns<'a>(
@@ -149,6 +163,15 @@ impl PushTransport for ApnsPool {
         push: &'a OutgoingPush,
         now_unix_secs: i64,
     ) -> BoxFuture<'a, Result<String, SendError>> {
-        Box::pin(self.send(identity, push, now_unix_secs))
+        Box::pin(self.apns.send(identity, push, now_unix_secs))
+    }
+
+    fn send_fcm<'a>(
+        &'a self,
+        identity: &'a Arc<FcmIdentity>,
+        msg: &'a OutgoingFcm,
+        now_unix_secs: i64,
+    ) -> BoxFuture<'a, Result<String, SendError>> {
+        Box::pin(self.fcm.send(identity, msg, now_unix_secs))
     }
 }

@@ -445,3 +445,136 @@ mod apns_tests {
         assert_eq!(next.id, "apns");
     }
 }
+
+/// Pinpoint's `GCMChannelRequest` (FCM).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GcmChannelRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_authentication_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_json: Option<String>,
+}
+
+/// Pinpoint's `GCMChannelResponse`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GcmChannelResponse {
+    pub application_id: String,
+    pub creation_date: String,
+    pub default_authentication_method: String,
+    pub enabled: bool,
+    pub has_credential: bool,
+    pub has_fcm_service_credentials: bool,
+    pub id: String,
+    pub is_archived: bool,
+    pub last_modified_date: String,
+    pub platform: String,
+    pub version: u32,
+}
+
+/// Checks a GCM channel request: the legacy server key (`ApiKey`) is
+/// refused (Google turned that API off), a new channel needs
+/// `ServiceJson`, and `DefaultAuthenticationMethod` can only be `TOKEN`.
+pub fn gcm_channel_check(
+    req: &GcmChannelRequest,
+    existing: Option<&GcmChannelResponse>,
+) -> Result<(), crate::validate::ValidationError> {
+    let bad = |m: &str| Err(crate::validate::ValidationError(m.to_owned()));
+    if req.api_key.as_deref().is_some_and(|k| !k.is_empty()) {
+        return bad(
+            "ApiKey (the legacy FCM server key) is no longer accepted: Google turned the legacy API off; give ServiceJson, the service account JSON of the FCM HTTP v1 API",
+        );
+    }
+    if let Some(m) = req.default_authentication_method.as_deref() {
+        if !m.eq_ignore_ascii_case("token") {
+            return bad("DefaultAuthenticationMethod must be TOKEN (ServiceJson); KEY is the retired legacy API");
+        }
+    }
+    let has_json = req
+        .service_json
+        .as_deref()
+        .is_some_and(|j| !j.trim().is_empty());
+    if existing.is_none() && !has_json {
+        return bad("ServiceJson is required: the service account JSON of the FCM HTTP v1 API");
+    }
+    Ok(())
+}
+
+/// The GCM channel after an update (creation date kept, version + 1,
+/// enabled by default).
+pub fn gcm_update(
+    existing: Option<&GcmChannelResponse>,
+    app_id: &str,
+    enabled: Option<bool>,
+    now_iso: &str,
+) -> GcmChannelResponse {
+    GcmChannelResponse {
+        application_id: app_id.to_owned(),
+        creation_date: existing
+            .map(|e| e.creation_date.clone())
+            .unwrap_or_else(|| now_iso.to_owned()),
+        default_authentication_method: "TOKEN".into(),
+        enabled: enabled.unwrap_or(true),
+        has_credential: true,
+        has_fcm_service_credentials: true,
+        id: "gcm".into(),
+        is_archived: false,
+        last_modified_date: now_iso.to_owned(),
+        platform: "GCM".into(),
+        version: existing.map_or(0, |e| e.version).saturating_add(1),
+    }
+}
+
+/// The `GetChannels` entry of the GCM channel.
+pub fn gcm_summary(ch: &GcmChannelResponse) -> ChannelResponse {
+    ChannelResponse {
+        application_id: Some(ch.application_id.clone()),
+        creation_date: Some(ch.creation_date.clone()),
+        enabled: Some(ch.enabled),
+        has_credential: Some(ch.has_credential),
+        id: Some(ch.id.clone()),
+        is_archived: Some(ch.is_archived),
+        last_modified_by: None,
+        last_modified_date: Some(ch.last_modified_date.clone()),
+        version: Some(ch.version as i32),
+    }
+}
+
+#[cfg(test)]
+mod gcm_tests {
+    use super::*;
+
+    #[test]
+    fn the_legacy_key_is_refused_and_a_new_channel_needs_service_json() {
+        let legacy = GcmChannelRequest {
+            api_key: Some("AIza".into()),
+            ..Default::default()
+        };
+        assert!(gcm_channel_check(&legacy, None)
+            .unwrap_err()
+            .0
+            .contains("legacy"));
+        assert!(gcm_channel_check(&GcmChannelRequest::default(), None).is_err());
+        let json = GcmChannelRequest {
+            service_json: Some("{}".into()),
+            ..Default::default()
+        };
+        assert!(gcm_channel_check(&json, None).is_ok());
+        let stored = gcm_update(None, "a", None, "t0");
+        let off = GcmChannelRequest {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        assert!(gcm_channel_check(&off, Some(&stored)).is_ok());
+        let next = gcm_update(Some(&stored), "a", Some(false), "t1");
+        assert_eq!(
+            (next.version, next.enabled, next.creation_date.as_str()),
+            (2, false, "t0")
+        );
+    }
+}

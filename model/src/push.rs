@@ -490,3 +490,287 @@ mod tests {
         );
     }
 }
+
+/// Pinpoint's `GCMMessage` (FCM).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GcmMessage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collapse_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon_reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_icon_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_authentication_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restricted_package_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_push: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub small_image_icon_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sound: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub substitutions: Option<Substitutions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_live: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// The FCM message a send uses: `gcm` over `default`, field by field.
+pub fn gcm_merge(default: Option<&DefaultPushMessage>, gcm: Option<&GcmMessage>) -> GcmMessage {
+    let mut m = gcm.cloned().unwrap_or_default();
+    if let Some(d) = default {
+        m.action = m.action.or_else(|| d.action.clone());
+        m.body = m.body.or_else(|| d.body.clone());
+        m.data = m.data.or_else(|| d.data.clone());
+        m.silent_push = m.silent_push.or(d.silent_push);
+        m.title = m.title.or_else(|| d.title.clone());
+        m.url = m.url.or_else(|| d.url.clone());
+        if m.substitutions.is_none() {
+            m.substitutions = d.substitutions.clone();
+        }
+    }
+    m
+}
+
+/// A campaign's FCM message: its `GCMMessage` over its `DefaultMessage`.
+pub fn gcm_from_campaign(
+    default: Option<&crate::campaign::Message>,
+    gcm: Option<&crate::campaign::Message>,
+) -> Option<GcmMessage> {
+    if default.is_none() && gcm.is_none() {
+        return None;
+    }
+    let pick = |f: fn(&crate::campaign::Message) -> Option<String>| {
+        gcm.and_then(f).or_else(|| default.and_then(f))
+    };
+    Some(GcmMessage {
+        action: pick(|m| m.action.clone()),
+        body: pick(|m| m.body.clone()),
+        image_icon_url: pick(|m| m.image_icon_url.clone()),
+        image_url: pick(|m| m.image_url.clone()),
+        small_image_icon_url: pick(|m| m.image_small_icon_url.clone()),
+        raw_content: pick(|m| m.raw_content.clone()),
+        title: pick(|m| m.title.clone()),
+        url: pick(|m| m.url.clone()),
+        silent_push: gcm
+            .and_then(|m| m.silent_push)
+            .or_else(|| default.and_then(|m| m.silent_push)),
+        time_to_live: gcm
+            .and_then(|m| m.time_to_live)
+            .or_else(|| default.and_then(|m| m.time_to_live))
+            .map(i64::from),
+        ..Default::default()
+    })
+}
+
+/// FCM keeps a message at most four weeks.
+pub const FCM_TTL_SECS_MAX: i64 = 2_419_200;
+/// FCM refuses messages larger than 4 KB.
+pub const FCM_PAYLOAD_BYTES_MAX: usize = 4096;
+
+/// Checks what can be checked before rendering.
+pub fn gcm_check(m: &GcmMessage) -> Result<(), ValidationError> {
+    let bad = |m: String| Err(ValidationError(m));
+    if let Some(p) = m.priority.as_deref() {
+        if !["high", "normal"].contains(&p.to_ascii_lowercase().as_str()) {
+            return bad(format!("Priority {p:?} must be high or normal"));
+        }
+    }
+    if let Some(a) = m.action.as_deref() {
+        if !["OPEN_APP", "DEEP_LINK", "URL"].contains(&a) {
+            return bad(format!("Action {a:?} must be OPEN_APP, DEEP_LINK or URL"));
+        }
+    }
+    if m.time_to_live
+        .is_some_and(|t| !(0..=FCM_TTL_SECS_MAX).contains(&t))
+    {
+        return bad(format!(
+            "TimeToLive must be 0 to {FCM_TTL_SECS_MAX} seconds"
+        ));
+    }
+    if let Some(raw) = m.raw_content.as_deref() {
+        match serde_json::from_str::<Value>(raw) {
+            Ok(Value::Object(_)) => {}
+            Ok(_) => return bad("RawContent must be a JSON object".into()),
+            Err(e) => return bad(format!("RawContent is not JSON: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// The FCM HTTP v1 request body (`{"message": {...}}`) of `m` (already
+/// rendered) to `device_token`:
+///
+/// | message | FCM |
+/// |---|---|
+/// | `RawContent` | the `message` object as given, `token` set |
+/// | `Title`, `Body`, `ImageUrl` | `notification` (left out for `SilentPush`: a data message) |
+/// | `Data` | `data`; Action URL/DEEP_LINK adds `data.pinpoint.deeplink` = Url |
+/// | `Priority` | `android.priority` HIGH/NORMAL (silent: NORMAL) |
+/// | `TimeToLive` | `android.ttl` ("Ns") |
+/// | `CollapseKey`, `RestrictedPackageName` | `android.collapse_key`, `android.restricted_package_name` |
+/// | `Sound`, `IconReference`, `ImageIconUrl` | `android.notification.sound`, `.icon`, `.image` |
+pub fn fcm_body(m: &GcmMessage, device_token: &str) -> Result<Vec<u8>, ValidationError> {
+    gcm_check(m)?;
+    let message = match m.raw_content.as_deref() {
+        Some(raw) => {
+            let mut v = serde_json::from_str::<Value>(raw)
+                .map_err(|e| ValidationError(format!("RawContent is not JSON: {e}")))?;
+            if let Value::Object(o) = &mut v {
+                o.insert("token".into(), json!(device_token));
+            }
+            v
+        }
+        None => {
+            let silent = m.silent_push.unwrap_or(false);
+            let mut msg = Map::new();
+            msg.insert("token".into(), json!(device_token));
+            if !silent {
+                let mut n = Map::new();
+                for (k, v) in [
+                    ("title", &m.title),
+                    ("body", &m.body),
+                    ("image", &m.image_url),
+                ] {
+                    if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                        n.insert(k.into(), json!(v));
+                    }
+                }
+                if !n.is_empty() {
+                    msg.insert("notification".into(), Value::Object(n));
+                }
+            }
+            let mut data = Map::new();
+            for (k, v) in m.data.iter().flatten() {
+                data.insert(k.clone(), json!(v));
+            }
+            let link = matches!(m.action.as_deref(), Some("URL" | "DEEP_LINK"));
+            if let Some(u) = m.url.as_deref().filter(|u| link && !u.is_empty()) {
+                // FCM data values are strings.
+                data.insert("pinpoint.deeplink".into(), json!(u));
+            }
+            if !data.is_empty() {
+                msg.insert("data".into(), Value::Object(data));
+            }
+            let mut android = Map::new();
+            let high = match m.priority.as_deref() {
+                Some(p) => p.eq_ignore_ascii_case("high"),
+                None => !silent,
+            };
+            android.insert(
+                "priority".into(),
+                json!(if high { "HIGH" } else { "NORMAL" }),
+            );
+            if let Some(t) = m.time_to_live {
+                android.insert("ttl".into(), json!(format!("{t}s")));
+            }
+            if let Some(c) = m.collapse_key.as_deref().filter(|c| !c.is_empty()) {
+                android.insert("collapse_key".into(), json!(c));
+            }
+            if let Some(p) = m
+                .restricted_package_name
+                .as_deref()
+                .filter(|p| !p.is_empty())
+            {
+                android.insert("restricted_package_name".into(), json!(p));
+            }
+            let mut an = Map::new();
+            for (k, v) in [
+                ("sound", &m.sound),
+                ("icon", &m.icon_reference),
+                ("image", &m.image_icon_url),
+            ] {
+                if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                    an.insert(k.into(), json!(v));
+                }
+            }
+            if !an.is_empty() && !silent {
+                android.insert("notification".into(), Value::Object(an));
+            }
+            msg.insert("android".into(), Value::Object(android));
+            Value::Object(msg)
+        }
+    };
+    let body = serde_json::to_vec(&json!({ "message": message })).expect("JSON values serialize");
+    if body.len() > FCM_PAYLOAD_BYTES_MAX + 512 {
+        return Err(ValidationError(format!(
+            "the FCM message is {} bytes; FCM takes at most {FCM_PAYLOAD_BYTES_MAX}",
+            body.len()
+        )));
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod fcm_tests {
+    use super::*;
+
+    #[test]
+    fn a_notification_message_carries_android_options() {
+        let m = GcmMessage {
+            title: Some("T".into()),
+            body: Some("B".into()),
+            priority: Some("normal".into()),
+            time_to_live: Some(60),
+            collapse_key: Some("k".into()),
+            sound: Some("default".into()),
+            data: Some(BTreeMap::from([("a".into(), "1".into())])),
+            action: Some("URL".into()),
+            url: Some("https://x".into()),
+            ..Default::default()
+        };
+        let v: Value = serde_json::from_slice(&fcm_body(&m, "tok").unwrap()).unwrap();
+        assert_eq!(
+            v,
+            json!({"message": {
+                "token": "tok",
+                "notification": {"title": "T", "body": "B"},
+                "data": {"a": "1", "pinpoint.deeplink": "https://x"},
+                "android": {"priority": "NORMAL", "ttl": "60s", "collapse_key": "k",
+                            "notification": {"sound": "default"}}
+            }})
+        );
+    }
+
+    #[test]
+    fn a_silent_push_is_a_data_message_and_raw_content_is_kept() {
+        let m = GcmMessage {
+            silent_push: Some(true),
+            title: Some("T".into()),
+            data: Some(BTreeMap::from([("a".into(), "1".into())])),
+            ..Default::default()
+        };
+        let v: Value = serde_json::from_slice(&fcm_body(&m, "tok").unwrap()).unwrap();
+        assert!(v["message"].get("notification").is_none());
+        assert_eq!(v["message"]["android"]["priority"], "NORMAL");
+        let raw = GcmMessage {
+            raw_content: Some(r#"{"data":{"x":"y"}}"#.into()),
+            ..Default::default()
+        };
+        let v: Value = serde_json::from_slice(&fcm_body(&raw, "tok").unwrap()).unwrap();
+        assert_eq!(v, json!({"message": {"data": {"x": "y"}, "token": "tok"}}));
+        let bad = GcmMessage {
+            priority: Some("urgent".into()),
+            ..Default::default()
+        };
+        assert!(fcm_body(&bad, "t").unwrap_err().0.contains("Priority"));
+    }
+}

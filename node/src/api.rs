@@ -178,6 +178,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(list_tags).post(tag_resource).delete(untag_resource),
         )
         .merge(apns_channel_routes())
+        .route(
+            "/v1/apps/{app}/channels/gcm",
+            get(get_gcm_channel)
+                .put(update_gcm_channel)
+                .delete(delete_gcm_channel),
+        )
         .fallback(not_found)
         // Bodies are bounded by `authenticate`, which buffers them.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -476,6 +482,22 @@ async fn update_email_channel(State(st): St, Path(app): Path<String>, body: Byte
 
 async fn delete_email_channel(State(st): St, Path(app): Path<String>) -> ApiResult {
     reply(StatusCode::OK, &st.herald.delete_email_channel(&app).await?)
+}
+
+async fn get_gcm_channel(State(st): St, Path(app): Path<String>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.gcm_channel(&app).await?)
+}
+
+async fn update_gcm_channel(State(st): St, Path(app): Path<String>, body: Bytes) -> ApiResult {
+    let req: herald_model::channel::GcmChannelRequest = json(&body)?;
+    reply(
+        StatusCode::OK,
+        &st.herald.update_gcm_channel(&app, req).await?,
+    )
+}
+
+async fn delete_gcm_channel(State(st): St, Path(app): Path<String>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.delete_gcm_channel(&app).await?)
 }
 
 /// Get, Update and Delete of the four APNs channels, one path each.

@@ -342,6 +342,15 @@ pub struct Push {
     pub apns_streams_per_connection: u64,
     /// Deadline of connecting and of one push.
     pub apns_timeout_ms: u64,
+    /// The FCM HTTP v1 API (`http://` only for a local test peer).
+    pub fcm_url: String,
+    /// Where FCM access tokens come from; empty: the service account's
+    /// `token_uri`.
+    pub fcm_token_url: String,
+    /// PEM certificates FCM connections trust besides the public roots.
+    pub fcm_ca_file: Option<String>,
+    /// Deadline of a token grant and of one FCM send.
+    pub fcm_timeout_ms: u64,
 }
 
 impl Default for Push {
@@ -353,6 +362,10 @@ impl Default for Push {
             apns_connections: 2,
             apns_streams_per_connection: 500,
             apns_timeout_ms: 10_000,
+            fcm_url: herald_channels::fcm::FCM_URL.into(),
+            fcm_token_url: String::new(),
+            fcm_ca_file: None,
+            fcm_timeout_ms: 10_000,
         }
     }
 }

@@ -388,16 +388,28 @@ fn delivery(cfg: &Config) -> anyhow::Result<(Arc<Dispatcher>, Option<Arc<Outbox>
             std::fs::read(path).map_err(|e| anyhow::anyhow!("reading apns_ca_file {path}: {e}"))?,
         ),
     };
-    dispatcher.set_push(Arc::new(herald_channels::apns::ApnsPool::new(
-        herald_channels::apns::ApnsPoolConfig {
+    let fcm_ca = match &p.fcm_ca_file {
+        None => None,
+        Some(path) => Some(
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("reading fcm_ca_file {path}: {e}"))?,
+        ),
+    };
+    dispatcher.set_push(Arc::new(herald_channels::transport::PushProviders {
+        apns: herald_channels::apns::ApnsPool::new(herald_channels::apns::ApnsPoolConfig {
             production_url: p.apns_url.clone(),
             sandbox_url: p.apns_sandbox_url.clone(),
             connections: p.apns_connections.clamp(1, 64) as usize,
             streams_per_connection: p.apns_streams_per_connection.clamp(1, 10_000) as usize,
             timeout: Duration::from_millis(p.apns_timeout_ms.max(1)),
             ca_pem: apns_ca,
-        },
-    )));
+        }),
+        fcm: herald_channels::fcm::FcmPool::new(herald_channels::fcm::FcmConfig {
+            base_url: p.fcm_url.trim_end_matches('/').to_owned(),
+            token_url: Some(p.fcm_token_url.clone()).filter(|u| !u.is_empty()),
+            timeout: Duration::from_millis(p.fcm_timeout_ms.max(1)),
+            ca_pem: fcm_ca,
+        }),
+    }));
     Ok((Arc::new(dispatcher), outbox))
 }
 

@@ -67,7 +67,7 @@ struct State {
     /// Pushes seen per device token (for the scripted failures).
     tries: Mutex<BTreeMap<String, u32>>,
     accepted: AtomicU64,
-    in_flight: AtomicUsize,
+    /// The most requests one connection had in flight at once.
     in_flight_max: AtomicUsize,
     /// Tokens issued before this are answered `ExpiredProviderToken`.
     expire_before: AtomicI64,
@@ -123,7 +123,6 @@ impl MockApns {
             pushes: Mutex::new(Vec::new()),
             tries: Mutex::new(BTreeMap::new()),
             accepted: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
             in_flight_max: AtomicUsize::new(0),
             expire_before: AtomicI64::new(i64::MIN),
             now: AtomicI64::new(i64::MIN),
@@ -147,9 +146,12 @@ impl MockApns {
                         return;
                     };
                     let streams = st.cfg.max_concurrent_streams;
+                    let on_this = Arc::new(AtomicUsize::new(0));
                     let service = hyper::service::service_fn(move |req| {
-                        let st = st.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(&st, req).await) }
+                        let (st, on_this) = (st.clone(), on_this.clone());
+                        async move {
+                            Ok::<_, std::convert::Infallible>(handle(&st, &on_this, req).await)
+                        }
                     });
                     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                         .timer(TokioTimer::new())
@@ -194,10 +196,15 @@ impl MockApns {
         self.state.accepted.load(Ordering::Relaxed)
     }
 
-    /// The most requests it had in flight at once on one connection or
-    /// across them, whichever the test made.
+    /// The most requests one connection had in flight at once (the
+    /// stream limit applies per connection).
     pub fn in_flight_max(&self) -> usize {
         self.state.in_flight_max.load(Ordering::Relaxed)
+    }
+
+    /// Starts counting `in_flight_max` afresh.
+    pub fn reset_in_flight_max(&self) {
+        self.state.in_flight_max.store(0, Ordering::Relaxed);
     }
 
     /// Sets the mock's clock (unix seconds) that token ages count from;
@@ -233,11 +240,15 @@ fn answer(status: StatusCode, reason: Option<&str>) -> Response<Full<Bytes>> {
         .expect("a valid response")
 }
 
-async fn handle(st: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let now = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+async fn handle(
+    st: &State,
+    on_this: &AtomicUsize,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let now = on_this.fetch_add(1, Ordering::SeqCst) + 1;
     st.in_flight_max.fetch_max(now, Ordering::SeqCst);
     let res = check(st, req).await;
-    st.in_flight.fetch_sub(1, Ordering::SeqCst);
+    on_this.fetch_sub(1, Ordering::SeqCst);
     res
 }
 

@@ -257,6 +257,35 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             })?;
             Ok(CmdResult::ApnsChannel(removed))
         }
+        Command::UpdateGcmChannel {
+            app_id,
+            enabled,
+            sealed_service_json,
+            now_iso,
+        } => {
+            let mut written = None;
+            update_app(txn, app_id, |a| {
+                let response = herald_model::channel::gcm_update(
+                    a.gcm_channel.as_ref().map(|c| &c.response),
+                    app_id,
+                    *enabled,
+                    now_iso,
+                );
+                written = Some(Box::new(response.clone()));
+                a.gcm_channel = Some(crate::types::GcmChannelRecord {
+                    response,
+                    sealed_service_json: sealed_service_json.clone(),
+                });
+            })?;
+            Ok(CmdResult::GcmChannel(written))
+        }
+        Command::DeleteGcmChannel { app_id } => {
+            let mut removed = None;
+            update_app(txn, app_id, |a| {
+                removed = a.gcm_channel.take().map(|c| Box::new(c.response))
+            })?;
+            Ok(CmdResult::GcmChannel(removed))
+        }
         Command::UpsertEndpoints {
             app_id,
             now_iso,

@@ -50,6 +50,9 @@ pub struct AppRecord {
     /// `APNS_VOIP_SANDBOX`).
     #[serde(default)]
     pub apns_channels: BTreeMap<String, ApnsChannelRecord>,
+    /// The GCM (FCM) channel, once configured.
+    #[serde(default)]
+    pub gcm_channel: Option<GcmChannelRecord>,
     /// Set while the app's data is being purged from the shards; a deleting
     /// app is invisible to the API.
     pub deleting: bool,
@@ -64,6 +67,15 @@ pub struct ApnsChannelRecord {
     pub response: herald_model::channel::ApnsChannelResponse,
     #[serde(flatten)]
     pub write: ApnsChannelWrite,
+}
+
+/// A stored GCM (FCM) channel; the service account JSON is sealed like
+/// APNs credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcmChannelRecord {
+    pub response: herald_model::channel::GcmChannelResponse,
+    /// base64(nonce ‖ AEAD ciphertext) of the service account JSON.
+    pub sealed_service_json: String,
 }
 
 /// An APNs channel update as the service decided it.
@@ -430,6 +442,16 @@ pub enum Command {
         app_id: String,
         platform: String,
     },
+    /// Creates or replaces the app's GCM (FCM) channel.
+    UpdateGcmChannel {
+        app_id: String,
+        enabled: Option<bool>,
+        sealed_service_json: String,
+        now_iso: String,
+    },
+    DeleteGcmChannel {
+        app_id: String,
+    },
     UpdateCustomChannel {
         app_id: String,
         request: herald_model::channel::CustomChannelRequest,
@@ -637,6 +659,8 @@ impl Command {
                 | Command::DeleteEmailChannel { .. }
                 | Command::UpdateApnsChannel { .. }
                 | Command::DeleteApnsChannel { .. }
+                | Command::UpdateGcmChannel { .. }
+                | Command::DeleteGcmChannel { .. }
                 | Command::UpdateCustomChannel { .. }
                 | Command::DeleteCustomChannel { .. }
                 | Command::PutTemplate { .. }
@@ -672,6 +696,8 @@ pub enum CmdResult {
     /// The APNs channel written, or the one deleted (`None`: the app or the
     /// channel does not exist).
     ApnsChannel(Option<Box<herald_model::channel::ApnsChannelResponse>>),
+    /// The GCM channel written, or the one deleted.
+    GcmChannel(Option<Box<herald_model::channel::GcmChannelResponse>>),
     /// Endpoints displaced from their addresses by `ClaimAddresses`.
     Displaced(Vec<AddressClaim>),
     /// The command was refused as a whole; nothing changed.

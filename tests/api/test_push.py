@@ -23,12 +23,53 @@ BUNDLE = "com.example.herald"
 DEVICE = "0123456789abcdef" * 4
 
 
-def mock_apns_bin() -> Path:
+def peer_bin(name: str) -> Path:
     target = os.environ.get("CARGO_TARGET_DIR")
     base = Path(target) if target else Path(__file__).resolve().parents[2] / "target"
-    path = base / "debug" / "mock-apns"
+    path = base / "debug" / name
     assert path.exists(), f"{path} is missing: `cargo test --workspace` builds it"
     return path
+
+
+def mock_apns_bin() -> Path:
+    return peer_bin("mock-apns")
+
+
+class MockFcm:
+    def __init__(self, base: Path):
+        self.service_json = base / "service-account.json"
+        self.log = base / "sent.ndjson"
+        self.proc = subprocess.Popen(
+            [str(peer_bin("mock-fcm")), "--service-json-out", str(self.service_json), "--log", str(self.log),
+             "--project", "herald-test"],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        line = self.proc.stdout.readline().decode()
+        assert line.startswith("listening "), line
+        self.url = line.split()[1]
+
+    def sent(self, device_token=None, wait_for=0, timeout_s=5.0) -> list:
+        deadline = time.time() + timeout_s
+        while True:
+            lines = self.log.read_text().splitlines() if self.log.exists() else []
+            out = [json.loads(l) for l in lines]
+            if device_token is not None:
+                out = [p for p in out if p["device_token"] == device_token]
+            if len(out) >= wait_for or time.time() > deadline:
+                return out
+            time.sleep(0.05)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def fcm(tmp_path_factory):
+    mock = MockFcm(tmp_path_factory.mktemp("fcm"))
+    yield mock
+    mock.stop()
 
 
 class MockApns:
@@ -71,7 +112,7 @@ def apns(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def push_server(apns, tmp_path_factory):
+def push_server(apns, fcm, tmp_path_factory):
     base = tmp_path_factory.mktemp("herald-push")
     server = HeraldServer(
         base / "data",
@@ -80,6 +121,7 @@ def push_server(apns, tmp_path_factory):
             "HERALD_PUSH_APNS_URL": apns.url,
             "HERALD_PUSH_APNS_SANDBOX_URL": apns.url,
             "HERALD_PUSH_APNS_CA_FILE": str(apns.ca),
+            "HERALD_PUSH_FCM_URL": fcm.url,
             "HERALD_DELIVERY_RETRY_BASE_MS": "20",
             "HERALD_DELIVERY_RETRY_MAX_MS": "100",
             "HERALD_DELIVERY_ATTEMPTS_MAX": "4",
@@ -305,3 +347,80 @@ def test_a_campaign_pushes_to_its_apns_endpoints_once(ppp, apns, push_app):
     assert apns.pushes("ee" * 32) == []
     activity = ppp.get_campaign_activities(ApplicationId=push_app, CampaignId=c["Id"])["ActivitiesResponse"]["Item"][0]
     assert activity["SuccessfulEndpointCount"] == 12, activity
+
+
+@pytest.fixture
+def gcm_app(ppp, fcm):
+    app_id = ppp.create_app(CreateApplicationRequest={"Name": unique("gcm")})["ApplicationResponse"]["Id"]
+    ppp.update_gcm_channel(ApplicationId=app_id, GCMChannelRequest={"ServiceJson": fcm.service_json.read_text()})
+    yield app_id
+    ppp.delete_app(ApplicationId=app_id)
+
+
+def test_the_gcm_channel_takes_a_service_account_and_refuses_the_legacy_key(ppp, fcm):
+    app_id = ppp.create_app(CreateApplicationRequest={"Name": unique("gcmch")})["ApplicationResponse"]["Id"]
+    err = expect_error(
+        ppp.update_gcm_channel, "BadRequestException", 400, ApplicationId=app_id,
+        GCMChannelRequest={"ApiKey": "AIzaSyLegacyServerKey"},
+    )
+    assert "legacy" in err["Error"]["Message"]
+    err = expect_error(
+        ppp.update_gcm_channel, "BadRequestException", 400, ApplicationId=app_id,
+        GCMChannelRequest={"ServiceJson": '{"type": "service_account"}'},
+    )
+    assert "ServiceJson" in err["Error"]["Message"]
+    ch = ppp.update_gcm_channel(ApplicationId=app_id, GCMChannelRequest={"ServiceJson": fcm.service_json.read_text()})[
+        "GCMChannelResponse"
+    ]
+    assert ch["Platform"] == "GCM" and ch["HasFcmServiceCredentials"] is True and ch["Version"] == 1
+    assert "ServiceJson" not in ch
+    off = ppp.update_gcm_channel(ApplicationId=app_id, GCMChannelRequest={"Enabled": False})["GCMChannelResponse"]
+    assert (off["Enabled"], off["Version"]) == (False, 2)
+    assert "GCM" in ppp.get_channels(ApplicationId=app_id)["ChannelsResponse"]["Channels"]
+    ppp.delete_gcm_channel(ApplicationId=app_id)
+    expect_error(ppp.get_gcm_channel, "NotFoundException", 404, ApplicationId=app_id)
+    ppp.delete_app(ApplicationId=app_id)
+
+
+def test_an_fcm_message_is_rendered_and_sent_with_android_options(ppp, fcm, gcm_app):
+    ppp.update_endpoint(
+        ApplicationId=gcm_app, EndpointId="android-1",
+        EndpointRequest={"ChannelType": "GCM", "Address": "reg-token-1", "Attributes": {"city": ["Oslo"]}},
+    )
+    resp = ppp.send_messages(
+        ApplicationId=gcm_app,
+        MessageRequest={
+            "Endpoints": {"android-1": {}},
+            "MessageConfiguration": {
+                "DefaultPushNotificationMessage": {"Title": "Weather in {{Attributes.city}}"},
+                "GCMMessage": {"Body": "Sunny", "Priority": "high", "TimeToLive": 120, "CollapseKey": "wx",
+                               "Data": {"k": "v"}},
+            },
+        },
+    )["MessageResponse"]["EndpointResult"]["android-1"]
+    assert resp["DeliveryStatus"] == "SUCCESSFUL", resp
+    [sent] = fcm.sent("reg-token-1", wait_for=1)
+    assert sent["project"] == "herald-test" and sent["status"] == 200
+    m = sent["message"]
+    assert m["notification"] == {"title": "Weather in Oslo", "body": "Sunny"}
+    assert m["android"] == {"priority": "HIGH", "ttl": "120s", "collapse_key": "wx"}
+    assert m["data"] == {"k": "v"}
+
+
+def test_fcm_unregistered_deactivates_and_throttling_is_retried(ppp, fcm, gcm_app):
+    ppp.update_endpoint(ApplicationId=gcm_app, EndpointId="gone", EndpointRequest={"ChannelType": "GCM", "Address": "dead-token"})
+    resp = ppp.send_messages(
+        ApplicationId=gcm_app,
+        MessageRequest={
+            "Endpoints": {"gone": {}},
+            "Addresses": {"q429-token": {"ChannelType": "GCM"}, "u503-token": {"ChannelType": "GCM"}},
+            "MessageConfiguration": {"GCMMessage": {"Body": "x"}},
+        },
+    )["MessageResponse"]
+    assert resp["EndpointResult"]["gone"]["DeliveryStatus"] == "PERMANENT_FAILURE"
+    ep = ppp.get_endpoint(ApplicationId=gcm_app, EndpointId="gone")["EndpointResponse"]
+    assert ep["EndpointStatus"] == "INACTIVE"
+    assert resp["Result"]["q429-token"]["DeliveryStatus"] == "SUCCESSFUL", resp
+    assert resp["Result"]["u503-token"]["DeliveryStatus"] == "SUCCESSFUL", resp
+    throttled = fcm.sent("q429-token", wait_for=2)
+    assert [s["status"] for s in throttled] == [429, 200]
