@@ -66,8 +66,8 @@ pub struct Delivered {
     /// Transport calls made (1 when the first one settled it).
     pub attempts: u32,
     /// A permanent refusal of the recipient (SMTP 550/551/553, APNs
-    /// `BadDeviceToken` or `Unregistered`): the address does not exist, and
-    /// the endpoint should not be sent to again.
+    /// `BadDeviceToken` or `Unregistered`, FCM `UNREGISTERED`): the address
+    /// does not exist, and the endpoint should not be sent to again.
     pub hard_bounce: bool,
 }
 
@@ -162,7 +162,8 @@ pub enum ChannelMsg {
 struct Shared {
     transport: Arc<dyn EmailTransport>,
     webhooks: Arc<dyn WebhookTransport>,
-    /// APNs (set by `set_push`; without one pushes fail as invalid).
+    /// Push providers, APNs and FCM (set by `set_push`; without them
+    /// pushes fail as invalid).
     push: std::sync::OnceLock<Arc<dyn PushTransport>>,
     /// Apps with their own email transport.
     per_app: BTreeMap<String, Arc<dyn EmailTransport>>,

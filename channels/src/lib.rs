@@ -1,7 +1,9 @@
-//! herald's delivery transports. Contract: each transport speaks one real
-//! protocol to a real peer, classifies failures as permanent, temporary or
-//! invalid, bounds every wait with a deadline and every pool or queue with a
-//! size, and never retries on its own: retry budgets, rate limits and the
+//! herald's delivery transports: SMTP (`smtp`), webhooks (`webhook`), APNs
+//! over HTTP/2 (`apns`) and FCM's HTTP v1 API (`fcm`). Contract: each
+//! transport speaks one real protocol to a real peer, classifies failures
+//! as permanent, temporary (possibly with the provider's Retry-After) or
+//! invalid, bounds every wait with a deadline and every pool or queue with
+//! a size, and never retries on its own: retry budgets, rate limits and the
 //! send-once ledger belong to the channel actors above it. The dev outbox
 //! (`outbox`) stands in for SMTP when none is configured: a bounded NDJSON
 //! log on local disk, not fsynced. `pacing` holds the pure token-bucket and
