@@ -139,21 +139,34 @@ async fn main() -> anyhow::Result<()> {
         &ring::rand::SystemRandom::new(),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mock = MockApns::start(
-        "127.0.0.1:0".parse()?,
-        MockApnsConfig {
-            max_concurrent_streams: STREAMS,
-            token: Some((
-                TEAM.into(),
-                KEY_ID.into(),
-                ring_key.public_key().as_ref().to_vec(),
-            )),
-            topic: Some(TOPIC.into()),
-            client_ca_pem: None,
-            record: false,
-        },
-    )
-    .await?;
+    // The mock runs on its own OS thread and runtime, as a separate
+    // process would: herald's client and h2load each compete with it
+    // for the same two cores.
+    let public = ring_key.public_key().as_ref().to_vec();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("the mock's runtime");
+        rt.block_on(async move {
+            let mock = MockApns::start(
+                "127.0.0.1:0".parse().expect("an address"),
+                MockApnsConfig {
+                    max_concurrent_streams: STREAMS,
+                    token: Some((TEAM.into(), KEY_ID.into(), public)),
+                    topic: Some(TOPIC.into()),
+                    client_ca_pem: None,
+                    record: false,
+                },
+            )
+            .await;
+            let _ = tx.send(mock);
+            std::future::pending::<()>().await;
+        });
+    });
+    let mock = rx.recv()??;
     let jwt = provider_jwt(&ring_key, KEY_ID, TEAM, now()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let payload = apns_push(&message(), false, now())
         .map_err(|e| anyhow::anyhow!("{}", e.0))?

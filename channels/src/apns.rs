@@ -142,8 +142,23 @@ pub struct OutgoingPush {
     pub push: herald_model::push::ApnsPush,
 }
 
+/// One connection slot: the open connection's handle, read on every push
+/// without waiting, and a lock taken only to (re)connect.
+#[derive(Default)]
 struct Conn {
-    send: SendRequest<Full<Bytes>>,
+    send: Mutex<Option<SendRequest<Full<Bytes>>>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl Conn {
+    fn open(&self) -> Option<SendRequest<Full<Bytes>>> {
+        self.send
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|s| !s.is_closed())
+            .cloned()
+    }
 }
 
 /// Sends pushes to one APNs host with one identity.
@@ -153,7 +168,7 @@ pub struct ApnsClient {
     tls: tokio_rustls::TlsConnector,
     host: String,
     port: u16,
-    conns: Vec<tokio::sync::Mutex<Option<Conn>>>,
+    conns: Vec<Conn>,
     slots: Vec<Arc<Semaphore>>,
     next: AtomicUsize,
     /// The current provider token and when it was issued (unix seconds).
@@ -183,7 +198,7 @@ impl ApnsClient {
         let n = cfg.connections.clamp(1, 64);
         let streams = cfg.streams_per_connection.clamp(1, 10_000);
         Ok(Self {
-            conns: (0..n).map(|_| tokio::sync::Mutex::new(None)).collect(),
+            conns: (0..n).map(|_| Conn::default()).collect(),
             slots: (0..n).map(|_| Arc::new(Semaphore::new(streams))).collect(),
             next: AtomicUsize::new(0),
             token: Mutex::new(None),
@@ -256,9 +271,13 @@ impl ApnsClient {
 
     /// The connection `i`, opened when it has none or it closed.
     async fn connection(&self, i: usize) -> Result<SendRequest<Full<Bytes>>, SendError> {
-        let mut slot = self.conns[i].lock().await;
-        if let Some(c) = slot.as_ref().filter(|c| !c.send.is_closed()) {
-            return Ok(c.send.clone());
+        let slot = &self.conns[i];
+        if let Some(send) = slot.open() {
+            return Ok(send);
+        }
+        let _connecting = slot.connecting.lock().await;
+        if let Some(send) = slot.open() {
+            return Ok(send);
         }
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
@@ -294,7 +313,7 @@ impl ApnsClient {
             }
         });
         tracing::debug!(url = %self.cfg.base_url, connection = i, "APNs connection opened");
-        *slot = Some(Conn { send: send.clone() });
+        *slot.send.lock().unwrap_or_else(|e| e.into_inner()) = Some(send.clone());
         Ok(send)
     }
 
