@@ -8,7 +8,8 @@
 //! rendering (`render`), segment definitions and membership (`segment`),
 //! shard-local segment indexes (`segment_index`),
 //! campaign shapes, treatment assignment and limits (`campaign`), mobile push
-//! messages and APNs payloads (`push`), and schedule,
+//! messages and APNs/FCM payloads (`push`), SMS encoding and segmentation
+//! (`sms`), and schedule,
 //! time-zone and quiet-time math (`schedule`).
 //!
 //! Contract: no IO, no async, no clock reads (time is always passed in), no
@@ -31,6 +32,7 @@ pub mod schedule;
 pub mod segment;
 pub mod segment_index;
 pub mod session;
+pub mod sms;
 pub mod template;
 pub mod time;
 pub mod tracking;
