@@ -502,6 +502,30 @@ pub fn validate_write_campaign(req: &WriteCampaignRequest, creating: bool) -> Re
     if let Some(c) = req.custom_delivery_configuration.as_ref() {
         custom_delivery("CustomDeliveryConfiguration", c)?;
     }
+    if let Some(mc) = req.message_configuration.as_ref() {
+        push_messages("MessageConfiguration", mc)?;
+    }
+    Ok(())
+}
+
+/// A campaign's push messages must be Pinpoint `Message`s that the APNs
+/// and FCM payload rules accept (checked now, not when the campaign runs).
+fn push_messages(path: &str, mc: &MessageConfiguration) -> Res {
+    let parse =
+        |name: &str, v: &Option<serde_json::Value>| -> Result<Option<Message>, ValidationError> {
+            v.clone()
+                .map(serde_json::from_value::<Message>)
+                .transpose()
+                .map_err(|e| err(&format!("{path}.{name}"), e.to_string()))
+        };
+    let apns = parse("APNSMessage", &mc.apns_message)?;
+    let gcm = parse("GCMMessage", &mc.gcm_message)?;
+    if let Some(m) = crate::push::apns_from_campaign(mc.default_message.as_ref(), apns.as_ref()) {
+        crate::push::apns_check(&m).map_err(|e| err(&format!("{path}.APNSMessage"), e.0))?;
+    }
+    if let Some(m) = crate::push::gcm_from_campaign(mc.default_message.as_ref(), gcm.as_ref()) {
+        crate::push::gcm_check(&m).map_err(|e| err(&format!("{path}.GCMMessage"), e.0))?;
+    }
     Ok(())
 }
 
@@ -528,6 +552,9 @@ fn treatments(ts: &[WriteTreatmentResource]) -> Res {
         }
         if let Some(c) = t.custom_delivery_configuration.as_ref() {
             custom_delivery(&format!("{path}.CustomDeliveryConfiguration"), c)?;
+        }
+        if let Some(mc) = t.message_configuration.as_ref() {
+            push_messages(&format!("{path}.MessageConfiguration"), mc)?;
         }
     }
     if sum > 100 {
@@ -956,6 +983,24 @@ mod tests {
 
     fn msg(r: Res) -> String {
         r.unwrap_err().0
+    }
+
+    #[test]
+    fn push_messages_are_checked_when_the_campaign_is_written() {
+        let with = |mc: serde_json::Value| {
+            let mut c = good();
+            c.message_configuration = Some(serde_json::from_value(mc).unwrap());
+            validate_write_campaign(&c, true)
+        };
+        assert!(with(json!({"APNSMessage": {"Body": "hi", "TimeToLive": 60}})).is_ok());
+        let e = msg(with(json!({"APNSMessage": {"RawContent": "[1]"}})));
+        assert!(e.contains("MessageConfiguration.APNSMessage"), "{e}");
+        let e = msg(with(json!({"GCMMessage": {"Action": "JUMP"}})));
+        assert!(e.contains("MessageConfiguration.GCMMessage"), "{e}");
+        let e = msg(with(json!({"DefaultMessage": {"TimeToLive": -5}})));
+        assert!(e.contains("TimeToLive"), "{e}");
+        let e = msg(with(json!({"APNSMessage": {"Body": 5}})));
+        assert!(e.contains("APNSMessage"), "{e}");
     }
 
     fn good() -> WriteCampaignRequest {
