@@ -668,14 +668,23 @@ impl<E: KvEngine> Herald<E> {
             })?),
             None => None,
         };
-        let push = herald_model::push::apns_from_campaign(
+        let template = self.push_template(tc.as_ref()).await?;
+        let defaults = template.as_ref().and_then(|(_, d)| d.clone());
+        let mut push = herald_model::push::apns_from_campaign(
             mc.default_message.as_ref(),
             apns_message.as_ref(),
         );
+        if let Some((t, _)) = &template {
+            let from_template = herald_model::push::apns_from_template(t);
+            push = Some(match push {
+                Some(p) => herald_model::push::apns_over(p, from_template),
+                None => from_template,
+            });
+        }
         // A push message that does not check fails the run's APNs
         // recipients only (it was accepted when the campaign was written).
         let apns = self
-            .apns_specs(app, push, Default::default())
+            .apns_specs(app, push, Default::default(), defaults.clone())
             .unwrap_or_else(|e| {
                 herald_model::channel::APNS_CHANNELS
                     .iter()
@@ -712,12 +721,19 @@ impl<E: KvEngine> Herald<E> {
             })?),
             None => None,
         };
-        let gcm_push = herald_model::push::gcm_from_campaign(
+        let mut gcm_push = herald_model::push::gcm_from_campaign(
             mc.default_message.as_ref(),
             gcm_message.as_ref(),
         );
+        if let Some((t, _)) = &template {
+            let from_template = herald_model::push::gcm_from_template(t);
+            gcm_push = Some(match gcm_push {
+                Some(p) => herald_model::push::gcm_over(p, from_template),
+                None => from_template,
+            });
+        }
         let gcm = self
-            .gcm_spec(app, gcm_push, Default::default())
+            .gcm_spec(app, gcm_push, Default::default(), defaults)
             .unwrap_or_else(|e| Err(e.to_string()));
         Ok(TreatmentPlan {
             email,

@@ -84,6 +84,8 @@ pub(crate) struct ApnsSpec {
     pub message: herald_model::push::ApnsMessage,
     pub compiled: Arc<render::Compiled>,
     pub substitutions: Substitutions,
+    /// The push template's `DefaultSubstitutions`.
+    pub defaults: Option<serde_json::Value>,
     pub voip: bool,
 }
 
@@ -96,7 +98,16 @@ pub(crate) struct GcmSpec {
     pub message: herald_model::push::GcmMessage,
     pub compiled: Arc<render::Compiled>,
     pub substitutions: Substitutions,
+    /// The push template's `DefaultSubstitutions`.
+    pub defaults: Option<serde_json::Value>,
 }
+
+/// A push template named by a send or campaign: its body and parsed
+/// `DefaultSubstitutions`.
+pub(crate) type PushTemplate = (
+    herald_model::template::PushNotificationTemplateRequest,
+    Option<serde_json::Value>,
+);
 
 pub(crate) type GcmPlan = std::result::Result<GcmSpec, String>;
 
@@ -144,7 +155,7 @@ pub(crate) fn fcm_job(
     cfg: &EndpointSendConfiguration,
 ) -> std::result::Result<Job, String> {
     let subs = substitutions_of(cfg.substitutions.as_ref(), &spec.substitutions);
-    let ctx = render::context(endpoint, address, "GCM", None, &subs);
+    let ctx = render::context(endpoint, address, "GCM", spec.defaults.as_ref(), &subs);
     let mut m = spec.message.clone();
     let part = |name: &str, set: bool| -> std::result::Result<Option<String>, String> {
         if !set {
@@ -190,7 +201,7 @@ pub(crate) fn apns_job(
 ) -> std::result::Result<Job, String> {
     let subs = substitutions_of(cfg.substitutions.as_ref(), &spec.substitutions);
     let channel = spec.identity.platform.as_str();
-    let ctx = render::context(endpoint, address, channel, None, &subs);
+    let ctx = render::context(endpoint, address, channel, spec.defaults.as_ref(), &subs);
     let mut m = spec.message.clone();
     let part = |name: &str, set: bool| -> std::result::Result<Option<String>, String> {
         if !set {
@@ -882,12 +893,36 @@ impl<E: KvEngine> Herald<E> {
         tc: Option<&TemplateConfiguration>,
         context: Option<&BTreeMap<String, String>>,
     ) -> Result<Plans> {
+        let template = self.push_template(tc).await?;
         Ok(Plans {
             email: self.email_plan(app, dm, tc).await?,
             custom: self.custom_plan(app, dm, context),
-            apns: self.apns_plans(app, dm)?,
-            gcm: self.gcm_plans(app, dm)?,
+            apns: self.apns_plans(app, dm, template.as_ref())?,
+            gcm: self.gcm_plans(app, dm, template.as_ref())?,
         })
+    }
+
+    /// The push template `tc` names, if any (a version or the active one).
+    pub(crate) async fn push_template(
+        &self,
+        tc: Option<&TemplateConfiguration>,
+    ) -> Result<Option<PushTemplate>> {
+        let Some(t) = tc.and_then(|t| t.push_template.as_ref()) else {
+            return Ok(None);
+        };
+        let name = t.name.as_deref().unwrap_or_default();
+        let version = t.version.as_deref().and_then(|v| v.parse().ok());
+        let (_, rec) = self
+            .template_record(TemplateType::Push, name, version)
+            .await?;
+        let body: herald_model::template::PushNotificationTemplateRequest =
+            serde_json::from_value(rec.body.clone())
+                .map_err(|e| ServiceError::Internal(format!("stored template {name}: {e}")))?;
+        let defaults = match body.default_substitutions.as_deref() {
+            Some(d) => Some(herald_model::template::parse_default_substitutions(d)?),
+            None => None,
+        };
+        Ok(Some((body, defaults)))
     }
 
     /// The request's FCM message; a malformed `GCMMessage` refuses the
@@ -896,6 +931,7 @@ impl<E: KvEngine> Herald<E> {
         &self,
         app: &AppRecord,
         dm: &DirectMessageConfiguration,
+        template: Option<&PushTemplate>,
     ) -> Result<GcmPlan> {
         use herald_model::push::{gcm_merge, DefaultPushMessage, GcmMessage};
         let default: Option<DefaultPushMessage> = dm
@@ -912,19 +948,28 @@ impl<E: KvEngine> Herald<E> {
             .map(serde_json::from_value)
             .transpose()
             .map_err(|e| ServiceError::BadRequest(format!("GCMMessage: {e}")))?;
-        if default.is_none() && gcm.is_none() {
+        if default.is_none() && gcm.is_none() && template.is_none() {
             return Ok(Err(
                 "the request has no GCMMessage or DefaultPushNotificationMessage".into(),
             ));
         }
-        let message = gcm_merge(default.as_ref(), gcm.as_ref());
+        let mut message = gcm_merge(default.as_ref(), gcm.as_ref());
+        if let Some((t, _)) = template {
+            message =
+                herald_model::push::gcm_over(message, herald_model::push::gcm_from_template(t));
+        }
         let substitutions = message::merged_substitutions(&[
             dm.default_message
                 .as_ref()
                 .and_then(|d| d.substitutions.as_ref()),
             message.substitutions.as_ref(),
         ]);
-        self.gcm_spec(app, Some(message), substitutions)
+        self.gcm_spec(
+            app,
+            Some(message),
+            substitutions,
+            template.and_then(|(_, d)| d.clone()),
+        )
     }
 
     /// The plan of `message` (already merged) for the app's GCM channel.
@@ -933,6 +978,7 @@ impl<E: KvEngine> Herald<E> {
         app: &AppRecord,
         message: Option<herald_model::push::GcmMessage>,
         substitutions: Substitutions,
+        defaults: Option<serde_json::Value>,
     ) -> Result<GcmPlan> {
         let Some(message) = message else {
             return Ok(Err(
@@ -972,6 +1018,7 @@ impl<E: KvEngine> Herald<E> {
             message,
             compiled,
             substitutions,
+            defaults,
         }))
     }
 
@@ -982,6 +1029,7 @@ impl<E: KvEngine> Herald<E> {
         &self,
         app: &AppRecord,
         dm: &DirectMessageConfiguration,
+        template: Option<&PushTemplate>,
     ) -> Result<BTreeMap<&'static str, ApnsPlan>> {
         use herald_model::push::{apns_merge, ApnsMessage, DefaultPushMessage};
         let default: Option<DefaultPushMessage> = dm
@@ -998,17 +1046,26 @@ impl<E: KvEngine> Herald<E> {
             .map(serde_json::from_value)
             .transpose()
             .map_err(|e| ServiceError::BadRequest(format!("APNSMessage: {e}")))?;
-        if default.is_none() && apns.is_none() {
-            return self.apns_specs(app, None, Substitutions::new());
+        if default.is_none() && apns.is_none() && template.is_none() {
+            return self.apns_specs(app, None, Substitutions::new(), None);
         }
-        let message = apns_merge(default.as_ref(), apns.as_ref());
+        let mut message = apns_merge(default.as_ref(), apns.as_ref());
+        if let Some((t, _)) = template {
+            message =
+                herald_model::push::apns_over(message, herald_model::push::apns_from_template(t));
+        }
         let substitutions = message::merged_substitutions(&[
             dm.default_message
                 .as_ref()
                 .and_then(|d| d.substitutions.as_ref()),
             message.substitutions.as_ref(),
         ]);
-        self.apns_specs(app, Some(message), substitutions)
+        self.apns_specs(
+            app,
+            Some(message),
+            substitutions,
+            template.and_then(|(_, d)| d.clone()),
+        )
     }
 
     /// The plan of `message` (already merged) for each APNs channel type of
@@ -1018,6 +1075,7 @@ impl<E: KvEngine> Herald<E> {
         app: &AppRecord,
         message: Option<herald_model::push::ApnsMessage>,
         substitutions: Substitutions,
+        defaults: Option<serde_json::Value>,
     ) -> Result<BTreeMap<&'static str, ApnsPlan>> {
         let mut plans = BTreeMap::new();
         let Some(message) = message else {
@@ -1087,6 +1145,7 @@ impl<E: KvEngine> Herald<E> {
                         message: message.clone(),
                         compiled: compiled.clone(),
                         substitutions: substitutions.clone(),
+                        defaults: defaults.clone(),
                         voip,
                     })
                 }

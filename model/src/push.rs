@@ -149,6 +149,122 @@ pub fn apns_from_campaign(
     })
 }
 
+/// `top` with every field it leaves unset taken from `under`.
+pub fn apns_over(top: ApnsMessage, under: ApnsMessage) -> ApnsMessage {
+    ApnsMessage {
+        apns_push_type: top.apns_push_type.or(under.apns_push_type),
+        action: top.action.or(under.action),
+        badge: top.badge.or(under.badge),
+        body: top.body.or(under.body),
+        category: top.category.or(under.category),
+        collapse_id: top.collapse_id.or(under.collapse_id),
+        data: top.data.or(under.data),
+        media_url: top.media_url.or(under.media_url),
+        preferred_authentication_method: top
+            .preferred_authentication_method
+            .or(under.preferred_authentication_method),
+        priority: top.priority.or(under.priority),
+        raw_content: top.raw_content.or(under.raw_content),
+        silent_push: top.silent_push.or(under.silent_push),
+        sound: top.sound.or(under.sound),
+        substitutions: top.substitutions.or(under.substitutions),
+        thread_id: top.thread_id.or(under.thread_id),
+        time_to_live: top.time_to_live.or(under.time_to_live),
+        title: top.title.or(under.title),
+        url: top.url.or(under.url),
+    }
+}
+
+/// The APNs message of a push template: its `APNS` slot over its `Default`
+/// slot.
+pub fn apns_from_template(t: &crate::template::PushNotificationTemplateRequest) -> ApnsMessage {
+    let d = t.default.clone().unwrap_or_default();
+    let base = ApnsMessage {
+        action: d.action,
+        body: d.body,
+        sound: d.sound,
+        title: d.title,
+        url: d.url,
+        ..Default::default()
+    };
+    match &t.apns {
+        Some(a) => apns_over(
+            ApnsMessage {
+                action: a.action.clone(),
+                body: a.body.clone(),
+                media_url: a.media_url.clone(),
+                raw_content: a.raw_content.clone(),
+                sound: a.sound.clone(),
+                title: a.title.clone(),
+                url: a.url.clone(),
+                ..Default::default()
+            },
+            base,
+        ),
+        None => base,
+    }
+}
+
+/// `top` with every field it leaves unset taken from `under`.
+pub fn gcm_over(top: GcmMessage, under: GcmMessage) -> GcmMessage {
+    GcmMessage {
+        action: top.action.or(under.action),
+        body: top.body.or(under.body),
+        collapse_key: top.collapse_key.or(under.collapse_key),
+        data: top.data.or(under.data),
+        icon_reference: top.icon_reference.or(under.icon_reference),
+        image_icon_url: top.image_icon_url.or(under.image_icon_url),
+        image_url: top.image_url.or(under.image_url),
+        preferred_authentication_method: top
+            .preferred_authentication_method
+            .or(under.preferred_authentication_method),
+        priority: top.priority.or(under.priority),
+        raw_content: top.raw_content.or(under.raw_content),
+        restricted_package_name: top
+            .restricted_package_name
+            .or(under.restricted_package_name),
+        silent_push: top.silent_push.or(under.silent_push),
+        small_image_icon_url: top.small_image_icon_url.or(under.small_image_icon_url),
+        sound: top.sound.or(under.sound),
+        substitutions: top.substitutions.or(under.substitutions),
+        time_to_live: top.time_to_live.or(under.time_to_live),
+        title: top.title.or(under.title),
+        url: top.url.or(under.url),
+    }
+}
+
+/// The FCM message of a push template: its `GCM` slot over its `Default`
+/// slot.
+pub fn gcm_from_template(t: &crate::template::PushNotificationTemplateRequest) -> GcmMessage {
+    let d = t.default.clone().unwrap_or_default();
+    let base = GcmMessage {
+        action: d.action,
+        body: d.body,
+        sound: d.sound,
+        title: d.title,
+        url: d.url,
+        ..Default::default()
+    };
+    match &t.gcm {
+        Some(g) => gcm_over(
+            GcmMessage {
+                action: g.action.clone(),
+                body: g.body.clone(),
+                image_icon_url: g.image_icon_url.clone(),
+                image_url: g.image_url.clone(),
+                raw_content: g.raw_content.clone(),
+                small_image_icon_url: g.small_image_icon_url.clone(),
+                sound: g.sound.clone(),
+                title: g.title.clone(),
+                url: g.url.clone(),
+                ..Default::default()
+            },
+            base,
+        ),
+        None => base,
+    }
+}
+
 /// Push types APNs knows (`apns-push-type`).
 pub const APNS_PUSH_TYPES: [&str; 8] = [
     "alert",
@@ -466,6 +582,40 @@ mod tests {
             (Some("t"), Some("apns"), Some(30))
         );
         assert!(apns_from_campaign(None, None).is_none());
+    }
+
+    #[test]
+    fn a_template_gives_what_the_message_leaves_unset() {
+        use crate::template::{
+            APNSPushNotificationTemplate, DefaultPushNotificationTemplate,
+            PushNotificationTemplateRequest,
+        };
+        let t = PushNotificationTemplateRequest {
+            default: Some(DefaultPushNotificationTemplate {
+                title: Some("template title".into()),
+                body: Some("template body".into()),
+                ..Default::default()
+            }),
+            apns: Some(APNSPushNotificationTemplate {
+                body: Some("apns template body".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let from_template = apns_from_template(&t);
+        assert_eq!(from_template.body.as_deref(), Some("apns template body"));
+        let request = ApnsMessage {
+            title: Some("request title".into()),
+            ..Default::default()
+        };
+        let m = apns_over(request, from_template);
+        assert_eq!(m.title.as_deref(), Some("request title"));
+        assert_eq!(m.body.as_deref(), Some("apns template body"));
+        let g = gcm_from_template(&t);
+        assert_eq!(
+            (g.title.as_deref(), g.body.as_deref()),
+            (Some("template title"), Some("template body"))
+        );
     }
 
     #[test]

@@ -424,3 +424,34 @@ def test_fcm_unregistered_deactivates_and_throttling_is_retried(ppp, fcm, gcm_ap
     assert resp["Result"]["u503-token"]["DeliveryStatus"] == "SUCCESSFUL", resp
     throttled = fcm.sent("q429-token", wait_for=2)
     assert [s["status"] for s in throttled] == [429, 200]
+
+
+def test_a_push_template_fills_what_the_request_leaves_out(ppp, apns, fcm, push_app):
+    ppp.update_gcm_channel(ApplicationId=push_app, GCMChannelRequest={"ServiceJson": fcm.service_json.read_text()})
+    name = unique("pt")
+    ppp.create_push_template(
+        TemplateName=name,
+        PushNotificationTemplateRequest={
+            "Default": {"Title": "Hi {{User.UserAttributes.FirstName}}", "Body": "default body"},
+            "APNS": {"Body": "apns body", "Sound": "chime"},
+            "DefaultSubstitutions": '{"User.UserAttributes.FirstName": "friend"}',
+        },
+    )
+    apns_token, fcm_token = "fa" * 32, unique("reg")
+    try:
+        resp = ppp.send_messages(
+            ApplicationId=push_app,
+            MessageRequest={
+                "Addresses": {apns_token: {"ChannelType": "APNS"}, fcm_token: {"ChannelType": "GCM"}},
+                "MessageConfiguration": {"GCMMessage": {"Body": "gcm body from the request"}},
+                "TemplateConfiguration": {"PushTemplate": {"Name": name}},
+            },
+        )["MessageResponse"]["Result"]
+        assert {a: r["DeliveryStatus"] for a, r in resp.items()} == {apns_token: "SUCCESSFUL", fcm_token: "SUCCESSFUL"}
+        [push] = apns.pushes(apns_token, wait_for=1)
+        assert push["payload"]["aps"]["alert"] == {"title": "Hi friend", "body": "apns body"}
+        assert push["payload"]["aps"]["sound"] == "chime"
+        [sent] = fcm.sent(fcm_token, wait_for=1)
+        assert sent["message"]["notification"] == {"title": "Hi friend", "body": "gcm body from the request"}
+    finally:
+        ppp.delete_push_template(TemplateName=name)
