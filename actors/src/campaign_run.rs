@@ -662,12 +662,8 @@ impl<E: KvEngine> Herald<E> {
         };
         let email = self.email_plan(app, &dm, tc.as_ref()).await?;
         let custom = self.custom_plan(app, &dm, None);
-        let apns_message: Option<camp::Message> = match mc.apns_message.clone() {
-            Some(v) => Some(serde_json::from_value(v).map_err(|e| {
-                ServiceError::BadRequest(format!("MessageConfiguration.APNSMessage: {e}"))
-            })?),
-            None => None,
-        };
+        let apns_message: Option<camp::Message> =
+            crate::sends::parsed(&mc.apns_message, "MessageConfiguration.APNSMessage")?;
         let template = self.push_template(tc.as_ref()).await?;
         let defaults = template.as_ref().and_then(|(_, d)| d.clone());
         let mut push = herald_model::push::apns_from_campaign(
@@ -715,12 +711,8 @@ impl<E: KvEngine> Herald<E> {
             }
             None => None,
         };
-        let gcm_message: Option<camp::Message> = match mc.gcm_message.clone() {
-            Some(v) => Some(serde_json::from_value(v).map_err(|e| {
-                ServiceError::BadRequest(format!("MessageConfiguration.GCMMessage: {e}"))
-            })?),
-            None => None,
-        };
+        let gcm_message: Option<camp::Message> =
+            crate::sends::parsed(&mc.gcm_message, "MessageConfiguration.GCMMessage")?;
         let mut gcm_push = herald_model::push::gcm_from_campaign(
             mc.default_message.as_ref(),
             gcm_message.as_ref(),

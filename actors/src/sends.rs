@@ -145,6 +145,42 @@ impl Plans {
     }
 }
 
+/// A push's Title and Body for one recipient: the recipient's overrides,
+/// else the message's own (when it has one) rendered in `ctx`.
+fn push_text(
+    compiled: &render::Compiled,
+    ctx: &serde_json::Value,
+    cfg: &EndpointSendConfiguration,
+    has_title: bool,
+    has_body: bool,
+) -> std::result::Result<(Option<String>, Option<String>), String> {
+    let part = |name: &str, over: &Option<String>, has: bool| match over {
+        Some(o) => render_once(&format!("{name}Override"), o, ctx).map(Some),
+        None if has => compiled
+            .render(name, ctx)
+            .map(Some)
+            .map_err(|e| format!("rendering {name}: {e}")),
+        None => Ok(None),
+    };
+    Ok((
+        part("Title", &cfg.title_override, has_title)?,
+        part("Body", &cfg.body_override, has_body)?,
+    ))
+}
+
+/// `value` (a message of the request, kept as raw JSON) as `T`; a message
+/// that does not parse refuses the whole request, naming it.
+pub(crate) fn parsed<T: serde::de::DeserializeOwned>(
+    value: &Option<serde_json::Value>,
+    name: &str,
+) -> Result<Option<T>> {
+    value
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| ServiceError::BadRequest(format!("{name}: {e}")))
+}
+
 /// An FCM message to one registration token, rendered for it.
 pub(crate) fn fcm_job(
     app_id: &str,
@@ -157,23 +193,13 @@ pub(crate) fn fcm_job(
     let subs = substitutions_of(cfg.substitutions.as_ref(), &spec.substitutions);
     let ctx = render::context(endpoint, address, "GCM", spec.defaults.as_ref(), &subs);
     let mut m = spec.message.clone();
-    let part = |name: &str, set: bool| -> std::result::Result<Option<String>, String> {
-        if !set {
-            return Ok(None);
-        }
-        spec.compiled
-            .render(name, &ctx)
-            .map(Some)
-            .map_err(|e| format!("rendering {name}: {e}"))
-    };
-    m.title = match &cfg.title_override {
-        Some(t) => Some(render_once("TitleOverride", t, &ctx)?),
-        None => part("Title", m.title.is_some())?,
-    };
-    m.body = match &cfg.body_override {
-        Some(b) => Some(render_once("BodyOverride", b, &ctx)?),
-        None => part("Body", m.body.is_some())?,
-    };
+    (m.title, m.body) = push_text(
+        &spec.compiled,
+        &ctx,
+        cfg,
+        m.title.is_some(),
+        m.body.is_some(),
+    )?;
     if let Some(raw) = &cfg.raw_content {
         m.raw_content = Some(raw.clone());
     }
@@ -203,23 +229,13 @@ pub(crate) fn apns_job(
     let channel = spec.identity.platform.as_str();
     let ctx = render::context(endpoint, address, channel, spec.defaults.as_ref(), &subs);
     let mut m = spec.message.clone();
-    let part = |name: &str, set: bool| -> std::result::Result<Option<String>, String> {
-        if !set {
-            return Ok(None);
-        }
-        spec.compiled
-            .render(name, &ctx)
-            .map(Some)
-            .map_err(|e| format!("rendering {name}: {e}"))
-    };
-    m.title = match &cfg.title_override {
-        Some(t) => Some(render_once("TitleOverride", t, &ctx)?),
-        None => part("Title", m.title.is_some())?,
-    };
-    m.body = match &cfg.body_override {
-        Some(b) => Some(render_once("BodyOverride", b, &ctx)?),
-        None => part("Body", m.body.is_some())?,
-    };
+    (m.title, m.body) = push_text(
+        &spec.compiled,
+        &ctx,
+        cfg,
+        m.title.is_some(),
+        m.body.is_some(),
+    )?;
     if let Some(raw) = &cfg.raw_content {
         m.raw_content = Some(raw.clone());
     }
@@ -934,20 +950,11 @@ impl<E: KvEngine> Herald<E> {
         template: Option<&PushTemplate>,
     ) -> Result<GcmPlan> {
         use herald_model::push::{gcm_merge, DefaultPushMessage, GcmMessage};
-        let default: Option<DefaultPushMessage> = dm
-            .default_push_notification_message
-            .clone()
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|e| {
-                ServiceError::BadRequest(format!("DefaultPushNotificationMessage: {e}"))
-            })?;
-        let gcm: Option<GcmMessage> = dm
-            .gcm_message
-            .clone()
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|e| ServiceError::BadRequest(format!("GCMMessage: {e}")))?;
+        let default: Option<DefaultPushMessage> = parsed(
+            &dm.default_push_notification_message,
+            "DefaultPushNotificationMessage",
+        )?;
+        let gcm: Option<GcmMessage> = parsed(&dm.gcm_message, "GCMMessage")?;
         if default.is_none() && gcm.is_none() && template.is_none() {
             return Ok(Err(
                 "the request has no GCMMessage or DefaultPushNotificationMessage".into(),
@@ -1032,20 +1039,11 @@ impl<E: KvEngine> Herald<E> {
         template: Option<&PushTemplate>,
     ) -> Result<BTreeMap<&'static str, ApnsPlan>> {
         use herald_model::push::{apns_merge, ApnsMessage, DefaultPushMessage};
-        let default: Option<DefaultPushMessage> = dm
-            .default_push_notification_message
-            .clone()
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|e| {
-                ServiceError::BadRequest(format!("DefaultPushNotificationMessage: {e}"))
-            })?;
-        let apns: Option<ApnsMessage> = dm
-            .apns_message
-            .clone()
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|e| ServiceError::BadRequest(format!("APNSMessage: {e}")))?;
+        let default: Option<DefaultPushMessage> = parsed(
+            &dm.default_push_notification_message,
+            "DefaultPushNotificationMessage",
+        )?;
+        let apns: Option<ApnsMessage> = parsed(&dm.apns_message, "APNSMessage")?;
         if default.is_none() && apns.is_none() && template.is_none() {
             return self.apns_specs(app, None, Substitutions::new(), None);
         }

@@ -31,17 +31,15 @@ def peer_bin(name: str) -> Path:
     return path
 
 
-def mock_apns_bin() -> Path:
-    return peer_bin("mock-apns")
+class MockPeer:
+    """A mock provider process (`peers/` binaries): started with `args`,
+    serving once it prints `listening URL`, logging what it answered to
+    `log` as JSON lines."""
 
-
-class MockFcm:
-    def __init__(self, base: Path):
-        self.service_json = base / "service-account.json"
-        self.log = base / "sent.ndjson"
+    def __init__(self, name: str, log: Path, args: list):
+        self.log = log
         self.proc = subprocess.Popen(
-            [str(peer_bin("mock-fcm")), "--service-json-out", str(self.service_json), "--log", str(self.log),
-             "--project", "herald-test"],
+            [str(peer_bin(name)), "--log", str(log), *map(str, args)],
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
         )
@@ -49,7 +47,8 @@ class MockFcm:
         assert line.startswith("listening "), line
         self.url = line.split()[1]
 
-    def sent(self, device_token=None, wait_for=0, timeout_s=5.0) -> list:
+    def logged(self, device_token=None, wait_for=0, timeout_s=5.0) -> list:
+        """Logged requests (to `device_token`), waiting until there are `wait_for`."""
         deadline = time.time() + timeout_s
         while True:
             lines = self.log.read_text().splitlines() if self.log.exists() else []
@@ -63,6 +62,17 @@ class MockFcm:
     def stop(self):
         self.proc.kill()
         self.proc.wait()
+
+
+class MockFcm(MockPeer):
+    def __init__(self, base: Path):
+        self.service_json = base / "service-account.json"
+        super().__init__(
+            "mock-fcm", base / "sent.ndjson",
+            ["--service-json-out", self.service_json, "--project", "herald-test"],
+        )
+
+    sent = MockPeer.logged
 
 
 @pytest.fixture(scope="session")
@@ -72,36 +82,16 @@ def fcm(tmp_path_factory):
     mock.stop()
 
 
-class MockApns:
+class MockApns(MockPeer):
     def __init__(self, base: Path):
         self.key = base / "key.p8"
         self.ca = base / "ca.pem"
-        self.log = base / "pushes.ndjson"
-        self.proc = subprocess.Popen(
-            [str(mock_apns_bin()), "--team-id", TEAM, "--key-id", KEY_ID, "--key-out", str(self.key),
-             "--ca-out", str(self.ca), "--log", str(self.log), "--streams", "100"],
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
+        super().__init__(
+            "mock-apns", base / "pushes.ndjson",
+            ["--team-id", TEAM, "--key-id", KEY_ID, "--key-out", self.key, "--ca-out", self.ca, "--streams", "100"],
         )
-        line = self.proc.stdout.readline().decode()
-        assert line.startswith("listening "), line
-        self.url = line.split()[1]
 
-    def pushes(self, device_token=None, wait_for=0, timeout_s=5.0) -> list:
-        """Logged pushes (to `device_token`), waiting until there are `wait_for`."""
-        deadline = time.time() + timeout_s
-        while True:
-            lines = self.log.read_text().splitlines() if self.log.exists() else []
-            out = [json.loads(l) for l in lines]
-            if device_token is not None:
-                out = [p for p in out if p["device_token"] == device_token]
-            if len(out) >= wait_for or time.time() > deadline:
-                return out
-            time.sleep(0.05)
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
+    pushes = MockPeer.logged
 
 
 @pytest.fixture(scope="session")

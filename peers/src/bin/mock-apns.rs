@@ -12,11 +12,7 @@ use std::io::Write;
 use herald_peers::apns::{MockApns, MockApnsConfig};
 use ring::signature::KeyPair;
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
+use herald_peers::arg;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -62,21 +58,5 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("listening {}", mock.url());
     std::io::stdout().flush()?;
-    let mut written = 0;
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if let Some(path) = &log {
-            let pushes = mock.pushes();
-            if pushes.len() > written {
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?;
-                for p in &pushes[written..] {
-                    writeln!(f, "{}", serde_json::to_string(p)?)?;
-                }
-                written = pushes.len();
-            }
-        }
-    }
+    herald_peers::append_log_forever(log, || mock.pushes()).await
 }

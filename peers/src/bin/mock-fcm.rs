@@ -10,11 +10,7 @@ use std::io::Write;
 
 use herald_peers::fcm::{service_json, MockFcm};
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
+use herald_peers::arg;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -28,21 +24,5 @@ async fn main() -> anyhow::Result<()> {
     println!("listening {}", mock.url());
     std::io::stdout().flush()?;
     let log = arg(&args, "--log");
-    let mut written = 0;
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if let Some(path) = &log {
-            let sent = mock.sent();
-            if sent.len() > written {
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?;
-                for s in &sent[written..] {
-                    writeln!(f, "{}", serde_json::to_string(s)?)?;
-                }
-                written = sent.len();
-            }
-        }
-    }
+    herald_peers::append_log_forever(log, || mock.sent()).await
 }
