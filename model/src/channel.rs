@@ -578,3 +578,148 @@ mod gcm_tests {
         );
     }
 }
+
+/// Pinpoint's `SMSChannelRequest`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SmsChannelRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_code: Option<String>,
+}
+
+/// Pinpoint's `SMSChannelResponse`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SmsChannelResponse {
+    pub application_id: String,
+    pub creation_date: String,
+    pub enabled: bool,
+    pub has_credential: bool,
+    pub id: String,
+    pub is_archived: bool,
+    pub last_modified_date: String,
+    pub platform: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotional_messages_per_second: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transactional_messages_per_second: Option<u32>,
+    pub version: u32,
+}
+
+/// Checks an SMS channel request: `SenderId` is an alphanumeric sender
+/// (1–11 characters, a letter among them), `ShortCode` 3 to 8 digits.
+pub fn sms_channel_check(req: &SmsChannelRequest) -> Result<(), crate::validate::ValidationError> {
+    if let Some(id) = req.sender_id.as_deref().filter(|s| !s.is_empty()) {
+        crate::sms::sender_id_check(id)?;
+    }
+    if let Some(code) = req.short_code.as_deref().filter(|s| !s.is_empty()) {
+        if !(3..=8).contains(&code.len()) || !code.chars().all(|c| c.is_ascii_digit()) {
+            return Err(crate::validate::ValidationError(format!(
+                "ShortCode {code:?}: 3 to 8 digits"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The SMS channel after an update: a PUT replaces `SenderId` and
+/// `ShortCode`; the rates are the node's (`[sms] messages_per_second`).
+pub fn sms_update(
+    existing: Option<&SmsChannelResponse>,
+    app_id: &str,
+    req: &SmsChannelRequest,
+    messages_per_second: u32,
+    now_iso: &str,
+) -> SmsChannelResponse {
+    let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    SmsChannelResponse {
+        application_id: app_id.to_owned(),
+        creation_date: existing
+            .map(|e| e.creation_date.clone())
+            .unwrap_or_else(|| now_iso.to_owned()),
+        enabled: req.enabled.unwrap_or(true),
+        has_credential: false,
+        id: "sms".into(),
+        is_archived: false,
+        last_modified_date: now_iso.to_owned(),
+        platform: "SMS".into(),
+        promotional_messages_per_second: Some(messages_per_second),
+        sender_id: given(&req.sender_id),
+        short_code: given(&req.short_code),
+        transactional_messages_per_second: Some(messages_per_second),
+        version: existing.map_or(0, |e| e.version).saturating_add(1),
+    }
+}
+
+/// The `GetChannels` entry of the SMS channel.
+pub fn sms_summary(ch: &SmsChannelResponse) -> ChannelResponse {
+    ChannelResponse {
+        application_id: Some(ch.application_id.clone()),
+        creation_date: Some(ch.creation_date.clone()),
+        enabled: Some(ch.enabled),
+        has_credential: Some(ch.has_credential),
+        id: Some(ch.id.clone()),
+        is_archived: Some(ch.is_archived),
+        last_modified_by: None,
+        last_modified_date: Some(ch.last_modified_date.clone()),
+        version: Some(ch.version as i32),
+    }
+}
+
+#[cfg(test)]
+mod sms_tests {
+    use super::*;
+
+    #[test]
+    fn sms_channel_requests_are_checked_and_versioned() {
+        let ok = SmsChannelRequest {
+            enabled: None,
+            sender_id: Some("Herald".into()),
+            short_code: Some("22333".into()),
+        };
+        assert!(sms_channel_check(&ok).is_ok());
+        for bad in [
+            SmsChannelRequest {
+                sender_id: Some("TooLongSender1".into()),
+                ..Default::default()
+            },
+            SmsChannelRequest {
+                sender_id: Some("12345".into()),
+                ..Default::default()
+            },
+            SmsChannelRequest {
+                short_code: Some("12".into()),
+                ..Default::default()
+            },
+            SmsChannelRequest {
+                short_code: Some("22a33".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(sms_channel_check(&bad).is_err(), "{bad:?}");
+        }
+        let first = sms_update(None, "a", &ok, 20, "t0");
+        assert_eq!(
+            (first.version, first.enabled, first.platform.as_str()),
+            (1, true, "SMS")
+        );
+        let off = SmsChannelRequest {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        let next = sms_update(Some(&first), "a", &off, 20, "t1");
+        assert_eq!(
+            (next.version, next.enabled, next.creation_date.as_str()),
+            (2, false, "t0")
+        );
+        assert_eq!(next.sender_id, None);
+    }
+}

@@ -10,6 +10,10 @@
 //! surrogate pair. Payloads here are unpacked septets (one per octet, as
 //! SMPP's `short_message` carries them with `data_coding` 0) or UTF-16BE
 //! (`data_coding` 8).
+//!
+//! Also here: Pinpoint's `SMSMessage` and its checks, phone numbers in
+//! E.164, the keyword of an inbound message (STOP, START, HELP, custom),
+//! and the text of SMPP delivery receipts.
 
 use crate::validate::ValidationError;
 
@@ -193,10 +197,322 @@ pub fn decode(encoding: SmsEncoding, payload: &[u8]) -> String {
     }
 }
 
+/// The concatenation user data header of one part (3GPP TS 23.040
+/// 9.2.3.24.1: information element 0x00, 8-bit reference): `reference`
+/// is shared by a message's parts, `seq` counts from 1 to `total`.
+pub fn concat_udh(reference: u8, total: u8, seq: u8) -> [u8; 6] {
+    debug_assert!(seq >= 1 && seq <= total);
+    [0x05, 0x00, 0x03, reference, total, seq]
+}
+
+/// Strips a user data header (UDHL and its elements) from a payload whose
+/// `esm_class` has the UDHI bit; answers the payload unchanged when the
+/// header's length runs past its end.
+pub fn strip_udh(payload: &[u8]) -> &[u8] {
+    match payload.first() {
+        Some(&udhl) if (udhl as usize) < payload.len() => &payload[udhl as usize + 1..],
+        _ => payload,
+    }
+}
+
+/// `MessageType` of an SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SmsMessageType {
+    Transactional,
+    Promotional,
+}
+
+/// Pinpoint's `SMSMessage` (direct sends and campaigns).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SmsMessage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origination_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub substitutions: Option<crate::message::Substitutions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_id: Option<String>,
+}
+
+/// Characters of an SMS body before rendering, at most (Pinpoint's own
+/// limit is 1,600; ten parts of 153 septets hold 1,530).
+pub const BODY_CHARS_MAX: usize = 1_600;
+
+/// Checks an `SMSMessage` as written (before rendering): a known
+/// `MessageType`, no MMS (`MediaUrl`), an E.164 `OriginationNumber`, a
+/// `SenderId` of 1–11 letters, digits or spaces with at least one letter,
+/// and a body within [`BODY_CHARS_MAX`].
+pub fn sms_check(m: &SmsMessage) -> Result<(), ValidationError> {
+    let bad = |s: String| Err(ValidationError(s));
+    if let Some(t) = m.message_type.as_deref() {
+        if !matches!(t, "TRANSACTIONAL" | "PROMOTIONAL") {
+            return bad(format!(
+                "MessageType must be TRANSACTIONAL or PROMOTIONAL, not {t:?}"
+            ));
+        }
+    }
+    if m.media_url.as_deref().is_some_and(|u| !u.is_empty()) {
+        return bad("MediaUrl: herald sends SMS only, not MMS".into());
+    }
+    if let Some(n) = m.origination_number.as_deref() {
+        e164(n).map_err(|e| ValidationError(format!("OriginationNumber: {}", e.0)))?;
+    }
+    if let Some(id) = m.sender_id.as_deref() {
+        sender_id_check(id)?;
+    }
+    if let Some(b) = m.body.as_deref() {
+        let n = b.chars().count();
+        if n > BODY_CHARS_MAX {
+            return bad(format!("Body: {n} characters, more than {BODY_CHARS_MAX}"));
+        }
+    }
+    Ok(())
+}
+
+/// An alphanumeric sender id: 1–11 characters of `A-Z a-z 0-9` and space,
+/// at least one a letter (an all-digit sender is a phone number).
+pub fn sender_id_check(id: &str) -> Result<(), ValidationError> {
+    let ok = (1..=11).contains(&id.chars().count())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ')
+        && id.chars().any(|c| c.is_ascii_alphabetic());
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError(format!(
+            "SenderId {id:?}: 1 to 11 letters, digits or spaces, at least one a letter"
+        )))
+    }
+}
+
+/// A phone number in E.164 (`+` and up to 15 digits), from what users and
+/// SMSCs write: spaces, dashes, dots and parentheses are dropped, and the
+/// country code must be given (`+1 (206) 555-0100` → `+12065550100`). The
+/// number is parsed with libphonenumber's metadata, so an impossible
+/// country code or length is refused.
+pub fn e164(raw: &str) -> Result<String, ValidationError> {
+    let bad = |why: &str| {
+        Err(ValidationError(format!(
+            "{raw:?} is not a phone number in E.164 format: {why}"
+        )))
+    };
+    let compact: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let Some(digits) = compact.strip_prefix('+') else {
+        return bad("it must start with + and the country code");
+    };
+    if digits.is_empty() || digits.len() > 15 || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return bad("+ then 1 to 15 digits");
+    }
+    let parsed = match phonenumber::parse(None, &compact) {
+        Ok(p) => p,
+        Err(e) => return bad(&e.to_string()),
+    };
+    let formatted = parsed.format().mode(phonenumber::Mode::E164).to_string();
+    if !phonenumber::is_viable(&compact) {
+        return bad("too short or too long for its country");
+    }
+    Ok(formatted)
+}
+
+/// A number as an SMSC writes it (often without the `+` when its TON is
+/// international), in E.164; `None` for a short code or an alphanumeric
+/// address.
+pub fn e164_of_smsc(addr: &str) -> Option<String> {
+    let a = addr.trim();
+    if a.starts_with('+') {
+        return e164(a).ok();
+    }
+    if a.len() >= 8 && a.chars().all(|c| c.is_ascii_digit()) {
+        return e164(&format!("+{a}")).ok();
+    }
+    None
+}
+
+/// What an inbound message asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keyword {
+    /// Opt out of everything (`STOP`, `UNSUBSCRIBE`, ...).
+    Stop,
+    /// Opt back in (`START`, `UNSTOP`, ...).
+    Start,
+    /// The help text (`HELP`, `INFO`).
+    Help,
+    /// One of the origination number's own keywords (upper case).
+    Custom(String),
+    /// Anything else.
+    None,
+}
+
+/// Opt-out keywords US carriers and CTIA expect, and their usual
+/// equivalents.
+pub const STOP_WORDS: [&str; 10] = [
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "CANCEL",
+    "END",
+    "QUIT",
+    "OPTOUT",
+    "OPT-OUT",
+    "REVOKE",
+    "ARRET",
+];
+pub const START_WORDS: [&str; 4] = ["START", "UNSTOP", "SUBSCRIBE", "JOIN"];
+pub const HELP_WORDS: [&str; 3] = ["HELP", "INFO", "AIDE"];
+
+/// The keyword of an inbound message: its first word, case-insensitive,
+/// without trailing punctuation; `custom` keywords (any case) are matched
+/// after the standard ones, which they cannot override.
+pub fn keyword_of(text: &str, custom: &[String]) -> Keyword {
+    let Some(first) = text.split_whitespace().next() else {
+        return Keyword::None;
+    };
+    let word = first
+        .trim_end_matches(|c: char| c.is_ascii_punctuation() && c != '-')
+        .to_uppercase();
+    // "STOP" alone or with more words after it both count.
+    if STOP_WORDS.contains(&word.as_str()) {
+        Keyword::Stop
+    } else if START_WORDS.contains(&word.as_str()) {
+        Keyword::Start
+    } else if HELP_WORDS.contains(&word.as_str()) {
+        Keyword::Help
+    } else if let Some(k) = custom.iter().find(|k| k.to_uppercase() == word) {
+        Keyword::Custom(k.to_uppercase())
+    } else {
+        Keyword::None
+    }
+}
+
+/// A delivery receipt's text (SMPP 3.4 Appendix B):
+/// `id:IIII sub:SSS dlvrd:DDD submit date:... done date:... stat:SSSSSSS err:E text:...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptText {
+    pub id: String,
+    pub stat: String,
+    pub err: String,
+}
+
+pub fn parse_receipt(text: &str) -> Option<ReceiptText> {
+    // `text:` is last and free-form; fields before it are `name:value`.
+    let head = text.split(" text:").next().unwrap_or(text);
+    let field = |name: &str| {
+        head.split_whitespace()
+            .find_map(|w| w.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
+            .map(str::to_owned)
+    };
+    Some(ReceiptText {
+        id: field("id")?,
+        stat: field("stat").unwrap_or_default(),
+        err: field("err").unwrap_or_default(),
+    })
+}
+
+/// Whether a receipt's `stat` (or `message_state` TLV name) means the
+/// handset has the message.
+pub fn receipt_delivered(stat: &str) -> bool {
+    stat.eq_ignore_ascii_case("DELIVRD") || stat.eq_ignore_ascii_case("DELIVERED")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn phone_numbers_become_e164() {
+        assert_eq!(e164("+1 (206) 555-0100").unwrap(), "+12065550100");
+        assert_eq!(e164("+44 20 7946 0958").unwrap(), "+442079460958");
+        assert!(e164("2065550100").is_err());
+        assert!(e164("+1").is_err());
+        assert!(e164("+12065550100999999").is_err());
+        assert!(e164("+1206abc").is_err());
+        assert_eq!(e164_of_smsc("12065550100").as_deref(), Some("+12065550100"));
+        assert_eq!(
+            e164_of_smsc("+12065550100").as_deref(),
+            Some("+12065550100")
+        );
+        assert_eq!(e164_of_smsc("22333"), None);
+        assert_eq!(e164_of_smsc("HERALD"), None);
+    }
+
+    #[test]
+    fn keywords_are_the_first_word_in_any_case() {
+        let custom = vec!["deals".to_owned()];
+        assert_eq!(keyword_of("stop", &custom), Keyword::Stop);
+        assert_eq!(keyword_of("  Stop please ", &custom), Keyword::Stop);
+        assert_eq!(keyword_of("STOP.", &custom), Keyword::Stop);
+        assert_eq!(keyword_of("unsubscribe", &custom), Keyword::Stop);
+        assert_eq!(keyword_of("start", &custom), Keyword::Start);
+        assert_eq!(keyword_of("Help!", &custom), Keyword::Help);
+        assert_eq!(
+            keyword_of("DEALS today", &custom),
+            Keyword::Custom("DEALS".into())
+        );
+        assert_eq!(keyword_of("don't stop", &custom), Keyword::None);
+        assert_eq!(keyword_of("", &custom), Keyword::None);
+    }
+
+    #[test]
+    fn receipts_parse() {
+        let r = parse_receipt("id:1a2b sub:001 dlvrd:001 submit date:2612070101 done date:2612070101 stat:DELIVRD err:000 text:hello id:x").unwrap();
+        assert_eq!(
+            (r.id.as_str(), r.stat.as_str(), r.err.as_str()),
+            ("1a2b", "DELIVRD", "000")
+        );
+        assert!(receipt_delivered(&r.stat));
+        assert!(!receipt_delivered("UNDELIV"));
+        assert!(parse_receipt("hello").is_none());
+    }
+
+    #[test]
+    fn sms_messages_are_checked() {
+        let ok = SmsMessage {
+            body: Some("hi".into()),
+            message_type: Some("PROMOTIONAL".into()),
+            origination_number: Some("+12065550100".into()),
+            sender_id: Some("Herald".into()),
+            ..Default::default()
+        };
+        assert!(sms_check(&ok).is_ok());
+        let bad_type = SmsMessage {
+            message_type: Some("MARKETING".into()),
+            ..ok.clone()
+        };
+        assert!(sms_check(&bad_type).unwrap_err().0.contains("MessageType"));
+        let mms = SmsMessage {
+            media_url: Some("https://x/y.png".into()),
+            ..ok.clone()
+        };
+        assert!(sms_check(&mms).is_err());
+        let sender = SmsMessage {
+            sender_id: Some("123".into()),
+            ..ok.clone()
+        };
+        assert!(sms_check(&sender).is_err());
+        let long = SmsMessage {
+            body: Some("x".repeat(BODY_CHARS_MAX + 1)),
+            ..ok
+        };
+        assert!(sms_check(&long).is_err());
+        assert_eq!(concat_udh(7, 3, 2), [5, 0, 3, 7, 3, 2]);
+        assert_eq!(strip_udh(&[5, 0, 3, 7, 3, 2, b'h', b'i']), b"hi");
+    }
 
     #[test]
     fn plain_text_is_gsm_and_fits_160_septets_in_one_part() {
