@@ -1,12 +1,15 @@
 //! Local peers for herald's tests and benchmarks, started on loopback: a
-//! mock APNs (`apns`) and a mock FCM with its OAuth2 token endpoint (`fcm`). Contract: each speaks the provider's real protocol
-//! (HTTP/2 over TLS for APNs), checks requests as the provider documents
-//! and records what it accepted; scripted failures are chosen by the
-//! request itself (e.g. a device token's prefix) so tests stay
-//! deterministic. Never used by the herald binary.
+//! mock APNs (`apns`), a mock FCM with its OAuth2 token endpoint (`fcm`)
+//! and an SMPP 3.4 SMSC simulator (`smsc`). Contract: each speaks the
+//! provider's real protocol (HTTP/2 over TLS for APNs, SMPP over TCP for
+//! the SMSC), checks requests as the provider documents and records what
+//! it accepted; scripted failures are chosen by the request itself (e.g. a
+//! device token's prefix, a destination number's last digits) so tests
+//! stay deterministic. Never used by the herald binary.
 
 pub mod apns;
 pub mod fcm;
+pub mod smsc;
 
 /// For a peer process: appends what `records` holds beyond what was written
 /// before to `path` as JSON lines, every 100 ms, for ever (or just waits
