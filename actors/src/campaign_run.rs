@@ -85,6 +85,7 @@ struct TreatmentPlan {
     /// Per APNs channel type.
     apns: BTreeMap<&'static str, crate::sends::ApnsPlan>,
     gcm: crate::sends::GcmPlan,
+    sms: crate::sends::SmsPlan,
     /// `CustomDeliveryConfiguration`: endpoint types delivered by webhook.
     delivery: Option<(CustomSpec, Vec<String>)>,
 }
@@ -727,11 +728,32 @@ impl<E: KvEngine> Herald<E> {
         let gcm = self
             .gcm_spec(app, gcm_push, Default::default(), defaults)
             .unwrap_or_else(|e| Err(e.to_string()));
+        // SMSMessage over DefaultMessage.Body, over the SMS template.
+        let sms_template = self.sms_template(tc.as_ref()).await?;
+        let mut sms_message: herald_model::sms::SmsMessage =
+            crate::sends::parsed(&mc.sms_message, "MessageConfiguration.SMSMessage")?
+                .unwrap_or_default();
+        if sms_message.body.is_none() {
+            sms_message.body = mc
+                .default_message
+                .as_ref()
+                .and_then(|d| d.body.clone())
+                .or_else(|| sms_template.as_ref().and_then(|(b, _)| b.clone()));
+        }
+        let sms = self
+            .sms_spec(
+                app,
+                sms_message,
+                Default::default(),
+                sms_template.and_then(|(_, d)| d),
+            )
+            .unwrap_or_else(|e| Err(e.to_string()));
         Ok(TreatmentPlan {
             email,
             custom,
             apns,
             gcm,
+            sms,
             delivery,
         })
     }
@@ -1118,6 +1140,13 @@ impl<E: KvEngine> Herald<E> {
                 }
                 Err(_) => return Err("no_message_for_channel".into()),
             },
+            "SMS" => match &tp.sms {
+                Ok(spec) => {
+                    crate::sends::sms_job(&plan.app.id, &message_id, address, Some(ep), spec, &cfg)
+                        .map_err(|_| "render_failed".to_owned())?
+                }
+                Err(_) => return Err("no_message_for_channel".into()),
+            },
             c => match tp.apns.get(c) {
                 Some(Ok(spec)) => crate::sends::apns_job(
                     &plan.app.id,
@@ -1156,6 +1185,7 @@ impl<E: KvEngine> Herald<E> {
                     Job::Webhook(w) => w.url.clone(),
                     Job::Apns { push, .. } => push.device_token.clone(),
                     Job::Fcm { msg, .. } => msg.device_token.clone(),
+                    Job::Sms { sms, .. } => sms.destination.clone(),
                 },
             })
             .collect();

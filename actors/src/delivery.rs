@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use herald_channels::apns::{ApnsIdentity, OutgoingPush};
 use herald_channels::pacing::{Backoff, TokenBucket};
+use herald_channels::smpp::OutgoingSms;
 use herald_channels::smtp::{OutgoingEmail, SendError};
 use herald_channels::transport::{
-    EmailTransport, OutgoingWebhook, PushTransport, WebhookTransport,
+    EmailTransport, OutgoingWebhook, PushTransport, SmsTransport, WebhookTransport,
 };
 use herald_model::message::{DeliveryStatus, Outcome};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -112,6 +113,11 @@ pub enum Job {
         identity: Arc<herald_channels::fcm::FcmIdentity>,
         msg: herald_channels::fcm::OutgoingFcm,
     },
+    /// An SMS to the SMSC; its receipts are matched to `endpoint_id`.
+    Sms {
+        sms: OutgoingSms,
+        endpoint_id: Option<String>,
+    },
 }
 
 impl Job {
@@ -121,6 +127,7 @@ impl Job {
             Job::Webhook(w) => &w.message_id,
             Job::Apns { push, .. } => &push.message_id,
             Job::Fcm { msg, .. } => &msg.message_id,
+            Job::Sms { sms, .. } => &sms.message_id,
         }
     }
 
@@ -130,6 +137,7 @@ impl Job {
             Job::Webhook(w) => &w.app_id,
             Job::Apns { push, .. } => &push.app_id,
             Job::Fcm { msg, .. } => &msg.app_id,
+            Job::Sms { sms, .. } => &sms.app_id,
         }
     }
 
@@ -144,6 +152,7 @@ impl Job {
                 .find(|p| *p == identity.platform)
                 .unwrap_or("APNS"),
             Job::Fcm { .. } => "GCM",
+            Job::Sms { .. } => "SMS",
         }
     }
 }
@@ -165,6 +174,9 @@ struct Shared {
     /// Push providers, APNs and FCM (set by `set_push`; without them
     /// pushes fail as invalid).
     push: std::sync::OnceLock<Arc<dyn PushTransport>>,
+    /// The SMSC client and the book its receipts are matched in (set by
+    /// `set_sms`; without them SMS fail as invalid).
+    sms: std::sync::OnceLock<(Arc<dyn SmsTransport>, Arc<crate::sms::ReceiptBook>)>,
     /// Apps with their own email transport.
     per_app: BTreeMap<String, Arc<dyn EmailTransport>>,
     clock: Arc<dyn Clock>,
@@ -196,6 +208,7 @@ impl Dispatcher {
                 transport,
                 webhooks,
                 push: std::sync::OnceLock::new(),
+                sms: std::sync::OnceLock::new(),
                 per_app,
                 clock,
                 entropy,
@@ -210,6 +223,12 @@ impl Dispatcher {
     /// Gives the node its push transport (once).
     pub fn set_push(&self, push: Arc<dyn PushTransport>) {
         let _ = self.shared.push.set(push);
+    }
+
+    /// Gives the node its SMSC client (once) and the book receipts are
+    /// matched in.
+    pub fn set_sms(&self, sms: Arc<dyn SmsTransport>, book: Arc<crate::sms::ReceiptBook>) {
+        let _ = self.shared.sms.set((sms, book));
     }
 
     /// The kind of the default email transport (`smtp`, `outbox`).
@@ -527,6 +546,21 @@ async fn send_with_retries(
                 Some(t) => t.send_fcm(identity, msg, started.div_euclid(1000)).await,
                 None => Err(SendError::Invalid(
                     "this node has no push transport configured".into(),
+                )),
+            },
+            Job::Sms { sms, endpoint_id } => match shared.sms.get() {
+                Some((t, book)) => t.send_sms(sms).await.map(|ids| {
+                    book.record(&ids, sms, endpoint_id.as_deref(), started);
+                    format!(
+                        "accepted by the SMSC as {} ({} part{}, {})",
+                        ids.join(","),
+                        ids.len(),
+                        if ids.len() == 1 { "" } else { "s" },
+                        sms.parts.encoding.name()
+                    )
+                }),
+                None => Err(SendError::Invalid(
+                    "this node has no SMSC configured ([sms] smsc)".into(),
                 )),
             },
         };

@@ -29,6 +29,7 @@ pub mod segments;
 pub mod sends;
 pub mod service;
 pub mod shard;
+pub mod sms;
 pub mod templates;
 
 pub use clock::{Clock, Entropy, SeededEntropy};

@@ -111,6 +111,23 @@ pub(crate) type PushTemplate = (
 
 pub(crate) type GcmPlan = std::result::Result<GcmSpec, String>;
 
+/// The SMS of one request: `SMSMessage.Body` (else `DefaultMessage.Body`,
+/// else the SMS template's), rendered per recipient, from `source`.
+pub(crate) struct SmsSpec {
+    /// An origination number, short code or sender id.
+    pub source: String,
+    pub compiled: Arc<render::Compiled>,
+    pub substitutions: Substitutions,
+    /// The SMS template's `DefaultSubstitutions`.
+    pub defaults: Option<serde_json::Value>,
+}
+
+pub(crate) type SmsPlan = std::result::Result<SmsSpec, String>;
+
+/// An SMS template named by a send or campaign: its body and parsed
+/// `DefaultSubstitutions`.
+pub(crate) type SmsTemplate = (Option<String>, Option<serde_json::Value>);
+
 /// What a request sends on each channel.
 pub(crate) struct Plans {
     pub email: EmailPlan,
@@ -118,6 +135,7 @@ pub(crate) struct Plans {
     /// Per APNs channel type.
     pub apns: BTreeMap<&'static str, ApnsPlan>,
     pub gcm: GcmPlan,
+    pub sms: SmsPlan,
 }
 
 impl Plans {
@@ -127,6 +145,7 @@ impl Plans {
             "EMAIL" => self.email.is_ok(),
             "CUSTOM" => self.custom.is_ok(),
             "GCM" => self.gcm.is_ok(),
+            "SMS" => self.sms.is_ok(),
             c => self.apns.get(c).is_some_and(|p| p.is_ok()),
         }
     }
@@ -137,6 +156,7 @@ impl Plans {
             "EMAIL" => self.email.as_ref().err().cloned(),
             "CUSTOM" => self.custom.as_ref().err().cloned(),
             "GCM" => self.gcm.as_ref().err().cloned(),
+            "SMS" => self.sms.as_ref().err().cloned(),
             c => match self.apns.get(c) {
                 Some(p) => p.as_ref().err().cloned(),
                 None => Some(format!("herald does not send on the {c} channel yet")),
@@ -249,6 +269,43 @@ pub(crate) fn apns_job(
             topic: spec.topic.clone(),
             push,
         },
+    })
+}
+
+/// An SMS to one phone number, rendered for it.
+pub(crate) fn sms_job(
+    app_id: &str,
+    message_id: &str,
+    address: &str,
+    endpoint: Option<&EndpointResponse>,
+    spec: &SmsSpec,
+    cfg: &EndpointSendConfiguration,
+) -> std::result::Result<Job, String> {
+    let destination = herald_model::sms::e164(address).map_err(|e| e.0)?;
+    let subs = substitutions_of(cfg.substitutions.as_ref(), &spec.substitutions);
+    let ctx = render::context(endpoint, address, "SMS", spec.defaults.as_ref(), &subs);
+    let body = match &cfg.body_override {
+        Some(o) => render_once("BodyOverride", o, &ctx)?,
+        None => spec
+            .compiled
+            .render("Body", &ctx)
+            .map_err(|e| format!("rendering Body: {e}"))?,
+    };
+    if body.is_empty() {
+        return Err("the SMS body is empty".into());
+    }
+    let parts = herald_model::sms::encode(&body).map_err(|e| e.0)?;
+    Ok(Job::Sms {
+        sms: herald_channels::smpp::OutgoingSms {
+            message_id: message_id.to_owned(),
+            app_id: app_id.to_owned(),
+            source: spec.source.clone(),
+            destination,
+            parts,
+            reference: (herald_model::hash::xxh3(message_id.as_bytes()) & 0xFF) as u8,
+            receipt: true,
+        },
+        endpoint_id: endpoint.and_then(|e| e.id.clone()),
     })
 }
 
@@ -664,6 +721,10 @@ impl<E: KvEngine> Herald<E> {
                 Ok(gcm) => fcm_job(app_id, &message_id, address, endpoint, gcm, cfg),
                 Err(e) => Err(e.clone()),
             },
+            (_, _, "SMS") => match &spec.sms {
+                Ok(sms) => sms_job(app_id, &message_id, address, endpoint, sms, cfg),
+                Err(e) => Err(e.clone()),
+            },
             (_, _, c) => match spec.apns.get(c) {
                 Some(Ok(apns)) => apns_job(
                     app_id,
@@ -910,12 +971,133 @@ impl<E: KvEngine> Herald<E> {
         context: Option<&BTreeMap<String, String>>,
     ) -> Result<Plans> {
         let template = self.push_template(tc).await?;
+        let sms_template = self.sms_template(tc).await?;
         Ok(Plans {
             email: self.email_plan(app, dm, tc).await?,
             custom: self.custom_plan(app, dm, context),
             apns: self.apns_plans(app, dm, template.as_ref())?,
             gcm: self.gcm_plans(app, dm, template.as_ref())?,
+            sms: self.sms_plans(app, dm, sms_template.as_ref())?,
         })
+    }
+
+    /// The SMS template `tc` names, if any (a version or the active one).
+    pub(crate) async fn sms_template(
+        &self,
+        tc: Option<&TemplateConfiguration>,
+    ) -> Result<Option<SmsTemplate>> {
+        let Some(t) = tc.and_then(|t| t.sms_template.as_ref()) else {
+            return Ok(None);
+        };
+        let name = t.name.as_deref().unwrap_or_default();
+        let version = t.version.as_deref().and_then(|v| v.parse().ok());
+        let (_, rec) = self
+            .template_record(TemplateType::Sms, name, version)
+            .await?;
+        let body: herald_model::template::SMSTemplateRequest =
+            serde_json::from_value(rec.body.clone())
+                .map_err(|e| ServiceError::Internal(format!("stored template {name}: {e}")))?;
+        let defaults = match body.default_substitutions.as_deref() {
+            Some(d) => Some(herald_model::template::parse_default_substitutions(d)?),
+            None => None,
+        };
+        Ok(Some((body.body, defaults)))
+    }
+
+    /// The request's SMS; a malformed `SMSMessage` refuses the whole
+    /// request.
+    pub(crate) fn sms_plans(
+        &self,
+        app: &AppRecord,
+        dm: &DirectMessageConfiguration,
+        template: Option<&SmsTemplate>,
+    ) -> Result<SmsPlan> {
+        let msg: Option<herald_model::sms::SmsMessage> = parsed(&dm.sms_message, "SMSMessage")?;
+        let mut msg = msg.unwrap_or_default();
+        if msg.body.is_none() {
+            msg.body = dm
+                .default_message
+                .as_ref()
+                .and_then(|d| d.body.clone())
+                .or_else(|| template.and_then(|(b, _)| b.clone()));
+        }
+        let substitutions = message::merged_substitutions(&[
+            dm.default_message
+                .as_ref()
+                .and_then(|d| d.substitutions.as_ref()),
+            msg.substitutions.as_ref(),
+        ]);
+        self.sms_spec(
+            app,
+            msg,
+            substitutions,
+            template.and_then(|(_, d)| d.clone()),
+        )
+    }
+
+    /// The plan of `msg` (already merged) for the app's SMS channel: the
+    /// sender is the message's `OriginationNumber` (one of this node's
+    /// numbers), else its `SenderId`, else the channel's `SenderId` or
+    /// `ShortCode`, else the node's first number.
+    pub(crate) fn sms_spec(
+        &self,
+        app: &AppRecord,
+        msg: herald_model::sms::SmsMessage,
+        substitutions: Substitutions,
+        defaults: Option<serde_json::Value>,
+    ) -> Result<SmsPlan> {
+        herald_model::sms::sms_check(&msg)
+            .map_err(|e| ServiceError::BadRequest(format!("SMSMessage: {}", e.0)))?;
+        let Some(body) = msg.body.clone().filter(|b| !b.is_empty()) else {
+            return Ok(Err(
+                "the request has no SMSMessage or DefaultMessage body".into()
+            ));
+        };
+        let ch = match &app.sms_channel {
+            None => return Ok(Err("the SMS channel of this app is not configured".into())),
+            Some(ch) if !ch.enabled => {
+                return Ok(Err("the SMS channel of this app is disabled".into()))
+            }
+            Some(ch) => ch,
+        };
+        let numbers = &self.cfg.sms.numbers;
+        let source = match msg.origination_number.as_deref() {
+            Some(n) => {
+                let n = herald_model::sms::e164(n).map_err(|e| {
+                    ServiceError::BadRequest(format!("SMSMessage.OriginationNumber: {}", e.0))
+                })?;
+                if !numbers.iter().any(|x| x.number == n) {
+                    return Err(ServiceError::BadRequest(format!(
+                        "SMSMessage.OriginationNumber {n} is not one of this cluster's origination numbers ([sms] numbers)"
+                    )));
+                }
+                n
+            }
+            None => match msg
+                .sender_id
+                .clone()
+                .or_else(|| ch.sender_id.clone())
+                .or_else(|| ch.short_code.clone())
+                .or_else(|| numbers.first().map(|n| n.number.clone()))
+            {
+                Some(s) => s,
+                None => {
+                    return Ok(Err(
+                        "no sender: give SMSMessage.OriginationNumber or SenderId, set the channel's SenderId or ShortCode, or list numbers in [sms] numbers".into(),
+                    ))
+                }
+            },
+        };
+        let compiled = Arc::new(
+            render::Compiled::compile(&[("Body", body, render::Escape::Plain)])
+                .map_err(|e| ServiceError::BadRequest(format!("SMSMessage: {}", e.0)))?,
+        );
+        Ok(Ok(SmsSpec {
+            source,
+            compiled,
+            substitutions,
+            defaults,
+        }))
     }
 
     /// The push template `tc` names, if any (a version or the active one).
@@ -1417,6 +1599,22 @@ impl<E: KvEngine> Herald<E> {
                         }
                         Job::Fcm { msg, .. } => {
                             attributes.insert("destination".to_owned(), msg.device_token.clone());
+                        }
+                        Job::Sms { sms, .. } => {
+                            attributes.insert(
+                                "destination_phone_number".to_owned(),
+                                sms.destination.clone(),
+                            );
+                            attributes
+                                .insert("origination_phone_number".to_owned(), sms.source.clone());
+                            attributes.insert(
+                                "number_of_message_parts".to_owned(),
+                                sms.parts.parts.len().to_string(),
+                            );
+                            attributes.insert(
+                                "encoding".to_owned(),
+                                sms.parts.encoding.name().to_owned(),
+                            );
                         }
                     }
                     if let Some(t) = trace_of(key) {

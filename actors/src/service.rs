@@ -82,6 +82,8 @@ pub struct ServiceConfig {
     pub send_dedup_window_ms: i64,
     /// Import and export jobs.
     pub jobs: crate::jobs::JobsConfig,
+    /// Origination numbers and keyword answers of the SMS channel.
+    pub sms: crate::sms::SmsConfig,
 }
 
 impl Default for ServiceConfig {
@@ -93,6 +95,7 @@ impl Default for ServiceConfig {
             tracking: TrackingConfig::default(),
             send_dedup_window_ms: 24 * 60 * 60 * 1000,
             jobs: crate::jobs::JobsConfig::default(),
+            sms: crate::sms::SmsConfig::default(),
         }
     }
 }
@@ -253,6 +256,7 @@ impl<E: KvEngine> Herald<E> {
             custom_channel: None,
             apns_channels: Default::default(),
             gcm_channel: None,
+            sms_channel: None,
             deleting: false,
             id,
         };
@@ -429,6 +433,9 @@ impl<E: KvEngine> Herald<E> {
         let mut channels = BTreeMap::new();
         if let Some(ch) = &app.email_channel {
             channels.insert("EMAIL".to_owned(), herald_model::channel::email_summary(ch));
+        }
+        if let Some(ch) = &app.sms_channel {
+            channels.insert("SMS".to_owned(), herald_model::channel::sms_summary(ch));
         }
         if let Some(ch) = &app.gcm_channel {
             channels.insert(

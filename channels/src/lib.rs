@@ -1,5 +1,6 @@
 //! herald's delivery transports: SMTP (`smtp`), webhooks (`webhook`), APNs
-//! over HTTP/2 (`apns`) and FCM's HTTP v1 API (`fcm`). Contract: each
+//! over HTTP/2 (`apns`), FCM's HTTP v1 API (`fcm`) and SMS over SMPP 3.4
+//! (`smpp`). Contract: each
 //! transport speaks one real protocol to a real peer, classifies failures
 //! as permanent, temporary (possibly with the provider's Retry-After) or
 //! invalid, bounds every wait with a deadline and every pool or queue with
@@ -15,6 +16,7 @@ mod corked;
 pub mod fcm;
 pub mod outbox;
 pub mod pacing;
+pub mod smpp;
 pub mod smtp;
 pub mod transport;
 pub mod webhook;

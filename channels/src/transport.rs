@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::apns::{ApnsIdentity, ApnsPool, OutgoingPush};
 use crate::fcm::{FcmIdentity, FcmPool, OutgoingFcm};
+use crate::smpp::{OutgoingSms, SmppClient};
 use crate::smtp::{OutgoingEmail, SendError, SmtpClient};
 use crate::webhook::WebhookClient;
 
@@ -173,5 +174,28 @@ impl PushTransport for PushProviders {
         now_unix_secs: i64,
     ) -> BoxFuture<'a, Result<String, SendError>> {
         Box::pin(self.fcm.send(identity, msg, now_unix_secs))
+    }
+}
+
+/// Submits one SMS (all its parts) once. Implementations never retry.
+pub trait SmsTransport: Send + Sync + 'static {
+    fn kind(&self) -> &'static str;
+    /// Answers the SMSC's message id of each part.
+    fn send_sms<'a>(
+        &'a self,
+        sms: &'a OutgoingSms,
+    ) -> BoxFuture<'a, Result<Vec<String>, SendError>>;
+}
+
+impl SmsTransport for SmppClient {
+    fn kind(&self) -> &'static str {
+        "smpp"
+    }
+
+    fn send_sms<'a>(
+        &'a self,
+        sms: &'a OutgoingSms,
+    ) -> BoxFuture<'a, Result<Vec<String>, SendError>> {
+        Box::pin(self.submit(sms))
     }
 }

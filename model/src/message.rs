@@ -327,6 +327,9 @@ pub fn delivery_event_types(
         }
         ("EMAIL", DeliveryStatus::PermanentFailure) => &["_email.send", "_email.rejected"],
         ("EMAIL", _) => &["_email.send"],
+        // The SMSC took it; the receipt adds `_SMS.SUCCESS` or `_SMS.FAILURE`.
+        ("SMS", DeliveryStatus::Successful) => &["_SMS.BUFFERED"],
+        ("SMS", _) => &["_SMS.FAILURE"],
         (c, DeliveryStatus::Successful) if is_push(c) => &["_push.send", "_push.delivered"],
         (c, _) if is_push(c) => &["_push.send", "_push.failure"],
         (_, DeliveryStatus::Successful) => &["_custom.send", "_custom.delivered"],

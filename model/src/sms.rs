@@ -66,6 +66,14 @@ pub enum SmsEncoding {
 }
 
 impl SmsEncoding {
+    /// Its name in results and events (`GSM`, `UCS2`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SmsEncoding::Gsm7 => "GSM",
+            SmsEncoding::Ucs2 => "UCS2",
+        }
+    }
+
     /// SMPP's `data_coding`.
     pub fn data_coding(self) -> u8 {
         match self {

@@ -179,6 +179,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .merge(apns_channel_routes())
         .route(
+            "/v1/apps/{app}/channels/sms",
+            get(get_sms_channel)
+                .put(update_sms_channel)
+                .delete(delete_sms_channel),
+        )
+        .route(
             "/v1/apps/{app}/channels/gcm",
             get(get_gcm_channel)
                 .put(update_gcm_channel)
@@ -482,6 +488,22 @@ async fn update_email_channel(State(st): St, Path(app): Path<String>, body: Byte
 
 async fn delete_email_channel(State(st): St, Path(app): Path<String>) -> ApiResult {
     reply(StatusCode::OK, &st.herald.delete_email_channel(&app).await?)
+}
+
+async fn get_sms_channel(State(st): St, Path(app): Path<String>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.sms_channel(&app).await?)
+}
+
+async fn update_sms_channel(State(st): St, Path(app): Path<String>, body: Bytes) -> ApiResult {
+    let req: herald_model::channel::SmsChannelRequest = json(&body)?;
+    reply(
+        StatusCode::OK,
+        &st.herald.update_sms_channel(&app, req).await?,
+    )
+}
+
+async fn delete_sms_channel(State(st): St, Path(app): Path<String>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.delete_sms_channel(&app).await?)
 }
 
 async fn get_gcm_channel(State(st): St, Path(app): Path<String>) -> ApiResult {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -181,6 +182,9 @@ pub struct FileConfig {
     /// Each also `HERALD_PUSH_<NAME>`.
     #[serde(default)]
     pub push: Option<Push>,
+    /// Each also `HERALD_SMS_<NAME>` (`HERALD_SMS_NUMBERS` comma-separated).
+    #[serde(default)]
+    pub sms: Option<Sms>,
     /// Each also `HERALD_STORAGE_<NAME>`.
     #[serde(default)]
     pub storage: Option<Storage>,
@@ -370,6 +374,132 @@ impl Default for Push {
     }
 }
 
+/// SMS over SMPP: the SMSC herald binds to, its origination numbers and
+/// their keyword answers. No SMSC (`smsc` empty): SMS sends fail with a
+/// clear reason.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sms {
+    /// `host:port` of the SMSC.
+    pub smsc: String,
+    pub system_id: String,
+    pub password: String,
+    pub system_type: String,
+    /// Submits unanswered at once at most.
+    pub window: u64,
+    pub enquire_link_secs: u64,
+    /// Longest wait for any answer of the SMSC.
+    pub response_timeout_ms: u64,
+    /// Longest wait of one message for a session and its answer.
+    pub submit_timeout_ms: u64,
+    /// What the SMS channel reports as its messages per second.
+    pub messages_per_second: u64,
+    /// Default answers to STOP, START and HELP.
+    pub stop_reply: String,
+    pub start_reply: String,
+    pub help_reply: String,
+    /// Origination numbers: `"+12065550100"`, or tables with the number's
+    /// own replies and keywords (`[[sms.numbers]]`).
+    pub numbers: Vec<SmsNumberEntry>,
+}
+
+/// One origination number, bare or with its keyword answers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SmsNumberEntry {
+    Number(String),
+    Full {
+        number: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_reply: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_reply: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        help_reply: Option<String>,
+        #[serde(default)]
+        keywords: BTreeMap<String, String>,
+    },
+}
+
+impl Default for Sms {
+    fn default() -> Self {
+        let d = herald_actors::sms::SmsConfig::default();
+        Self {
+            smsc: String::new(),
+            system_id: "herald".into(),
+            password: String::new(),
+            system_type: String::new(),
+            window: 10,
+            enquire_link_secs: 30,
+            response_timeout_ms: 10_000,
+            submit_timeout_ms: 30_000,
+            messages_per_second: d.messages_per_second as u64,
+            stop_reply: d.stop_reply,
+            start_reply: d.start_reply,
+            help_reply: d.help_reply,
+            numbers: Vec::new(),
+        }
+    }
+}
+
+impl Sms {
+    /// The service's view: numbers in E.164, keywords checked.
+    pub fn service_config(&self) -> anyhow::Result<herald_actors::sms::SmsConfig> {
+        let numbers = self
+            .numbers
+            .iter()
+            .map(|n| match n {
+                SmsNumberEntry::Number(number) => herald_actors::sms::SmsNumber {
+                    number: number.clone(),
+                    ..Default::default()
+                },
+                SmsNumberEntry::Full {
+                    number,
+                    stop_reply,
+                    start_reply,
+                    help_reply,
+                    keywords,
+                } => herald_actors::sms::SmsNumber {
+                    number: number.clone(),
+                    stop_reply: stop_reply.clone(),
+                    start_reply: start_reply.clone(),
+                    help_reply: help_reply.clone(),
+                    keywords: keywords.clone(),
+                },
+            })
+            .collect();
+        let mut c = herald_actors::sms::SmsConfig {
+            numbers,
+            messages_per_second: self.messages_per_second.min(u32::MAX as u64) as u32,
+            stop_reply: self.stop_reply.clone(),
+            start_reply: self.start_reply.clone(),
+            help_reply: self.help_reply.clone(),
+        };
+        c.check().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(c)
+    }
+
+    /// The SMPP client's settings, when an SMSC is configured.
+    pub fn smpp(&self) -> anyhow::Result<Option<herald_channels::smpp::SmppSettings>> {
+        if self.smsc.is_empty() {
+            return Ok(None);
+        }
+        let s = herald_channels::smpp::SmppSettings {
+            addr: self.smsc.clone(),
+            system_id: self.system_id.clone(),
+            password: self.password.clone(),
+            system_type: self.system_type.clone(),
+            window: self.window.clamp(1, 1_000) as usize,
+            enquire_link_interval: Duration::from_secs(self.enquire_link_secs.max(1)),
+            response_timeout: Duration::from_millis(self.response_timeout_ms.max(1)),
+            submit_timeout: Duration::from_millis(self.submit_timeout_ms.max(1)),
+            ..Default::default()
+        };
+        s.check().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(Some(s))
+    }
+}
+
 /// Email engagement tracking.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -412,6 +542,7 @@ pub struct Config {
     pub delivery: Delivery,
     pub tracking: Tracking,
     pub push: Push,
+    pub sms: Sms,
     pub storage: Storage,
     pub jobs: Jobs,
     pub placement: Placement,
@@ -490,6 +621,10 @@ impl Config {
                 "push: APNs URLs must be https://host[:port], not {url}"
             );
         }
+        let mut sms = file.sms.unwrap_or_default();
+        override_from_env(&mut sms, "HERALD_SMS_")?;
+        sms.service_config()?;
+        sms.smpp()?;
         let mut storage = file.storage.unwrap_or_default();
         override_from_env(&mut storage, "HERALD_STORAGE_")?;
         let mut raft = file.raft.unwrap_or_default();
@@ -596,6 +731,7 @@ impl Config {
             delivery,
             tracking,
             push,
+            sms,
             storage,
             jobs,
             placement,

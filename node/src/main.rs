@@ -183,6 +183,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             file_roots: cfg.jobs.file_roots.clone(),
             running_max: usize::try_from(cfg.jobs.running_max.max(1)).unwrap_or(2),
         },
+        sms: cfg.sms.service_config()?,
         ..ServiceConfig::default()
     };
     let shard_settings = ShardSettings {
@@ -243,6 +244,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let (dispatcher, outbox) = delivery(&cfg)?;
     runtime.herald.set_dispatcher(dispatcher.clone());
+    let smpp = sms(&cfg, &dispatcher, &runtime.herald)?;
     let (stop_campaigns, campaigns_stopped) = tokio::sync::oneshot::channel::<()>();
     let scheduler = tokio::spawn(runtime.herald.clone().run_campaign_scheduler(async {
         let _ = campaigns_stopped.await;
@@ -298,6 +300,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 
     tracing::info!("draining done; stopping channel actors and raft groups");
     dispatcher.stop().await;
+    if let Some(c) = smpp {
+        c.stop().await;
+    }
     runtime.shutdown().await;
     if let Some(server) = wiring.server {
         server.shutdown(Duration::from_secs(1)).await;
@@ -305,6 +310,43 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     engine.close().context("closing rocksdb")?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Messages the SMSC delivered and the node has not handled yet, at most.
+const SMS_INBOUND_MAX: usize = 1_024;
+/// SMS awaiting receipts on this node at most, and for how long.
+const SMS_RECEIPTS_MAX: usize = 1_000_000;
+const SMS_RECEIPT_TTL_MS: i64 = 72 * 3_600_000;
+
+/// The SMPP client to the SMSC (when one is configured), given to the
+/// channel actors, and the task serving what the SMSC delivers.
+fn sms<E: herald_storage::KvEngine>(
+    cfg: &Config,
+    dispatcher: &Dispatcher,
+    herald: &Arc<herald_actors::service::Herald<E>>,
+) -> anyhow::Result<Option<Arc<herald_channels::smpp::SmppClient>>> {
+    let Some(settings) = cfg.sms.smpp()? else {
+        tracing::info!("no SMSC configured ([sms] smsc): SMS sends fail");
+        return Ok(None);
+    };
+    tracing::info!(smsc = %settings.addr, system_id = %settings.system_id, numbers = cfg.sms.numbers.len(), "SMS goes out over SMPP");
+    let (tx, rx) = tokio::sync::mpsc::channel(SMS_INBOUND_MAX);
+    let client = Arc::new(
+        herald_channels::smpp::SmppClient::start(settings, tx)
+            .map_err(|e| anyhow::anyhow!("sms: {e}"))?,
+    );
+    let book = Arc::new(herald_actors::sms::ReceiptBook::new(
+        SMS_RECEIPTS_MAX,
+        SMS_RECEIPT_TTL_MS,
+    ));
+    dispatcher.set_sms(client.clone(), book.clone());
+    tokio::spawn(herald_actors::sms::serve_inbound(
+        herald.clone(),
+        rx,
+        book,
+        client.clone(),
+    ));
+    Ok(Some(client))
 }
 
 /// The email transports (SMTP, or the dev outbox without one) and the

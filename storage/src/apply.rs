@@ -286,6 +286,33 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             })?;
             Ok(CmdResult::GcmChannel(removed))
         }
+        Command::UpdateSmsChannel {
+            app_id,
+            request,
+            messages_per_second,
+            now_iso,
+        } => {
+            let mut written = None;
+            update_app(txn, app_id, |a| {
+                let response = herald_model::channel::sms_update(
+                    a.sms_channel.as_ref(),
+                    app_id,
+                    request,
+                    *messages_per_second,
+                    now_iso,
+                );
+                written = Some(Box::new(response.clone()));
+                a.sms_channel = Some(response);
+            })?;
+            Ok(CmdResult::SmsChannel(written))
+        }
+        Command::DeleteSmsChannel { app_id } => {
+            let mut removed = None;
+            update_app(txn, app_id, |a| {
+                removed = a.sms_channel.take().map(Box::new)
+            })?;
+            Ok(CmdResult::SmsChannel(removed))
+        }
         Command::UpsertEndpoints {
             app_id,
             now_iso,

@@ -372,6 +372,21 @@ impl<E: KvEngine> Reader<E> {
         )
     }
 
+    /// The endpoint holding `address` on `channel` in `app_id` (the row
+    /// lives in the group `keys::address_shard_key` places it in).
+    pub fn address_holder(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        channel: &str,
+        address: &str,
+    ) -> Result<Option<AddressClaim>> {
+        self.engine
+            .get(Cf::State, &keys::address(group, app_id, channel, address))?
+            .map(|v| decode("address", &v))
+            .transpose()
+    }
+
     /// Up to `limit` address claims of the group not yet known to be handed
     /// over, as `(app_id, claim)`.
     pub fn pending_claims(

@@ -53,6 +53,9 @@ pub struct AppRecord {
     /// The GCM (FCM) channel, once configured.
     #[serde(default)]
     pub gcm_channel: Option<GcmChannelRecord>,
+    /// The SMS channel, once configured.
+    #[serde(default)]
+    pub sms_channel: Option<herald_model::channel::SmsChannelResponse>,
     /// Set while the app's data is being purged from the shards; a deleting
     /// app is invisible to the API.
     pub deleting: bool,
@@ -452,6 +455,16 @@ pub enum Command {
     DeleteGcmChannel {
         app_id: String,
     },
+    /// Creates or replaces the app's SMS channel.
+    UpdateSmsChannel {
+        app_id: String,
+        request: herald_model::channel::SmsChannelRequest,
+        messages_per_second: u32,
+        now_iso: String,
+    },
+    DeleteSmsChannel {
+        app_id: String,
+    },
     UpdateCustomChannel {
         app_id: String,
         request: herald_model::channel::CustomChannelRequest,
@@ -661,6 +674,8 @@ impl Command {
                 | Command::DeleteApnsChannel { .. }
                 | Command::UpdateGcmChannel { .. }
                 | Command::DeleteGcmChannel { .. }
+                | Command::UpdateSmsChannel { .. }
+                | Command::DeleteSmsChannel { .. }
                 | Command::UpdateCustomChannel { .. }
                 | Command::DeleteCustomChannel { .. }
                 | Command::PutTemplate { .. }
@@ -698,6 +713,8 @@ pub enum CmdResult {
     ApnsChannel(Option<Box<herald_model::channel::ApnsChannelResponse>>),
     /// The GCM channel written, or the one deleted.
     GcmChannel(Option<Box<herald_model::channel::GcmChannelResponse>>),
+    /// The SMS channel written, or the one deleted.
+    SmsChannel(Option<Box<herald_model::channel::SmsChannelResponse>>),
     /// Endpoints displaced from their addresses by `ClaimAddresses`.
     Displaced(Vec<AddressClaim>),
     /// The command was refused as a whole; nothing changed.

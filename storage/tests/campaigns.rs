@@ -244,6 +244,7 @@ async fn definitions_version_and_claims_compare_and_set<E: KvEngine>(engine: Arc
         custom_channel: None,
         apns_channels: Default::default(),
         gcm_channel: None,
+        sms_channel: None,
         deleting: false,
     };
     assert!(matches!(
