@@ -22,6 +22,7 @@ pub mod endpoint;
 pub mod engagement;
 pub mod jobs;
 pub mod node_calls;
+pub mod otp;
 pub mod push_channels;
 pub mod runtime;
 pub mod segment_indexes;

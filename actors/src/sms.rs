@@ -16,7 +16,7 @@
 //! message (bounded in entries and age): a receipt delivered to another
 //! node's session, or after a restart, is counted as unmatched and dropped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use herald_channels::smpp::{Inbound, OutgoingSms};
@@ -156,7 +156,7 @@ pub struct Settled {
 
 #[derive(Default)]
 struct Book {
-    by_smsc_id: HashMap<String, u64>,
+    by_smsc_id: BTreeMap<String, u64>,
     messages: BTreeMap<u64, Tracked>,
     next: u64,
 }

@@ -13,10 +13,12 @@
 //! was never written fails as temporary, one written but unanswered when
 //! the link broke as unknown (it may have been delivered).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures::{SinkExt, StreamExt};
 use herald_model::sms::{self, SmsEncoding, SmsParts};
@@ -389,9 +391,9 @@ enum End {
 struct Session {
     seq: u32,
     next_req: u64,
-    open: HashMap<u64, Open>,
+    open: BTreeMap<u64, Open>,
     /// seq → (request, part, written at).
-    pending: HashMap<u32, (u64, usize, Instant)>,
+    pending: BTreeMap<u32, (u64, usize, Instant)>,
     backlog: VecDeque<(u64, usize, SubmitSm)>,
 }
 
@@ -416,7 +418,7 @@ impl Session {
     /// Fails whatever the broken session held: written parts as unknown,
     /// unwritten ones as temporary.
     fn fail_all(&mut self, why: &str) {
-        let pending: Vec<_> = self.pending.drain().collect();
+        let pending: Vec<_> = std::mem::take(&mut self.pending).into_iter().collect();
         for (_, (req, part, _)) in pending {
             self.settle(
                 req,
@@ -452,8 +454,8 @@ async fn run(
     let mut s = Session {
         seq: 0,
         next_req: 0,
-        open: HashMap::new(),
-        pending: HashMap::new(),
+        open: BTreeMap::new(),
+        pending: BTreeMap::new(),
         backlog: VecDeque::new(),
     };
     let mut backoff = settings.reconnect_min;

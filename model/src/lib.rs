@@ -25,6 +25,7 @@ pub mod ids;
 pub mod import;
 pub mod limits;
 pub mod message;
+pub mod otp;
 pub mod placement;
 pub mod push;
 pub mod render;

@@ -152,6 +152,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(update_template_active_version),
         )
         .route("/v1/apps/{app}/messages", post(send_messages))
+        .route("/v1/apps/{app}/otp", post(send_otp))
+        .route("/v1/apps/{app}/verify-otp", post(verify_otp))
         .route("/v1/apps/{app}/users-messages", post(send_users_messages))
         .route("/herald/v1/outbox", get(list_outbox))
         .route("/herald/v1/cluster", get(cluster_status))
@@ -1062,6 +1064,21 @@ async fn send_messages(
             .send_messages(&app, req, request_keys(rid, &headers))
             .await?,
     )
+}
+
+async fn send_otp(
+    State(st): St,
+    Path(app): Path<String>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    body: Bytes,
+) -> ApiResult {
+    let req: herald_model::otp::SendOtpRequest = json(&body)?;
+    reply(StatusCode::OK, &st.herald.send_otp(&app, req, &rid).await?)
+}
+
+async fn verify_otp(State(st): St, Path(app): Path<String>, body: Bytes) -> ApiResult {
+    let req: herald_model::otp::VerifyOtpRequest = json(&body)?;
+    reply(StatusCode::OK, &st.herald.verify_otp(&app, req).await?)
 }
 
 async fn send_users_messages(

@@ -921,6 +921,33 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             txn.batch.delete_range(Cf::State, p, end);
             Ok(CmdResult::Done)
         }
+        Command::PutOtp {
+            app_id,
+            destination,
+            reference_id,
+            record,
+        } => {
+            txn.put_json(keys::otp(group, app_id, destination, reference_id), record);
+            Ok(CmdResult::Done)
+        }
+        Command::VerifyOtp {
+            app_id,
+            destination,
+            reference_id,
+            guess_hash,
+            now_ms,
+        } => {
+            let key = keys::otp(group, app_id, destination, reference_id);
+            let Some(record) = txn.get_json::<herald_model::otp::OtpRecord>("otp", &key)? else {
+                return Ok(CmdResult::OtpVerdict(false));
+            };
+            let (valid, after) = herald_model::otp::verify(&record, guess_hash, *now_ms);
+            match after {
+                Some(r) => txn.put_json(key, &r),
+                None => txn.delete(key),
+            }
+            Ok(CmdResult::OtpVerdict(valid))
+        }
         Command::MarkEndpoints { app_id, marks } => {
             let mut changed = 0u64;
             for m in marks {

@@ -48,12 +48,13 @@ pub mod tag {
     pub const SEGMENT_MEMBER: u8 = 0x26;
     /// Node ids removed from a group, never to be added again (any group).
     pub const RETIRED_NODE: u8 = 0x27;
+    pub const OTP: u8 = 0x28;
     // node column family (no group prefix)
     pub const NODE_CLUSTER: u8 = 0x20;
 }
 
 /// Per-app tables of a data shard; purged together when an app is deleted.
-pub const APP_TABLES: [u8; 12] = [
+pub const APP_TABLES: [u8; 13] = [
     tag::ENDPOINT,
     tag::USER_ENDPOINT,
     tag::EVENT,
@@ -66,6 +67,7 @@ pub const APP_TABLES: [u8; 12] = [
     tag::OPEN_SEND,
     tag::CAMPAIGN_CHARGE,
     tag::SEGMENT_MEMBER,
+    tag::OTP,
 ];
 
 /// Per-app tables of the meta group (segments, campaigns and their
@@ -332,6 +334,20 @@ pub fn campaign_charge(
     push_var(&mut k, endpoint_id.as_bytes());
     k.extend_from_slice(campaign_id.as_bytes());
     k
+}
+
+/// A one-time password awaiting verification:
+/// `[group][tag][u16 app][u16 destination][reference id]`.
+pub fn otp(group: GroupId, app_id: &str, destination: &str, reference_id: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::OTP, app_id);
+    push_var(&mut k, destination.as_bytes());
+    k.extend_from_slice(reference_id.as_bytes());
+    k
+}
+
+/// The string hashed (with the app id) to place an OTP record.
+pub fn otp_shard_key(destination: &str, reference_id: &str) -> String {
+    format!("\u{1}otp\u{0}{destination}\u{0}{reference_id}")
 }
 
 /// An import or export job in the meta group: `[0][tag][u16 app][job id]`.

@@ -558,6 +558,23 @@ pub enum Command {
         at_ms: i64,
         outcomes: Vec<(String, Outcome)>,
     },
+    /// Stores a one-time password (replacing one for the same destination
+    /// and reference id).
+    PutOtp {
+        app_id: String,
+        destination: String,
+        reference_id: String,
+        record: herald_model::otp::OtpRecord,
+    },
+    /// Checks a guess against a stored one-time password (see
+    /// `herald_model::otp::verify`); answers `CmdResult::OtpVerdict`.
+    VerifyOtp {
+        app_id: String,
+        destination: String,
+        reference_id: String,
+        guess_hash: String,
+        now_ms: i64,
+    },
     /// Applies delivery marks to endpoints of this group (missing ones are
     /// skipped).
     MarkEndpoints {
@@ -713,6 +730,8 @@ pub enum CmdResult {
     ApnsChannel(Option<Box<herald_model::channel::ApnsChannelResponse>>),
     /// The GCM channel written, or the one deleted.
     GcmChannel(Option<Box<herald_model::channel::GcmChannelResponse>>),
+    /// Whether a one-time password was valid.
+    OtpVerdict(bool),
     /// The SMS channel written, or the one deleted.
     SmsChannel(Option<Box<herald_model::channel::SmsChannelResponse>>),
     /// Endpoints displaced from their addresses by `ClaimAddresses`.

@@ -366,3 +366,77 @@ fn outcomes_on_both_engines() {
     let rocks = Arc::new(RocksEngine::open(dir.path()).unwrap());
     rt().block_on(outcomes_are_recorded_once_with_their_events(rocks));
 }
+
+/// One-time passwords through the state machine: valid once, a wrong guess
+/// spends an attempt, an expired code is refused (and removed), and the
+/// verdict is the same on every replica because the guess's hash and the
+/// time come in the command.
+async fn otps_are_valid_once_within_time_and_attempts<E: KvEngine>(engine: Arc<E>) {
+    use herald_model::otp::{code_hash, OtpRecord};
+    let mut sm = Sm::open(engine, DATA);
+    let h = |c: &str| code_hash(b"secret", "app", "+12065550123", "login", c);
+    let put = |attempts: u32| Command::PutOtp {
+        app_id: "app".into(),
+        destination: "+12065550123".into(),
+        reference_id: "login".into(),
+        record: OtpRecord {
+            code_hash: h("123456"),
+            expires_at_ms: 10_000,
+            attempts_left: attempts,
+        },
+    };
+    let verify = |code: &str, now_ms: i64| Command::VerifyOtp {
+        app_id: "app".into(),
+        destination: "+12065550123".into(),
+        reference_id: "login".into(),
+        guess_hash: h(code),
+        now_ms,
+    };
+    sm.apply(put(3)).await;
+    assert_eq!(
+        sm.apply(verify("000000", 1)).await,
+        CmdResult::OtpVerdict(false)
+    );
+    assert_eq!(
+        sm.apply(verify("123456", 2)).await,
+        CmdResult::OtpVerdict(true)
+    );
+    assert_eq!(
+        sm.apply(verify("123456", 3)).await,
+        CmdResult::OtpVerdict(false),
+        "used once"
+    );
+    // Out of attempts: even the right code is refused after.
+    sm.apply(put(2)).await;
+    for _ in 0..2 {
+        assert_eq!(
+            sm.apply(verify("999999", 4)).await,
+            CmdResult::OtpVerdict(false)
+        );
+    }
+    assert_eq!(
+        sm.apply(verify("123456", 5)).await,
+        CmdResult::OtpVerdict(false)
+    );
+    // Expired.
+    sm.apply(put(3)).await;
+    assert_eq!(
+        sm.apply(verify("123456", 10_000)).await,
+        CmdResult::OtpVerdict(false)
+    );
+    assert_eq!(
+        sm.apply(verify("123456", 9_000)).await,
+        CmdResult::OtpVerdict(false),
+        "removed when found expired"
+    );
+}
+
+#[test]
+fn otps_on_both_engines() {
+    rt().block_on(otps_are_valid_once_within_time_and_attempts(Arc::new(
+        MemEngine::new(),
+    )));
+    let dir = tempfile::tempdir().unwrap();
+    let rocks = Arc::new(RocksEngine::open(dir.path()).unwrap());
+    rt().block_on(otps_are_valid_once_within_time_and_attempts(rocks));
+}

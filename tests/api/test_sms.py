@@ -344,3 +344,61 @@ def test_an_sms_template_fills_the_body(spp, smsc, sms_app):
         assert smsc.submits(to, wait_for=1)[0]["text"] == "Hi Lin, welcome to Herald"
     finally:
         spp.delete_sms_template(TemplateName=name)
+
+
+def otp_code(smsc, number: str, n: int) -> str:
+    """The code of the `n`th SMS (1-based) sent to `number`."""
+    sub = smsc.submits(number, wait_for=n)[n - 1]
+    assert "verification code" in sub["text"], sub
+    return sub["text"].split()[0]
+
+
+def send_otp(spp, app_id, number, ref="login", **extra):
+    return spp.send_otp_message(ApplicationId=app_id, SendOTPMessageRequestParameters={
+        "BrandName": "Acme", "Channel": "SMS", "DestinationIdentity": number,
+        "OriginationIdentity": NUMBER, "ReferenceId": ref, **extra,
+    })["MessageResponse"]
+
+
+def verify_otp(spp, app_id, number, otp, ref="login") -> bool:
+    return spp.verify_otp_message(ApplicationId=app_id, VerifyOTPMessageRequestParameters={
+        "DestinationIdentity": number, "Otp": otp, "ReferenceId": ref,
+    })["VerificationResponse"]["Valid"]
+
+
+def test_a_one_time_password_is_sent_by_sms_and_valid_once(spp, smsc, sms_app):
+    number = phone()
+    resp = send_otp(spp, sms_app, number, CodeLength=7, ValidityPeriod=10)
+    assert resp["Result"][number]["DeliveryStatus"] == "SUCCESSFUL", resp
+    code = otp_code(smsc, number, 1)
+    assert len(code) == 7 and code.isdigit()
+    assert "expires in 10 minutes" in smsc.submits(number)[0]["text"]
+    wrong = str((int(code) + 1) % 10**7).zfill(7)
+    assert verify_otp(spp, sms_app, number, wrong) is False
+    assert verify_otp(spp, sms_app, number, code, ref="other") is False, "scoped to its reference id"
+    assert verify_otp(spp, sms_app, number, code) is True
+    assert verify_otp(spp, sms_app, number, code) is False, "used once"
+
+
+def test_a_one_time_password_allows_only_its_attempts(spp, smsc, sms_app):
+    number = phone()
+    send_otp(spp, sms_app, number, AllowedAttempts=2)
+    code = otp_code(smsc, number, 1)
+    wrong = "000000" if code != "000000" else "111111"
+    assert verify_otp(spp, sms_app, number, wrong) is False
+    assert verify_otp(spp, sms_app, number, wrong) is False
+    assert verify_otp(spp, sms_app, number, code) is False, "no attempts left"
+    # A new code replaces the spent one.
+    send_otp(spp, sms_app, number)
+    assert verify_otp(spp, sms_app, number, otp_code(smsc, number, 2)) is True
+
+
+def test_bad_otp_requests_are_refused(spp, sms_app):
+    for extra, field in [({"Channel": "EMAIL"}, "Channel"), ({"CodeLength": 3}, "CodeLength"),
+                         ({"ValidityPeriod": 90}, "ValidityPeriod"), ({"DestinationIdentity": "555"}, "DestinationIdentity"),
+                         ({"OriginationIdentity": "+12065550177"}, "OriginationIdentity")]:
+        req = {"BrandName": "Acme", "Channel": "SMS", "DestinationIdentity": phone(),
+               "OriginationIdentity": NUMBER, "ReferenceId": "r", **extra}
+        err = expect_error(spp.send_otp_message, "BadRequestException", 400, ApplicationId=sms_app,
+                           SendOTPMessageRequestParameters=req)
+        assert field in err["Error"]["Message"], (field, err)
