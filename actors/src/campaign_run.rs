@@ -308,7 +308,7 @@ impl<E: KvEngine> Herald<E> {
             return Ok(());
         };
         let now = self.clock.now_ms();
-        if rec.frequency == Frequency::Event {
+        if matches!(rec.frequency, Frequency::Event | Frequency::InAppEvent) {
             if rec.end_ms.is_some_and(|e| now > e) {
                 self.set_progress(
                     &app.id,

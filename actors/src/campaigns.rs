@@ -94,7 +94,8 @@ fn created_ms(head: &DefHead) -> i64 {
 pub(crate) fn status(head: &DefHead, req: &WriteCampaignRequest) -> &'static str {
     let p = head.progress.clone().unwrap_or_default();
     let rec = recurrence(req, created_ms(head));
-    let event = rec.is_some_and(|r| r.frequency == Frequency::Event);
+    let event =
+        rec.is_some_and(|r| matches!(r.frequency, Frequency::Event | Frequency::InAppEvent));
     let next_run_ms = if p.finished {
         None
     } else if event {

@@ -20,6 +20,7 @@ pub mod definitions;
 pub mod delivery;
 pub mod endpoint;
 pub mod engagement;
+pub mod inapp;
 pub mod jobs;
 pub mod node_calls;
 pub mod otp;

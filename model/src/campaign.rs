@@ -372,7 +372,15 @@ pub struct ActivitiesResponse {
 // ---------------------------------------------------------------------------
 
 /// The `Frequency` values herald schedules.
-pub const FREQUENCIES: [&str; 6] = ["ONCE", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "EVENT"];
+pub const FREQUENCIES: [&str; 7] = [
+    "ONCE",
+    "HOURLY",
+    "DAILY",
+    "WEEKLY",
+    "MONTHLY",
+    "EVENT",
+    "IN_APP_EVENT",
+];
 /// The `FilterType` enum.
 pub const FILTER_TYPES: [&str; 2] = ["ENDPOINT", "SYSTEM"];
 /// The `DimensionType` enum (set dimensions).
@@ -505,6 +513,23 @@ pub fn validate_write_campaign(req: &WriteCampaignRequest, creating: bool) -> Re
     if let Some(mc) = req.message_configuration.as_ref() {
         push_messages("MessageConfiguration", mc)?;
     }
+    let in_app = req.schedule.as_ref().and_then(|s| s.frequency.as_deref()) == Some("IN_APP_EVENT");
+    if in_app {
+        let has_message = req
+            .message_configuration
+            .as_ref()
+            .is_some_and(|m| m.in_app_message.is_some());
+        let has_template = req
+            .template_configuration
+            .as_ref()
+            .is_some_and(|t| t.in_app_template.is_some());
+        if creating && !has_message && !has_template {
+            return Err(err(
+                "MessageConfiguration.InAppMessage",
+                "required when Frequency is IN_APP_EVENT (or TemplateConfiguration.InAppTemplate)",
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -518,6 +543,12 @@ fn push_messages(path: &str, mc: &MessageConfiguration) -> Res {
                 .transpose()
                 .map_err(|e| err(&format!("{path}.{name}"), e.to_string()))
         };
+    if let Some(v) = &mc.in_app_message {
+        let m: crate::inapp::CampaignInAppMessage = serde_json::from_value(v.clone())
+            .map_err(|e| err(&format!("{path}.InAppMessage"), e.to_string()))?;
+        crate::inapp::check(&m)
+            .map_err(|e| ValidationError(format!("{path}.InAppMessage.{}", e.0)))?;
+    }
     let apns = parse("APNSMessage", &mc.apns_message)?;
     let gcm = parse("GCMMessage", &mc.gcm_message)?;
     if let Some(m) = crate::push::apns_from_campaign(mc.default_message.as_ref(), apns.as_ref()) {
@@ -579,12 +610,8 @@ fn schedule(path: &str, s: &Schedule) -> Res {
             return Err(err(&at("EndTime"), "must not be before StartTime"));
         }
     }
-    match s.frequency.as_deref() {
-        Some("IN_APP_EVENT") => {
-            return Err(err(&at("Frequency"), "IN_APP_EVENT is not supported yet"))
-        }
-        Some(f) => one_of(&at("Frequency"), f, &FREQUENCIES)?,
-        None => {}
+    if let Some(f) = s.frequency.as_deref() {
+        one_of(&at("Frequency"), f, &FREQUENCIES)?;
     }
     match s.event_filter.as_ref() {
         Some(f) => event_filter(&at("EventFilter"), f)?,
@@ -1133,7 +1160,7 @@ mod tests {
         );
         assert_eq!(
             msg(with(|r| sched(r).frequency = Some("IN_APP_EVENT".into()))),
-            "Schedule.Frequency: IN_APP_EVENT is not supported yet"
+            "MessageConfiguration.InAppMessage: required when Frequency is IN_APP_EVENT (or TemplateConfiguration.InAppTemplate)"
         );
         assert!(msg(with(|r| sched(r).frequency = Some("YEARLY".into())))
             .starts_with("Schedule.Frequency: \"YEARLY\" is not one of ONCE"));

@@ -23,6 +23,7 @@ pub mod endpoint;
 pub mod hash;
 pub mod ids;
 pub mod import;
+pub mod inapp;
 pub mod limits;
 pub mod message;
 pub mod otp;

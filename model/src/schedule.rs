@@ -125,6 +125,9 @@ pub enum Frequency {
     Weekly,
     Monthly,
     Event,
+    /// An in-app campaign: nothing is sent; devices fetch it
+    /// (GetInAppMessages) while it runs.
+    InAppEvent,
 }
 
 impl Frequency {
@@ -137,6 +140,7 @@ impl Frequency {
             "WEEKLY" => Frequency::Weekly,
             "MONTHLY" => Frequency::Monthly,
             "EVENT" => Frequency::Event,
+            "IN_APP_EVENT" => Frequency::InAppEvent,
             _ => return None,
         })
     }
@@ -149,6 +153,7 @@ impl Frequency {
             Frequency::Weekly => "WEEKLY",
             Frequency::Monthly => "MONTHLY",
             Frequency::Event => "EVENT",
+            Frequency::InAppEvent => "IN_APP_EVENT",
         }
     }
 }
@@ -171,7 +176,7 @@ fn unbounded(r: &Recurrence, n: u32) -> Option<i64> {
     };
     let t = match r.frequency {
         Frequency::Once if n == 0 => Some(r.start_ms),
-        Frequency::Once | Frequency::Event => None,
+        Frequency::Once | Frequency::Event | Frequency::InAppEvent => None,
         Frequency::Hourly => step(HOUR_MS),
         Frequency::Daily => step(DAY_MS),
         Frequency::Weekly => step(7 * DAY_MS),
@@ -206,7 +211,7 @@ pub fn next_occurrence_after(r: &Recurrence, after_ms: i64) -> Option<(u32, i64)
     } else {
         let elapsed = after_ms - r.start_ms;
         match r.frequency {
-            Frequency::Once | Frequency::Event => 0,
+            Frequency::Once | Frequency::Event | Frequency::InAppEvent => 0,
             Frequency::Hourly => elapsed / HOUR_MS,
             Frequency::Daily => elapsed / DAY_MS,
             Frequency::Weekly => elapsed / (7 * DAY_MS),
@@ -437,10 +442,17 @@ mod tests {
 
     #[test]
     fn frequencies_round_trip() {
-        for f in ["ONCE", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "EVENT"] {
+        for f in [
+            "ONCE",
+            "HOURLY",
+            "DAILY",
+            "WEEKLY",
+            "MONTHLY",
+            "EVENT",
+            "IN_APP_EVENT",
+        ] {
             assert_eq!(Frequency::parse(f).map(Frequency::as_str), Some(f));
         }
-        assert_eq!(Frequency::parse("IN_APP_EVENT"), None);
         assert_eq!(Frequency::parse("daily"), None);
     }
 

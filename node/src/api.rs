@@ -153,6 +153,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/apps/{app}/messages", post(send_messages))
         .route("/v1/apps/{app}/otp", post(send_otp))
+        .route(
+            "/v1/apps/{app}/endpoints/{endpoint}/inappmessages",
+            get(get_in_app_messages),
+        )
         .route("/v1/apps/{app}/verify-otp", post(verify_otp))
         .route("/v1/apps/{app}/users-messages", post(send_users_messages))
         .route("/herald/v1/outbox", get(list_outbox))
@@ -1063,6 +1067,16 @@ async fn send_messages(
         &st.herald
             .send_messages(&app, req, request_keys(rid, &headers))
             .await?,
+    )
+}
+
+async fn get_in_app_messages(
+    State(st): St,
+    Path((app, endpoint)): Path<(String, String)>,
+) -> ApiResult {
+    reply(
+        StatusCode::OK,
+        &st.herald.in_app_messages(&app, &endpoint).await?,
     )
 }
 
