@@ -136,6 +136,8 @@ pub(crate) struct Plans {
     pub apns: BTreeMap<&'static str, ApnsPlan>,
     pub gcm: GcmPlan,
     pub sms: SmsPlan,
+    /// Recipients' numbers (E.164) on the app's SMS opt-out list.
+    pub sms_opted_out: std::collections::BTreeSet<String>,
 }
 
 impl Plans {
@@ -497,6 +499,31 @@ impl<E: KvEngine> Herald<E> {
             )
             .await?;
         let key = keys.key(req.trace_id.as_ref());
+        let endpoint_ids: Vec<String> = req
+            .endpoints
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
+        let found = self.read_endpoints(app_id, &endpoint_ids).await?;
+        let mut spec = spec;
+        if spec.sms.is_ok() {
+            let addresses = req
+                .addresses
+                .iter()
+                .flatten()
+                .filter(|(_, c)| c.channel_type.as_deref() == Some("SMS"))
+                .map(|(a, _)| a.clone());
+            let of_endpoints = found
+                .values()
+                .filter(|e| e.channel_type.as_deref() == Some("SMS"))
+                .filter_map(|e| e.address.clone());
+            let numbers: Vec<String> = addresses
+                .chain(of_endpoints)
+                .filter_map(|a| herald_model::sms::e164(&a).ok())
+                .collect();
+            spec.sms_opted_out = self.sms_opted_out(app_id, numbers).await?;
+        }
         let mut r = Recipients::new();
         for (address, cfg) in req.addresses.iter().flatten() {
             let slot = r.push(Slot::Address(address.clone()), None);
@@ -521,13 +548,6 @@ impl<E: KvEngine> Herald<E> {
                 &overrides,
             );
         }
-        let endpoint_ids: Vec<String> = req
-            .endpoints
-            .iter()
-            .flatten()
-            .map(|(k, _)| k.clone())
-            .collect();
-        let found = self.read_endpoints(app_id, &endpoint_ids).await?;
         for (endpoint_id, cfg) in req.endpoints.iter().flatten() {
             let ep = found.get(endpoint_id).cloned();
             self.plan_endpoint(&mut r, app_id, &key, None, endpoint_id, ep, &spec, cfg);
@@ -703,6 +723,20 @@ impl<E: KvEngine> Herald<E> {
         };
         if let Some(why) = spec.refusal(channel) {
             return refuse(r, &why);
+        }
+        if channel == "SMS"
+            && herald_model::sms::e164(address).is_ok_and(|n| spec.sms_opted_out.contains(&n))
+        {
+            r.settle(
+                slot,
+                Outcome::new(
+                    DeliveryStatus::OptOut,
+                    400,
+                    "the number replied STOP and is on this app's SMS opt-out list",
+                ),
+                None,
+            );
+            return;
         }
         if !r.seen.insert(message::dedup_key(channel, address)) {
             r.settle(slot, message::duplicate(), None);
@@ -978,6 +1012,7 @@ impl<E: KvEngine> Herald<E> {
             apns: self.apns_plans(app, dm, template.as_ref())?,
             gcm: self.gcm_plans(app, dm, template.as_ref())?,
             sms: self.sms_plans(app, dm, sms_template.as_ref())?,
+            sms_opted_out: Default::default(),
         })
     }
 

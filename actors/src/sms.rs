@@ -9,8 +9,10 @@
 //! - a mobile-originated message is recorded as `_SMS.RECEIVED` on the
 //!   endpoint holding the sender's number in each app with an SMS channel;
 //!   STOP (and its synonyms) opts those endpoints out of everything
-//!   (`_SMS.OPTOUT`), START opts them back in, and STOP, START, HELP and the
-//!   number's own keywords are answered from that number.
+//!   (`_SMS.OPTOUT`) and puts the number on each such app's SMS opt-out
+//!   list (direct sends to it answer OPT_OUT), START undoes both, and STOP,
+//!   START, HELP and the number's own keywords are answered from that
+//!   number.
 //!
 //! The receipt book lives in the memory of the node that submitted the
 //! message (bounded in entries and age): a receipt delivered to another
@@ -383,9 +385,8 @@ impl<E: KvEngine> Herald<E> {
         .await
     }
 
-    /// The endpoints of every app with an SMS channel that hold `phone`:
-    /// `(app_id, endpoint_id)`.
-    async fn sms_holders(&self, phone: &str) -> Result<Vec<(String, String)>> {
+    /// Apps with an SMS channel, in id order.
+    async fn sms_apps(&self) -> Result<Vec<String>> {
         self.host.read_barrier(META_GROUP).await?;
         let mut out = Vec::new();
         let mut after: Option<String> = None;
@@ -394,20 +395,79 @@ impl<E: KvEngine> Herald<E> {
             let Some(last) = apps.last().map(|a| a.id.clone()) else {
                 break;
             };
-            for app in apps.iter().filter(|a| a.sms_channel.is_some()) {
-                let g = self
-                    .host
-                    .group_of(&app.id, &keys::address_shard_key("SMS", phone));
-                self.host.read_barrier(g).await?;
-                if let Some(c) = self
-                    .host
-                    .reader()
-                    .address_holder(g, &app.id, "SMS", phone)?
-                {
-                    out.push((app.id.clone(), c.endpoint_id));
+            out.extend(
+                apps.into_iter()
+                    .filter(|a| a.sms_channel.is_some())
+                    .map(|a| a.id),
+            );
+            after = Some(last);
+        }
+        Ok(out)
+    }
+
+    /// Puts `phone` on (or takes it off) the opt-out list of every app with
+    /// an SMS channel.
+    async fn set_sms_opt_out(&self, phone: &str, opted_out: bool, at_ms: i64) -> Result<()> {
+        for app_id in self.sms_apps().await? {
+            let g = self
+                .host
+                .group_of(&app_id, &keys::address_shard_key("SMS", phone));
+            let cmd = Command::SetSmsOptOut {
+                app_id: app_id.clone(),
+                number: phone.to_owned(),
+                opted_out,
+                at_ms,
+            };
+            if let CmdResult::Rejected(why) = self.host.propose(g, cmd).await? {
+                return Err(ServiceError::Internal(format!(
+                    "SMS opt-out refused: {why}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The numbers among `numbers` (E.164) on the app's SMS opt-out list.
+    pub(crate) async fn sms_opted_out(
+        &self,
+        app_id: &str,
+        numbers: impl IntoIterator<Item = String>,
+    ) -> Result<std::collections::BTreeSet<String>> {
+        let mut by_group: BTreeMap<herald_storage::GroupId, Vec<String>> = BTreeMap::new();
+        for n in numbers {
+            let g = self
+                .host
+                .group_of(app_id, &keys::address_shard_key("SMS", &n));
+            by_group.entry(g).or_default().push(n);
+        }
+        let mut out = std::collections::BTreeSet::new();
+        for (g, numbers) in by_group {
+            self.host.read_barrier(g).await?;
+            for n in numbers {
+                if self.host.reader().sms_opted_out(g, app_id, &n)? {
+                    out.insert(n);
                 }
             }
-            after = Some(last);
+        }
+        Ok(out)
+    }
+
+    /// The endpoints of every app with an SMS channel that hold `phone`:
+    /// `(app_id, endpoint_id)`.
+    async fn sms_holders(&self, phone: &str) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for app_id in self.sms_apps().await? {
+            let g = self
+                .host
+                .group_of(&app_id, &keys::address_shard_key("SMS", phone));
+            self.host.read_barrier(g).await?;
+            if let Some(c) = self
+                .host
+                .reader()
+                .address_holder(g, &app_id, "SMS", phone)?
+            {
+                out.push((app_id, c.endpoint_id));
+            }
         }
         Ok(out)
     }
@@ -438,6 +498,16 @@ impl<E: KvEngine> Herald<E> {
             Keyword::Custom(k) => k.clone(),
             Keyword::None => String::new(),
         };
+        if let (Some(opted_out), Ok(phone)) = (
+            match keyword {
+                Keyword::Stop => Some(true),
+                Keyword::Start => Some(false),
+                _ => None,
+            },
+            sms::e164(from),
+        ) {
+            self.set_sms_opt_out(&phone, opted_out, at_ms).await?;
+        }
         for (app_id, endpoint_id) in &holders {
             let mut a = BTreeMap::new();
             a.insert("origination_number".to_owned(), to.to_owned());

@@ -461,8 +461,8 @@ fn is_http_url(s: &str) -> bool {
 /// * `Name` at most 64 characters; `Priority` 1..=5; `HoldoutPercent` 0..=100;
 /// * `Schedule` (and each treatment's own `Schedule`): `StartTime` required,
 ///   `IMMEDIATE` or ISO-8601; `EndTime` ISO-8601 and not before a timestamp
-///   `StartTime`; `Frequency` in [`FREQUENCIES`] (`IN_APP_EVENT` is refused as
-///   not supported yet); EVENT requires `EventFilter`, whose `FilterType` is
+///   `StartTime`; `Frequency` in [`FREQUENCIES`] (`IN_APP_EVENT` needs an
+///   `InAppMessage` or an in-app template); EVENT requires `EventFilter`, whose `FilterType` is
 ///   ENDPOINT or SYSTEM and whose dimensions use valid enums; `Timezone` an
 ///   IANA name or `UTC`, `UTC±HH`, `UTC±HH:MM`; `QuietTime` `Start` and `End`
 ///   both `HH:MM` or both absent/empty;

@@ -921,6 +921,20 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             txn.batch.delete_range(Cf::State, p, end);
             Ok(CmdResult::Done)
         }
+        Command::SetSmsOptOut {
+            app_id,
+            number,
+            opted_out,
+            at_ms,
+        } => {
+            let key = keys::sms_opt_out(group, app_id, number);
+            if *opted_out {
+                txn.put_json(key, at_ms);
+            } else {
+                txn.delete(key);
+            }
+            Ok(CmdResult::Done)
+        }
         Command::PutOtp {
             app_id,
             destination,

@@ -49,12 +49,13 @@ pub mod tag {
     /// Node ids removed from a group, never to be added again (any group).
     pub const RETIRED_NODE: u8 = 0x27;
     pub const OTP: u8 = 0x28;
+    pub const SMS_OPT_OUT: u8 = 0x29;
     // node column family (no group prefix)
     pub const NODE_CLUSTER: u8 = 0x20;
 }
 
 /// Per-app tables of a data shard; purged together when an app is deleted.
-pub const APP_TABLES: [u8; 13] = [
+pub const APP_TABLES: [u8; 14] = [
     tag::ENDPOINT,
     tag::USER_ENDPOINT,
     tag::EVENT,
@@ -68,6 +69,7 @@ pub const APP_TABLES: [u8; 13] = [
     tag::CAMPAIGN_CHARGE,
     tag::SEGMENT_MEMBER,
     tag::OTP,
+    tag::SMS_OPT_OUT,
 ];
 
 /// Per-app tables of the meta group (segments, campaigns and their
@@ -342,6 +344,14 @@ pub fn otp(group: GroupId, app_id: &str, destination: &str, reference_id: &str) 
     let mut k = app_prefix(group, tag::OTP, app_id);
     push_var(&mut k, destination.as_bytes());
     k.extend_from_slice(reference_id.as_bytes());
+    k
+}
+
+/// A number that answered STOP: `[group][tag][u16 app][number]`, kept in
+/// the group of the number's address row (`address_shard_key("SMS", n)`).
+pub fn sms_opt_out(group: GroupId, app_id: &str, number: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::SMS_OPT_OUT, app_id);
+    k.extend_from_slice(number.as_bytes());
     k
 }
 

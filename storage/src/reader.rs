@@ -387,6 +387,15 @@ impl<E: KvEngine> Reader<E> {
             .transpose()
     }
 
+    /// Whether `number` is on the app's SMS opt-out list (in the group of
+    /// its address row).
+    pub fn sms_opted_out(&self, group: GroupId, app_id: &str, number: &str) -> Result<bool> {
+        Ok(self
+            .engine
+            .get(Cf::State, &keys::sms_opt_out(group, app_id, number))?
+            .is_some())
+    }
+
     /// Up to `limit` address claims of the group not yet known to be handed
     /// over, as `(app_id, claim)`.
     pub fn pending_claims(

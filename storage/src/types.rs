@@ -558,6 +558,13 @@ pub enum Command {
         at_ms: i64,
         outcomes: Vec<(String, Outcome)>,
     },
+    /// Puts a number on (or takes it off) the app's SMS opt-out list.
+    SetSmsOptOut {
+        app_id: String,
+        number: String,
+        opted_out: bool,
+        at_ms: i64,
+    },
     /// Stores a one-time password (replacing one for the same destination
     /// and reference id).
     PutOtp {

@@ -262,6 +262,9 @@ def test_stop_opts_the_number_out_and_start_back_in(spp, smsc, sms_app, sms_serv
     # No more sends to that number.
     r = send_sms(spp, sms_app, endpoints=["bob"], Body="promo")["EndpointResult"]["bob"]
     assert r["DeliveryStatus"] != "SUCCESSFUL", r
+    # Nor to the bare number: it is on the app's SMS opt-out list.
+    r = send_sms(spp, sms_app, addresses=[number], Body="promo")["Result"][number]
+    assert r["DeliveryStatus"] == "OPT_OUT", r
     assert len(smsc.submits(number, wait_for=2, timeout_s=1.0)) == 1, "only the opt-out reply"
     # START opts back in, and sends reach the number again.
     smsc.mo(number, NUMBER, "START")
@@ -273,6 +276,8 @@ def test_stop_opts_the_number_out_and_start_back_in(spp, smsc, sms_app, sms_serv
     r = send_sms(spp, sms_app, endpoints=["bob"], Body="welcome back")["EndpointResult"]["bob"]
     assert r["DeliveryStatus"] == "SUCCESSFUL", r
     assert smsc.submits(number, wait_for=3)[2]["text"] == "welcome back"
+    r = send_sms(spp, sms_app, addresses=[number], Body="and hello")["Result"][number]
+    assert r["DeliveryStatus"] == "SUCCESSFUL", r
 
 
 def test_help_and_custom_keywords_are_answered_per_number(spp, smsc, sms_app):
