@@ -51,12 +51,7 @@ impl<E: KvEngine> Herald<E> {
         // (type, attributes, UTC day, session id) of each event, and the
         // endpoint's latest session.
         let empty = Default::default();
-        let facts: Vec<(
-            &str,
-            &std::collections::BTreeMap<String, String>,
-            i64,
-            Option<&str>,
-        )> = events
+        let facts: Vec<inapp::DisplayFact<'_>> = events
             .iter()
             .map(|r| {
                 let e = &r.event;

@@ -114,11 +114,15 @@ pub fn under_caps(caps: Caps, d: Displays) -> bool {
     under(caps.daily, d.today) && under(caps.session, d.session) && under(caps.total, d.total)
 }
 
+/// One event of an endpoint as display counting sees it: its type,
+/// attributes, UTC day and session id.
+pub type DisplayFact<'a> = (&'a str, &'a BTreeMap<String, String>, i64, Option<&'a str>);
+
 /// Counts displays of `campaign_id` among an endpoint's events
 /// `(event type, attributes, UTC day, session id)`: today is `today_day`,
 /// the session is `session` (the endpoint's latest).
 pub fn count_displays<'a>(
-    events: impl IntoIterator<Item = (&'a str, &'a BTreeMap<String, String>, i64, Option<&'a str>)>,
+    events: impl IntoIterator<Item = DisplayFact<'a>>,
     campaign_id: &str,
     today_day: i64,
     session: Option<&str>,
