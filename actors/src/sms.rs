@@ -562,6 +562,35 @@ impl<E: KvEngine> Herald<E> {
     }
 }
 
+/// Receipts waiting for their message to be recorded, at most, and how
+/// long each waits.
+const EARLY_RECEIPTS_MAX: usize = 10_000;
+const EARLY_RECEIPT_WAIT_MS: i64 = 10_000;
+
+/// Applies one part's receipt to its message, recording the event when it
+/// settles the message (retried a few times).
+async fn settle_receipt<E: KvEngine>(
+    herald: &Herald<E>,
+    book: &ReceiptBook,
+    smsc_id: &str,
+    delivered: bool,
+    stat: &str,
+    err: &str,
+) {
+    let Some(settled) = book.receipt(smsc_id, delivered) else {
+        return;
+    };
+    for attempt in 0..4u32 {
+        match herald.sms_receipt(&settled, stat, err).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(message_id = %settled.message_id, error = %e, attempt, "recording an SMS receipt failed");
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            }
+        }
+    }
+}
+
 /// Serves what the SMSC delivers until `rx` closes: receipts settle their
 /// messages, MO messages go through `sms_mo`, and replies leave through
 /// `gateway` from the number the message was sent to.
@@ -575,7 +604,33 @@ pub async fn serve_inbound<E: KvEngine>(
     let mut seq: u64 = 0;
     // Retries of a failed inbound step, at most this many times each.
     let retry = |attempt: u32| std::time::Duration::from_millis(200 << attempt.min(5));
-    while let Some(item) = rx.recv().await {
+    // Receipts that came before their submit's answer was recorded (the
+    // SMSC may deliver one right behind the submit_sm_resp): looked up
+    // again until their deadline.
+    let mut early: std::collections::VecDeque<(i64, String, bool, String, String)> =
+        std::collections::VecDeque::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        let item = tokio::select! {
+            i = rx.recv() => match i {
+                Some(i) => i,
+                None => break,
+            },
+            _ = tick.tick(), if !early.is_empty() => {
+                let now = herald.clock.now_ms();
+                for (deadline, smsc_id, delivered, stat, err) in std::mem::take(&mut early) {
+                    if book.knows(&smsc_id) {
+                        settle_receipt(&herald, &book, &smsc_id, delivered, &stat, &err).await;
+                    } else if now < deadline {
+                        early.push_back((deadline, smsc_id, delivered, stat, err));
+                    } else {
+                        metrics::counter!("herald_sms_receipts_unmatched_total").increment(1);
+                        tracing::debug!(smsc_id, "a receipt for no message this node awaits");
+                    }
+                }
+                continue;
+            }
+        };
         match item {
             Inbound::Receipt {
                 smsc_id,
@@ -583,21 +638,15 @@ pub async fn serve_inbound<E: KvEngine>(
                 stat,
                 err,
             } => {
-                let Some(settled) = book.receipt(&smsc_id, delivered) else {
-                    if !book.knows(&smsc_id) {
+                if book.knows(&smsc_id) {
+                    settle_receipt(&herald, &book, &smsc_id, delivered, &stat, &err).await;
+                } else {
+                    if early.len() >= EARLY_RECEIPTS_MAX {
+                        early.pop_front();
                         metrics::counter!("herald_sms_receipts_unmatched_total").increment(1);
-                        tracing::debug!(smsc_id, "a receipt for no message this node awaits");
                     }
-                    continue;
-                };
-                for attempt in 0..4 {
-                    match herald.sms_receipt(&settled, &stat, &err).await {
-                        Ok(()) => break,
-                        Err(e) => {
-                            tracing::warn!(message_id = %settled.message_id, error = %e, attempt, "recording an SMS receipt failed");
-                            tokio::time::sleep(retry(attempt)).await;
-                        }
-                    }
+                    let deadline = herald.clock.now_ms() + EARLY_RECEIPT_WAIT_MS;
+                    early.push_back((deadline, smsc_id, delivered, stat, err));
                 }
             }
             Inbound::Mo { from, to, text } => {

@@ -445,3 +445,30 @@ def test_a_push_template_fills_what_the_request_leaves_out(ppp, apns, fcm, push_
         assert sent["message"]["notification"] == {"title": "Hi friend", "body": "gcm body from the request"}
     finally:
         ppp.delete_push_template(TemplateName=name)
+
+
+def test_a_campaign_sends_its_gcm_message_to_android_endpoints(ppp, fcm, gcm_app):
+    tag = unique("gc")
+    tokens = {f"{tag}-{i}": f"{tag}-token-{i}" for i in range(4)}
+    ppp.update_endpoints_batch(ApplicationId=gcm_app, EndpointBatchRequest={"Item": [
+        {"Id": eid, "ChannelType": "GCM", "Address": tok, "Attributes": {"Team": [tag]},
+         "User": {"UserAttributes": {"name": [f"n{i}"]}}}
+        for i, (eid, tok) in enumerate(tokens.items())]})
+    seg = ppp.create_segment(ApplicationId=gcm_app, WriteSegmentRequest={
+        "Name": unique("seg"), "Dimensions": {"Attributes": {"Team": {"Values": [tag]}}}})["SegmentResponse"]["Id"]
+    c = ppp.create_campaign(ApplicationId=gcm_app, WriteCampaignRequest={
+        "Name": unique("camp"), "SegmentId": seg,
+        "MessageConfiguration": {"GCMMessage": {"Title": "Hi {{User.UserAttributes.name}}", "Body": "campaign body",
+                                                "Action": "OPEN_APP"}},
+        "Schedule": {"StartTime": "IMMEDIATE", "Frequency": "ONCE"},
+    })["CampaignResponse"]
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        state = ppp.get_campaign(ApplicationId=gcm_app, CampaignId=c["Id"])["CampaignResponse"]["State"]
+        if state["CampaignStatus"] == "COMPLETED":
+            break
+        time.sleep(0.1)
+    assert state["CampaignStatus"] == "COMPLETED", state
+    for i, tok in enumerate(tokens.values()):
+        [sent] = fcm.sent(tok, wait_for=1)
+        assert sent["message"]["notification"] == {"title": f"Hi n{i}", "body": "campaign body"}

@@ -29,7 +29,7 @@ class MockSmsc:
         self.log = base / "submits.ndjson"
         self.proc = subprocess.Popen(
             [str(peer_bin("mock-smsc")), "--log", str(self.log), "--system-id", "herald", "--password", "secret",
-             "--receipt-delay-ms", "20"],
+             "--receipt-delay-ms", "0"],
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
         )
