@@ -376,6 +376,13 @@ impl Dispatcher {
             .map_err(|e| e.to_string())
     }
 
+    /// POSTs a signed body once (event streams); no channel actor, no
+    /// retries.
+    pub async fn post_hook(&self, hook: &OutgoingWebhook) -> Result<u16, SendError> {
+        let now = self.shared.clock.now_ms().div_euclid(1000);
+        self.shared.webhooks.post(hook, now).await
+    }
+
     pub async fn stop(&self) {
         let actors = std::mem::take(&mut *self.actors.lock().await);
         for a in actors.into_values() {

@@ -32,6 +32,7 @@ pub mod sends;
 pub mod service;
 pub mod shard;
 pub mod sms;
+pub mod streams;
 pub mod templates;
 
 pub use clock::{Clock, Entropy, SeededEntropy};

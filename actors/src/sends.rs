@@ -1686,6 +1686,14 @@ impl<E: KvEngine> Herald<E> {
         }
         let limits = self.apply_limits();
         let now_iso = time::format_iso8601_ms(at_ms);
+        self.stream_events(
+            &app.id,
+            items.values().flatten().flat_map(|i| {
+                i.events
+                    .iter()
+                    .map(move |(_, ev)| (i.endpoint_id.as_str(), ev))
+            }),
+        );
         let mut proposals = Vec::new();
         for (g, items) in items {
             proposals.push(self.host.propose(

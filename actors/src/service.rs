@@ -126,6 +126,8 @@ pub struct Herald<E: KvEngine> {
     event_types: Mutex<BTreeMap<String, BTreeSet<String>>>,
     /// The node's channel actors; sends are refused until it is set.
     dispatcher: std::sync::OnceLock<Arc<Dispatcher>>,
+    /// The node's event stream publisher (set by `set_streamer`).
+    pub(crate) streamer: std::sync::OnceLock<Arc<crate::streams::EventStreamer>>,
     /// Wakes the campaign scheduler.
     pub(crate) campaign_wake: tokio::sync::Notify,
     /// The node's segment indexes (absent in tests that build a bare
@@ -183,6 +185,7 @@ impl<E: KvEngine> Herald<E> {
             cfg,
             event_types: Mutex::new(BTreeMap::new()),
             dispatcher: std::sync::OnceLock::new(),
+            streamer: std::sync::OnceLock::new(),
             campaign_wake: tokio::sync::Notify::new(),
             indexes: std::sync::OnceLock::new(),
             event_apps: std::sync::RwLock::new(BTreeSet::new()),
@@ -257,6 +260,7 @@ impl<E: KvEngine> Herald<E> {
             apns_channels: Default::default(),
             gcm_channel: None,
             sms_channel: None,
+            event_stream: None,
             deleting: false,
             id,
         };
@@ -1109,6 +1113,15 @@ impl<E: KvEngine> Herald<E> {
                     .map(|(id, ev)| (i.endpoint_id.clone(), id.clone(), ev.clone()))
             })
             .collect();
+        let streamed: Vec<(String, herald_model::wire::Event)> = by_group
+            .values()
+            .flatten()
+            .flat_map(|i| {
+                i.events
+                    .iter()
+                    .map(|(_, ev)| (i.endpoint_id.clone(), ev.clone()))
+            })
+            .collect();
         let writes = by_group.into_iter().map(|(g, items)| {
             let cmd = Command::PutEvents {
                 app_id: app_id.to_owned(),
@@ -1125,6 +1138,7 @@ impl<E: KvEngine> Herald<E> {
             }
         }
         self.offer_trigger(app_id, triggered).await;
+        self.stream_events(app_id, streamed.iter().map(|(e, ev)| (e.as_str(), ev)));
         // BatchItem is a map, so two endpoints of one batch that share an
         // address have no request order between them: one of them keeps it.
         crate::addresses::hand_over(&self.host, app_id, claims).await?;

@@ -35,6 +35,7 @@ pub mod segment;
 pub mod segment_index;
 pub mod session;
 pub mod sms;
+pub mod stream;
 pub mod template;
 pub mod time;
 pub mod tracking;

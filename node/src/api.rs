@@ -154,6 +154,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/apps/{app}/messages", post(send_messages))
         .route("/v1/apps/{app}/otp", post(send_otp))
         .route(
+            "/v1/apps/{app}/eventstream",
+            get(get_event_stream)
+                .post(put_event_stream)
+                .delete(delete_event_stream),
+        )
+        .route(
             "/v1/apps/{app}/endpoints/{endpoint}/inappmessages",
             get(get_in_app_messages),
         )
@@ -1078,6 +1084,22 @@ async fn get_in_app_messages(
         StatusCode::OK,
         &st.herald.in_app_messages(&app, &endpoint).await?,
     )
+}
+
+async fn get_event_stream(State(st): St, Path(app): Path<String>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.event_stream(&app).await?)
+}
+
+async fn put_event_stream(State(st): St, Path(app): Path<String>, body: Bytes) -> ApiResult {
+    let req: herald_model::stream::WriteEventStream = json(&body)?;
+    reply(
+        StatusCode::OK,
+        &st.herald.put_event_stream(&app, req).await?,
+    )
+}
+
+async fn delete_event_stream(State(st): St, Path(app): Path<String>) -> ApiResult {
+    reply(StatusCode::OK, &st.herald.delete_event_stream(&app).await?)
 }
 
 async fn send_otp(

@@ -245,6 +245,17 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (dispatcher, outbox) = delivery(&cfg)?;
     runtime.herald.set_dispatcher(dispatcher.clone());
     let smpp = sms(&cfg, &dispatcher, &runtime.herald)?;
+    let streamer = Arc::new(herald_actors::streams::EventStreamer::new(cfg.node_id));
+    runtime.herald.set_streamer(streamer.clone());
+    let (stop_streams, streams_stopped) = tokio::sync::oneshot::channel::<()>();
+    let streams = tokio::spawn(streamer.run(
+        dispatcher.clone(),
+        Arc::new(SystemClock),
+        Duration::from_secs(1),
+        async {
+            let _ = streams_stopped.await;
+        },
+    ));
     let (stop_campaigns, campaigns_stopped) = tokio::sync::oneshot::channel::<()>();
     let scheduler = tokio::spawn(runtime.herald.clone().run_campaign_scheduler(async {
         let _ = campaigns_stopped.await;
@@ -299,6 +310,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .context("http server")?;
 
     tracing::info!("draining done; stopping channel actors and raft groups");
+    let _ = stop_streams.send(());
+    if tokio::time::timeout(Duration::from_secs(10), streams)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the event stream publisher did not finish within 10 s");
+    }
     dispatcher.stop().await;
     if let Some(c) = smpp {
         c.stop().await;

@@ -286,6 +286,19 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             })?;
             Ok(CmdResult::GcmChannel(removed))
         }
+        Command::SetEventStream { app_id, stream } => {
+            let mut out = None;
+            update_app(txn, app_id, |a| {
+                out = match stream {
+                    Some(s) => {
+                        a.event_stream = Some(s.clone());
+                        Some(Box::new(s.clone()))
+                    }
+                    None => a.event_stream.take().map(Box::new),
+                }
+            })?;
+            Ok(CmdResult::EventStream(out))
+        }
         Command::UpdateSmsChannel {
             app_id,
             request,

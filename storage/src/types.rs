@@ -56,6 +56,9 @@ pub struct AppRecord {
     /// The SMS channel, once configured.
     #[serde(default)]
     pub sms_channel: Option<herald_model::channel::SmsChannelResponse>,
+    /// Where the app's events are published, once configured.
+    #[serde(default)]
+    pub event_stream: Option<herald_model::stream::EventStream>,
     /// Set while the app's data is being purged from the shards; a deleting
     /// app is invisible to the API.
     pub deleting: bool,
@@ -455,6 +458,11 @@ pub enum Command {
     DeleteGcmChannel {
         app_id: String,
     },
+    /// Sets (or, with `None`, removes) the app's event stream.
+    SetEventStream {
+        app_id: String,
+        stream: Option<herald_model::stream::EventStream>,
+    },
     /// Creates or replaces the app's SMS channel.
     UpdateSmsChannel {
         app_id: String,
@@ -699,6 +707,7 @@ impl Command {
                 | Command::UpdateGcmChannel { .. }
                 | Command::DeleteGcmChannel { .. }
                 | Command::UpdateSmsChannel { .. }
+                | Command::SetEventStream { .. }
                 | Command::DeleteSmsChannel { .. }
                 | Command::UpdateCustomChannel { .. }
                 | Command::DeleteCustomChannel { .. }
@@ -737,6 +746,8 @@ pub enum CmdResult {
     ApnsChannel(Option<Box<herald_model::channel::ApnsChannelResponse>>),
     /// The GCM channel written, or the one deleted.
     GcmChannel(Option<Box<herald_model::channel::GcmChannelResponse>>),
+    /// The event stream set, or the one removed.
+    EventStream(Option<Box<herald_model::stream::EventStream>>),
     /// Whether a one-time password was valid.
     OtpVerdict(bool),
     /// The SMS channel written, or the one deleted.

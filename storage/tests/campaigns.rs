@@ -245,6 +245,7 @@ async fn definitions_version_and_claims_compare_and_set<E: KvEngine>(engine: Arc
         apns_channels: Default::default(),
         gcm_channel: None,
         sms_channel: None,
+        event_stream: None,
         deleting: false,
     };
     assert!(matches!(
