@@ -1236,7 +1236,7 @@ impl<E: KvEngine> Herald<E> {
                 tallies[p.treatment].skip("delivery_failed");
             }
         }
-        let outcomes = fresh
+        let outcomes: Vec<CampaignOutcome> = fresh
             .iter()
             .zip(&delivered)
             .map(|(p, d)| CampaignOutcome {
@@ -1248,8 +1248,26 @@ impl<E: KvEngine> Herald<E> {
                 hard_bounce: d.hard_bounce,
             })
             .collect();
-        let activities = (0..plan.treatments.len())
+        let activities: Vec<String> = (0..plan.treatments.len())
             .map(|t| activity_id(plan.run, t as u32))
+            .collect();
+        let ts = time::format_iso8601_ms(at_ms);
+        let streamed: Vec<(String, herald_model::wire::Event)> = outcomes
+            .iter()
+            .flat_map(|o: &CampaignOutcome| {
+                herald_model::message::campaign_delivery_events(
+                    &o.message_id,
+                    &plan.campaign_id,
+                    &activities[o.treatment as usize],
+                    o.treatment,
+                    &o.channel,
+                    &o.outcome,
+                    o.hard_bounce,
+                    &ts,
+                )
+                .into_iter()
+                .map(|(_, ev)| (o.endpoint_id.clone(), ev))
+            })
             .collect();
         // The outcomes, their delivery events and hard-bounce marks, in one
         // log entry.
@@ -1270,7 +1288,10 @@ impl<E: KvEngine> Herald<E> {
             Ok(CmdResult::Rejected(why)) => {
                 tracing::error!(app_id = %plan.app.id, campaign_id = %plan.campaign_id, reason = %why, "campaign outcomes refused")
             }
-            Ok(_) => {}
+            Ok(_) => self.stream_events(
+                &plan.app.id,
+                streamed.iter().map(|(e, ev)| (e.as_str(), ev)),
+            ),
             // The messages went out; only their outcome is not durable. A
             // resumed run counts them as outcome_unknown, never resends.
             Err(e) => {

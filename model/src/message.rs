@@ -337,6 +337,45 @@ pub fn delivery_event_types(
     }
 }
 
+/// The delivery events of one campaign message, as `(event id, event)`:
+/// what the state machine stores on the endpoint and event streams
+/// publish.
+#[allow(clippy::too_many_arguments)]
+pub fn campaign_delivery_events(
+    message_id: &str,
+    campaign_id: &str,
+    activity_id: &str,
+    treatment: u32,
+    channel: &str,
+    outcome: &Outcome,
+    hard_bounce: bool,
+    ts: &str,
+) -> Vec<(String, crate::wire::Event)> {
+    let status = outcome.status;
+    delivery_event_types(channel, status, hard_bounce)
+        .iter()
+        .map(|et| {
+            let attributes = BTreeMap::from([
+                ("message_id".to_owned(), message_id.to_owned()),
+                ("campaign_id".to_owned(), campaign_id.to_owned()),
+                ("campaign_activity_id".to_owned(), activity_id.to_owned()),
+                ("treatment_id".to_owned(), treatment.to_string()),
+                ("delivery_status".to_owned(), status.as_str().to_owned()),
+                ("status_code".to_owned(), outcome.code.to_string()),
+            ]);
+            (
+                format!("{message_id}{et}"),
+                crate::wire::Event {
+                    event_type: Some((*et).to_owned()),
+                    timestamp: Some(ts.to_owned()),
+                    attributes: Some(attributes),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect()
+}
+
 /// The outcome of one recipient: what the API reports and the ledger keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {

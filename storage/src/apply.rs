@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use herald_model::message::{delivery_event_types, Outcome};
+use herald_model::message::Outcome;
 use herald_model::session::{self, ClosedSession, OpenSession, SessionConfig};
 use herald_model::wire::EndpointResponse;
 use serde::{Deserialize, Serialize};
@@ -720,7 +720,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             let ts = herald_model::time::format_iso8601_ms(*at_ms);
             let mut changed = 0u64;
             let mut n = 0u32;
-            let mut type_counts: BTreeMap<&str, u64> = BTreeMap::new();
+            let mut type_counts: BTreeMap<String, u64> = BTreeMap::new();
             for o in outcomes {
                 if !record_outcome(txn, group, app_id, &o.message_id, &o.outcome, *at_ms)? {
                     // Recorded before (a replayed batch), events included.
@@ -728,25 +728,22 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                 }
                 changed += 1;
                 let activity = &activities[o.treatment as usize];
-                let status = o.outcome.status;
-                for et in delivery_event_types(&o.channel, status, o.hard_bounce) {
-                    let attributes = BTreeMap::from([
-                        ("message_id".to_owned(), o.message_id.clone()),
-                        ("campaign_id".to_owned(), campaign_id.clone()),
-                        ("campaign_activity_id".to_owned(), activity.clone()),
-                        ("treatment_id".to_owned(), o.treatment.to_string()),
-                        ("delivery_status".to_owned(), status.as_str().to_owned()),
-                        ("status_code".to_owned(), o.outcome.code.to_string()),
-                    ]);
+                let events = herald_model::message::campaign_delivery_events(
+                    &o.message_id,
+                    campaign_id,
+                    activity,
+                    o.treatment,
+                    &o.channel,
+                    &o.outcome,
+                    o.hard_bounce,
+                    &ts,
+                );
+                for (event_id, event) in events {
+                    let et = event.event_type.clone().unwrap_or_default();
                     let row = EventRow {
                         endpoint_id: o.endpoint_id.clone(),
-                        event_id: format!("{}{et}", o.message_id),
-                        event: herald_model::wire::Event {
-                            event_type: Some((*et).to_owned()),
-                            timestamp: Some(ts.clone()),
-                            attributes: Some(attributes),
-                            ..Default::default()
-                        },
+                        event_id,
+                        event,
                     };
                     txn.put_json(keys::event(group, app_id, *at_ms, log_index, n), &row);
                     n += 1;
@@ -761,7 +758,12 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                     mark_endpoint(txn, group, app_id, &mark)?;
                 }
             }
-            add_event_type_counts(txn, group, app_id, type_counts)?;
+            add_event_type_counts(
+                txn,
+                group,
+                app_id,
+                type_counts.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
+            )?;
             Ok(CmdResult::Count(changed))
         }
         Command::ForgetSends { rows } => {

@@ -107,3 +107,22 @@ def test_events_and_delivery_events_are_posted_signed_to_a_webhook(mpp, mail_app
         assert headers["X-Herald-Signature"] == want
     finally:
         rx.close()
+
+
+def test_a_campaigns_delivery_events_are_published(mpp, mail_app, tmp_path):
+    directory = tmp_path / "campaign-events"
+    mpp.put_event_stream(ApplicationId=mail_app, WriteEventStream={
+        "DestinationStreamArn": f"file://{directory}", "RoleArn": ROLE})
+    tag = unique("cs")
+    mpp.update_endpoint(ApplicationId=mail_app, EndpointId=f"{tag}-1", EndpointRequest={
+        "ChannelType": "EMAIL", "Address": f"{tag}@example.org", "Attributes": {"Team": [tag]}})
+    seg = mpp.create_segment(ApplicationId=mail_app, WriteSegmentRequest={
+        "Name": unique("seg"), "Dimensions": {"Attributes": {"Team": {"Values": [tag]}}}})["SegmentResponse"]["Id"]
+    c = mpp.create_campaign(ApplicationId=mail_app, WriteCampaignRequest={
+        "Name": unique("camp"), "SegmentId": seg,
+        "MessageConfiguration": {"EmailMessage": {"Title": "Hello", "Body": "<p>hi</p>", "FromAddress": "news@example.com"}},
+        "Schedule": {"StartTime": "IMMEDIATE", "Frequency": "ONCE"},
+    })["CampaignResponse"]["Id"]
+    got = [r for r in records_in(directory, 2, timeout_s=20) if r["client"]["client_id"] == f"{tag}-1"]
+    assert {"_email.send", "_email.delivered"} <= {r["event_type"] for r in got}, got
+    assert all(r["attributes"]["campaign_id"] == c for r in got)
