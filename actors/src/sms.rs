@@ -326,29 +326,30 @@ impl<E: KvEngine> Herald<E> {
     ) -> Result<()> {
         let at = self.now_iso();
         let g = self.host.group_of(app_id, endpoint_id);
+        let event = Event {
+            event_type: Some(event_type.to_owned()),
+            timestamp: Some(at.clone()),
+            attributes: Some(attributes),
+            ..Default::default()
+        };
         let cmd = Command::PutEvents {
             app_id: app_id.to_owned(),
-            now_iso: at.clone(),
+            now_iso: at,
             limits: self.apply_limits(),
             items: vec![EventsItem {
                 endpoint_id: endpoint_id.to_owned(),
                 endpoint: None,
-                events: vec![(
-                    event_id,
-                    Event {
-                        event_type: Some(event_type.to_owned()),
-                        timestamp: Some(at),
-                        attributes: Some(attributes),
-                        ..Default::default()
-                    },
-                )],
+                events: vec![(event_id, event.clone())],
             }],
         };
         match self.host.propose(g, cmd).await? {
             CmdResult::Rejected(why) => Err(ServiceError::Internal(format!(
                 "{event_type} event refused: {why}"
             ))),
-            _ => Ok(()),
+            _ => {
+                self.stream_events(app_id, [(endpoint_id, &event)]);
+                Ok(())
+            }
         }
     }
 

@@ -407,3 +407,23 @@ def test_bad_otp_requests_are_refused(spp, sms_app):
         err = expect_error(spp.send_otp_message, "BadRequestException", 400, ApplicationId=sms_app,
                            SendOTPMessageRequestParameters=req)
         assert field in err["Error"]["Message"], (field, err)
+
+
+def test_sms_events_reach_the_apps_event_stream(spp, smsc, sms_app, tmp_path):
+    directory = tmp_path / "sms-stream"
+    spp.put_event_stream(ApplicationId=sms_app, WriteEventStream={
+        "DestinationStreamArn": f"file://{directory}", "RoleArn": "arn:aws:iam::000000000000:role/x"})
+    number = phone()
+    sms_endpoint(spp, sms_app, "streamed", number)
+    r = send_sms(spp, sms_app, endpoints=["streamed"], Body="hello stream")["EndpointResult"]["streamed"]
+    assert r["DeliveryStatus"] == "SUCCESSFUL", r
+    smsc.mo(number, NUMBER, "HELP")
+    deadline = time.time() + 15
+    types = set()
+    while time.time() < deadline and not {"_SMS.BUFFERED", "_SMS.SUCCESS", "_SMS.RECEIVED"} <= types:
+        types = set()
+        for f in directory.glob("herald-events-*.ndjson"):
+            types |= {json.loads(l)["event_type"] for l in f.read_text().splitlines()
+                      if json.loads(l)["client"]["client_id"] == "streamed"}
+        time.sleep(0.1)
+    assert {"_SMS.BUFFERED", "_SMS.SUCCESS", "_SMS.RECEIVED"} <= types, types
