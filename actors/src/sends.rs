@@ -1686,14 +1686,15 @@ impl<E: KvEngine> Herald<E> {
         }
         let limits = self.apply_limits();
         let now_iso = time::format_iso8601_ms(at_ms);
-        self.stream_events(
-            &app.id,
-            items.values().flatten().flat_map(|i| {
+        let streamed: Vec<(String, Event)> = items
+            .values()
+            .flatten()
+            .flat_map(|i| {
                 i.events
                     .iter()
-                    .map(move |(_, ev)| (i.endpoint_id.as_str(), ev))
-            }),
-        );
+                    .map(move |(_, ev)| (i.endpoint_id.clone(), ev.clone()))
+            })
+            .collect();
         let mut proposals = Vec::new();
         for (g, items) in items {
             proposals.push(self.host.propose(
@@ -1722,6 +1723,7 @@ impl<E: KvEngine> Herald<E> {
                 )));
             }
         }
+        self.stream_events(&app.id, streamed.iter().map(|(e, ev)| (e.as_str(), ev)));
         Ok(())
     }
 
