@@ -1254,6 +1254,7 @@ impl<E: KvEngine> Herald<E> {
         let ts = time::format_iso8601_ms(at_ms);
         let streamed: Vec<(String, herald_model::wire::Event)> = outcomes
             .iter()
+            .filter(|_| plan.app.event_stream.is_some())
             .flat_map(|o: &CampaignOutcome| {
                 herald_model::message::campaign_delivery_events(
                     &o.message_id,
@@ -1290,6 +1291,7 @@ impl<E: KvEngine> Herald<E> {
             }
             Ok(_) => self.stream_events(
                 &plan.app.id,
+                plan.app.event_stream.as_ref(),
                 streamed.iter().map(|(e, ev)| (e.as_str(), ev)),
             ),
             // The messages went out; only their outcome is not durable. A

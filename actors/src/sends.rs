@@ -1688,6 +1688,7 @@ impl<E: KvEngine> Herald<E> {
         let now_iso = time::format_iso8601_ms(at_ms);
         let streamed: Vec<(String, Event)> = items
             .values()
+            .filter(|_| app.event_stream.is_some())
             .flatten()
             .flat_map(|i| {
                 i.events
@@ -1723,7 +1724,11 @@ impl<E: KvEngine> Herald<E> {
                 )));
             }
         }
-        self.stream_events(&app.id, streamed.iter().map(|(e, ev)| (e.as_str(), ev)));
+        self.stream_events(
+            &app.id,
+            app.event_stream.as_ref(),
+            streamed.iter().map(|(e, ev)| (e.as_str(), ev)),
+        );
         Ok(())
     }
 

@@ -286,11 +286,11 @@ impl<E: KvEngine> Herald<E> {
     /// another node may land for as long as this replica lags (usually
     /// milliseconds), a window that exists anyway between any app check and
     /// the shard write it guards.
-    async fn require_app_for_write(&self, app_id: &str) -> Result<()> {
-        if self.host.reader().app(app_id)?.is_some() {
-            return Ok(());
+    async fn require_app_for_write(&self, app_id: &str) -> Result<AppRecord> {
+        if let Some(app) = self.host.reader().app(app_id)? {
+            return Ok(app);
         }
-        self.app(app_id).await.map(drop)
+        self.app(app_id).await
     }
 
     pub async fn app(&self, app_id: &str) -> Result<AppRecord> {
@@ -1033,7 +1033,7 @@ impl<E: KvEngine> Herald<E> {
         request_id: &str,
     ) -> Result<EventsResponse> {
         validate::events_envelope(&req, &self.cfg.limits)?;
-        self.require_app_for_write(app_id).await?;
+        let app = self.require_app_for_write(app_id).await?;
         let mut verdicts = validate::events_items(&req, &self.cfg.limits);
         let now = self.now_iso();
         let mut types = BTreeSet::new();
@@ -1113,8 +1113,10 @@ impl<E: KvEngine> Herald<E> {
                     .map(|(id, ev)| (i.endpoint_id.clone(), id.clone(), ev.clone()))
             })
             .collect();
+        // Copies only for apps with an event stream.
         let streamed: Vec<(String, herald_model::wire::Event)> = by_group
             .values()
+            .filter(|_| app.event_stream.is_some())
             .flatten()
             .flat_map(|i| {
                 i.events
@@ -1138,7 +1140,11 @@ impl<E: KvEngine> Herald<E> {
             }
         }
         self.offer_trigger(app_id, triggered).await;
-        self.stream_events(app_id, streamed.iter().map(|(e, ev)| (e.as_str(), ev)));
+        self.stream_events(
+            app_id,
+            app.event_stream.as_ref(),
+            streamed.iter().map(|(e, ev)| (e.as_str(), ev)),
+        );
         // BatchItem is a map, so two endpoints of one batch that share an
         // address have no request order between them: one of them keeps it.
         crate::addresses::hand_over(&self.host, app_id, claims).await?;

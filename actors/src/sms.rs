@@ -347,7 +347,9 @@ impl<E: KvEngine> Herald<E> {
                 "{event_type} event refused: {why}"
             ))),
             _ => {
-                self.stream_events(app_id, [(endpoint_id, &event)]);
+                if let Ok(Some(app)) = self.host.reader().app(app_id) {
+                    self.stream_events(app_id, app.event_stream.as_ref(), [(endpoint_id, &event)]);
+                }
                 Ok(())
             }
         }

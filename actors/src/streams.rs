@@ -327,20 +327,17 @@ impl<E: KvEngine> Herald<E> {
         }
     }
 
-    /// Hands committed events to the app's stream, if it has one (read
-    /// from this node's replica of the app).
+    /// Hands committed events to the app's stream, if it has one (the
+    /// caller's copy of the app record).
     pub(crate) fn stream_events<'a>(
         &self,
         app_id: &str,
+        stream: Option<&EventStream>,
         events: impl IntoIterator<Item = (&'a str, &'a herald_model::wire::Event)>,
     ) {
-        let Some(streamer) = self.streamer.get() else {
+        let (Some(streamer), Some(s)) = (self.streamer.get(), stream) else {
             return;
         };
-        let Ok(Some(app)) = self.host.reader().app(app_id) else {
-            return;
-        };
-        let Some(s) = app.event_stream else { return };
         let Ok(destination) = stream::destination(&s.destination_stream_arn) else {
             return;
         };
