@@ -84,6 +84,8 @@ pub struct ServiceConfig {
     pub jobs: crate::jobs::JobsConfig,
     /// Origination numbers and keyword answers of the SMS channel.
     pub sms: crate::sms::SmsConfig,
+    /// Maintain analytics rollups as events are stored.
+    pub analytics_rollups: bool,
 }
 
 impl Default for ServiceConfig {
@@ -96,6 +98,7 @@ impl Default for ServiceConfig {
             send_dedup_window_ms: 24 * 60 * 60 * 1000,
             jobs: crate::jobs::JobsConfig::default(),
             sms: crate::sms::SmsConfig::default(),
+            analytics_rollups: true,
         }
     }
 }
@@ -229,6 +232,7 @@ impl<E: KvEngine> Herald<E> {
             endpoint_bytes_max: self.cfg.limits.endpoint_bytes_max,
             endpoint_attributes_max: self.cfg.limits.endpoint_attributes_max,
             session_idle_timeout_ms: self.cfg.session_idle_timeout_ms,
+            rollups: self.cfg.analytics_rollups,
         }
     }
 

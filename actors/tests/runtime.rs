@@ -422,6 +422,7 @@ async fn the_sweep_finishes_address_hand_overs_and_respects_their_order() {
             endpoint_bytes_max: 15 * 1024,
             endpoint_attributes_max: 250,
             session_idle_timeout_ms: 600_000,
+            rollups: true,
         },
         items: vec![herald_storage::EndpointUpsert {
             endpoint_id: "newest".into(),

@@ -9,7 +9,7 @@
 //! shard-local segment indexes (`segment_index`),
 //! campaign shapes, treatment assignment and limits (`campaign`), mobile push
 //! messages and APNs/FCM payloads (`push`), SMS encoding and segmentation
-//! (`sms`), and schedule,
+//! (`sms`), analytics rollups and queries (`analytics`), and schedule,
 //! time-zone and quiet-time math (`schedule`).
 //!
 //! Contract: no IO, no async, no clock reads (time is always passed in), no
@@ -17,6 +17,7 @@
 //! serialized uses `BTreeMap`, never `HashMap`, so bytes are stable. The placement
 //! and cohort hashes in `hash` are fixed forever. Depends on no other herald crate.
 
+pub mod analytics;
 pub mod campaign;
 pub mod channel;
 pub mod endpoint;

@@ -72,19 +72,19 @@ impl<'a, E: KvEngine + ?Sized> Txn<'a, E> {
         }
     }
 
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.overlay.get(key) {
             Some(v) => Ok(v.clone()),
             None => self.engine.get(Cf::State, key),
         }
     }
 
-    fn get_json<T: serde::de::DeserializeOwned>(
+    pub(crate) fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         table: &'static str,
         key: &[u8],
     ) -> Result<Option<T>> {
-        match self.get(key)? {
+        match self.get_raw(key)? {
             None => Ok(None),
             Some(v) => serde_json::from_slice(&v)
                 .map(Some)
@@ -97,12 +97,12 @@ impl<'a, E: KvEngine + ?Sized> Txn<'a, E> {
         self.batch.put(Cf::State, key, value);
     }
 
-    fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+    pub(crate) fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
         let v = serde_json::to_vec(value).expect("state values serialize");
         self.put(key, v);
     }
 
-    fn delete(&mut self, key: Vec<u8>) {
+    pub(crate) fn delete(&mut self, key: Vec<u8>) {
         self.overlay.insert(key.clone(), None);
         self.batch.delete(Cf::State, key);
     }
@@ -158,7 +158,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
     match cmd {
         Command::CreateApp(rec) => {
             let key = keys::app(&rec.id);
-            if txn.get(&key)?.is_some() {
+            if txn.get_raw(&key)?.is_some() {
                 return Ok(CmdResult::Rejected(format!(
                     "app {} already exists",
                     rec.id
@@ -378,6 +378,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             let cfg = session_config(limits);
             let mut n = 0u32;
             let mut claims = Vec::new();
+            let mut rollups = limits.rollups.then(crate::analytics::Rollups::default);
             // Event-type counters are read and written once per command.
             let mut type_counts: BTreeMap<&str, u64> = BTreeMap::new();
             for item in items {
@@ -416,7 +417,20 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                     None
                 };
                 let mut open = before.clone();
+                // Rollups count the event under its endpoint's person.
+                let person = match &rollups {
+                    Some(_) if touches_activity(&events) => {
+                        let ep: Option<EndpointResponse> = txn
+                            .get_json("endpoint", &keys::endpoint(group, app_id, endpoint_id))?;
+                        let user = ep.as_ref().and_then(|e| e.user.as_ref()?.user_id.as_deref());
+                        herald_model::analytics::person_key(user, endpoint_id)
+                    }
+                    _ => String::new(),
+                };
                 for (ms, event_id, ev) in events {
+                    if let Some(r) = rollups.as_mut() {
+                        r.event(txn, group, app_id, endpoint_id, &person, ms, ev)?;
+                    }
                     let row = EventRow {
                         endpoint_id: endpoint_id.clone(),
                         event_id: event_id.clone(),
@@ -431,7 +445,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                         session::on_event(open, session::classify(et, sid), ms, &cfg);
                     open = next;
                     for c in closed {
-                        record_closed(txn, group, app_id, endpoint_id, &c);
+                        record_closed(txn, group, app_id, endpoint_id, &c)?;
                     }
                 }
                 if open != before {
@@ -447,6 +461,9 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                 }
             }
             add_event_type_counts(txn, group, app_id, type_counts)?;
+            if let Some(r) = rollups {
+                r.flush(txn, group, app_id)?;
+            }
             Ok(CmdResult::Written {
                 endpoints: Vec::new(),
                 events: u64::from(n),
@@ -718,6 +735,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                 )));
             }
             let ts = herald_model::time::format_iso8601_ms(*at_ms);
+            let mut rollups = crate::analytics::Rollups::default();
             let mut changed = 0u64;
             let mut n = 0u32;
             let mut type_counts: BTreeMap<String, u64> = BTreeMap::new();
@@ -739,6 +757,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                     &ts,
                 );
                 for (event_id, event) in events {
+                    rollups.delivery_event(*at_ms, &event);
                     let et = event.event_type.clone().unwrap_or_default();
                     let row = EventRow {
                         endpoint_id: o.endpoint_id.clone(),
@@ -764,6 +783,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                 app_id,
                 type_counts.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
             )?;
+            rollups.flush(txn, group, app_id)?;
             Ok(CmdResult::Count(changed))
         }
         Command::ForgetSends { rows } => {
@@ -878,7 +898,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             activities,
         } => {
             let hkey = keys::def_head(app_id, crate::types::def_kind::CAMPAIGN, campaign_id);
-            if txn.get(&hkey)?.is_none() {
+            if txn.get_raw(&hkey)?.is_none() {
                 return Ok(CmdResult::Count(0));
             }
             for a in activities {
@@ -923,7 +943,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             let mut added = 0u64;
             for id in endpoint_ids {
                 let key = keys::segment_member(group, app_id, segment_id, id);
-                if txn.get(&key)?.is_none() {
+                if txn.get_raw(&key)?.is_none() {
                     txn.put(key, Vec::new());
                     added += 1;
                 }
@@ -1046,7 +1066,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                 let (still_open, closed) = session::on_tick(Some(open), *now_ms, &cfg);
                 let Some(closed) = closed else { continue };
                 let (app_id, endpoint_id) = keys::split_app_key(&key, start.len());
-                record_closed(txn, group, &app_id, &endpoint_id, &closed);
+                record_closed(txn, group, &app_id, &endpoint_id, &closed)?;
                 closed_n += 1;
                 match &still_open {
                     Some(s) => txn.put_json(key, s),
@@ -1063,17 +1083,25 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
     }
 }
 
+/// Whether any event would make its endpoint active (not only deliveries).
+fn touches_activity(events: &[(i64, &String, &herald_model::wire::Event)]) -> bool {
+    events.iter().any(|(_, _, ev)| {
+        !herald_model::analytics::is_delivery_event(ev.event_type.as_deref().unwrap_or_default())
+    })
+}
+
 fn record_closed<E: KvEngine + ?Sized>(
     txn: &mut Txn<'_, E>,
     group: GroupId,
     app_id: &str,
     endpoint_id: &str,
     c: &ClosedSession,
-) {
+) -> Result<()> {
     txn.put_json(
         keys::closed_session(group, app_id, c.end_ms, endpoint_id),
         c,
     );
+    crate::analytics::session_closed(txn, group, app_id, c.start_ms, c.duration_ms())
 }
 
 /// Sets a ledger row's outcome unless it has one; false when it had one

@@ -50,12 +50,21 @@ pub mod tag {
     pub const RETIRED_NODE: u8 = 0x27;
     pub const OTP: u8 = 0x28;
     pub const SMS_OPT_OUT: u8 = 0x29;
+    // analytics rollups (see `crate::analytics`)
+    pub const AN_ORD: u8 = 0x2a;
+    pub const AN_ORD_REV: u8 = 0x2b;
+    pub const AN_ORD_NEXT: u8 = 0x2c;
+    pub const AN_ACTIVE: u8 = 0x2d;
+    pub const AN_NEW: u8 = 0x2e;
+    pub const AN_TYPE: u8 = 0x2f;
+    pub const AN_SESSION: u8 = 0x30;
+    pub const AN_FUNNEL: u8 = 0x31;
     // node column family (no group prefix)
     pub const NODE_CLUSTER: u8 = 0x20;
 }
 
 /// Per-app tables of a data shard; purged together when an app is deleted.
-pub const APP_TABLES: [u8; 14] = [
+pub const APP_TABLES: [u8; 22] = [
     tag::ENDPOINT,
     tag::USER_ENDPOINT,
     tag::EVENT,
@@ -70,6 +79,14 @@ pub const APP_TABLES: [u8; 14] = [
     tag::SEGMENT_MEMBER,
     tag::OTP,
     tag::SMS_OPT_OUT,
+    tag::AN_ORD,
+    tag::AN_ORD_REV,
+    tag::AN_ORD_NEXT,
+    tag::AN_ACTIVE,
+    tag::AN_NEW,
+    tag::AN_TYPE,
+    tag::AN_SESSION,
+    tag::AN_FUNNEL,
 ];
 
 /// Per-app tables of the meta group (segments, campaigns and their
@@ -352,6 +369,89 @@ pub fn otp(group: GroupId, app_id: &str, destination: &str, reference_id: &str) 
 pub fn sms_opt_out(group: GroupId, app_id: &str, number: &str) -> Vec<u8> {
     let mut k = app_prefix(group, tag::SMS_OPT_OUT, app_id);
     k.extend_from_slice(number.as_bytes());
+    k
+}
+
+/// A UTC hour (hours since the epoch) as 4 bytes in numeric order.
+fn push_hour(k: &mut Vec<u8>, hour: i32) {
+    k.extend_from_slice(&((hour as u32) ^ (1 << 31)).to_be_bytes());
+}
+
+/// The hour [`push_hour`] wrote at `at`.
+pub fn hour_at(key: &[u8], at: usize) -> i32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&key[at..at + 4]);
+    (u32::from_be_bytes(b) ^ (1 << 31)) as i32
+}
+
+/// `[..][kind][id]` -> the shard-local analytics ordinal of an endpoint
+/// (kind 0) or a person (kind 1).
+pub fn an_ord(group: GroupId, app_id: &str, kind: u8, id: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::AN_ORD, app_id);
+    k.push(kind);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// `[..][kind][ordinal]` -> the id holding an analytics ordinal.
+pub fn an_ord_rev(group: GroupId, app_id: &str, kind: u8, ord: u32) -> Vec<u8> {
+    let mut k = an_ord_rev_prefix(group, app_id, kind);
+    k.extend_from_slice(&ord.to_be_bytes());
+    k
+}
+
+pub fn an_ord_rev_prefix(group: GroupId, app_id: &str, kind: u8) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::AN_ORD_REV, app_id);
+    k.push(kind);
+    k
+}
+
+/// The next free analytics ordinal of a kind.
+pub fn an_ord_next(group: GroupId, app_id: &str, kind: u8) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::AN_ORD_NEXT, app_id);
+    k.push(kind);
+    k
+}
+
+/// `[..][kind][hour]` of the active (`tag::AN_ACTIVE`) or first-seen
+/// (`tag::AN_NEW`) bitmaps.
+pub fn an_hour_set(group: GroupId, tag: u8, app_id: &str, kind: u8, hour: i32) -> Vec<u8> {
+    let mut k = an_hour_set_prefix(group, tag, app_id, kind);
+    push_hour(&mut k, hour);
+    k
+}
+
+pub fn an_hour_set_prefix(group: GroupId, tag: u8, app_id: &str, kind: u8) -> Vec<u8> {
+    let mut k = app_prefix(group, tag, app_id);
+    k.push(kind);
+    k
+}
+
+/// `[..][hour][event type]` -> the type's rollup in that hour.
+pub fn an_type(group: GroupId, app_id: &str, hour: i32, event_type: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::AN_TYPE, app_id);
+    push_hour(&mut k, hour);
+    k.extend_from_slice(event_type.as_bytes());
+    k
+}
+
+/// `[..][hour]` -> closed sessions that started in that hour.
+pub fn an_session(group: GroupId, app_id: &str, hour: i32) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::AN_SESSION, app_id);
+    push_hour(&mut k, hour);
+    k
+}
+
+/// `[..][u16 len][event type][hour]` -> `(person ordinal, time)` pairs.
+pub fn an_funnel(group: GroupId, app_id: &str, event_type: &str, hour: i32) -> Vec<u8> {
+    let mut k = an_funnel_prefix(group, app_id, event_type);
+    push_hour(&mut k, hour);
+    k
+}
+
+pub fn an_funnel_prefix(group: GroupId, app_id: &str, event_type: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::AN_FUNNEL, app_id);
+    push_var(&mut k, event_type.as_bytes());
     k
 }
 

@@ -9,6 +9,7 @@
 //! entries are acknowledged only once durable (group commit across groups);
 //! votes are synced before returning. No network, no HTTP, no actors here.
 
+pub mod analytics;
 pub mod apply;
 pub mod engine;
 pub mod error;

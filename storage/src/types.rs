@@ -108,6 +108,8 @@ pub struct ApplyLimits {
     pub endpoint_attributes_max: usize,
     /// A session without activity for this long is closed.
     pub session_idle_timeout_ms: i64,
+    /// Maintain the analytics rollups of the events (`crate::analytics`).
+    pub rollups: bool,
 }
 
 /// One endpoint of an UpdateEndpoint / UpdateEndpointsBatch / PutEvents write.

@@ -152,6 +152,7 @@ async fn outcomes_are_recorded_once_with_their_events<E: KvEngine>(engine: Arc<E
                 endpoint_bytes_max: 15 * 1024,
                 endpoint_attributes_max: 250,
                 session_idle_timeout_ms: 1_800_000,
+                rollups: true,
             },
             items: vec![EndpointUpsert {
                 endpoint_id: "e2".into(),

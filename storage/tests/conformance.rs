@@ -76,6 +76,7 @@ fn limits() -> ApplyLimits {
         endpoint_bytes_max: 15 * 1024,
         endpoint_attributes_max: 250,
         session_idle_timeout_ms: 1_800_000,
+        rollups: true,
     }
 }
 

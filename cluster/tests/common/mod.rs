@@ -12,6 +12,7 @@ pub fn upsert(id: &str) -> Command {
             endpoint_bytes_max: 15_360,
             endpoint_attributes_max: 250,
             session_idle_timeout_ms: 60_000,
+            rollups: true,
         },
         items: vec![EndpointUpsert {
             endpoint_id: id.into(),

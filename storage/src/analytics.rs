@@ -1,0 +1,434 @@
+//! Analytics rollups of one data shard, written by the state machine.
+//!
+//! Tables (all per app, keys in `keys.rs`): shard-local ordinals of
+//! endpoints and persons (`AN_ORD` id -> ordinal and first-seen hour,
+//! `AN_ORD_REV` ordinal -> id, `AN_ORD_NEXT`), roaring bitmaps of the
+//! ordinals active (`AN_ACTIVE`) and first seen (`AN_NEW`) per UTC hour,
+//! [`TypeRollup`]s per hour and event type (`AN_TYPE`), closed sessions per
+//! start hour (`AN_SESSION`), and `(person ordinal, time)` occurrences per
+//! event type and hour for funnels (`AN_FUNNEL`). One [`Rollups`] gathers a
+//! command's additions and writes each touched row once, so the cost of a
+//! batch is one read-modify-write per row, not per event. Ordinals are
+//! never reused; rollups never shrink except when an app is deleted.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use herald_model::analytics::{hour_of, Kind, SessionRollup, TypeRollup};
+use herald_model::wire::Event;
+use roaring::RoaringBitmap;
+
+use crate::apply::Txn;
+use crate::engine::{Cf, KvEngine};
+use crate::error::{Result, StorageError};
+use crate::keys::{self, tag, GroupId};
+
+/// An id's ordinal and the first hour it was seen in this shard.
+#[derive(Debug, Clone, Copy)]
+struct OrdRow {
+    ord: u32,
+    first_hour: i32,
+}
+
+impl OrdRow {
+    fn encode(self) -> Vec<u8> {
+        let mut v = self.ord.to_be_bytes().to_vec();
+        v.extend_from_slice(&self.first_hour.to_be_bytes());
+        v
+    }
+
+    fn decode(v: &[u8]) -> Result<Self> {
+        if v.len() != 8 {
+            return Err(StorageError::corrupt("an_ord", "value is not 8 bytes"));
+        }
+        Ok(Self {
+            ord: u32::from_be_bytes(v[..4].try_into().expect("4 bytes")),
+            first_hour: i32::from_be_bytes(v[4..].try_into().expect("4 bytes")),
+        })
+    }
+}
+
+/// The additions of one command, flushed once at its end.
+#[derive(Default)]
+pub(crate) struct Rollups {
+    ords: BTreeMap<(u8, String), OrdRow>,
+    next: BTreeMap<u8, u32>,
+    active: BTreeMap<(u8, i32), RoaringBitmap>,
+    new_add: BTreeMap<(u8, i32), RoaringBitmap>,
+    new_remove: BTreeMap<(u8, i32), RoaringBitmap>,
+    types: BTreeMap<(i32, String), TypeRollup>,
+    funnel: BTreeMap<(String, i32), Vec<(u32, i64)>>,
+}
+
+impl Rollups {
+    /// The ordinal of `id`, allocated on first sight; marks it first seen at
+    /// `hour` when that is earlier than what the shard knew.
+    fn ordinal<E: KvEngine + ?Sized>(
+        &mut self,
+        txn: &mut Txn<'_, E>,
+        group: GroupId,
+        app_id: &str,
+        kind: Kind,
+        id: &str,
+        hour: i32,
+    ) -> Result<u32> {
+        let k = kind.byte();
+        let cached = match self.ords.get(&(k, id.to_owned())) {
+            Some(r) => Some(*r),
+            None => txn
+                .get_raw(&keys::an_ord(group, app_id, k, id))?
+                .map(|v| OrdRow::decode(&v))
+                .transpose()?,
+        };
+        let row = match cached {
+            Some(mut r) => {
+                if hour < r.first_hour {
+                    self.new_remove
+                        .entry((k, r.first_hour))
+                        .or_default()
+                        .insert(r.ord);
+                    self.new_add.entry((k, hour)).or_default().insert(r.ord);
+                    r.first_hour = hour;
+                    txn.put(keys::an_ord(group, app_id, k, id), r.encode());
+                }
+                r
+            }
+            None => {
+                let next = match self.next.get(&k) {
+                    Some(n) => *n,
+                    None => txn
+                        .get_raw(&keys::an_ord_next(group, app_id, k))?
+                        .map(|v| decode_u32("an_ord_next", &v))
+                        .transpose()?
+                        .unwrap_or(0),
+                };
+                let ord = next;
+                self.next.insert(k, next.checked_add(1).expect("ordinals exhausted"));
+                let r = OrdRow {
+                    ord,
+                    first_hour: hour,
+                };
+                txn.put(keys::an_ord(group, app_id, k, id), r.encode());
+                txn.put(
+                    keys::an_ord_rev(group, app_id, k, ord),
+                    id.as_bytes().to_vec(),
+                );
+                self.new_add.entry((k, hour)).or_default().insert(ord);
+                r
+            }
+        };
+        self.ords.insert((k, id.to_owned()), row);
+        Ok(row.ord)
+    }
+
+    /// One stored event of `endpoint_id` (counted as `person`) at `ms`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn event<E: KvEngine + ?Sized>(
+        &mut self,
+        txn: &mut Txn<'_, E>,
+        group: GroupId,
+        app_id: &str,
+        endpoint_id: &str,
+        person: &str,
+        ms: i64,
+        ev: &Event,
+    ) -> Result<()> {
+        let hour = hour_of(ms);
+        let et = ev.event_type.as_deref().unwrap_or_default();
+        self.types
+            .entry((hour, et.to_owned()))
+            .or_default()
+            .add(ev);
+        if herald_model::analytics::is_delivery_event(et) {
+            return Ok(());
+        }
+        let e = self.ordinal(txn, group, app_id, Kind::Endpoint, endpoint_id, hour)?;
+        let p = self.ordinal(txn, group, app_id, Kind::Person, person, hour)?;
+        self.active
+            .entry((Kind::Endpoint.byte(), hour))
+            .or_default()
+            .insert(e);
+        self.active
+            .entry((Kind::Person.byte(), hour))
+            .or_default()
+            .insert(p);
+        self.funnel
+            .entry((et.to_owned(), hour))
+            .or_default()
+            .push((p, ms));
+        Ok(())
+    }
+
+    /// A delivery event: counted by type only.
+    pub(crate) fn delivery_event(&mut self, ms: i64, ev: &Event) {
+        let et = ev.event_type.as_deref().unwrap_or_default();
+        self.types
+            .entry((hour_of(ms), et.to_owned()))
+            .or_default()
+            .add(ev);
+    }
+
+
+    /// Writes every touched row once.
+    pub(crate) fn flush<E: KvEngine + ?Sized>(
+        self,
+        txn: &mut Txn<'_, E>,
+        group: GroupId,
+        app_id: &str,
+    ) -> Result<()> {
+        for (k, next) in &self.next {
+            txn.put(
+                keys::an_ord_next(group, app_id, *k),
+                next.to_be_bytes().to_vec(),
+            );
+        }
+        for ((k, hour), add) in self.active {
+            let key = keys::an_hour_set(group, tag::AN_ACTIVE, app_id, k, hour);
+            let mut set = read_bitmap(txn.get_raw(&key)?.as_deref())?;
+            let before = set.len();
+            set |= add;
+            if set.len() != before {
+                txn.put(key, write_bitmap(&set));
+            }
+        }
+        let mut new_keys: BTreeMap<(u8, i32), ()> = BTreeMap::new();
+        for k in self.new_add.keys().chain(self.new_remove.keys()) {
+            new_keys.insert(*k, ());
+        }
+        for ((k, hour), ()) in new_keys {
+            let key = keys::an_hour_set(group, tag::AN_NEW, app_id, k, hour);
+            let mut set = read_bitmap(txn.get_raw(&key)?.as_deref())?;
+            if let Some(r) = self.new_remove.get(&(k, hour)) {
+                set -= r;
+            }
+            if let Some(a) = self.new_add.get(&(k, hour)) {
+                set |= a;
+            }
+            if set.is_empty() {
+                txn.delete(key);
+            } else {
+                txn.put(key, write_bitmap(&set));
+            }
+        }
+        for ((hour, et), add) in self.types {
+            let key = keys::an_type(group, app_id, hour, &et);
+            let mut r: TypeRollup = txn.get_json("an_type", &key)?.unwrap_or_default();
+            r.merge(&add);
+            txn.put_json(key, &r);
+        }
+        for ((et, hour), pairs) in self.funnel {
+            let key = keys::an_funnel(group, app_id, &et, hour);
+            let mut v = txn.get_raw(&key)?.unwrap_or_default();
+            for (p, ms) in pairs {
+                v.extend_from_slice(&p.to_be_bytes());
+                v.extend_from_slice(&ms.to_be_bytes());
+            }
+            txn.put(key, v);
+        }
+        Ok(())
+    }
+}
+
+/// Counts a closed session under the hour it started.
+pub(crate) fn session_closed<E: KvEngine + ?Sized>(
+    txn: &mut Txn<'_, E>,
+    group: GroupId,
+    app_id: &str,
+    start_ms: i64,
+    duration_ms: i64,
+) -> Result<()> {
+    let key = keys::an_session(group, app_id, hour_of(start_ms));
+    let mut r: SessionRollup = txn.get_json("an_session", &key)?.unwrap_or_default();
+    r.count += 1;
+    r.duration_ms += u64::try_from(duration_ms).unwrap_or(0);
+    txn.put_json(key, &r);
+    Ok(())
+}
+
+fn decode_u32(table: &'static str, v: &[u8]) -> Result<u32> {
+    let b: [u8; 4] = v
+        .try_into()
+        .map_err(|_| StorageError::corrupt(table, "value is not 4 bytes"))?;
+    Ok(u32::from_be_bytes(b))
+}
+
+fn read_bitmap(v: Option<&[u8]>) -> Result<RoaringBitmap> {
+    match v {
+        None => Ok(RoaringBitmap::new()),
+        Some(b) => RoaringBitmap::deserialize_from(b)
+            .map_err(|e| StorageError::corrupt("an_bitmap", e)),
+    }
+}
+
+fn write_bitmap(set: &RoaringBitmap) -> Vec<u8> {
+    let mut v = Vec::with_capacity(set.serialized_size());
+    set.serialize_into(&mut v).expect("writing to a Vec");
+    v
+}
+
+/// Decodes funnel occurrences `(person ordinal, time)`.
+pub fn decode_occurrences(v: &[u8]) -> Result<Vec<(u32, i64)>> {
+    if v.len() % 12 != 0 {
+        return Err(StorageError::corrupt("an_funnel", "length is not a multiple of 12"));
+    }
+    Ok(v.chunks_exact(12)
+        .map(|c| {
+            (
+                u32::from_be_bytes(c[..4].try_into().expect("4 bytes")),
+                i64::from_be_bytes(c[4..].try_into().expect("8 bytes")),
+            )
+        })
+        .collect())
+}
+
+/// Reads of the rollup tables of one group.
+pub struct AnalyticsReader<'a, E: KvEngine + ?Sized> {
+    pub(crate) engine: &'a E,
+}
+
+impl<E: KvEngine + ?Sized> AnalyticsReader<'_, E> {
+    /// Per hour in `[from, to)`, the active (`tag::AN_ACTIVE`) or first-seen
+    /// (`tag::AN_NEW`) ordinals of a kind.
+    pub fn hour_sets(
+        &self,
+        group: GroupId,
+        table: u8,
+        app_id: &str,
+        kind: Kind,
+        from: i32,
+        to: i32,
+    ) -> Result<Vec<(i32, RoaringBitmap)>> {
+        let prefix = keys::an_hour_set_prefix(group, table, app_id, kind.byte());
+        let start = keys::an_hour_set(group, table, app_id, kind.byte(), from);
+        let end = keys::an_hour_set(group, table, app_id, kind.byte(), to);
+        let mut out = Vec::new();
+        let mut err = None;
+        self.engine.scan(Cf::State, &start, &end, &mut |k, v| {
+            match read_bitmap(Some(v)) {
+                Ok(b) => out.push((keys::hour_at(k, prefix.len()), b)),
+                Err(e) => {
+                    err = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        err.map_or(Ok(out), Err)
+    }
+
+    /// Ids of ordinals `from..`, in ordinal order (ordinals are dense).
+    pub fn ids_from(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        kind: Kind,
+        from: u32,
+    ) -> Result<Vec<String>> {
+        let prefix = keys::an_ord_rev_prefix(group, app_id, kind.byte());
+        let start = keys::an_ord_rev(group, app_id, kind.byte(), from);
+        let mut out = Vec::new();
+        self.engine
+            .scan(Cf::State, &start, &keys::prefix_end(&prefix), &mut |_, v| {
+                out.push(String::from_utf8_lossy(v).into_owned());
+                ControlFlow::Continue(())
+            })?;
+        Ok(out)
+    }
+
+    /// Event type rollups of the hours `[from, to)`, as (hour, type, rollup).
+    pub fn types(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        from: i32,
+        to: i32,
+    ) -> Result<Vec<(i32, String, TypeRollup)>> {
+        let prefix = keys::app_prefix(group, tag::AN_TYPE, app_id);
+        let start = keys::an_type(group, app_id, from, "");
+        let end = keys::an_type(group, app_id, to, "");
+        let mut out = Vec::new();
+        let mut err = None;
+        self.engine.scan(Cf::State, &start, &end, &mut |k, v| {
+            match serde_json::from_slice::<TypeRollup>(v) {
+                Ok(r) => out.push((
+                    keys::hour_at(k, prefix.len()),
+                    keys::tail_str(k, prefix.len() + 4),
+                    r,
+                )),
+                Err(e) => {
+                    err = Some(StorageError::corrupt("an_type", e));
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        err.map_or(Ok(out), Err)
+    }
+
+    /// Session rollups of the hours `[from, to)`.
+    pub fn sessions(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        from: i32,
+        to: i32,
+    ) -> Result<Vec<(i32, SessionRollup)>> {
+        let prefix = keys::app_prefix(group, tag::AN_SESSION, app_id);
+        let mut out = Vec::new();
+        let mut err = None;
+        self.engine.scan(
+            Cf::State,
+            &keys::an_session(group, app_id, from),
+            &keys::an_session(group, app_id, to),
+            &mut |k, v| {
+                match serde_json::from_slice::<SessionRollup>(v) {
+                    Ok(r) => out.push((keys::hour_at(k, prefix.len()), r)),
+                    Err(e) => {
+                        err = Some(StorageError::corrupt("an_session", e));
+                        return ControlFlow::Break(());
+                    }
+                }
+                ControlFlow::Continue(())
+            },
+        )?;
+        err.map_or(Ok(out), Err)
+    }
+
+    /// Funnel occurrences `(person ordinal, time)` of one event type in the
+    /// hours `[from, to)`.
+    pub fn occurrences(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        event_type: &str,
+        from: i32,
+        to: i32,
+    ) -> Result<Vec<(u32, i64)>> {
+        let mut out = Vec::new();
+        let mut err = None;
+        self.engine.scan(
+            Cf::State,
+            &keys::an_funnel(group, app_id, event_type, from),
+            &keys::an_funnel(group, app_id, event_type, to),
+            &mut |_, v| {
+                match decode_occurrences(v) {
+                    Ok(o) => out.extend(o),
+                    Err(e) => {
+                        err = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+                ControlFlow::Continue(())
+            },
+        )?;
+        err.map_or(Ok(out), Err)
+    }
+
+    /// The shard-local ordinal of an id, if it has been seen.
+    pub fn ordinal(&self, group: GroupId, app_id: &str, kind: Kind, id: &str) -> Result<Option<u32>> {
+        self.engine
+            .get(Cf::State, &keys::an_ord(group, app_id, kind.byte(), id))?
+            .map(|v| OrdRow::decode(&v).map(|r| r.ord))
+            .transpose()
+    }
+}
