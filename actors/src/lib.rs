@@ -10,6 +10,7 @@
 //! rebuilt from storage. No ractor global registry (per-node directories).
 
 pub mod addresses;
+pub mod analytics;
 pub mod campaign_run;
 pub mod campaigns;
 #[cfg(feature = "canaries")]

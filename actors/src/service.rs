@@ -125,6 +125,8 @@ pub struct Herald<E: KvEngine> {
     pub(crate) host: Arc<RaftHost<E>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) cfg: ServiceConfig,
+    /// Shard-local -> query-wide analytics ordinals (see `analytics`).
+    pub(crate) analytics_ords: crate::analytics::OrdinalCache,
     /// Event types known per app (a cache of the shards' event type tables).
     event_types: Mutex<BTreeMap<String, BTreeSet<String>>>,
     /// The node's channel actors; sends are refused until it is set.
@@ -187,6 +189,7 @@ impl<E: KvEngine> Herald<E> {
             clock,
             cfg,
             event_types: Mutex::new(BTreeMap::new()),
+            analytics_ords: Default::default(),
             dispatcher: std::sync::OnceLock::new(),
             streamer: std::sync::OnceLock::new(),
             campaign_wake: tokio::sync::Notify::new(),

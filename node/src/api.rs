@@ -186,6 +186,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(get_endpoint_events),
         )
         .route(
+            "/herald/v1/apps/{app}/analytics/{report}",
+            get(get_analytics),
+        )
+        .route(
             "/v1/tags/{arn}",
             get(list_tags).post(tag_resource).delete(untag_resource),
         )
@@ -750,6 +754,104 @@ async fn get_segment_size(
     };
     let n = st.herald.segment_size(&app, &id, version).await?;
     reply(StatusCode::OK, &serde_json::json!({ "Size": n }))
+}
+
+/// herald's analytics reports (`herald_actors::analytics`).
+async fn get_analytics(
+    State(st): St,
+    Path((app, report)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    use herald_actors::analytics::{parse_kind, EventFilter};
+    let p = |k: &str| q.get(k).map(String::as_str);
+    let known: &[&str] = match report.as_str() {
+        "active-users" | "retention" => &["tz", "from", "to", "by"],
+        "sessions" => &["tz", "from", "to"],
+        "events" => &["tz", "from", "to", "event-type", "attribute"],
+        "funnel" => &["tz", "from", "to", "steps", "window"],
+        "demographics" => &["tz", "from", "to", "dimension"],
+        other => {
+            return Err(ApiError::new(crate::error::ErrorType::NotFound, format!(
+                "no analytics report {other:?}: active-users, retention, sessions, events, \
+                 funnel and demographics exist"
+            )))
+        }
+    };
+    if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "unknown parameter {k:?} for {report} (known: {})",
+            known.join(", ")
+        )));
+    }
+    let range = st.herald.analytics_range(p("tz"), p("from"), p("to"))?;
+    let head = serde_json::json!({
+        "ApplicationId": app,
+        "TimeZone": range.tz.name(),
+        "From": range.from.to_string(),
+        "To": range.to.to_string(),
+    });
+    let body = match report.as_str() {
+        "active-users" => {
+            let kind = parse_kind(p("by"))?;
+            serde_json::json!({ "Days": st.herald.analytics_active(&app, range, kind).await? })
+        }
+        "retention" => {
+            let kind = parse_kind(p("by"))?;
+            serde_json::json!({ "Cohorts": st.herald.analytics_retention(&app, range, kind).await? })
+        }
+        "sessions" => {
+            serde_json::json!({ "Days": st.herald.analytics_sessions(&app, range).await? })
+        }
+        "events" => {
+            let attribute = match p("attribute") {
+                None => None,
+                Some(a) => Some(
+                    a.split_once(':')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .ok_or_else(|| {
+                            ApiError::bad_request(format!(
+                                "attribute must be name:value, not {a:?}"
+                            ))
+                        })?,
+                ),
+            };
+            let filter = EventFilter {
+                event_type: p("event-type").map(str::to_owned),
+                attribute,
+            };
+            serde_json::json!({ "EventTypes": st.herald.analytics_events(&app, range, &filter).await? })
+        }
+        "funnel" => {
+            let steps: Vec<String> = p("steps")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let window = match p("window") {
+                None => 86_400,
+                Some(w) => w.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request(format!("window must be a number of seconds, not {w:?}"))
+                })?,
+            };
+            serde_json::json!({
+                "WindowSeconds": window,
+                "Steps": st.herald.analytics_funnel(&app, range, &steps, window).await?,
+            })
+        }
+        _ => {
+            let dimension = p("dimension").unwrap_or("platform");
+            serde_json::json!({
+                "Dimension": dimension,
+                "Counts": st.herald.analytics_demographics(&app, range, dimension).await?,
+            })
+        }
+    };
+    let mut out = head;
+    if let (Some(o), serde_json::Value::Object(b)) = (out.as_object_mut(), body) {
+        o.extend(b);
+    }
+    reply(StatusCode::OK, &out)
 }
 
 async fn delete_segment(State(st): St, Path((app, id)): Path<(String, String)>) -> ApiResult {

@@ -424,6 +424,14 @@ impl<E: KvEngine + ?Sized> AnalyticsReader<'_, E> {
         err.map_or(Ok(out), Err)
     }
 
+    /// The id holding an ordinal.
+    pub fn id_at(&self, group: GroupId, app_id: &str, kind: Kind, ord: u32) -> Result<Option<String>> {
+        Ok(self
+            .engine
+            .get(Cf::State, &keys::an_ord_rev(group, app_id, kind.byte(), ord))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     /// The shard-local ordinal of an id, if it has been seen.
     pub fn ordinal(&self, group: GroupId, app_id: &str, kind: Kind, id: &str) -> Result<Option<u32>> {
         self.engine

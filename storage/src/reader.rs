@@ -36,6 +36,13 @@ impl<E: KvEngine> Reader<E> {
         Self { engine }
     }
 
+    /// Reads of the analytics rollups.
+    pub fn analytics(&self) -> crate::analytics::AnalyticsReader<'_, E> {
+        crate::analytics::AnalyticsReader {
+            engine: &*self.engine,
+        }
+    }
+
     /// Whether `node` was removed from `group` for good
     /// (`Command::RetireNode`).
     pub fn is_retired(&self, group: GroupId, node: u64) -> Result<bool> {

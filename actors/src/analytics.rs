@@ -1,0 +1,736 @@
+//! herald's analytics API: reads the rollups of every data shard (local
+//! copies, after each group's read barrier), translates shard-local
+//! ordinals into query-wide ones so that a person with endpoints in several
+//! shards counts once, and answers with `herald_model::analytics`.
+//!
+//! The translation tables are cached per node and app and only grow
+//! (ordinals are dense and never reused); a deleted and re-created app is
+//! detected by the id at ordinal 0 and starts over.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use herald_model::analytics::{
+    self as an, local_days, ActiveDay, Agg, Cohort, Kind, LocalDay, SessionRollup, TypeRollup,
+};
+use herald_storage::keys::{tag, GroupId};
+use herald_storage::KvEngine;
+use roaring::RoaringBitmap;
+use serde::Serialize;
+
+use crate::service::{Herald, Result, ServiceError};
+
+/// The longest date range a query may cover.
+pub const RANGE_DAYS_MAX: i64 = 366;
+/// The most steps a funnel may have.
+pub const FUNNEL_STEPS_MAX: usize = 10;
+/// The longest funnel window.
+pub const FUNNEL_WINDOW_MAX_SECS: i64 = 31 * 24 * 3600;
+
+/// Local dates `from..=to` in a time zone.
+#[derive(Debug, Clone, Copy)]
+pub struct DateRange {
+    pub tz: Tz,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+impl DateRange {
+    /// Parses `tz` (IANA name, default UTC) and `from`/`to` (YYYY-MM-DD,
+    /// default the 7 days ending today in that zone).
+    pub fn parse(
+        tz: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Self> {
+        let tz: Tz = match tz {
+            None | Some("") => Tz::UTC,
+            Some(name) => name.parse().map_err(|_| {
+                ServiceError::BadRequest(format!("tz {name:?} is not an IANA time zone name"))
+            })?,
+        };
+        let date = |name: &str, v: &str| {
+            NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+                ServiceError::BadRequest(format!("{name} must be a date as YYYY-MM-DD, not {v:?}"))
+            })
+        };
+        let today = an::local_date(tz, now_ms);
+        let to = match to {
+            Some(v) => date("to", v)?,
+            None => today,
+        };
+        let from = match from {
+            Some(v) => date("from", v)?,
+            None => to - chrono::Duration::days(6),
+        };
+        if from > to {
+            return Err(ServiceError::BadRequest(format!(
+                "from ({from}) is after to ({to})"
+            )));
+        }
+        if (to - from).num_days() >= RANGE_DAYS_MAX {
+            return Err(ServiceError::BadRequest(format!(
+                "a range may cover at most {RANGE_DAYS_MAX} days"
+            )));
+        }
+        Ok(Self { tz, from, to })
+    }
+
+    fn days(&self) -> Vec<LocalDay> {
+        local_days(self.tz, self.from, self.to)
+    }
+
+    fn shifted(&self, before: i64, after: i64) -> Vec<LocalDay> {
+        local_days(
+            self.tz,
+            self.from - chrono::Duration::days(before),
+            self.to + chrono::Duration::days(after),
+        )
+    }
+}
+
+/// Which identity a count is over.
+pub fn parse_kind(v: Option<&str>) -> Result<Kind> {
+    match v {
+        None | Some("users") => Ok(Kind::Person),
+        Some("endpoints") => Ok(Kind::Endpoint),
+        Some(other) => Err(ServiceError::BadRequest(format!(
+            "by must be users or endpoints, not {other:?}"
+        ))),
+    }
+}
+
+/// Shard-local -> query-wide ordinals of one app and kind.
+#[derive(Default)]
+struct Translation {
+    /// Per group (by shard index): global ordinal of each local one.
+    local: Vec<Vec<u32>>,
+    /// Per group: the id at ordinal 0, to notice a re-created app.
+    first: Vec<Option<String>>,
+    /// Person ids -> global ordinal (persons only).
+    names: BTreeMap<Box<str>, u32>,
+    next: u32,
+}
+
+/// The node's translation tables.
+#[derive(Default)]
+pub struct OrdinalCache {
+    apps: Mutex<BTreeMap<(String, u8), Translation>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ActiveRow {
+    pub date: String,
+    pub daily: u64,
+    pub weekly: u64,
+    pub monthly: u64,
+    pub sticky_factor: f64,
+    pub new: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RetentionRow {
+    pub date: String,
+    pub cohort: u64,
+    /// Came back within 1, 7, 14 and 30 days (`null` until the window ends).
+    pub day1: Option<u64>,
+    pub day7: Option<u64>,
+    pub day14: Option<u64>,
+    pub day30: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SessionRow {
+    pub date: String,
+    /// Closed sessions that started that day.
+    pub sessions: u64,
+    pub average_duration_seconds: f64,
+    pub sessions_per_active_user: f64,
+    pub session_starts: u64,
+    pub active_users: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetricReport {
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub average: f64,
+    pub per_session: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DayCount {
+    pub date: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EventReport {
+    pub event_type: String,
+    pub count: u64,
+    pub days: Vec<DayCount>,
+    pub metrics: BTreeMap<String, MetricReport>,
+    /// attribute -> value -> events (no attribute filter only).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, BTreeMap<String, u64>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub revenue: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FunnelStep {
+    pub event_type: String,
+    pub users: u64,
+    /// Of those who reached the previous step (1 for the first).
+    pub conversion_from_previous: f64,
+    pub conversion_from_first: f64,
+}
+
+/// What a custom event report covers.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub event_type: Option<String>,
+    /// `(attribute, value)`: count only events with it.
+    pub attribute: Option<(String, String)>,
+}
+
+/// The demographic dimensions a report can group active endpoints by.
+pub const DIMENSIONS: [&str; 6] = ["platform", "app-version", "make", "model", "country", "locale"];
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+impl<E: KvEngine> Herald<E> {
+    /// A query's date range (see [`DateRange::parse`]), "today" by this
+    /// node's clock.
+    pub fn analytics_range(
+        &self,
+        tz: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<DateRange> {
+        DateRange::parse(tz, from, to, self.clock.now_ms())
+    }
+
+    async fn analytics_barrier(&self, app_id: &str) -> Result<Vec<GroupId>> {
+        self.app(app_id).await?;
+        let groups: Vec<GroupId> = self.host.data_groups().collect();
+        for g in &groups {
+            self.host.read_barrier(*g).await?;
+        }
+        Ok(groups)
+    }
+
+    /// Brings the translation of `kind` up to date and hands it to `f`.
+    fn with_translation<T>(
+        &self,
+        app_id: &str,
+        kind: Kind,
+        groups: &[GroupId],
+        f: impl FnOnce(&Translation) -> T,
+    ) -> Result<T> {
+        let reader = self.host.reader().analytics();
+        let mut apps = self.analytics_ords.apps.lock().expect("ordinal cache lock");
+        let t = apps.entry((app_id.to_owned(), kind.byte())).or_default();
+        let mut stale = false;
+        for (i, g) in groups.iter().enumerate() {
+            if let Some(first) = t.first.get(i).cloned().flatten() {
+                stale |= reader.id_at(*g, app_id, kind, 0)?.as_deref() != Some(first.as_str());
+            }
+        }
+        if stale || t.local.len() != groups.len() {
+            *t = Translation {
+                local: vec![Vec::new(); groups.len()],
+                first: vec![None; groups.len()],
+                ..Translation::default()
+            };
+        }
+        for (i, g) in groups.iter().enumerate() {
+            let have = u32::try_from(t.local[i].len()).expect("ordinals fit u32");
+            let ids = reader.ids_from(*g, app_id, kind, have)?;
+            for id in ids {
+                if t.first[i].is_none() {
+                    t.first[i] = Some(id.clone());
+                }
+                let global = match kind {
+                    Kind::Endpoint => {
+                        t.next += 1;
+                        t.next - 1
+                    }
+                    Kind::Person => match t.names.get(id.as_str()) {
+                        Some(o) => *o,
+                        None => {
+                            t.names.insert(id.into_boxed_str(), t.next);
+                            t.next += 1;
+                            t.next - 1
+                        }
+                    },
+                };
+                t.local[i].push(global);
+            }
+        }
+        Ok(f(t))
+    }
+
+    /// Per local day, the query-wide ordinals in the active or first-seen
+    /// bitmaps of every shard.
+    fn day_sets(
+        &self,
+        app_id: &str,
+        table: u8,
+        kind: Kind,
+        groups: &[GroupId],
+        days: &[LocalDay],
+    ) -> Result<Vec<RoaringBitmap>> {
+        let reader = self.host.reader().analytics();
+        let (Some(first), Some(last)) = (days.first(), days.last()) else {
+            return Ok(Vec::new());
+        };
+        let mut local: Vec<Vec<RoaringBitmap>> = Vec::with_capacity(groups.len());
+        for g in groups {
+            let mut per_day = vec![RoaringBitmap::new(); days.len()];
+            for (h, b) in
+                reader.hour_sets(*g, table, app_id, kind, first.first_hour, last.end_hour)?
+            {
+                let d = days.partition_point(|d| d.end_hour <= h);
+                if let Some(slot) = per_day.get_mut(d) {
+                    *slot |= b;
+                }
+            }
+            local.push(per_day);
+        }
+        self.with_translation(app_id, kind, groups, |t| {
+            let mut out = vec![RoaringBitmap::new(); days.len()];
+            for (gi, per_day) in local.iter().enumerate() {
+                let map = &t.local[gi];
+                for (d, b) in per_day.iter().enumerate() {
+                    out[d].extend(b.iter().filter_map(|o| map.get(o as usize).copied()));
+                }
+            }
+            out
+        })
+    }
+
+    /// The first hour each query-wide ordinal was seen anywhere, up to
+    /// (excluding) `end_hour`.
+    fn first_seen(
+        &self,
+        app_id: &str,
+        kind: Kind,
+        groups: &[GroupId],
+        end_hour: i32,
+    ) -> Result<BTreeMap<u32, i32>> {
+        let reader = self.host.reader().analytics();
+        let mut local = Vec::with_capacity(groups.len());
+        for g in groups {
+            local.push(reader.hour_sets(*g, tag::AN_NEW, app_id, kind, i32::MIN, end_hour)?);
+        }
+        self.with_translation(app_id, kind, groups, |t| {
+            let mut first: BTreeMap<u32, i32> = BTreeMap::new();
+            for (gi, sets) in local.iter().enumerate() {
+                for (h, b) in sets {
+                    for o in b {
+                        if let Some(&p) = t.local[gi].get(o as usize) {
+                            let e = first.entry(p).or_insert(*h);
+                            *e = (*e).min(*h);
+                        }
+                    }
+                }
+            }
+            first
+        })
+    }
+
+    /// Daily, weekly and monthly active users (or endpoints), sticky
+    /// factor and new ones, per local day of the range.
+    pub async fn analytics_active(
+        &self,
+        app_id: &str,
+        range: DateRange,
+        kind: Kind,
+    ) -> Result<Vec<ActiveRow>> {
+        let groups = self.analytics_barrier(app_id).await?;
+        let days = range.shifted(29, 0);
+        let sets = self.day_sets(app_id, tag::AN_ACTIVE, kind, &groups, &days)?;
+        let counts: Vec<ActiveDay> = an::active_counts(&sets);
+        let report = &days[29..];
+        let end = report.last().map_or(0, |d| d.end_hour);
+        let first = self.first_seen(app_id, kind, &groups, end)?;
+        let mut new = vec![0u64; report.len()];
+        for h in first.values() {
+            let d = report.partition_point(|d| d.end_hour <= *h);
+            if d < report.len() && *h >= report[d].first_hour {
+                new[d] += 1;
+            }
+        }
+        Ok(report
+            .iter()
+            .zip(counts)
+            .zip(new)
+            .map(|((d, c), n)| ActiveRow {
+                date: d.date.to_string(),
+                daily: c.daily,
+                weekly: c.weekly,
+                monthly: c.monthly,
+                sticky_factor: c.sticky_factor,
+                new: n,
+            })
+            .collect())
+    }
+
+    /// Cohorts by the local day of first use, and how many came back
+    /// within 1, 7, 14 and 30 days.
+    pub async fn analytics_retention(
+        &self,
+        app_id: &str,
+        range: DateRange,
+        kind: Kind,
+    ) -> Result<Vec<RetentionRow>> {
+        let groups = self.analytics_barrier(app_id).await?;
+        let today = an::local_date(range.tz, self.clock.now_ms());
+        let all = range.shifted(0, 30);
+        // Days after today have not happened: their windows are not over.
+        let upto = all.partition_point(|d| d.date <= today);
+        let active_days = &all[..upto];
+        let active = self.day_sets(app_id, tag::AN_ACTIVE, kind, &groups, active_days)?;
+        let cohort_days = range.days();
+        let end = cohort_days.last().map_or(0, |d| d.end_hour);
+        let first = self.first_seen(app_id, kind, &groups, end)?;
+        let mut cohorts = vec![RoaringBitmap::new(); cohort_days.len()];
+        for (p, h) in &first {
+            let d = cohort_days.partition_point(|d| d.end_hour <= *h);
+            if d < cohort_days.len() && *h >= cohort_days[d].first_hour {
+                cohorts[d].insert(*p);
+            }
+        }
+        let rows: Vec<Cohort> = an::retention(&cohorts, &active);
+        Ok(cohort_days
+            .iter()
+            .zip(rows)
+            .map(|(d, c)| RetentionRow {
+                date: d.date.to_string(),
+                cohort: c.size,
+                day1: c.retained[0],
+                day7: c.retained[1],
+                day14: c.retained[2],
+                day30: c.retained[3],
+            })
+            .collect())
+    }
+
+    fn rollups_by_day(
+        &self,
+        app_id: &str,
+        groups: &[GroupId],
+        days: &[LocalDay],
+    ) -> Result<(Vec<BTreeMap<String, TypeRollup>>, Vec<SessionRollup>)> {
+        let reader = self.host.reader().analytics();
+        let mut types = vec![BTreeMap::<String, TypeRollup>::new(); days.len()];
+        let mut sessions = vec![SessionRollup::default(); days.len()];
+        let (Some(first), Some(last)) = (days.first(), days.last()) else {
+            return Ok((types, sessions));
+        };
+        for g in groups {
+            for (h, et, r) in reader.types(*g, app_id, first.first_hour, last.end_hour)? {
+                let d = days.partition_point(|d| d.end_hour <= h);
+                if let Some(slot) = types.get_mut(d) {
+                    slot.entry(et).or_default().merge(&r);
+                }
+            }
+            for (h, r) in reader.sessions(*g, app_id, first.first_hour, last.end_hour)? {
+                let d = days.partition_point(|d| d.end_hour <= h);
+                if let Some(slot) = sessions.get_mut(d) {
+                    slot.merge(&r);
+                }
+            }
+        }
+        Ok((types, sessions))
+    }
+
+    /// Sessions per local day: closed sessions by the day they started,
+    /// their average length, and sessions per active user.
+    pub async fn analytics_sessions(
+        &self,
+        app_id: &str,
+        range: DateRange,
+    ) -> Result<Vec<SessionRow>> {
+        let groups = self.analytics_barrier(app_id).await?;
+        let days = range.days();
+        let (types, sessions) = self.rollups_by_day(app_id, &groups, &days)?;
+        let active = self.day_sets(app_id, tag::AN_ACTIVE, Kind::Person, &groups, &days)?;
+        Ok(days
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let s = sessions[i];
+                let users = active[i].len();
+                SessionRow {
+                    date: d.date.to_string(),
+                    sessions: s.count,
+                    average_duration_seconds: if s.count == 0 {
+                        0.0
+                    } else {
+                        s.duration_ms as f64 / s.count as f64 / 1000.0
+                    },
+                    sessions_per_active_user: ratio(s.count, users),
+                    session_starts: types[i].get("_session.start").map_or(0, |r| r.count),
+                    active_users: users,
+                }
+            })
+            .collect())
+    }
+
+    /// Custom event report: per event type, counts by day, metric
+    /// aggregates (per-session averages over the range's closed sessions),
+    /// attribute value breakdowns and revenue.
+    pub async fn analytics_events(
+        &self,
+        app_id: &str,
+        range: DateRange,
+        filter: &EventFilter,
+    ) -> Result<Vec<EventReport>> {
+        let groups = self.analytics_barrier(app_id).await?;
+        let days = range.days();
+        let (types, sessions) = self.rollups_by_day(app_id, &groups, &days)?;
+        let session_count: u64 = sessions.iter().map(|s| s.count).sum();
+        let mut reports: BTreeMap<String, EventReport> = BTreeMap::new();
+        for (i, day) in types.iter().enumerate() {
+            for (et, r) in day {
+                if filter.event_type.as_ref().is_some_and(|t| t != et) {
+                    continue;
+                }
+                let (count, metrics) = match &filter.attribute {
+                    None => (r.count, r.metrics.clone()),
+                    Some((a, v)) => match r.attrs.get(a).and_then(|vals| vals.get(v)) {
+                        Some(vr) => (vr.count, vr.metrics.clone()),
+                        None => (0, BTreeMap::new()),
+                    },
+                };
+                let rep = reports.entry(et.clone()).or_insert_with(|| EventReport {
+                    event_type: et.clone(),
+                    count: 0,
+                    days: days
+                        .iter()
+                        .map(|d| DayCount {
+                            date: d.date.to_string(),
+                            count: 0,
+                        })
+                        .collect(),
+                    metrics: BTreeMap::new(),
+                    attributes: BTreeMap::new(),
+                    revenue: BTreeMap::new(),
+                });
+                rep.count += count;
+                rep.days[i].count += count;
+                for (m, a) in metrics {
+                    let e = rep.metrics.entry(m).or_insert(MetricReport {
+                        count: 0,
+                        sum: 0.0,
+                        min: 0.0,
+                        max: 0.0,
+                        average: 0.0,
+                        per_session: 0.0,
+                    });
+                    let mut agg = Agg {
+                        n: e.count,
+                        sum: e.sum,
+                        min: e.min,
+                        max: e.max,
+                    };
+                    agg.merge(&a);
+                    e.count = agg.n;
+                    e.sum = agg.sum;
+                    e.min = agg.min;
+                    e.max = agg.max;
+                }
+                if filter.attribute.is_none() {
+                    for (a, vals) in &r.attrs {
+                        let slot = rep.attributes.entry(a.clone()).or_default();
+                        for (v, vr) in vals {
+                            *slot.entry(v.clone()).or_default() += vr.count;
+                        }
+                    }
+                    for (c, x) in &r.revenue {
+                        *rep.revenue.entry(c.clone()).or_default() += x;
+                    }
+                }
+            }
+        }
+        let mut out: Vec<EventReport> = reports.into_values().filter(|r| r.count > 0).collect();
+        for r in &mut out {
+            for m in r.metrics.values_mut() {
+                m.average = if m.count == 0 { 0.0 } else { m.sum / m.count as f64 };
+                m.per_session = if session_count == 0 {
+                    0.0
+                } else {
+                    m.sum / session_count as f64
+                };
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many users did `steps` in order, each within `window_secs` of
+    /// the first, with the first step inside the range.
+    pub async fn analytics_funnel(
+        &self,
+        app_id: &str,
+        range: DateRange,
+        steps: &[String],
+        window_secs: i64,
+    ) -> Result<Vec<FunnelStep>> {
+        if steps.len() < 2 || steps.len() > FUNNEL_STEPS_MAX {
+            return Err(ServiceError::BadRequest(format!(
+                "a funnel has 2 to {FUNNEL_STEPS_MAX} steps, not {}",
+                steps.len()
+            )));
+        }
+        if !(1..=FUNNEL_WINDOW_MAX_SECS).contains(&window_secs) {
+            return Err(ServiceError::BadRequest(format!(
+                "window must be 1 to {FUNNEL_WINDOW_MAX_SECS} seconds"
+            )));
+        }
+        let groups = self.analytics_barrier(app_id).await?;
+        let days = range.days();
+        let (Some(first), Some(last)) = (days.first(), days.last()) else {
+            return Ok(Vec::new());
+        };
+        let from_ms = i64::from(first.first_hour) * an::HOUR_MS;
+        let to_ms = i64::from(last.end_hour) * an::HOUR_MS;
+        let window_ms = window_secs * 1000;
+        let end_hour = an::hour_of(to_ms + window_ms) + 1;
+        let reader = self.host.reader().analytics();
+        let mut local: Vec<Vec<Vec<(u32, i64)>>> = Vec::new();
+        for g in &groups {
+            let mut per_step = Vec::new();
+            for s in steps {
+                per_step.push(reader.occurrences(*g, app_id, s, first.first_hour, end_hour)?);
+            }
+            local.push(per_step);
+        }
+        let occurrences = self.with_translation(app_id, Kind::Person, &groups, |t| {
+            let mut out: Vec<Vec<(u32, i64)>> = vec![Vec::new(); steps.len()];
+            for (gi, per_step) in local.iter().enumerate() {
+                for (s, occ) in per_step.iter().enumerate() {
+                    out[s].extend(
+                        occ.iter()
+                            .filter_map(|(o, ms)| Some((*t.local[gi].get(*o as usize)?, *ms))),
+                    );
+                }
+            }
+            for o in &mut out {
+                o.sort_unstable();
+            }
+            out
+        })?;
+        let reached = an::funnel(&occurrences, from_ms, to_ms, window_ms);
+        Ok(steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| FunnelStep {
+                event_type: s.clone(),
+                users: reached[i],
+                conversion_from_previous: if i == 0 {
+                    1.0
+                } else {
+                    ratio(reached[i], reached[i - 1])
+                },
+                conversion_from_first: ratio(reached[i], reached[0]),
+            })
+            .collect())
+    }
+
+    /// Endpoints active in the range, counted by a demographic dimension
+    /// (see [`DIMENSIONS`]) or a custom endpoint attribute, as they are now.
+    pub async fn analytics_demographics(
+        &self,
+        app_id: &str,
+        range: DateRange,
+        dimension: &str,
+    ) -> Result<BTreeMap<String, u64>> {
+        let attribute = dimension.strip_prefix("attribute:");
+        if attribute.is_none() && !DIMENSIONS.contains(&dimension) {
+            return Err(ServiceError::BadRequest(format!(
+                "dimension must be one of {} or attribute:<name>, not {dimension:?}",
+                DIMENSIONS.join(", ")
+            )));
+        }
+        let groups = self.analytics_barrier(app_id).await?;
+        let days = range.days();
+        let (Some(first), Some(last)) = (days.first(), days.last()) else {
+            return Ok(BTreeMap::new());
+        };
+        let reader = self.host.reader();
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for g in &groups {
+            let mut active = RoaringBitmap::new();
+            for (_, b) in reader.analytics().hour_sets(
+                *g,
+                tag::AN_ACTIVE,
+                app_id,
+                Kind::Endpoint,
+                first.first_hour,
+                last.end_hour,
+            )? {
+                active |= b;
+            }
+            if active.is_empty() {
+                continue;
+            }
+            for o in &active {
+                let Some(id) = reader.analytics().id_at(*g, app_id, Kind::Endpoint, o)? else {
+                    continue;
+                };
+                let Some(ep) = reader.endpoint(*g, app_id, &id)? else {
+                    continue;
+                };
+                let demo = ep.demographic.as_ref();
+                let values: Vec<String> = match (attribute, dimension) {
+                    (Some(a), _) => ep
+                        .attributes
+                        .as_ref()
+                        .and_then(|m| m.get(a))
+                        .cloned()
+                        .unwrap_or_default(),
+                    (None, "platform") => demo.and_then(|d| d.platform.clone()).into_iter().collect(),
+                    (None, "app-version") => {
+                        demo.and_then(|d| d.app_version.clone()).into_iter().collect()
+                    }
+                    (None, "make") => demo.and_then(|d| d.make.clone()).into_iter().collect(),
+                    (None, "model") => demo.and_then(|d| d.model.clone()).into_iter().collect(),
+                    (None, "locale") => demo.and_then(|d| d.locale.clone()).into_iter().collect(),
+                    (None, _) => ep
+                        .location
+                        .as_ref()
+                        .and_then(|l| l.country.clone())
+                        .into_iter()
+                        .collect(),
+                };
+                if values.is_empty() {
+                    *out.entry("(none)".into()).or_default() += 1;
+                }
+                for v in values {
+                    *out.entry(v).or_default() += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
