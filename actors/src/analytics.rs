@@ -198,6 +198,9 @@ pub struct FunnelStep {
     pub conversion_from_first: f64,
 }
 
+/// One day's rollups by event type.
+type DayTypes = BTreeMap<String, TypeRollup>;
+
 /// What a custom event report covers.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -207,7 +210,14 @@ pub struct EventFilter {
 }
 
 /// The demographic dimensions a report can group active endpoints by.
-pub const DIMENSIONS: [&str; 6] = ["platform", "app-version", "make", "model", "country", "locale"];
+pub const DIMENSIONS: [&str; 6] = [
+    "platform",
+    "app-version",
+    "make",
+    "model",
+    "country",
+    "locale",
+];
 
 fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 {
@@ -440,7 +450,7 @@ impl<E: KvEngine> Herald<E> {
         app_id: &str,
         groups: &[GroupId],
         days: &[LocalDay],
-    ) -> Result<(Vec<BTreeMap<String, TypeRollup>>, Vec<SessionRollup>)> {
+    ) -> Result<(Vec<DayTypes>, Vec<SessionRollup>)> {
         let reader = self.host.reader().analytics();
         let mut types = vec![BTreeMap::<String, TypeRollup>::new(); days.len()];
         let mut sessions = vec![SessionRollup::default(); days.len()];
@@ -576,7 +586,11 @@ impl<E: KvEngine> Herald<E> {
         let mut out: Vec<EventReport> = reports.into_values().filter(|r| r.count > 0).collect();
         for r in &mut out {
             for m in r.metrics.values_mut() {
-                m.average = if m.count == 0 { 0.0 } else { m.sum / m.count as f64 };
+                m.average = if m.count == 0 {
+                    0.0
+                } else {
+                    m.sum / m.count as f64
+                };
                 m.per_session = if session_count == 0 {
                     0.0
                 } else {
@@ -709,10 +723,13 @@ impl<E: KvEngine> Herald<E> {
                         .and_then(|m| m.get(a))
                         .cloned()
                         .unwrap_or_default(),
-                    (None, "platform") => demo.and_then(|d| d.platform.clone()).into_iter().collect(),
-                    (None, "app-version") => {
-                        demo.and_then(|d| d.app_version.clone()).into_iter().collect()
+                    (None, "platform") => {
+                        demo.and_then(|d| d.platform.clone()).into_iter().collect()
                     }
+                    (None, "app-version") => demo
+                        .and_then(|d| d.app_version.clone())
+                        .into_iter()
+                        .collect(),
                     (None, "make") => demo.and_then(|d| d.make.clone()).into_iter().collect(),
                     (None, "model") => demo.and_then(|d| d.model.clone()).into_iter().collect(),
                     (None, "locale") => demo.and_then(|d| d.locale.clone()).into_iter().collect(),

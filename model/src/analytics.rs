@@ -51,7 +51,14 @@ impl Kind {
 /// do not make their endpoint active, and are not funnel steps.
 pub fn is_delivery_event(event_type: &str) -> bool {
     const PREFIXES: [&str; 8] = [
-        "_email.", "_SMS.", "_sms.", "_push.", "_custom.", "_campaign.", "_journey.", "_voice.",
+        "_email.",
+        "_SMS.",
+        "_sms.",
+        "_push.",
+        "_custom.",
+        "_campaign.",
+        "_journey.",
+        "_voice.",
     ];
     PREFIXES.iter().any(|p| event_type.starts_with(p))
 }

@@ -771,10 +771,13 @@ async fn get_analytics(
         "funnel" => &["tz", "from", "to", "steps", "window"],
         "demographics" => &["tz", "from", "to", "dimension"],
         other => {
-            return Err(ApiError::new(crate::error::ErrorType::NotFound, format!(
-                "no analytics report {other:?}: active-users, retention, sessions, events, \
+            return Err(ApiError::new(
+                crate::error::ErrorType::NotFound,
+                format!(
+                    "no analytics report {other:?}: active-users, retention, sessions, events, \
                  funnel and demographics exist"
-            )))
+                ),
+            ))
         }
     };
     if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {

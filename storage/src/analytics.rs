@@ -103,7 +103,8 @@ impl Rollups {
                         .unwrap_or(0),
                 };
                 let ord = next;
-                self.next.insert(k, next.checked_add(1).expect("ordinals exhausted"));
+                self.next
+                    .insert(k, next.checked_add(1).expect("ordinals exhausted"));
                 let r = OrdRow {
                     ord,
                     first_hour: hour,
@@ -135,10 +136,7 @@ impl Rollups {
     ) -> Result<()> {
         let hour = hour_of(ms);
         let et = ev.event_type.as_deref().unwrap_or_default();
-        self.types
-            .entry((hour, et.to_owned()))
-            .or_default()
-            .add(ev);
+        self.types.entry((hour, et.to_owned())).or_default().add(ev);
         if herald_model::analytics::is_delivery_event(et) {
             return Ok(());
         }
@@ -167,7 +165,6 @@ impl Rollups {
             .or_default()
             .add(ev);
     }
-
 
     /// Writes every touched row once.
     pub(crate) fn flush<E: KvEngine + ?Sized>(
@@ -255,8 +252,9 @@ fn decode_u32(table: &'static str, v: &[u8]) -> Result<u32> {
 fn read_bitmap(v: Option<&[u8]>) -> Result<RoaringBitmap> {
     match v {
         None => Ok(RoaringBitmap::new()),
-        Some(b) => RoaringBitmap::deserialize_from(b)
-            .map_err(|e| StorageError::corrupt("an_bitmap", e)),
+        Some(b) => {
+            RoaringBitmap::deserialize_from(b).map_err(|e| StorageError::corrupt("an_bitmap", e))
+        }
     }
 }
 
@@ -268,8 +266,11 @@ fn write_bitmap(set: &RoaringBitmap) -> Vec<u8> {
 
 /// Decodes funnel occurrences `(person ordinal, time)`.
 pub fn decode_occurrences(v: &[u8]) -> Result<Vec<(u32, i64)>> {
-    if v.len() % 12 != 0 {
-        return Err(StorageError::corrupt("an_funnel", "length is not a multiple of 12"));
+    if !v.len().is_multiple_of(12) {
+        return Err(StorageError::corrupt(
+            "an_funnel",
+            "length is not a multiple of 12",
+        ));
     }
     Ok(v.chunks_exact(12)
         .map(|c| {
@@ -327,11 +328,15 @@ impl<E: KvEngine + ?Sized> AnalyticsReader<'_, E> {
         let prefix = keys::an_ord_rev_prefix(group, app_id, kind.byte());
         let start = keys::an_ord_rev(group, app_id, kind.byte(), from);
         let mut out = Vec::new();
-        self.engine
-            .scan(Cf::State, &start, &keys::prefix_end(&prefix), &mut |_, v| {
+        self.engine.scan(
+            Cf::State,
+            &start,
+            &keys::prefix_end(&prefix),
+            &mut |_, v| {
                 out.push(String::from_utf8_lossy(v).into_owned());
                 ControlFlow::Continue(())
-            })?;
+            },
+        )?;
         Ok(out)
     }
 
@@ -425,15 +430,30 @@ impl<E: KvEngine + ?Sized> AnalyticsReader<'_, E> {
     }
 
     /// The id holding an ordinal.
-    pub fn id_at(&self, group: GroupId, app_id: &str, kind: Kind, ord: u32) -> Result<Option<String>> {
+    pub fn id_at(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        kind: Kind,
+        ord: u32,
+    ) -> Result<Option<String>> {
         Ok(self
             .engine
-            .get(Cf::State, &keys::an_ord_rev(group, app_id, kind.byte(), ord))?
+            .get(
+                Cf::State,
+                &keys::an_ord_rev(group, app_id, kind.byte(), ord),
+            )?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// The shard-local ordinal of an id, if it has been seen.
-    pub fn ordinal(&self, group: GroupId, app_id: &str, kind: Kind, id: &str) -> Result<Option<u32>> {
+    pub fn ordinal(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        kind: Kind,
+        id: &str,
+    ) -> Result<Option<u32>> {
         self.engine
             .get(Cf::State, &keys::an_ord(group, app_id, kind.byte(), id))?
             .map(|v| OrdRow::decode(&v).map(|r| r.ord))

@@ -420,9 +420,11 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                 // Rollups count the event under its endpoint's person.
                 let person = match &rollups {
                     Some(_) if touches_activity(&events) => {
-                        let ep: Option<EndpointResponse> = txn
-                            .get_json("endpoint", &keys::endpoint(group, app_id, endpoint_id))?;
-                        let user = ep.as_ref().and_then(|e| e.user.as_ref()?.user_id.as_deref());
+                        let ep: Option<EndpointResponse> =
+                            txn.get_json("endpoint", &keys::endpoint(group, app_id, endpoint_id))?;
+                        let user = ep
+                            .as_ref()
+                            .and_then(|e| e.user.as_ref()?.user_id.as_deref());
                         herald_model::analytics::person_key(user, endpoint_id)
                     }
                     _ => String::new(),
