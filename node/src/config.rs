@@ -191,6 +191,9 @@ pub struct FileConfig {
     /// Each also `HERALD_JOBS_<NAME>` (lists comma-separated).
     #[serde(default)]
     pub jobs: Option<Jobs>,
+    /// Each also `HERALD_ANALYTICS_<NAME>`.
+    #[serde(default)]
+    pub analytics: Option<Analytics>,
     /// Each also `HERALD_PLACEMENT_<NAME>`.
     #[serde(default)]
     pub placement: Option<Placement>,
@@ -241,6 +244,21 @@ impl Default for Placement {
             interval_ms: 2_000,
             replace_down_after_secs: 300,
         }
+    }
+}
+
+/// Analytics rollups.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Analytics {
+    /// Maintain rollups as events are stored (off: the analytics API
+    /// answers from whatever was rolled up while it was on).
+    pub rollups: bool,
+}
+
+impl Default for Analytics {
+    fn default() -> Self {
+        Self { rollups: true }
     }
 }
 
@@ -545,6 +563,7 @@ pub struct Config {
     pub sms: Sms,
     pub storage: Storage,
     pub jobs: Jobs,
+    pub analytics: Analytics,
     pub placement: Placement,
     pub raft: RaftTiming,
     /// The cluster RPC address; `None`: a single node without RPC.
@@ -651,6 +670,8 @@ impl Config {
         if let Some(r) = jobs.file_roots.iter().find(|r| !r.starts_with('/')) {
             anyhow::bail!("jobs.file_roots must be absolute directories, not {r}");
         }
+        let mut analytics = file.analytics.unwrap_or_default();
+        override_from_env(&mut analytics, "HERALD_ANALYTICS_")?;
         let smtp_url = args.smtp_url.or(file.smtp_url);
         for url in smtp_url.iter().chain(file.smtp_url_per_app.values()) {
             herald_channels::smtp::SmtpConfig::from_url(url)
@@ -734,6 +755,7 @@ impl Config {
             sms,
             storage,
             jobs,
+            analytics,
             placement,
             raft,
             data_dir,

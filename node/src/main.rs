@@ -172,6 +172,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         limits: cfg.limits.clone(),
         account: cfg.account_id.clone(),
         session_idle_timeout_ms: (cfg.session_idle_timeout_secs as i64).saturating_mul(1000),
+        analytics_rollups: cfg.analytics.rollups,
         tracking: TrackingConfig {
             base_url: cfg.public_url.clone(),
             secret: credentials::tracking_secret(&cfg.data_dir)?,
