@@ -23,6 +23,9 @@ use crate::engine::{Cf, KvEngine};
 use crate::error::{Result, StorageError};
 use crate::keys::{self, tag, GroupId};
 
+/// `first_hour` of an endpoint known only from deliveries (never active).
+const NEVER: i32 = i32::MAX;
+
 /// An id's ordinal and the first hour it was seen in this shard.
 #[derive(Debug, Clone, Copy)]
 struct OrdRow {
@@ -58,11 +61,44 @@ pub(crate) struct Rollups {
     new_remove: BTreeMap<(u8, i32), RoaringBitmap>,
     types: BTreeMap<(i32, String), TypeRollup>,
     funnel: BTreeMap<(String, i32), Vec<(u32, i64)>>,
+    /// (campaign, activity, event type, hour) -> (count, endpoints).
+    deliveries: BTreeMap<(String, String, String, i32), (u64, RoaringBitmap)>,
+}
+
+/// Delivery events of one (campaign, activity, event type) in one hour:
+/// how many, and to which endpoints (shard-local ordinals).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeliveryRollup {
+    pub count: u64,
+    pub endpoints: RoaringBitmap,
+}
+
+impl DeliveryRollup {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = self.count.to_be_bytes().to_vec();
+        self.endpoints
+            .serialize_into(&mut v)
+            .expect("writing to a Vec");
+        v
+    }
+
+    fn decode(v: &[u8]) -> Result<Self> {
+        let count = v
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| StorageError::corrupt("an_delivery", "value shorter than 8 bytes"))?;
+        Ok(Self {
+            count,
+            endpoints: read_bitmap(Some(&v[8..]))?,
+        })
+    }
 }
 
 impl Rollups {
-    /// The ordinal of `id`, allocated on first sight; marks it first seen at
-    /// `hour` when that is earlier than what the shard knew.
+    /// The ordinal of `id`, allocated on first sight; when `seen`, marks it
+    /// first seen at `hour` if that is earlier than what the shard knew.
+    #[allow(clippy::too_many_arguments)]
     fn ordinal<E: KvEngine + ?Sized>(
         &mut self,
         txn: &mut Txn<'_, E>,
@@ -71,7 +107,9 @@ impl Rollups {
         kind: Kind,
         id: &str,
         hour: i32,
+        seen: bool,
     ) -> Result<u32> {
+        let hour = if seen { hour } else { NEVER };
         let k = kind.byte();
         let cached = match self.ords.get(&(k, id.to_owned())) {
             Some(r) => Some(*r),
@@ -83,10 +121,12 @@ impl Rollups {
         let row = match cached {
             Some(mut r) => {
                 if hour < r.first_hour {
-                    self.new_remove
-                        .entry((k, r.first_hour))
-                        .or_default()
-                        .insert(r.ord);
+                    if r.first_hour != NEVER {
+                        self.new_remove
+                            .entry((k, r.first_hour))
+                            .or_default()
+                            .insert(r.ord);
+                    }
                     self.new_add.entry((k, hour)).or_default().insert(r.ord);
                     r.first_hour = hour;
                     txn.put(keys::an_ord(group, app_id, k, id), r.encode());
@@ -114,7 +154,9 @@ impl Rollups {
                     keys::an_ord_rev(group, app_id, k, ord),
                     id.as_bytes().to_vec(),
                 );
-                self.new_add.entry((k, hour)).or_default().insert(ord);
+                if hour != NEVER {
+                    self.new_add.entry((k, hour)).or_default().insert(ord);
+                }
                 r
             }
         };
@@ -136,12 +178,12 @@ impl Rollups {
     ) -> Result<()> {
         let hour = hour_of(ms);
         let et = ev.event_type.as_deref().unwrap_or_default();
-        self.types.entry((hour, et.to_owned())).or_default().add(ev);
         if herald_model::analytics::is_delivery_event(et) {
-            return Ok(());
+            return self.delivery_event(txn, group, app_id, endpoint_id, ms, ev);
         }
-        let e = self.ordinal(txn, group, app_id, Kind::Endpoint, endpoint_id, hour)?;
-        let p = self.ordinal(txn, group, app_id, Kind::Person, person, hour)?;
+        self.types.entry((hour, et.to_owned())).or_default().add(ev);
+        let e = self.ordinal(txn, group, app_id, Kind::Endpoint, endpoint_id, hour, true)?;
+        let p = self.ordinal(txn, group, app_id, Kind::Person, person, hour, true)?;
         self.active
             .entry((Kind::Endpoint.byte(), hour))
             .or_default()
@@ -157,13 +199,43 @@ impl Rollups {
         Ok(())
     }
 
-    /// A delivery event: counted by type only.
-    pub(crate) fn delivery_event(&mut self, ms: i64, ev: &Event) {
+    /// A delivery event: counted by type, and by campaign and activity
+    /// (from its attributes, or from the send ledger row of its
+    /// `message_id`; neither: a direct send) with its endpoint.
+    pub(crate) fn delivery_event<E: KvEngine + ?Sized>(
+        &mut self,
+        txn: &mut Txn<'_, E>,
+        group: GroupId,
+        app_id: &str,
+        endpoint_id: &str,
+        ms: i64,
+        ev: &Event,
+    ) -> Result<()> {
+        let hour = hour_of(ms);
         let et = ev.event_type.as_deref().unwrap_or_default();
-        self.types
-            .entry((hour_of(ms), et.to_owned()))
-            .or_default()
-            .add(ev);
+        self.types.entry((hour, et.to_owned())).or_default().add(ev);
+        let attrs = ev.attributes.as_ref();
+        let attr = |k: &str| attrs.and_then(|a| a.get(k)).cloned();
+        let (campaign, activity) = match (attr("campaign_id"), attr("message_id")) {
+            (Some(c), _) => (c, attr("campaign_activity_id").unwrap_or_default()),
+            (None, Some(m)) => {
+                let row: Option<crate::types::LedgerRow> =
+                    txn.get_json("send_ledger", &keys::send_ledger(group, app_id, &m))?;
+                match row.and_then(|r| r.campaign) {
+                    Some(c) => (c.campaign_id, c.activity_id),
+                    None => (String::new(), String::new()),
+                }
+            }
+            (None, None) => (String::new(), String::new()),
+        };
+        let e = self.ordinal(txn, group, app_id, Kind::Endpoint, endpoint_id, hour, false)?;
+        let slot = self
+            .deliveries
+            .entry((campaign, activity, et.to_owned(), hour))
+            .or_default();
+        slot.0 += 1;
+        slot.1.insert(e);
+        Ok(())
     }
 
     /// Writes every touched row once.
@@ -212,6 +284,16 @@ impl Rollups {
             let mut r: TypeRollup = txn.get_json("an_type", &key)?.unwrap_or_default();
             r.merge(&add);
             txn.put_json(key, &r);
+        }
+        for ((campaign, activity, et, hour), (count, endpoints)) in self.deliveries {
+            let key = keys::an_delivery(group, app_id, &campaign, &activity, &et, hour);
+            let mut r = match txn.get_raw(&key)? {
+                Some(v) => DeliveryRollup::decode(&v)?,
+                None => DeliveryRollup::default(),
+            };
+            r.count += count;
+            r.endpoints |= endpoints;
+            txn.put(key, r.encode());
         }
         for ((et, hour), pairs) in self.funnel {
             let key = keys::an_funnel(group, app_id, &et, hour);
@@ -280,6 +362,16 @@ pub fn decode_occurrences(v: &[u8]) -> Result<Vec<(u32, i64)>> {
             )
         })
         .collect())
+}
+
+/// One delivery rollup row.
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    pub campaign: String,
+    pub activity: String,
+    pub event_type: String,
+    pub hour: i32,
+    pub rollup: DeliveryRollup,
 }
 
 /// Reads of the rollup tables of one group.
@@ -426,6 +518,52 @@ impl<E: KvEngine + ?Sized> AnalyticsReader<'_, E> {
                 ControlFlow::Continue(())
             },
         )?;
+        err.map_or(Ok(out), Err)
+    }
+
+    /// Delivery rollups of the hours `[from, to)`, of one campaign or all
+    /// (`None`), as (campaign, activity, event type, hour, rollup).
+    pub fn deliveries(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        campaign: Option<&str>,
+        from: i32,
+        to: i32,
+    ) -> Result<Vec<DeliveryRow>> {
+        let prefix = keys::app_prefix(group, tag::AN_DELIVERY, app_id);
+        let mut start = prefix.clone();
+        if let Some(c) = campaign {
+            let len = u16::try_from(c.len()).unwrap_or(u16::MAX);
+            start.extend_from_slice(&len.to_be_bytes());
+            start.extend_from_slice(c.as_bytes());
+        }
+        let end = keys::prefix_end(&start);
+        let mut out = Vec::new();
+        let mut err = None;
+        self.engine.scan(Cf::State, &start, &end, &mut |k, v| {
+            let Some((c, a, et, h)) = keys::split_delivery(k, prefix.len()) else {
+                err = Some(StorageError::corrupt("an_delivery", "malformed key"));
+                return ControlFlow::Break(());
+            };
+            if h < from || h >= to {
+                return ControlFlow::Continue(());
+            }
+            match DeliveryRollup::decode(v) {
+                Ok(r) => out.push(DeliveryRow {
+                    campaign: c,
+                    activity: a,
+                    event_type: et,
+                    hour: h,
+                    rollup: r,
+                }),
+                Err(e) => {
+                    err = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
         err.map_or(Ok(out), Err)
     }
 

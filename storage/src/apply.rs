@@ -16,7 +16,7 @@ use crate::engine::{Cf, KvEngine, WriteBatch};
 use crate::error::{Result, StorageError};
 use crate::keys::{self, tag, GroupId};
 use crate::types::{
-    AddressClaim, AppRecord, ApplyLimits, ChargeLimits, ChargeRow, CmdResult, Command, DefHead,
+    AddressClaim, AppRecord, ApplyLimits, CampaignRef, ChargeLimits, ChargeRow, CmdResult, Command, DefHead,
     DefVersion, DefWrite, EndpointMark, EndpointUpsert, IntentVerdict, LedgerRow, SendIntent,
     TemplateHead, TemplateVersionRecord, TemplateWrite,
 };
@@ -697,6 +697,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                         intent_ms: *at_ms,
                         outcome: None,
                         outcome_ms: None,
+                        campaign: None,
                     };
                     txn.put_json(key, &fresh);
                     txn.put_json(keys::open_send(group, app_id, &i.message_id), at_ms);
@@ -713,7 +714,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
         } => {
             let mut changed = 0u64;
             for (message_id, outcome) in outcomes {
-                if record_outcome(txn, group, app_id, message_id, outcome, *at_ms)? {
+                if record_outcome(txn, group, app_id, message_id, outcome, *at_ms, None)? {
                     changed += 1;
                 }
             }
@@ -742,12 +743,24 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             let mut n = 0u32;
             let mut type_counts: BTreeMap<String, u64> = BTreeMap::new();
             for o in outcomes {
-                if !record_outcome(txn, group, app_id, &o.message_id, &o.outcome, *at_ms)? {
+                let activity = &activities[o.treatment as usize];
+                let campaign = CampaignRef {
+                    campaign_id: campaign_id.clone(),
+                    activity_id: activity.clone(),
+                };
+                if !record_outcome(
+                    txn,
+                    group,
+                    app_id,
+                    &o.message_id,
+                    &o.outcome,
+                    *at_ms,
+                    Some(campaign),
+                )? {
                     // Recorded before (a replayed batch), events included.
                     continue;
                 }
                 changed += 1;
-                let activity = &activities[o.treatment as usize];
                 let events = herald_model::message::campaign_delivery_events(
                     &o.message_id,
                     campaign_id,
@@ -759,7 +772,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                     &ts,
                 );
                 for (event_id, event) in events {
-                    rollups.delivery_event(*at_ms, &event);
+                    rollups.delivery_event(txn, group, app_id, &o.endpoint_id, *at_ms, &event)?;
                     let et = event.event_type.clone().unwrap_or_default();
                     let row = EventRow {
                         endpoint_id: o.endpoint_id.clone(),
@@ -1115,6 +1128,7 @@ fn record_outcome<E: KvEngine + ?Sized>(
     message_id: &str,
     outcome: &Outcome,
     at_ms: i64,
+    campaign: Option<CampaignRef>,
 ) -> Result<bool> {
     let key = keys::send_ledger(group, app_id, message_id);
     let Some(mut row) = txn.get_json::<LedgerRow>("send_ledger", &key)? else {
@@ -1125,6 +1139,9 @@ fn record_outcome<E: KvEngine + ?Sized>(
     }
     row.outcome = Some(outcome.clone());
     row.outcome_ms = Some(at_ms);
+    if campaign.is_some() {
+        row.campaign = campaign;
+    }
     txn.put_json(key, &row);
     txn.delete(keys::open_send(group, app_id, message_id));
     Ok(true)
@@ -1238,6 +1255,7 @@ fn record_campaign_intent<E: KvEngine + ?Sized>(
         intent_ms: at_ms,
         outcome: None,
         outcome_ms: None,
+        campaign: None,
     };
     txn.put_json(key, &row);
     txn.put_json(keys::open_send(group, app_id, &i.message_id), &at_ms);

@@ -59,12 +59,13 @@ pub mod tag {
     pub const AN_TYPE: u8 = 0x2f;
     pub const AN_SESSION: u8 = 0x30;
     pub const AN_FUNNEL: u8 = 0x31;
+    pub const AN_DELIVERY: u8 = 0x32;
     // node column family (no group prefix)
     pub const NODE_CLUSTER: u8 = 0x20;
 }
 
 /// Per-app tables of a data shard; purged together when an app is deleted.
-pub const APP_TABLES: [u8; 22] = [
+pub const APP_TABLES: [u8; 23] = [
     tag::ENDPOINT,
     tag::USER_ENDPOINT,
     tag::EVENT,
@@ -87,6 +88,7 @@ pub const APP_TABLES: [u8; 22] = [
     tag::AN_TYPE,
     tag::AN_SESSION,
     tag::AN_FUNNEL,
+    tag::AN_DELIVERY,
 ];
 
 /// Per-app tables of the meta group (segments, campaigns and their
@@ -453,6 +455,46 @@ pub fn an_funnel_prefix(group: GroupId, app_id: &str, event_type: &str) -> Vec<u
     let mut k = app_prefix(group, tag::AN_FUNNEL, app_id);
     push_var(&mut k, event_type.as_bytes());
     k
+}
+
+/// `[..][u16 len][campaign][u16 len][activity][u16 len][event type][hour]`
+/// -> delivery events of that kind: count and endpoint ordinals (campaign
+/// and activity empty for direct sends).
+pub fn an_delivery(
+    group: GroupId,
+    app_id: &str,
+    campaign: &str,
+    activity: &str,
+    event_type: &str,
+    hour: i32,
+) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::AN_DELIVERY, app_id);
+    push_var(&mut k, campaign.as_bytes());
+    push_var(&mut k, activity.as_bytes());
+    push_var(&mut k, event_type.as_bytes());
+    push_hour(&mut k, hour);
+    k
+}
+
+/// Splits an `an_delivery` key after `prefix_len` bytes into (campaign,
+/// activity, event type, hour).
+pub fn split_delivery(key: &[u8], prefix_len: usize) -> Option<(String, String, String, i32)> {
+    let mut at = prefix_len;
+    let mut parts = Vec::with_capacity(3);
+    for _ in 0..3 {
+        let len = usize::from(u16::from_be_bytes(key.get(at..at + 2)?.try_into().ok()?));
+        at += 2;
+        parts.push(String::from_utf8_lossy(key.get(at..at + len)?).into_owned());
+        at += len;
+    }
+    if key.len() != at + 4 {
+        return None;
+    }
+    let hour = hour_at(key, at);
+    let et = parts.pop()?;
+    let activity = parts.pop()?;
+    let campaign = parts.pop()?;
+    Some((campaign, activity, et, hour))
 }
 
 /// The string hashed (with the app id) to place an OTP record.

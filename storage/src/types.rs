@@ -193,6 +193,17 @@ pub struct LedgerRow {
     pub outcome: Option<Outcome>,
     #[serde(default)]
     pub outcome_ms: Option<i64>,
+    /// The campaign message this is (set with a campaign outcome), so that
+    /// opens and clicks reported later count for the campaign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<CampaignRef>,
+}
+
+/// A campaign message's campaign and treatment's activity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignRef {
+    pub campaign_id: String,
+    pub activity_id: String,
 }
 
 /// A change to an endpoint caused by a delivery outcome or a recipient's
