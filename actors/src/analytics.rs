@@ -324,6 +324,12 @@ impl<E: KvEngine> Herald<E> {
                     *slot |= b;
                 }
             }
+            let forgotten = reader.forgotten(*g, app_id, kind)?;
+            if !forgotten.is_empty() {
+                for d in &mut per_day {
+                    *d -= &forgotten;
+                }
+            }
             local.push(per_day);
         }
         self.with_translation(app_id, kind, groups, |t| {
@@ -350,7 +356,12 @@ impl<E: KvEngine> Herald<E> {
         let reader = self.host.reader().analytics();
         let mut local = Vec::with_capacity(groups.len());
         for g in groups {
-            local.push(reader.hour_sets(*g, tag::AN_NEW, app_id, kind, i32::MIN, end_hour)?);
+            let forgotten = reader.forgotten(*g, app_id, kind)?;
+            let mut sets = reader.hour_sets(*g, tag::AN_NEW, app_id, kind, i32::MIN, end_hour)?;
+            for (_, b) in &mut sets {
+                *b -= &forgotten;
+            }
+            local.push(sets);
         }
         self.with_translation(app_id, kind, groups, |t| {
             let mut first: BTreeMap<u32, i32> = BTreeMap::new();
@@ -633,9 +644,12 @@ impl<E: KvEngine> Herald<E> {
         let reader = self.host.reader().analytics();
         let mut local: Vec<Vec<Vec<(u32, i64)>>> = Vec::new();
         for g in &groups {
+            let forgotten = reader.forgotten(*g, app_id, Kind::Person)?;
             let mut per_step = Vec::new();
             for s in steps {
-                per_step.push(reader.occurrences(*g, app_id, s, first.first_hour, end_hour)?);
+                let mut occ = reader.occurrences(*g, app_id, s, first.first_hour, end_hour)?;
+                occ.retain(|(p, _)| !forgotten.contains(*p));
+                per_step.push(occ);
             }
             local.push(per_step);
         }
@@ -750,4 +764,260 @@ impl<E: KvEngine> Herald<E> {
         }
         Ok(out)
     }
+}
+
+/// A KPI answer in Pinpoint's `*DateRangeKpiResponse` shape.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KpiResponse {
+    pub application_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journey_id: Option<String>,
+    pub kpi_name: String,
+    pub start_time: String,
+    pub end_time: String,
+    pub kpi_result: KpiResult,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KpiResult {
+    pub rows: Vec<kpi::Row>,
+}
+
+/// The longest KPI date range, in calendar days (inclusive).
+pub const KPI_RANGE_DAYS_MAX: i64 = 31;
+
+use herald_model::kpi::{self, Cell, GroupBy, Scope, Source};
+
+impl<E: KvEngine> Herald<E> {
+    /// GetApplicationDateRangeKpi (`scope_id` None), GetCampaignDateRangeKpi
+    /// and GetJourneyDateRangeKpi: `start`/`end` are ISO 8601 instants,
+    /// inclusive, at most 31 calendar days apart (default: the 31 days
+    /// before now). All rows come in one page.
+    pub async fn date_range_kpi(
+        &self,
+        app_id: &str,
+        scope: Scope,
+        scope_id: Option<&str>,
+        name: &str,
+        start: Option<&str>,
+        end: Option<&str>,
+    ) -> Result<KpiResponse> {
+        let now = self.clock.now_ms();
+        let parse = |what: &str, v: &str| {
+            herald_model::time::parse_iso8601_ms(v).map_err(|_| {
+                ServiceError::BadRequest(format!(
+                    "{what} must be an ISO 8601 date and time such as 2026-11-01T00:00:00Z, not {v:?}"
+                ))
+            })
+        };
+        let end_ms = match end {
+            Some(v) => parse("end-time", v)?,
+            None => now,
+        };
+        let start_ms = match start {
+            Some(v) => parse("start-time", v)?,
+            None => end_ms - KPI_RANGE_DAYS_MAX * an::DAY_MS,
+        };
+        if start_ms > end_ms {
+            return Err(ServiceError::BadRequest(
+                "start-time is after end-time".into(),
+            ));
+        }
+        let day = |ms: i64| an::local_date(Tz::UTC, ms);
+        if (day(end_ms) - day(start_ms)).num_days() >= KPI_RANGE_DAYS_MAX {
+            return Err(ServiceError::BadRequest(format!(
+                "the date range may cover at most {KPI_RANGE_DAYS_MAX} calendar days"
+            )));
+        }
+        let Some(k) = kpi::find(scope, name) else {
+            return Err(ServiceError::BadRequest(format!(
+                "{name:?} is not a {} metric herald knows; see the README for the list",
+                match scope {
+                    Scope::Application => "application",
+                    Scope::Campaign => "campaign",
+                    Scope::Journey => "journey",
+                }
+            )));
+        };
+        match (scope, scope_id) {
+            (Scope::Campaign, Some(id)) => {
+                self.campaign(app_id, id, None).await?;
+            }
+            (Scope::Journey, Some(id)) => {
+                self.app(app_id).await?;
+                return Err(ServiceError::NotFound(format!(
+                    "journey {id} does not exist (herald has no journeys yet)"
+                )));
+            }
+            _ => {}
+        }
+        let groups = self.analytics_barrier(app_id).await?;
+        let from = an::hour_of(start_ms);
+        let to = an::hour_of(end_ms) + 1;
+        let reader = self.host.reader().analytics();
+        let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
+        for (shard, g) in groups.iter().enumerate() {
+            let shard = u32::try_from(shard).expect("shards fit u32");
+            let forgotten = reader.forgotten(*g, app_id, Kind::Endpoint)?;
+            let campaign = if scope == Scope::Campaign {
+                scope_id
+            } else {
+                None
+            };
+            for row in reader.deliveries(*g, app_id, campaign, from, to)? {
+                let keep = match k.source {
+                    Source::Transactional => row.campaign.is_empty(),
+                    Source::Campaigns => !row.campaign.is_empty(),
+                    Source::Journeys => false,
+                };
+                if !keep {
+                    continue;
+                }
+                let r = &row.rollup;
+                let endpoints = &r.endpoints - &forgotten;
+                let mut add = |key: String, count: u64, parts: u64, with_endpoints: bool| {
+                    cells.entry(key).or_default().add(
+                        &row.event_type,
+                        shard,
+                        count,
+                        parts,
+                        with_endpoints.then_some(&endpoints),
+                    );
+                };
+                match k.group {
+                    GroupBy::None => add(String::new(), r.count, r.extra.parts, true),
+                    GroupBy::Date => add(
+                        day(i64::from(row.hour) * an::HOUR_MS).to_string(),
+                        r.count,
+                        r.extra.parts,
+                        true,
+                    ),
+                    GroupBy::CampaignId => add(row.campaign.clone(), r.count, r.extra.parts, true),
+                    GroupBy::CampaignActivityId | GroupBy::JourneyActivityId => {
+                        add(row.activity.clone(), r.count, r.extra.parts, true)
+                    }
+                    GroupBy::Country => {
+                        for (c, (n, p)) in &r.extra.countries {
+                            add(c.clone(), *n, *p, false);
+                        }
+                    }
+                    GroupBy::ErrorCode => {
+                        for (e, n) in &r.extra.errors {
+                            add(e.clone(), *n, 0, false);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(KpiResponse {
+            application_id: app_id.to_owned(),
+            campaign_id: (scope == Scope::Campaign)
+                .then(|| scope_id.unwrap_or_default().to_owned()),
+            journey_id: None,
+            kpi_name: name.to_owned(),
+            start_time: iso_seconds(start_ms),
+            end_time: iso_seconds(end_ms),
+            kpi_result: KpiResult {
+                rows: kpi::rows(k, &cells),
+            },
+        })
+    }
+}
+
+/// Events expired per proposal, and proposals per app and sweep, at most.
+const EXPIRE_PER_PROPOSAL: u32 = 2048;
+const EXPIRE_PROPOSALS_PER_SWEEP: usize = 8;
+
+/// Removes the raw events of every app in `group` older than its retention
+/// (`AppRecord::event_retention_days`, else `default_days`), a bounded
+/// number per sweep. Answers how many.
+pub async fn expire_events<E: KvEngine>(
+    host: &herald_cluster::RaftHost<E>,
+    group: GroupId,
+    now_ms: i64,
+    default_days: u32,
+) -> Result<u64> {
+    let mut expired = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let apps = host.reader().apps(after.as_deref(), 100, false)?;
+        let Some(last) = apps.last() else { break };
+        after = Some(last.id.clone());
+        for app in &apps {
+            let days = app.event_retention_days.unwrap_or(default_days);
+            let before_ms = now_ms - i64::from(days) * an::DAY_MS;
+            if !host.reader().has_events_before(group, &app.id, before_ms)? {
+                continue;
+            }
+            for _ in 0..EXPIRE_PROPOSALS_PER_SWEEP {
+                let cmd = herald_storage::Command::ExpireEvents {
+                    app_id: app.id.clone(),
+                    before_ms,
+                    max_rows: EXPIRE_PER_PROPOSAL,
+                };
+                let n = match host.propose(group, cmd).await? {
+                    herald_storage::CmdResult::Count(n) => n,
+                    _ => 0,
+                };
+                expired += n;
+                if n < u64::from(EXPIRE_PER_PROPOSAL) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(expired)
+}
+
+/// The most days an app may keep its raw events.
+pub const EVENT_RETENTION_DAYS_MAX: u32 = 3650;
+
+impl<E: KvEngine> Herald<E> {
+    /// herald's event retention setting of an app: `(days, is_default)`.
+    pub async fn event_retention(&self, app_id: &str) -> Result<(u32, bool)> {
+        let app = self.app(app_id).await?;
+        Ok(match app.event_retention_days {
+            Some(d) => (d, false),
+            None => (self.cfg.event_retention_days, true),
+        })
+    }
+
+    /// Sets (or with `None` resets) how many days the app's raw events are
+    /// kept; rollups are kept regardless.
+    pub async fn set_event_retention(
+        &self,
+        app_id: &str,
+        days: Option<u32>,
+    ) -> Result<(u32, bool)> {
+        if let Some(d) = days {
+            if !(1..=EVENT_RETENTION_DAYS_MAX).contains(&d) {
+                return Err(ServiceError::BadRequest(format!(
+                    "Days must be 1 to {EVENT_RETENTION_DAYS_MAX}, not {d}"
+                )));
+            }
+        }
+        self.app(app_id).await?;
+        let cmd = herald_storage::Command::SetEventRetention {
+            app_id: app_id.to_owned(),
+            days,
+        };
+        match self.host.propose(herald_storage::META_GROUP, cmd).await? {
+            herald_storage::CmdResult::App(Some(_)) => self.event_retention(app_id).await,
+            _ => Err(ServiceError::NotFound(format!(
+                "app {app_id} does not exist"
+            ))),
+        }
+    }
+}
+
+/// `2026-11-01T00:00:00Z`.
+fn iso_seconds(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }

@@ -86,6 +86,9 @@ pub struct ServiceConfig {
     pub sms: crate::sms::SmsConfig,
     /// Maintain analytics rollups as events are stored.
     pub analytics_rollups: bool,
+    /// Days raw events are kept when an app sets nothing (the shards'
+    /// sweep applies it; this is what the API reports).
+    pub event_retention_days: u32,
 }
 
 impl Default for ServiceConfig {
@@ -99,6 +102,7 @@ impl Default for ServiceConfig {
             jobs: crate::jobs::JobsConfig::default(),
             sms: crate::sms::SmsConfig::default(),
             analytics_rollups: true,
+            event_retention_days: 90,
         }
     }
 }
@@ -269,6 +273,7 @@ impl<E: KvEngine> Herald<E> {
             sms_channel: None,
             event_stream: None,
             deleting: false,
+            event_retention_days: None,
             id,
         };
         match rejected(

@@ -38,6 +38,10 @@ pub struct ShardSettings {
     /// Send-ledger rows older than this are forgotten by the sweep. Longer
     /// than the dedup window (a retried request must still find its rows).
     pub send_retention_ms: i64,
+    /// Days raw events are kept when the app sets nothing.
+    pub event_retention_days: u32,
+    /// How often the shard's leader expires raw events past retention.
+    pub event_expiry_every_ms: i64,
 }
 
 impl Default for ShardSettings {
@@ -50,6 +54,8 @@ impl Default for ShardSettings {
             claim_grace_ms: 5_000,
             send_unresolved_ms: 60 * 60 * 1000,
             send_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            event_retention_days: 90,
+            event_expiry_every_ms: 10 * 60 * 1000,
         }
     }
 }
@@ -117,6 +123,8 @@ pub struct ShardState<E: KvEngine> {
     resident: BTreeMap<(String, String), Resident>,
     sweeping: Arc<std::sync::atomic::AtomicBool>,
     handing_over: Arc<std::sync::atomic::AtomicBool>,
+    /// When raw events were last expired (ms; 0: never).
+    expired_at: Arc<std::sync::atomic::AtomicI64>,
     stats: ShardStats,
 }
 
@@ -168,6 +176,7 @@ impl<E: KvEngine> Actor for ShardActor<E> {
             resident: BTreeMap::new(),
             sweeping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             handing_over: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            expired_at: Arc::new(std::sync::atomic::AtomicI64::new(0)),
             stats: ShardStats::default(),
         })
     }
@@ -318,7 +327,34 @@ impl<E: KvEngine> Actor for ShardActor<E> {
                     let before_ms = now - st.args.settings.claim_grace_ms;
                     let sends_before_ms = now - st.args.settings.send_unresolved_ms;
                     let forget_before_ms = now - st.args.settings.send_retention_ms;
+                    let expire = {
+                        let last = st.expired_at.load(std::sync::atomic::Ordering::SeqCst);
+                        let due = now - last >= st.args.settings.event_expiry_every_ms;
+                        if due && st.args.host.is_leader(group) {
+                            st.expired_at
+                                .store(now, std::sync::atomic::Ordering::SeqCst);
+                            Some(st.args.settings.event_retention_days)
+                        } else {
+                            None
+                        }
+                    };
                     tokio::spawn(async move {
+                        if let Some(days) = expire {
+                            match crate::analytics::expire_events(&host, group, now, days).await {
+                                Ok(0) => {}
+                                Ok(n) => {
+                                    metrics::counter!("herald_events_expired_total").increment(n);
+                                    tracing::info!(
+                                        group,
+                                        events = n,
+                                        "expired raw events past retention"
+                                    );
+                                }
+                                Err(e) => {
+                                    tracing::warn!(group, error = %e, "raw event expiry failed")
+                                }
+                            }
+                        }
                         match crate::sends::resolve_open_sends(&host, group, sends_before_ms, now)
                             .await
                         {

@@ -13,7 +13,13 @@ use herald_benches::{drive, Client, Herald};
 
 const CLIENTS: usize = 8;
 const ENDPOINTS_PER_CLIENT: usize = 200;
-const TYPES: [&str; 5] = ["view_item", "add_to_cart", "_monetization.purchase", "level_up", "share"];
+const TYPES: [&str; 5] = [
+    "view_item",
+    "add_to_cart",
+    "_monetization.purchase",
+    "level_up",
+    "share",
+];
 
 /// 10 endpoints x 10 events: a session start, 8 app events, a stop.
 fn body(client: usize, req: usize) -> Vec<u8> {

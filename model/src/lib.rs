@@ -9,7 +9,7 @@
 //! shard-local segment indexes (`segment_index`),
 //! campaign shapes, treatment assignment and limits (`campaign`), mobile push
 //! messages and APNs/FCM payloads (`push`), SMS encoding and segmentation
-//! (`sms`), analytics rollups and queries (`analytics`), and schedule,
+//! (`sms`), analytics rollups and queries (`analytics`), Pinpoint KPIs (`kpi`), and schedule,
 //! time-zone and quiet-time math (`schedule`).
 //!
 //! Contract: no IO, no async, no clock reads (time is always passed in), no
@@ -25,6 +25,7 @@ pub mod hash;
 pub mod ids;
 pub mod import;
 pub mod inapp;
+pub mod kpi;
 pub mod limits;
 pub mod message;
 pub mod otp;

@@ -337,6 +337,14 @@ pub fn e164(raw: &str) -> Result<String, ValidationError> {
     Ok(formatted)
 }
 
+/// The ISO 3166-1 alpha-2 region of an E.164 number (`US`, `GB`), if
+/// libphonenumber's metadata places it.
+pub fn country_of(e164: &str) -> Option<String> {
+    let parsed = phonenumber::parse(None, e164).ok()?;
+    let id = parsed.country().id()?;
+    Some(format!("{id:?}"))
+}
+
 /// A number as an SMSC writes it (often without the `+` when its TON is
 /// international), in E.164; `None` for a short code or an alphanumeric
 /// address.
@@ -441,6 +449,13 @@ pub fn receipt_delivered(stat: &str) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn countries_of_numbers() {
+        assert_eq!(country_of("+12025550143").as_deref(), Some("US"));
+        assert_eq!(country_of("+33612345678").as_deref(), Some("FR"));
+        assert_eq!(country_of("not a number"), None);
+    }
 
     #[test]
     fn phone_numbers_become_e164() {

@@ -190,6 +190,24 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(get_analytics),
         )
         .route(
+            "/herald/v1/apps/{app}/settings/event-retention",
+            get(get_event_retention)
+                .put(put_event_retention)
+                .delete(delete_event_retention),
+        )
+        .route(
+            "/v1/apps/{app}/kpis/daterange/{kpi}",
+            get(get_application_kpi),
+        )
+        .route(
+            "/v1/apps/{app}/campaigns/{id}/kpis/daterange/{kpi}",
+            get(get_campaign_kpi),
+        )
+        .route(
+            "/v1/apps/{app}/journeys/{id}/kpis/daterange/{kpi}",
+            get(get_journey_kpi),
+        )
+        .route(
             "/v1/tags/{arn}",
             get(list_tags).post(tag_resource).delete(untag_resource),
         )
@@ -754,6 +772,104 @@ async fn get_segment_size(
     };
     let n = st.herald.segment_size(&app, &id, version).await?;
     reply(StatusCode::OK, &serde_json::json!({ "Size": n }))
+}
+
+fn retention_body(app: &str, (days, default): (u32, bool)) -> serde_json::Value {
+    serde_json::json!({ "ApplicationId": app, "Days": days, "Default": default })
+}
+
+async fn get_event_retention(State(st): St, Path(app): Path<String>) -> ApiResult {
+    let r = st.herald.event_retention(&app).await?;
+    reply(StatusCode::OK, &retention_body(&app, r))
+}
+
+async fn put_event_retention(State(st): St, Path(app): Path<String>, body: Bytes) -> ApiResult {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Req {
+        #[serde(rename = "Days")]
+        days: u32,
+    }
+    let req: Req = json(&body)?;
+    let r = st.herald.set_event_retention(&app, Some(req.days)).await?;
+    reply(StatusCode::OK, &retention_body(&app, r))
+}
+
+async fn delete_event_retention(State(st): St, Path(app): Path<String>) -> ApiResult {
+    let r = st.herald.set_event_retention(&app, None).await?;
+    reply(StatusCode::OK, &retention_body(&app, r))
+}
+
+async fn date_range_kpi(
+    st: &AppState,
+    app: &str,
+    scope: herald_model::kpi::Scope,
+    id: Option<&str>,
+    kpi: &str,
+    q: &BTreeMap<String, String>,
+) -> ApiResult {
+    // page-size and next-token are accepted and, as in Pinpoint, unused:
+    // every row comes in one page.
+    let r = st
+        .herald
+        .date_range_kpi(
+            app,
+            scope,
+            id,
+            kpi,
+            q.get("start-time").map(String::as_str),
+            q.get("end-time").map(String::as_str),
+        )
+        .await?;
+    reply(StatusCode::OK, &r)
+}
+
+async fn get_application_kpi(
+    State(st): St,
+    Path((app, kpi)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    date_range_kpi(
+        &st,
+        &app,
+        herald_model::kpi::Scope::Application,
+        None,
+        &kpi,
+        &q,
+    )
+    .await
+}
+
+async fn get_campaign_kpi(
+    State(st): St,
+    Path((app, id, kpi)): Path<(String, String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    date_range_kpi(
+        &st,
+        &app,
+        herald_model::kpi::Scope::Campaign,
+        Some(&id),
+        &kpi,
+        &q,
+    )
+    .await
+}
+
+async fn get_journey_kpi(
+    State(st): St,
+    Path((app, id, kpi)): Path<(String, String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    date_range_kpi(
+        &st,
+        &app,
+        herald_model::kpi::Scope::Journey,
+        Some(&id),
+        &kpi,
+        &q,
+    )
+    .await
 }
 
 /// herald's analytics reports (`herald_actors::analytics`).

@@ -254,11 +254,19 @@ pub struct Analytics {
     /// Maintain rollups as events are stored (off: the analytics API
     /// answers from whatever was rolled up while it was on).
     pub rollups: bool,
+    /// Days raw events are kept for apps that set nothing (rollups stay).
+    pub event_retention_days: u32,
+    /// How often each shard's leader removes events past retention.
+    pub expiry_interval_secs: u64,
 }
 
 impl Default for Analytics {
     fn default() -> Self {
-        Self { rollups: true }
+        Self {
+            rollups: true,
+            event_retention_days: 90,
+            expiry_interval_secs: 600,
+        }
     }
 }
 
@@ -672,6 +680,14 @@ impl Config {
         }
         let mut analytics = file.analytics.unwrap_or_default();
         override_from_env(&mut analytics, "HERALD_ANALYTICS_")?;
+        anyhow::ensure!(
+            (1..=3650).contains(&analytics.event_retention_days),
+            "analytics.event_retention_days must be 1 to 3650"
+        );
+        anyhow::ensure!(
+            analytics.expiry_interval_secs >= 1,
+            "analytics.expiry_interval_secs must be at least 1"
+        );
         let smtp_url = args.smtp_url.or(file.smtp_url);
         for url in smtp_url.iter().chain(file.smtp_url_per_app.values()) {
             herald_channels::smtp::SmtpConfig::from_url(url)

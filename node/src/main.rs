@@ -173,6 +173,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         account: cfg.account_id.clone(),
         session_idle_timeout_ms: (cfg.session_idle_timeout_secs as i64).saturating_mul(1000),
         analytics_rollups: cfg.analytics.rollups,
+        event_retention_days: cfg.analytics.event_retention_days,
         tracking: TrackingConfig {
             base_url: cfg.public_url.clone(),
             secret: credentials::tracking_secret(&cfg.data_dir)?,
@@ -190,6 +191,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let shard_settings = ShardSettings {
         endpoint_actors_max: cfg.endpoint_actors_max,
         send_retention_ms: (cfg.delivery.send_ledger_retention_hours as i64) * 3_600_000,
+        event_retention_days: cfg.analytics.event_retention_days,
+        event_expiry_every_ms: i64::try_from(cfg.analytics.expiry_interval_secs)
+            .unwrap_or(i64::MAX / 2_000)
+            .saturating_mul(1000),
         ..ShardSettings::default()
     };
     let runtime = Runtime::start(

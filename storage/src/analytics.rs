@@ -61,8 +61,8 @@ pub(crate) struct Rollups {
     new_remove: BTreeMap<(u8, i32), RoaringBitmap>,
     types: BTreeMap<(i32, String), TypeRollup>,
     funnel: BTreeMap<(String, i32), Vec<(u32, i64)>>,
-    /// (campaign, activity, event type, hour) -> (count, endpoints).
-    deliveries: BTreeMap<(String, String, String, i32), (u64, RoaringBitmap)>,
+    /// (campaign, activity, event type, hour) -> what to add.
+    deliveries: BTreeMap<(String, String, String, i32), DeliveryRollup>,
 }
 
 /// Delivery events of one (campaign, activity, event type) in one hour:
@@ -71,26 +71,68 @@ pub(crate) struct Rollups {
 pub struct DeliveryRollup {
     pub count: u64,
     pub endpoints: RoaringBitmap,
+    pub extra: DeliveryExtra,
+}
+
+/// SMS details of delivery events: message parts, and counts by
+/// destination country and by failure status.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryExtra {
+    #[serde(default)]
+    pub parts: u64,
+    /// country -> (events, parts).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub countries: BTreeMap<String, (u64, u64)>,
+    /// failure status -> events.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
 }
 
 impl DeliveryRollup {
+    fn merge(&mut self, o: DeliveryRollup) {
+        self.count += o.count;
+        self.endpoints |= o.endpoints;
+        self.extra.parts += o.extra.parts;
+        for (c, (n, p)) in o.extra.countries {
+            let e = self.extra.countries.entry(c).or_default();
+            e.0 += n;
+            e.1 += p;
+        }
+        for (c, n) in o.extra.errors {
+            *self.extra.errors.entry(c).or_default() += n;
+        }
+    }
+
+    /// `[count u64][bitmap length u32][bitmap][extra as JSON]`.
     fn encode(&self) -> Vec<u8> {
         let mut v = self.count.to_be_bytes().to_vec();
+        let len = u32::try_from(self.endpoints.serialized_size()).expect("bitmap under 4 GiB");
+        v.extend_from_slice(&len.to_be_bytes());
         self.endpoints
             .serialize_into(&mut v)
             .expect("writing to a Vec");
+        if self.extra != DeliveryExtra::default() {
+            serde_json::to_writer(&mut v, &self.extra).expect("writing to a Vec");
+        }
         v
     }
 
     fn decode(v: &[u8]) -> Result<Self> {
-        let count = v
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_be_bytes)
-            .ok_or_else(|| StorageError::corrupt("an_delivery", "value shorter than 8 bytes"))?;
+        let bad = || StorageError::corrupt("an_delivery", "value too short");
+        let count = u64::from_be_bytes(v.get(..8).ok_or_else(bad)?.try_into().expect("8 bytes"));
+        let len = u32::from_be_bytes(v.get(8..12).ok_or_else(bad)?.try_into().expect("4 bytes"));
+        let end = 12 + len as usize;
+        let endpoints = read_bitmap(Some(v.get(12..end).ok_or_else(bad)?))?;
+        let extra = match &v[end..] {
+            [] => DeliveryExtra::default(),
+            rest => {
+                serde_json::from_slice(rest).map_err(|e| StorageError::corrupt("an_delivery", e))?
+            }
+        };
         Ok(Self {
             count,
-            endpoints: read_bitmap(Some(&v[8..]))?,
+            endpoints,
+            extra,
         })
     }
 }
@@ -233,8 +275,27 @@ impl Rollups {
             .deliveries
             .entry((campaign, activity, et.to_owned(), hour))
             .or_default();
-        slot.0 += 1;
-        slot.1.insert(e);
+        slot.count += 1;
+        slot.endpoints.insert(e);
+        if et.starts_with("_SMS.") {
+            let parts = attr("number_of_message_parts")
+                .and_then(|p| p.parse::<u64>().ok())
+                .unwrap_or(1);
+            slot.extra.parts += parts;
+            if let Some(c) =
+                attr("destination_phone_number").and_then(|n| herald_model::sms::country_of(&n))
+            {
+                let e = slot.extra.countries.entry(c).or_default();
+                e.0 += 1;
+                e.1 += parts;
+            }
+            if et == "_SMS.FAILURE" {
+                let status = attr("record_status")
+                    .or_else(|| attr("delivery_status"))
+                    .unwrap_or_else(|| "UNKNOWN".to_owned());
+                *slot.extra.errors.entry(status).or_default() += 1;
+            }
+        }
         Ok(())
     }
 
@@ -285,14 +346,13 @@ impl Rollups {
             r.merge(&add);
             txn.put_json(key, &r);
         }
-        for ((campaign, activity, et, hour), (count, endpoints)) in self.deliveries {
+        for ((campaign, activity, et, hour), add) in self.deliveries {
             let key = keys::an_delivery(group, app_id, &campaign, &activity, &et, hour);
             let mut r = match txn.get_raw(&key)? {
                 Some(v) => DeliveryRollup::decode(&v)?,
                 None => DeliveryRollup::default(),
             };
-            r.count += count;
-            r.endpoints |= endpoints;
+            r.merge(add);
             txn.put(key, r.encode());
         }
         for ((et, hour), pairs) in self.funnel {
@@ -322,6 +382,113 @@ pub(crate) fn session_closed<E: KvEngine + ?Sized>(
     r.duration_ms += u64::try_from(duration_ms).unwrap_or(0);
     txn.put_json(key, &r);
     Ok(())
+}
+
+/// Takes a deleted endpoint or person out of future rollups: its ordinal
+/// joins the group's forgotten set (queries leave it out of every bitmap
+/// and funnel) and its id is replaced by a tombstone, so no rollup table
+/// names it any more. Counts already added (events by type, sessions,
+/// deliveries) keep its contribution.
+pub(crate) fn forget<E: KvEngine + ?Sized>(
+    txn: &mut Txn<'_, E>,
+    group: GroupId,
+    app_id: &str,
+    kind: Kind,
+    id: &str,
+) -> Result<()> {
+    let k = kind.byte();
+    let key = keys::an_ord(group, app_id, k, id);
+    let Some(v) = txn.get_raw(&key)? else {
+        return Ok(());
+    };
+    let row = OrdRow::decode(&v)?;
+    txn.delete(key);
+    txn.put(
+        keys::an_ord_rev(group, app_id, k, row.ord),
+        tombstone(row.ord).into_bytes(),
+    );
+    let fkey = keys::an_forgotten(group, app_id, k);
+    let mut set = read_bitmap(txn.get_raw(&fkey)?.as_deref())?;
+    set.insert(row.ord);
+    txn.put(fkey, write_bitmap(&set));
+    Ok(())
+}
+
+/// The id a forgotten ordinal is known by (unique, never a real id).
+pub fn tombstone(ord: u32) -> String {
+    format!("\u{0}forgotten:{ord}")
+}
+
+/// Whether an id read back from the ordinal table is a tombstone.
+pub fn is_tombstone(id: &str) -> bool {
+    id.starts_with('\u{0}')
+}
+
+/// Removes up to `max_rows` events stored before `before_ms` (oldest
+/// first) with their index rows, plus funnel occurrences of hours that
+/// ended before it and closed sessions that ended before it. Answers the
+/// events removed (`max_rows`: there may be more).
+pub(crate) fn expire_events<E: KvEngine + ?Sized>(
+    txn: &mut Txn<'_, E>,
+    group: GroupId,
+    app_id: &str,
+    before_ms: i64,
+    max_rows: u32,
+) -> Result<u64> {
+    let table = keys::app_prefix(group, tag::EVENT, app_id);
+    let end = keys::event(group, app_id, before_ms, 0, 0);
+    let mut rows: Vec<(Vec<u8>, String)> = Vec::new();
+    let mut err = None;
+    txn.engine_scan(&table, &end, &mut |k, v| {
+        match serde_json::from_slice::<crate::apply::EventRow>(v) {
+            Ok(r) => rows.push((k.to_vec(), r.endpoint_id)),
+            Err(e) => {
+                err = Some(StorageError::corrupt("event", e));
+                return ControlFlow::Break(());
+            }
+        }
+        if rows.len() >= max_rows as usize {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    for (k, endpoint_id) in &rows {
+        let mut index = keys::event_by_endpoint_prefix(group, app_id, endpoint_id);
+        index.extend_from_slice(keys::event_suffix(k));
+        txn.delete(index);
+        txn.delete(k.clone());
+    }
+    // Funnel rows of hours wholly before the cut.
+    let cut_hour = hour_of(before_ms);
+    let funnel = keys::app_prefix(group, tag::AN_FUNNEL, app_id);
+    let mut old = Vec::new();
+    txn.engine_scan(&funnel, &keys::prefix_end(&funnel), &mut |k, _| {
+        if keys::hour_at(k, k.len() - 4) < cut_hour {
+            old.push(k.to_vec());
+        }
+        ControlFlow::Continue(())
+    })?;
+    for k in old {
+        txn.delete(k);
+    }
+    let sessions = keys::app_prefix(group, tag::CLOSED_SESSION, app_id);
+    let mut closed = Vec::new();
+    txn.engine_scan(
+        &sessions,
+        &keys::closed_session(group, app_id, before_ms, ""),
+        &mut |k, _| {
+            closed.push(k.to_vec());
+            ControlFlow::Continue(())
+        },
+    )?;
+    for k in closed {
+        txn.delete(k);
+    }
+    Ok(rows.len() as u64)
 }
 
 fn decode_u32(table: &'static str, v: &[u8]) -> Result<u32> {
@@ -565,6 +732,15 @@ impl<E: KvEngine + ?Sized> AnalyticsReader<'_, E> {
             ControlFlow::Continue(())
         })?;
         err.map_or(Ok(out), Err)
+    }
+
+    /// Ordinals of deleted endpoints or persons (see [`forget`]).
+    pub fn forgotten(&self, group: GroupId, app_id: &str, kind: Kind) -> Result<RoaringBitmap> {
+        read_bitmap(
+            self.engine
+                .get(Cf::State, &keys::an_forgotten(group, app_id, kind.byte()))?
+                .as_deref(),
+        )
     }
 
     /// The id holding an ordinal.

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
+use herald_model::analytics::Kind;
 use herald_model::message::Outcome;
 use herald_model::session::{self, ClosedSession, OpenSession, SessionConfig};
 use herald_model::wire::EndpointResponse;
@@ -16,9 +17,9 @@ use crate::engine::{Cf, KvEngine, WriteBatch};
 use crate::error::{Result, StorageError};
 use crate::keys::{self, tag, GroupId};
 use crate::types::{
-    AddressClaim, AppRecord, ApplyLimits, CampaignRef, ChargeLimits, ChargeRow, CmdResult, Command, DefHead,
-    DefVersion, DefWrite, EndpointMark, EndpointUpsert, IntentVerdict, LedgerRow, SendIntent,
-    TemplateHead, TemplateVersionRecord, TemplateWrite,
+    AddressClaim, AppRecord, ApplyLimits, CampaignRef, ChargeLimits, ChargeRow, CmdResult, Command,
+    DefHead, DefVersion, DefWrite, EndpointMark, EndpointUpsert, IntentVerdict, LedgerRow,
+    SendIntent, TemplateHead, TemplateVersionRecord, TemplateWrite,
 };
 
 /// A change the shard's in-memory tables (engagement table, actors) follow.
@@ -105,6 +106,16 @@ impl<'a, E: KvEngine + ?Sized> Txn<'a, E> {
     pub(crate) fn delete(&mut self, key: Vec<u8>) {
         self.overlay.insert(key.clone(), None);
         self.batch.delete(Cf::State, key);
+    }
+
+    /// Visits the stored rows of `[start, end)` (not this command's writes).
+    pub(crate) fn engine_scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut crate::engine::Visit<'_>,
+    ) -> Result<()> {
+        self.engine.scan(Cf::State, start, end, visit)
     }
 
     /// Keys of `[start, end)` in storage (the overlay's puts and deletes included).
@@ -286,6 +297,22 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             })?;
             Ok(CmdResult::GcmChannel(removed))
         }
+        Command::SetEventRetention { app_id, days } => {
+            let mut out = None;
+            update_app(txn, app_id, |a| {
+                a.event_retention_days = *days;
+                out = Some(Box::new(a.clone()));
+            })?;
+            Ok(CmdResult::App(out))
+        }
+        Command::ExpireEvents {
+            app_id,
+            before_ms,
+            max_rows,
+        } => {
+            let n = crate::analytics::expire_events(txn, group, app_id, *before_ms, *max_rows)?;
+            Ok(CmdResult::Count(n))
+        }
         Command::SetEventStream { app_id, stream } => {
             let mut out = None;
             update_app(txn, app_id, |a| {
@@ -354,6 +381,13 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             endpoint_id,
         } => {
             let deleted = delete_endpoint(txn, group, app_id, endpoint_id)?;
+            if let Some(ep) = &deleted {
+                // An endpoint without a user is its own person.
+                if herald_model::endpoint::user_id(ep).is_none() {
+                    let person = herald_model::analytics::person_key(None, endpoint_id);
+                    crate::analytics::forget(txn, group, app_id, Kind::Person, &person)?;
+                }
+            }
             Ok(CmdResult::Endpoints(deleted.into_iter().collect()))
         }
         Command::DeleteUserEndpoints { app_id, user_id } => {
@@ -367,6 +401,8 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             for id in ids {
                 deleted.extend(delete_endpoint(txn, group, app_id, &id)?);
             }
+            let person = herald_model::analytics::person_key(Some(user_id), "");
+            crate::analytics::forget(txn, group, app_id, Kind::Person, &person)?;
             Ok(CmdResult::Endpoints(deleted))
         }
         Command::PutEvents {
@@ -439,6 +475,10 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                         event: ev.clone(),
                     };
                     txn.put_json(keys::event(group, app_id, ms, log_index, n), &row);
+                    txn.put(
+                        keys::event_by_endpoint(group, app_id, endpoint_id, ms, log_index, n),
+                        Vec::new(),
+                    );
                     n += 1;
                     let et = ev.event_type.as_deref().unwrap_or_default();
                     *type_counts.entry(et).or_default() += 1;
@@ -780,6 +820,17 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                         event,
                     };
                     txn.put_json(keys::event(group, app_id, *at_ms, log_index, n), &row);
+                    txn.put(
+                        keys::event_by_endpoint(
+                            group,
+                            app_id,
+                            &o.endpoint_id,
+                            *at_ms,
+                            log_index,
+                            n,
+                        ),
+                        Vec::new(),
+                    );
                     n += 1;
                     *type_counts.entry(et).or_default() += 1;
                 }
@@ -1386,6 +1437,18 @@ fn delete_endpoint<E: KvEngine + ?Sized>(
     txn.delete(key);
     txn.delete(keys::open_session(group, app_id, endpoint_id));
     txn.delete(keys::pending_claim(group, app_id, endpoint_id));
+    // The person's raw events go, and its ordinals leave future rollups.
+    let index = keys::event_by_endpoint_prefix(group, app_id, endpoint_id);
+    let event_table = keys::app_prefix(group, tag::EVENT, app_id);
+    for k in txn.keys_in(&index, &keys::prefix_end(&index))? {
+        let mut event_key = event_table.clone();
+        event_key.extend_from_slice(keys::event_suffix(&k));
+        txn.delete(event_key);
+        txn.delete(k);
+    }
+    // The user, if any, is forgotten by DeleteUserEndpoints: a user's
+    // other endpoints may live on.
+    crate::analytics::forget(txn, group, app_id, Kind::Endpoint, endpoint_id)?;
     txn.changes.push(Change::Endpoint {
         app_id: app_id.to_owned(),
         endpoint_id: endpoint_id.to_owned(),

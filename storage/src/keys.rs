@@ -60,12 +60,15 @@ pub mod tag {
     pub const AN_SESSION: u8 = 0x30;
     pub const AN_FUNNEL: u8 = 0x31;
     pub const AN_DELIVERY: u8 = 0x32;
+    pub const AN_FORGOTTEN: u8 = 0x33;
+    /// `(endpoint, event key)` index of the event table.
+    pub const EVENT_BY_ENDPOINT: u8 = 0x34;
     // node column family (no group prefix)
     pub const NODE_CLUSTER: u8 = 0x20;
 }
 
 /// Per-app tables of a data shard; purged together when an app is deleted.
-pub const APP_TABLES: [u8; 23] = [
+pub const APP_TABLES: [u8; 25] = [
     tag::ENDPOINT,
     tag::USER_ENDPOINT,
     tag::EVENT,
@@ -89,6 +92,8 @@ pub const APP_TABLES: [u8; 23] = [
     tag::AN_SESSION,
     tag::AN_FUNNEL,
     tag::AN_DELIVERY,
+    tag::AN_FORGOTTEN,
+    tag::EVENT_BY_ENDPOINT,
 ];
 
 /// Per-app tables of the meta group (segments, campaigns and their
@@ -196,6 +201,43 @@ pub fn event(group: GroupId, app_id: &str, ts_ms: i64, log_index: u64, n: u32) -
     k.extend_from_slice(&log_index.to_be_bytes());
     k.extend_from_slice(&n.to_be_bytes());
     k
+}
+
+/// `[..][u16 len][endpoint][ts_ms][log index][n]`: one event of an
+/// endpoint; the suffix after the endpoint is the event key's.
+pub fn event_by_endpoint(
+    group: GroupId,
+    app_id: &str,
+    endpoint_id: &str,
+    ts_ms: i64,
+    log_index: u64,
+    n: u32,
+) -> Vec<u8> {
+    let mut k = event_by_endpoint_prefix(group, app_id, endpoint_id);
+    k.extend_from_slice(&((ts_ms as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(&log_index.to_be_bytes());
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+pub fn event_by_endpoint_prefix(group: GroupId, app_id: &str, endpoint_id: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::EVENT_BY_ENDPOINT, app_id);
+    push_var(&mut k, endpoint_id.as_bytes());
+    k
+}
+
+/// The event time of an event key (or an index key) ending in
+/// `[ts_ms][log index][n]`.
+pub fn event_time(key: &[u8]) -> i64 {
+    let at = key.len() - 20;
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&key[at..at + 8]);
+    (u64::from_be_bytes(b) ^ (1 << 63)) as i64
+}
+
+/// `[ts_ms][log index][n]` of an event key (the last 20 bytes).
+pub fn event_suffix(key: &[u8]) -> &[u8] {
+    &key[key.len() - 20..]
 }
 
 pub fn event_type(group: GroupId, app_id: &str, event_type: &str) -> Vec<u8> {
@@ -384,6 +426,13 @@ pub fn hour_at(key: &[u8], at: usize) -> i32 {
     let mut b = [0u8; 4];
     b.copy_from_slice(&key[at..at + 4]);
     (u32::from_be_bytes(b) ^ (1 << 31)) as i32
+}
+
+/// `[..][kind]` -> bitmap of ordinals whose person or endpoint was deleted.
+pub fn an_forgotten(group: GroupId, app_id: &str, kind: u8) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::AN_FORGOTTEN, app_id);
+    k.push(kind);
+    k
 }
 
 /// `[..][kind][id]` -> the shard-local analytics ordinal of an endpoint

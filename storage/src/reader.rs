@@ -459,6 +459,16 @@ impl<E: KvEngine> Reader<E> {
         Ok(out)
     }
 
+    /// Whether the app has events stored before `before_ms` in this group.
+    pub fn has_events_before(&self, group: GroupId, app_id: &str, before_ms: i64) -> Result<bool> {
+        let prefix = keys::app_prefix(group, tag::EVENT, app_id);
+        let end = keys::event(group, app_id, before_ms, 0, 0);
+        Ok(!self
+            .engine
+            .scan_collect(Cf::State, &prefix, &end, 1)?
+            .is_empty())
+    }
+
     /// Up to `limit` stored events of an app in this group, oldest first.
     /// Events of one endpoint, oldest first, at most `limit`, looking at no
     /// more than `scan_max` rows of the app's events in this group.

@@ -62,6 +62,9 @@ pub struct AppRecord {
     /// Set while the app's data is being purged from the shards; a deleting
     /// app is invisible to the API.
     pub deleting: bool,
+    /// Days raw events are kept (`None`: the node's default); rollups stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_retention_days: Option<u32>,
 }
 
 /// A stored APNs channel: what the API shows, and what sending needs. The
@@ -609,6 +612,20 @@ pub enum Command {
         app_id: String,
         marks: Vec<EndpointMark>,
     },
+    /// Sets (or, with `None`, resets to the node default) how long the app's
+    /// raw events are kept.
+    SetEventRetention {
+        app_id: String,
+        days: Option<u32>,
+    },
+    /// Removes up to `max_rows` of the app's oldest events stored before
+    /// `before_ms` in this group (with their index rows), and the funnel
+    /// occurrences and closed sessions of that period. Rollups stay.
+    ExpireEvents {
+        app_id: String,
+        before_ms: i64,
+        max_rows: u32,
+    },
     /// Closes sessions idle since before `now_ms - idle_timeout_ms`.
     CloseIdleSessions {
         now_ms: i64,
@@ -721,6 +738,7 @@ impl Command {
                 | Command::DeleteGcmChannel { .. }
                 | Command::UpdateSmsChannel { .. }
                 | Command::SetEventStream { .. }
+                | Command::SetEventRetention { .. }
                 | Command::DeleteSmsChannel { .. }
                 | Command::UpdateCustomChannel { .. }
                 | Command::DeleteCustomChannel { .. }

@@ -248,6 +248,7 @@ async fn definitions_version_and_claims_compare_and_set<E: KvEngine>(engine: Arc
         sms_channel: None,
         event_stream: None,
         deleting: false,
+        event_retention_days: None,
     };
     assert!(matches!(
         sm.apply(Command::CreateApp(Box::new(app))).await,
