@@ -820,7 +820,10 @@ impl<E: KvEngine> Herald<E> {
         };
         let start_ms = match start {
             Some(v) => parse("start-time", v)?,
-            None => end_ms - KPI_RANGE_DAYS_MAX * an::DAY_MS,
+            // The 31 calendar days ending with end-time's.
+            None => {
+                (end_ms.div_euclid(an::DAY_MS) - (KPI_RANGE_DAYS_MAX - 1)) * an::DAY_MS
+            }
         };
         if start_ms > end_ms {
             return Err(ServiceError::BadRequest(
