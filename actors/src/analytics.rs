@@ -821,9 +821,7 @@ impl<E: KvEngine> Herald<E> {
         let start_ms = match start {
             Some(v) => parse("start-time", v)?,
             // The 31 calendar days ending with end-time's.
-            None => {
-                (end_ms.div_euclid(an::DAY_MS) - (KPI_RANGE_DAYS_MAX - 1)) * an::DAY_MS
-            }
+            None => (end_ms.div_euclid(an::DAY_MS) - (KPI_RANGE_DAYS_MAX - 1)) * an::DAY_MS,
         };
         if start_ms > end_ms {
             return Err(ServiceError::BadRequest(

@@ -10,36 +10,14 @@ use herald_model::wire::EndpointRequest;
 use herald_storage::{
     def_kind, ApplyLimits, CampaignOutcome, CampaignProgress, ChargeLimits, CmdResult, Command,
     DefWrite, EndpointUpsert, IntentVerdict, KvEngine, MemEngine, Reader, RocksEngine, RunState,
-    SendIntent, StateMachine, TypeConfig, META_GROUP,
+    SendIntent, META_GROUP,
 };
-use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+
+mod common;
+use common::Sm;
 
 const DATA: u32 = 5;
 const DAY_MS: i64 = 24 * 3_600_000;
-
-struct Sm<E: KvEngine> {
-    sm: StateMachine<E>,
-    index: u64,
-}
-
-impl<E: KvEngine> Sm<E> {
-    fn open(engine: Arc<E>, group: u32) -> Self {
-        Self {
-            sm: StateMachine::open(engine, group, None).unwrap(),
-            index: 0,
-        }
-    }
-
-    async fn apply(&mut self, cmd: Command) -> CmdResult {
-        self.index += 1;
-        let entry: Entry<TypeConfig> = Entry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 1), self.index),
-            payload: EntryPayload::Normal(cmd),
-        };
-        self.sm.apply(vec![entry]).await.unwrap().remove(0)
-    }
-}
 
 fn intent(endpoint: &str, message: &str) -> SendIntent {
     SendIntent {
