@@ -963,6 +963,31 @@ impl<E: KvEngine> Herald<E> {
                 out.extend(v);
             }
         }
+        // The user leaves future analytics in every shard that counted it,
+        // including shards where none of its endpoints are left.
+        let person = herald_model::analytics::person_key(Some(user_id), "");
+        let mut counted = Vec::new();
+        for g in self.host.data_groups() {
+            let reader = self.host.reader().analytics();
+            if reader
+                .ordinal(g, app_id, herald_model::analytics::Kind::Person, &person)?
+                .is_some()
+            {
+                counted.push(g);
+            }
+        }
+        let forgets = counted.into_iter().map(|g| {
+            self.host.propose(
+                g,
+                Command::ForgetPerson {
+                    app_id: app_id.to_owned(),
+                    person: person.clone(),
+                },
+            )
+        });
+        for r in join_all(forgets).await {
+            r?;
+        }
         if out.is_empty() {
             return Err(ServiceError::NotFound(format!(
                 "user {user_id} has no endpoints"

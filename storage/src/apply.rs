@@ -297,6 +297,10 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             })?;
             Ok(CmdResult::GcmChannel(removed))
         }
+        Command::ForgetPerson { app_id, person } => {
+            crate::analytics::forget(txn, group, app_id, Kind::Person, person)?;
+            Ok(CmdResult::Done)
+        }
         Command::SetEventRetention { app_id, days } => {
             let mut out = None;
             update_app(txn, app_id, |a| {

@@ -612,6 +612,12 @@ pub enum Command {
         app_id: String,
         marks: Vec<EndpointMark>,
     },
+    /// Takes a person (`model::analytics::person_key`) out of this group's
+    /// future analytics answers (see `analytics::forget`).
+    ForgetPerson {
+        app_id: String,
+        person: String,
+    },
     /// Sets (or, with `None`, resets to the node default) how long the app's
     /// raw events are kept.
     SetEventRetention {
