@@ -248,6 +248,30 @@ impl<E: KvEngine> Herald<E> {
         Ok(groups)
     }
 
+    /// A query over the app's rollups as of now: every data group's read
+    /// barrier is passed first, so it sees every acknowledged write.
+    pub async fn analytics(&self, app_id: &str) -> Result<Query<'_, E>> {
+        let groups = self.analytics_barrier(app_id).await?;
+        Ok(Query {
+            reader: self.host.reader(),
+            groups,
+            ords: &self.analytics_ords,
+            now_ms: self.clock.now_ms(),
+        })
+    }
+}
+
+/// Reads of one app's rollups across the data groups (see
+/// [`Herald::analytics`]); usable on a bare storage engine too (benchmarks).
+pub struct Query<'a, E: KvEngine> {
+    pub reader: &'a herald_storage::Reader<E>,
+    pub groups: Vec<GroupId>,
+    pub ords: &'a OrdinalCache,
+    /// "Today" for retention windows.
+    pub now_ms: i64,
+}
+
+impl<E: KvEngine> Query<'_, E> {
     /// Brings the translation of `kind` up to date and hands it to `f`.
     fn with_translation<T>(
         &self,
@@ -256,8 +280,8 @@ impl<E: KvEngine> Herald<E> {
         groups: &[GroupId],
         f: impl FnOnce(&Translation) -> T,
     ) -> Result<T> {
-        let reader = self.host.reader().analytics();
-        let mut apps = self.analytics_ords.apps.lock().expect("ordinal cache lock");
+        let reader = self.reader.analytics();
+        let mut apps = self.ords.apps.lock().expect("ordinal cache lock");
         let t = apps.entry((app_id.to_owned(), kind.byte())).or_default();
         let mut stale = false;
         for (i, g) in groups.iter().enumerate() {
@@ -309,7 +333,7 @@ impl<E: KvEngine> Herald<E> {
         groups: &[GroupId],
         days: &[LocalDay],
     ) -> Result<Vec<RoaringBitmap>> {
-        let reader = self.host.reader().analytics();
+        let reader = self.reader.analytics();
         let (Some(first), Some(last)) = (days.first(), days.last()) else {
             return Ok(Vec::new());
         };
@@ -353,7 +377,7 @@ impl<E: KvEngine> Herald<E> {
         groups: &[GroupId],
         end_hour: i32,
     ) -> Result<BTreeMap<u32, i32>> {
-        let reader = self.host.reader().analytics();
+        let reader = self.reader.analytics();
         let mut local = Vec::with_capacity(groups.len());
         for g in groups {
             let forgotten = reader.forgotten(*g, app_id, kind)?;
@@ -381,13 +405,13 @@ impl<E: KvEngine> Herald<E> {
 
     /// Daily, weekly and monthly active users (or endpoints), sticky
     /// factor and new ones, per local day of the range.
-    pub async fn analytics_active(
+    pub fn active(
         &self,
         app_id: &str,
         range: DateRange,
         kind: Kind,
     ) -> Result<Vec<ActiveRow>> {
-        let groups = self.analytics_barrier(app_id).await?;
+        let groups = &self.groups;
         let days = range.shifted(29, 0);
         let sets = self.day_sets(app_id, tag::AN_ACTIVE, kind, &groups, &days)?;
         let counts: Vec<ActiveDay> = an::active_counts(&sets);
@@ -418,14 +442,14 @@ impl<E: KvEngine> Herald<E> {
 
     /// Cohorts by the local day of first use, and how many came back
     /// within 1, 7, 14 and 30 days.
-    pub async fn analytics_retention(
+    pub fn retention(
         &self,
         app_id: &str,
         range: DateRange,
         kind: Kind,
     ) -> Result<Vec<RetentionRow>> {
-        let groups = self.analytics_barrier(app_id).await?;
-        let today = an::local_date(range.tz, self.clock.now_ms());
+        let groups = &self.groups;
+        let today = an::local_date(range.tz, self.now_ms);
         let all = range.shifted(0, 30);
         // Days after today have not happened: their windows are not over.
         let upto = all.partition_point(|d| d.date <= today);
@@ -462,7 +486,7 @@ impl<E: KvEngine> Herald<E> {
         groups: &[GroupId],
         days: &[LocalDay],
     ) -> Result<(Vec<DayTypes>, Vec<SessionRollup>)> {
-        let reader = self.host.reader().analytics();
+        let reader = self.reader.analytics();
         let mut types = vec![BTreeMap::<String, TypeRollup>::new(); days.len()];
         let mut sessions = vec![SessionRollup::default(); days.len()];
         let (Some(first), Some(last)) = (days.first(), days.last()) else {
@@ -487,12 +511,12 @@ impl<E: KvEngine> Herald<E> {
 
     /// Sessions per local day: closed sessions by the day they started,
     /// their average length, and sessions per active user.
-    pub async fn analytics_sessions(
+    pub fn sessions(
         &self,
         app_id: &str,
         range: DateRange,
     ) -> Result<Vec<SessionRow>> {
-        let groups = self.analytics_barrier(app_id).await?;
+        let groups = &self.groups;
         let days = range.days();
         let (types, sessions) = self.rollups_by_day(app_id, &groups, &days)?;
         let active = self.day_sets(app_id, tag::AN_ACTIVE, Kind::Person, &groups, &days)?;
@@ -521,13 +545,13 @@ impl<E: KvEngine> Herald<E> {
     /// Custom event report: per event type, counts by day, metric
     /// aggregates (per-session averages over the range's closed sessions),
     /// attribute value breakdowns and revenue.
-    pub async fn analytics_events(
+    pub fn events(
         &self,
         app_id: &str,
         range: DateRange,
         filter: &EventFilter,
     ) -> Result<Vec<EventReport>> {
-        let groups = self.analytics_barrier(app_id).await?;
+        let groups = &self.groups;
         let days = range.days();
         let (types, sessions) = self.rollups_by_day(app_id, &groups, &days)?;
         let session_count: u64 = sessions.iter().map(|s| s.count).sum();
@@ -614,7 +638,7 @@ impl<E: KvEngine> Herald<E> {
 
     /// How many users did `steps` in order, each within `window_secs` of
     /// the first, with the first step inside the range.
-    pub async fn analytics_funnel(
+    pub fn funnel(
         &self,
         app_id: &str,
         range: DateRange,
@@ -632,7 +656,7 @@ impl<E: KvEngine> Herald<E> {
                 "window must be 1 to {FUNNEL_WINDOW_MAX_SECS} seconds"
             )));
         }
-        let groups = self.analytics_barrier(app_id).await?;
+        let groups = &self.groups;
         let days = range.days();
         let (Some(first), Some(last)) = (days.first(), days.last()) else {
             return Ok(Vec::new());
@@ -641,9 +665,9 @@ impl<E: KvEngine> Herald<E> {
         let to_ms = i64::from(last.end_hour) * an::HOUR_MS;
         let window_ms = window_secs * 1000;
         let end_hour = an::hour_of(to_ms + window_ms) + 1;
-        let reader = self.host.reader().analytics();
+        let reader = self.reader.analytics();
         let mut local: Vec<Vec<Vec<(u32, i64)>>> = Vec::new();
-        for g in &groups {
+        for g in groups {
             let forgotten = reader.forgotten(*g, app_id, Kind::Person)?;
             let mut per_step = Vec::new();
             for s in steps {
@@ -687,7 +711,7 @@ impl<E: KvEngine> Herald<E> {
 
     /// Endpoints active in the range, counted by a demographic dimension
     /// (see [`DIMENSIONS`]) or a custom endpoint attribute, as they are now.
-    pub async fn analytics_demographics(
+    pub fn demographics(
         &self,
         app_id: &str,
         range: DateRange,
@@ -700,14 +724,14 @@ impl<E: KvEngine> Herald<E> {
                 DIMENSIONS.join(", ")
             )));
         }
-        let groups = self.analytics_barrier(app_id).await?;
+        let groups = &self.groups;
         let days = range.days();
         let (Some(first), Some(last)) = (days.first(), days.last()) else {
             return Ok(BTreeMap::new());
         };
-        let reader = self.host.reader();
+        let reader = self.reader;
         let mut out: BTreeMap<String, u64> = BTreeMap::new();
-        for g in &groups {
+        for g in groups {
             let mut active = RoaringBitmap::new();
             for (_, b) in reader.analytics().hour_sets(
                 *g,
@@ -765,6 +789,7 @@ impl<E: KvEngine> Herald<E> {
         Ok(out)
     }
 }
+
 
 /// A KPI answer in Pinpoint's `*DateRangeKpiResponse` shape.
 #[derive(Debug, Clone, Serialize)]

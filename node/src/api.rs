@@ -912,14 +912,14 @@ async fn get_analytics(
     let body = match report.as_str() {
         "active-users" => {
             let kind = parse_kind(p("by"))?;
-            serde_json::json!({ "Days": st.herald.analytics_active(&app, range, kind).await? })
+            serde_json::json!({ "Days": st.herald.analytics(&app).await?.active(&app, range, kind)? })
         }
         "retention" => {
             let kind = parse_kind(p("by"))?;
-            serde_json::json!({ "Cohorts": st.herald.analytics_retention(&app, range, kind).await? })
+            serde_json::json!({ "Cohorts": st.herald.analytics(&app).await?.retention(&app, range, kind)? })
         }
         "sessions" => {
-            serde_json::json!({ "Days": st.herald.analytics_sessions(&app, range).await? })
+            serde_json::json!({ "Days": st.herald.analytics(&app).await?.sessions(&app, range)? })
         }
         "events" => {
             let attribute = match p("attribute") {
@@ -938,7 +938,7 @@ async fn get_analytics(
                 event_type: p("event-type").map(str::to_owned),
                 attribute,
             };
-            serde_json::json!({ "EventTypes": st.herald.analytics_events(&app, range, &filter).await? })
+            serde_json::json!({ "EventTypes": st.herald.analytics(&app).await?.events(&app, range, &filter)? })
         }
         "funnel" => {
             let steps: Vec<String> = p("steps")
@@ -955,14 +955,14 @@ async fn get_analytics(
             };
             serde_json::json!({
                 "WindowSeconds": window,
-                "Steps": st.herald.analytics_funnel(&app, range, &steps, window).await?,
+                "Steps": st.herald.analytics(&app).await?.funnel(&app, range, &steps, window)?,
             })
         }
         _ => {
             let dimension = p("dimension").unwrap_or("platform");
             serde_json::json!({
                 "Dimension": dimension,
-                "Counts": st.herald.analytics_demographics(&app, range, dimension).await?,
+                "Counts": st.herald.analytics(&app).await?.demographics(&app, range, dimension)?,
             })
         }
     };
