@@ -405,12 +405,7 @@ impl<E: KvEngine> Query<'_, E> {
 
     /// Daily, weekly and monthly active users (or endpoints), sticky
     /// factor and new ones, per local day of the range.
-    pub fn active(
-        &self,
-        app_id: &str,
-        range: DateRange,
-        kind: Kind,
-    ) -> Result<Vec<ActiveRow>> {
+    pub fn active(&self, app_id: &str, range: DateRange, kind: Kind) -> Result<Vec<ActiveRow>> {
         let groups = &self.groups;
         let days = range.shifted(29, 0);
         let sets = self.day_sets(app_id, tag::AN_ACTIVE, kind, &groups, &days)?;
@@ -511,11 +506,7 @@ impl<E: KvEngine> Query<'_, E> {
 
     /// Sessions per local day: closed sessions by the day they started,
     /// their average length, and sessions per active user.
-    pub fn sessions(
-        &self,
-        app_id: &str,
-        range: DateRange,
-    ) -> Result<Vec<SessionRow>> {
+    pub fn sessions(&self, app_id: &str, range: DateRange) -> Result<Vec<SessionRow>> {
         let groups = &self.groups;
         let days = range.days();
         let (types, sessions) = self.rollups_by_day(app_id, &groups, &days)?;
@@ -677,7 +668,7 @@ impl<E: KvEngine> Query<'_, E> {
             }
             local.push(per_step);
         }
-        let occurrences = self.with_translation(app_id, Kind::Person, &groups, |t| {
+        let (occurrences, persons) = self.with_translation(app_id, Kind::Person, groups, |t| {
             let mut out: Vec<Vec<(u32, i64)>> = vec![Vec::new(); steps.len()];
             for (gi, per_step) in local.iter().enumerate() {
                 for (s, occ) in per_step.iter().enumerate() {
@@ -687,12 +678,9 @@ impl<E: KvEngine> Query<'_, E> {
                     );
                 }
             }
-            for o in &mut out {
-                o.sort_unstable();
-            }
-            out
+            (out, t.next)
         })?;
-        let reached = an::funnel(&occurrences, from_ms, to_ms, window_ms);
+        let reached = an::funnel(&occurrences, persons, from_ms, to_ms, window_ms);
         Ok(steps
             .iter()
             .enumerate()
@@ -789,7 +777,6 @@ impl<E: KvEngine> Query<'_, E> {
         Ok(out)
     }
 }
-
 
 /// A KPI answer in Pinpoint's `*DateRangeKpiResponse` shape.
 #[derive(Debug, Clone, Serialize)]

@@ -360,20 +360,39 @@ pub fn retention(cohorts: &[RoaringBitmap], active: &[RoaringBitmap]) -> Vec<Coh
 /// How many persons reached each step of a funnel.
 ///
 /// `steps[i]` holds `(person, time_ms)` occurrences of step `i`'s event
-/// type, sorted. A person reaches step `k` when it has an occurrence of
-/// step 0 at `t0` inside `[from_ms, to_ms)` and occurrences of steps
-/// `1..=k`, each strictly later than the previous one, all by
-/// `t0 + window_ms`.
-pub fn funnel(steps: &[Vec<(u32, i64)>], from_ms: i64, to_ms: i64, window_ms: i64) -> Vec<u64> {
+/// type, in any order, persons below `persons`. A person reaches step `k`
+/// when it has an occurrence of step 0 at `t0` inside `[from_ms, to_ms)`
+/// and occurrences of steps `1..=k`, each strictly later than the
+/// previous one, all by `t0 + window_ms`. Linear in the occurrences (a
+/// counting sort by person, then each person's few times sorted).
+pub fn funnel(
+    steps: &[Vec<(u32, i64)>],
+    persons: u32,
+    from_ms: i64,
+    to_ms: i64,
+    window_ms: i64,
+) -> Vec<u64> {
     let mut reached = vec![0u64; steps.len()];
-    if steps.is_empty() {
+    let Some(first) = steps.first() else {
         return reached;
+    };
+    let n = persons as usize;
+    // Only persons who did the first step in range can count.
+    let mut starters = vec![false; n];
+    for &(p, t) in first {
+        if t >= from_ms && t < to_ms {
+            if let Some(s) = starters.get_mut(p as usize) {
+                *s = true;
+            }
+        }
     }
-    // Per step, the slice of each person's sorted times.
-    let by_person: Vec<BTreeMap<u32, &[(u32, i64)]>> = steps.iter().map(|s| group(s)).collect();
-    for (person, starts) in &by_person[0] {
+    let by_person: Vec<ByPerson> = steps.iter().map(|s| ByPerson::new(s, &starters)).collect();
+    for (p, starts) in starters.iter().enumerate() {
+        if !starts {
+            continue;
+        }
         let mut best = 0usize;
-        for &(_, t0) in starts.iter() {
+        for &t0 in by_person[0].times(p) {
             if t0 < from_ms || t0 >= to_ms {
                 continue;
             }
@@ -381,10 +400,10 @@ pub fn funnel(steps: &[Vec<(u32, i64)>], from_ms: i64, to_ms: i64, window_ms: i6
             let mut t = t0;
             let mut depth = 1;
             for step in &by_person[1..] {
-                let Some(times) = step.get(person) else { break };
-                let i = times.partition_point(|&(_, x)| x <= t);
+                let times = step.times(p);
+                let i = times.partition_point(|&x| x <= t);
                 match times.get(i) {
-                    Some(&(_, x)) if x <= deadline => {
+                    Some(&x) if x <= deadline => {
                         t = x;
                         depth += 1;
                     }
@@ -403,16 +422,43 @@ pub fn funnel(steps: &[Vec<(u32, i64)>], from_ms: i64, to_ms: i64, window_ms: i6
     reached
 }
 
-fn group(s: &[(u32, i64)]) -> BTreeMap<u32, &[(u32, i64)]> {
-    let mut out = BTreeMap::new();
-    let mut i = 0;
-    while i < s.len() {
-        let p = s[i].0;
-        let j = i + s[i..].partition_point(|&(q, _)| q == p);
-        out.insert(p, &s[i..j]);
-        i = j;
+/// Occurrence times grouped by person (compressed rows), each sorted.
+struct ByPerson {
+    offsets: Vec<u32>,
+    times: Vec<i64>,
+}
+
+impl ByPerson {
+    fn new(occ: &[(u32, i64)], keep: &[bool]) -> Self {
+        let n = keep.len();
+        let wanted = |p: u32| keep.get(p as usize).copied().unwrap_or(false);
+        let mut offsets = vec![0u32; n + 1];
+        for &(p, _) in occ {
+            if wanted(p) {
+                offsets[p as usize + 1] += 1;
+            }
+        }
+        for i in 0..n {
+            offsets[i + 1] += offsets[i];
+        }
+        let mut fill = offsets.clone();
+        let mut times = vec![0i64; offsets[n] as usize];
+        for &(p, t) in occ {
+            if wanted(p) {
+                let at = &mut fill[p as usize];
+                times[*at as usize] = t;
+                *at += 1;
+            }
+        }
+        for p in 0..n {
+            times[offsets[p] as usize..offsets[p + 1] as usize].sort_unstable();
+        }
+        Self { offsets, times }
     }
-    out
+
+    fn times(&self, p: usize) -> &[i64] {
+        &self.times[self.offsets[p] as usize..self.offsets[p + 1] as usize]
+    }
 }
 
 #[cfg(test)]
@@ -537,8 +583,8 @@ mod tests {
                 proptest::collection::vec((0u32..6, 0i64..40), 0..14), 1..4),
             from in 0i64..20, len in 1i64..30, w in 0i64..25,
         ) {
-            let steps: Vec<Vec<(u32, i64)>> = raw.into_iter().map(|mut s| { s.sort(); s }).collect();
-            prop_assert_eq!(funnel(&steps, from, from + len, w), naive_funnel(&steps, from, from + len, w));
+            let steps: Vec<Vec<(u32, i64)>> = raw;
+            prop_assert_eq!(funnel(&steps, 6, from, from + len, w), naive_funnel(&steps, from, from + len, w));
         }
 
         #[test]
