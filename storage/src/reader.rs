@@ -469,9 +469,8 @@ impl<E: KvEngine> Reader<E> {
             .is_empty())
     }
 
-    /// Up to `limit` stored events of an app in this group, oldest first.
-    /// Events of one endpoint, oldest first, at most `limit`, looking at no
-    /// more than `scan_max` rows of the app's events in this group.
+    /// Events of one endpoint, oldest first, at most `limit` (through the
+    /// per-endpoint index; `scan_max` bounds the index rows looked at).
     pub fn endpoint_events(
         &self,
         group: GroupId,
@@ -480,37 +479,30 @@ impl<E: KvEngine> Reader<E> {
         limit: usize,
         scan_max: usize,
     ) -> Result<Vec<EventRow>> {
-        let prefix = keys::app_prefix(group, tag::EVENT, app_id);
-        let mut out = Vec::new();
-        let mut scanned = 0usize;
-        let mut err = None;
-        self.engine.scan(
-            Cf::State,
-            &prefix,
-            &keys::prefix_end(&prefix),
-            &mut |_, v| {
-                scanned += 1;
-                match decode::<EventRow>("event", v) {
-                    Ok(row) if row.endpoint_id == endpoint_id => out.push(row),
-                    Ok(_) => {}
-                    Err(e) => {
-                        err = Some(e);
-                        return ControlFlow::Break(());
-                    }
-                }
-                if out.len() >= limit || scanned >= scan_max {
+        let index = keys::event_by_endpoint_prefix(group, app_id, endpoint_id);
+        let table = keys::app_prefix(group, tag::EVENT, app_id);
+        let mut event_keys = Vec::new();
+        self.engine
+            .scan(Cf::State, &index, &keys::prefix_end(&index), &mut |k, _| {
+                let mut key = table.clone();
+                key.extend_from_slice(keys::event_suffix(k));
+                event_keys.push(key);
+                if event_keys.len() >= limit.min(scan_max) {
                     ControlFlow::Break(())
                 } else {
                     ControlFlow::Continue(())
                 }
-            },
-        )?;
-        match err {
-            Some(e) => Err(e),
-            None => Ok(out),
+            })?;
+        let mut out = Vec::with_capacity(event_keys.len());
+        for k in event_keys {
+            if let Some(v) = self.engine.get(Cf::State, &k)? {
+                out.push(decode("event", &v)?);
+            }
         }
+        Ok(out)
     }
 
+    /// Up to `limit` stored events of an app in this group, oldest first.
     pub fn events(&self, group: GroupId, app_id: &str, limit: usize) -> Result<Vec<EventRow>> {
         let prefix = keys::app_prefix(group, tag::EVENT, app_id);
         self.engine
