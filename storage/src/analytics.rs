@@ -305,6 +305,7 @@ impl Rollups {
         txn: &mut Txn<'_, E>,
         group: GroupId,
         app_id: &str,
+        log_index: u64,
     ) -> Result<()> {
         for (k, next) in &self.next {
             txn.put(
@@ -356,8 +357,8 @@ impl Rollups {
             txn.put(key, r.encode());
         }
         for ((et, hour), pairs) in self.funnel {
-            let key = keys::an_funnel(group, app_id, &et, hour);
-            let mut v = txn.get_raw(&key)?.unwrap_or_default();
+            let key = keys::an_funnel(group, app_id, &et, hour, log_index);
+            let mut v = Vec::with_capacity(pairs.len() * 12);
             for (p, ms) in pairs {
                 v.extend_from_slice(&p.to_be_bytes());
                 v.extend_from_slice(&ms.to_be_bytes());
@@ -467,7 +468,7 @@ pub(crate) fn expire_events<E: KvEngine + ?Sized>(
     let funnel = keys::app_prefix(group, tag::AN_FUNNEL, app_id);
     let mut old = Vec::new();
     txn.engine_scan(&funnel, &keys::prefix_end(&funnel), &mut |k, _| {
-        if keys::hour_at(k, k.len() - 4) < cut_hour {
+        if keys::hour_at(k, k.len() - 12) < cut_hour {
             old.push(k.to_vec());
         }
         ControlFlow::Continue(())
@@ -672,8 +673,8 @@ impl<E: KvEngine + ?Sized> AnalyticsReader<'_, E> {
         let mut err = None;
         self.engine.scan(
             Cf::State,
-            &keys::an_funnel(group, app_id, event_type, from),
-            &keys::an_funnel(group, app_id, event_type, to),
+            &keys::an_funnel_hour(group, app_id, event_type, from),
+            &keys::an_funnel_hour(group, app_id, event_type, to),
             &mut |_, v| {
                 match decode_occurrences(v) {
                     Ok(o) => out.extend(o),

@@ -508,7 +508,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             }
             add_event_type_counts(txn, group, app_id, type_counts)?;
             if let Some(r) = rollups {
-                r.flush(txn, group, app_id)?;
+                r.flush(txn, group, app_id, log_index)?;
             }
             Ok(CmdResult::Written {
                 endpoints: Vec::new(),
@@ -853,7 +853,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                 app_id,
                 type_counts.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
             )?;
-            rollups.flush(txn, group, app_id)?;
+            rollups.flush(txn, group, app_id, log_index)?;
             Ok(CmdResult::Count(changed))
         }
         Command::ForgetSends { rows } => {

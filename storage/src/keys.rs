@@ -493,8 +493,22 @@ pub fn an_session(group: GroupId, app_id: &str, hour: i32) -> Vec<u8> {
     k
 }
 
-/// `[..][u16 len][event type][hour]` -> `(person ordinal, time)` pairs.
-pub fn an_funnel(group: GroupId, app_id: &str, event_type: &str, hour: i32) -> Vec<u8> {
+/// `[..][u16 len][event type][hour][log index]` -> the `(person ordinal,
+/// time)` pairs one Raft entry added (append-only: no row is rewritten).
+pub fn an_funnel(
+    group: GroupId,
+    app_id: &str,
+    event_type: &str,
+    hour: i32,
+    log_index: u64,
+) -> Vec<u8> {
+    let mut k = an_funnel_hour(group, app_id, event_type, hour);
+    k.extend_from_slice(&log_index.to_be_bytes());
+    k
+}
+
+/// The start of an hour's funnel rows of one event type.
+pub fn an_funnel_hour(group: GroupId, app_id: &str, event_type: &str, hour: i32) -> Vec<u8> {
     let mut k = an_funnel_prefix(group, app_id, event_type);
     push_hour(&mut k, hour);
     k
