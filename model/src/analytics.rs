@@ -28,7 +28,10 @@ pub const DAY_MS: i64 = 24 * HOUR_MS;
 /// hour's row of one shard; further values are counted under [`OTHER`].
 pub const ATTR_VALUES_MAX: usize = 100;
 /// Attributes broken down per event type in one row; further ones are not.
-pub const ATTRS_MAX: usize = 40;
+pub const ATTRS_MAX: usize = 20;
+/// Metrics aggregated per attribute value (the first by name); all metrics
+/// are aggregated per event type regardless.
+pub const VALUE_METRICS_MAX: usize = 5;
 /// The bucket of values past [`ATTR_VALUES_MAX`].
 pub const OTHER: &str = "(other)";
 /// The purchase event whose metrics make revenue.
@@ -171,7 +174,7 @@ impl TypeRollup {
                 };
                 let r = values.entry(slot.to_owned()).or_default();
                 r.count += 1;
-                for (m, x) in metrics {
+                for (m, x) in metrics.iter().take(VALUE_METRICS_MAX) {
                     if x.is_finite() {
                         r.metrics.entry(m.clone()).or_default().add(*x);
                     }
