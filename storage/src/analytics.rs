@@ -463,32 +463,26 @@ pub(crate) fn expire_events<E: KvEngine + ?Sized>(
         txn.delete(index);
         txn.delete(k.clone());
     }
-    // Funnel rows of hours wholly before the cut.
+    // Funnel rows of hours wholly before the cut, and closed sessions that
+    // ended before it: one range deletion per event type, and one more.
     let cut_hour = hour_of(before_ms);
-    let funnel = keys::app_prefix(group, tag::AN_FUNNEL, app_id);
-    let mut old = Vec::new();
-    txn.engine_scan(&funnel, &keys::prefix_end(&funnel), &mut |k, _| {
-        if keys::hour_at(k, k.len() - 12) < cut_hour {
-            old.push(k.to_vec());
-        }
+    let types = keys::app_prefix(group, tag::EVENT_TYPE, app_id);
+    let mut names = Vec::new();
+    txn.engine_scan(&types, &keys::prefix_end(&types), &mut |k, _| {
+        names.push(keys::tail_str(k, types.len()));
         ControlFlow::Continue(())
     })?;
-    for k in old {
-        txn.delete(k);
+    for et in names {
+        let start = keys::an_funnel_prefix(group, app_id, &et);
+        let end = keys::an_funnel_hour(group, app_id, &et, cut_hour);
+        txn.batch.delete_range(Cf::State, start, end);
     }
     let sessions = keys::app_prefix(group, tag::CLOSED_SESSION, app_id);
-    let mut closed = Vec::new();
-    txn.engine_scan(
-        &sessions,
-        &keys::closed_session(group, app_id, before_ms, ""),
-        &mut |k, _| {
-            closed.push(k.to_vec());
-            ControlFlow::Continue(())
-        },
-    )?;
-    for k in closed {
-        txn.delete(k);
-    }
+    txn.batch.delete_range(
+        Cf::State,
+        sessions,
+        keys::closed_session(group, app_id, before_ms, ""),
+    );
     Ok(rows.len() as u64)
 }
 
