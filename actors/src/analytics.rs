@@ -198,6 +198,41 @@ pub struct FunnelStep {
     pub conversion_from_first: f64,
 }
 
+/// A bitset over query-wide ordinals `0..n`.
+struct Dense {
+    words: Vec<u64>,
+}
+
+impl Dense {
+    fn new(n: u32) -> Self {
+        Self {
+            words: vec![0; (n as usize).div_ceil(64)],
+        }
+    }
+
+    fn clear(&mut self) {
+        self.words.fill(0);
+    }
+
+    fn set(&mut self, i: u32) {
+        self.words[(i / 64) as usize] |= 1 << (i % 64);
+    }
+
+    fn to_bitmap(&self) -> RoaringBitmap {
+        let bits = self.words.iter().enumerate().flat_map(|(w, &word)| {
+            let mut word = word;
+            std::iter::from_fn(move || {
+                (word != 0).then(|| {
+                    let b = word.trailing_zeros();
+                    word &= word - 1;
+                    (w as u32) * 64 + b
+                })
+            })
+        });
+        RoaringBitmap::from_sorted_iter(bits).expect("bits come in order")
+    }
+}
+
 /// One day's rollups by event type.
 type DayTypes = BTreeMap<String, TypeRollup>;
 
@@ -357,14 +392,23 @@ impl<E: KvEngine> Query<'_, E> {
             local.push(per_day);
         }
         self.with_translation(app_id, kind, groups, |t| {
-            let mut out = vec![RoaringBitmap::new(); days.len()];
-            for (gi, per_day) in local.iter().enumerate() {
-                let map = &t.local[gi];
-                for (d, b) in per_day.iter().enumerate() {
-                    out[d].extend(b.iter().filter_map(|o| map.get(o as usize).copied()));
-                }
-            }
-            out
+            // A dense bitset per day: setting bits is cheaper than inserting
+            // into a bitmap in no particular order.
+            let mut dense = Dense::new(t.next);
+            (0..days.len())
+                .map(|d| {
+                    dense.clear();
+                    for (gi, per_day) in local.iter().enumerate() {
+                        let map = &t.local[gi];
+                        for o in &per_day[d] {
+                            if let Some(&g) = map.get(o as usize) {
+                                dense.set(g);
+                            }
+                        }
+                    }
+                    dense.to_bitmap()
+                })
+                .collect()
         })
     }
 
@@ -376,7 +420,7 @@ impl<E: KvEngine> Query<'_, E> {
         kind: Kind,
         groups: &[GroupId],
         end_hour: i32,
-    ) -> Result<BTreeMap<u32, i32>> {
+    ) -> Result<Vec<(u32, i32)>> {
         let reader = self.reader.analytics();
         let mut local = Vec::with_capacity(groups.len());
         for g in groups {
@@ -388,18 +432,23 @@ impl<E: KvEngine> Query<'_, E> {
             local.push(sets);
         }
         self.with_translation(app_id, kind, groups, |t| {
-            let mut first: BTreeMap<u32, i32> = BTreeMap::new();
+            let mut first = vec![i32::MAX; t.next as usize];
             for (gi, sets) in local.iter().enumerate() {
                 for (h, b) in sets {
                     for o in b {
                         if let Some(&p) = t.local[gi].get(o as usize) {
-                            let e = first.entry(p).or_insert(*h);
+                            let e = &mut first[p as usize];
                             *e = (*e).min(*h);
                         }
                     }
                 }
             }
             first
+                .into_iter()
+                .enumerate()
+                .filter(|(_, h)| *h != i32::MAX)
+                .map(|(p, h)| (p as u32, h))
+                .collect()
         })
     }
 
@@ -414,7 +463,7 @@ impl<E: KvEngine> Query<'_, E> {
         let end = report.last().map_or(0, |d| d.end_hour);
         let first = self.first_seen(app_id, kind, &groups, end)?;
         let mut new = vec![0u64; report.len()];
-        for h in first.values() {
+        for (_, h) in &first {
             let d = report.partition_point(|d| d.end_hour <= *h);
             if d < report.len() && *h >= report[d].first_hour {
                 new[d] += 1;

@@ -133,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
     let p_back = (per_user as f64 / (DAYS as f64 / 2.0)).min(1.0);
     let started = Instant::now();
     let mut stored = 0u64;
+    let mut created = std::collections::BTreeSet::new();
     'outer: for day in 0..DAYS {
         for u in 0..USERS {
             let first = (u * 7919) % (DAYS as u64 / 2);
@@ -166,9 +167,10 @@ async fn main() -> anyhow::Result<()> {
             let grp = &mut groups[g];
             grp.events += events.len();
             stored += events.len() as u64;
+            let fresh = created.insert(endpoint.clone());
             grp.items.push(EventsItem {
                 endpoint_id: endpoint,
-                endpoint: (day as u64 == first).then(|| EndpointRequest {
+                endpoint: fresh.then(|| EndpointRequest {
                     channel_type: Some("EMAIL".into()),
                     address: Some(format!("user{u}@example.org")),
                     user: Some(EndpointUser {

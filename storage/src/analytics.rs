@@ -23,6 +23,9 @@ use crate::engine::{Cf, KvEngine};
 use crate::error::{Result, StorageError};
 use crate::keys::{self, tag, GroupId};
 
+/// A funnel chunk is rewritten while it holds at most this many bytes.
+pub const FUNNEL_CHUNK_BYTES: usize = 8 * 1024;
+
 /// `first_hour` of an endpoint known only from deliveries (never active).
 const NEVER: i32 = i32::MAX;
 
@@ -305,7 +308,6 @@ impl Rollups {
         txn: &mut Txn<'_, E>,
         group: GroupId,
         app_id: &str,
-        log_index: u64,
     ) -> Result<()> {
         for (k, next) in &self.next {
             txn.put(
@@ -357,13 +359,27 @@ impl Rollups {
             txn.put(key, r.encode());
         }
         for ((et, hour), pairs) in self.funnel {
-            let key = keys::an_funnel(group, app_id, &et, hour, log_index);
-            let mut v = Vec::with_capacity(pairs.len() * 12);
+            // Each (type, hour) is written once per entry, so the stored last
+            // chunk is the current one.
+            let start = keys::an_funnel_hour(group, app_id, &et, hour);
+            let add = pairs.len() * 12;
+            let (chunk, mut v) = match txn.engine_last(&start, &keys::prefix_end(&start))? {
+                Some((k, v)) => {
+                    let at = k.len() - 4;
+                    let chunk = u32::from_be_bytes(k[at..].try_into().expect("4 bytes"));
+                    if v.len() + add <= FUNNEL_CHUNK_BYTES {
+                        (chunk, v)
+                    } else {
+                        (chunk + 1, Vec::with_capacity(add))
+                    }
+                }
+                None => (0, Vec::with_capacity(add)),
+            };
             for (p, ms) in pairs {
                 v.extend_from_slice(&p.to_be_bytes());
                 v.extend_from_slice(&ms.to_be_bytes());
             }
-            txn.put(key, v);
+            txn.put(keys::an_funnel(group, app_id, &et, hour, chunk), v);
         }
         Ok(())
     }

@@ -108,6 +108,15 @@ impl<'a, E: KvEngine + ?Sized> Txn<'a, E> {
         self.batch.delete(Cf::State, key);
     }
 
+    /// The last stored row of `[start, end)` (not this command's writes).
+    pub(crate) fn engine_last(
+        &self,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.engine.last(Cf::State, start, end)
+    }
+
     /// Visits the stored rows of `[start, end)` (not this command's writes).
     pub(crate) fn engine_scan(
         &self,
@@ -508,7 +517,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             }
             add_event_type_counts(txn, group, app_id, type_counts)?;
             if let Some(r) = rollups {
-                r.flush(txn, group, app_id, log_index)?;
+                r.flush(txn, group, app_id)?;
             }
             Ok(CmdResult::Written {
                 endpoints: Vec::new(),
@@ -853,7 +862,7 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
                 app_id,
                 type_counts.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
             )?;
-            rollups.flush(txn, group, app_id, log_index)?;
+            rollups.flush(txn, group, app_id)?;
             Ok(CmdResult::Count(changed))
         }
         Command::ForgetSends { rows } => {

@@ -493,17 +493,12 @@ pub fn an_session(group: GroupId, app_id: &str, hour: i32) -> Vec<u8> {
     k
 }
 
-/// `[..][u16 len][event type][hour][log index]` -> the `(person ordinal,
-/// time)` pairs one Raft entry added (append-only: no row is rewritten).
-pub fn an_funnel(
-    group: GroupId,
-    app_id: &str,
-    event_type: &str,
-    hour: i32,
-    log_index: u64,
-) -> Vec<u8> {
+/// `[..][u16 len][event type][hour][chunk]` -> `(person ordinal, time)`
+/// pairs; an hour's pairs are appended to its last chunk until that holds
+/// `analytics::FUNNEL_CHUNK_BYTES`, then a new chunk starts.
+pub fn an_funnel(group: GroupId, app_id: &str, event_type: &str, hour: i32, chunk: u32) -> Vec<u8> {
     let mut k = an_funnel_hour(group, app_id, event_type, hour);
-    k.extend_from_slice(&log_index.to_be_bytes());
+    k.extend_from_slice(&chunk.to_be_bytes());
     k
 }
 
