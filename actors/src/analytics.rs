@@ -198,6 +198,18 @@ pub struct FunnelStep {
     pub conversion_from_first: f64,
 }
 
+/// Shard-local -> query-wide ordinals (a copy of the cached translation).
+struct Ords {
+    local: Vec<Vec<u32>>,
+    n: u32,
+}
+
+impl Ords {
+    fn get(&self, group_index: usize, ord: u32) -> Option<u32> {
+        self.local.get(group_index)?.get(ord as usize).copied()
+    }
+}
+
 /// A bitset over query-wide ordinals `0..n`.
 struct Dense {
     words: Vec<u64>,
@@ -210,12 +222,12 @@ impl Dense {
         }
     }
 
-    fn clear(&mut self) {
-        self.words.fill(0);
-    }
-
     fn set(&mut self, i: u32) {
         self.words[(i / 64) as usize] |= 1 << (i % 64);
+    }
+
+    fn get(&self, i: u32) -> bool {
+        self.words[(i / 64) as usize] & (1 << (i % 64)) != 0
     }
 
     fn to_bitmap(&self) -> RoaringBitmap {
@@ -358,6 +370,15 @@ impl<E: KvEngine> Query<'_, E> {
         Ok(f(t))
     }
 
+    /// A copy of the translation of `kind`, brought up to date (the lock
+    /// is held only while it is refreshed and copied).
+    fn translation(&self, app_id: &str, kind: Kind, groups: &[GroupId]) -> Result<Ords> {
+        self.with_translation(app_id, kind, groups, |t| Ords {
+            local: t.local.clone(),
+            n: t.next,
+        })
+    }
+
     /// Per local day, the query-wide ordinals in the active or first-seen
     /// bitmaps of every shard.
     fn day_sets(
@@ -372,44 +393,27 @@ impl<E: KvEngine> Query<'_, E> {
         let (Some(first), Some(last)) = (days.first(), days.last()) else {
             return Ok(Vec::new());
         };
-        let mut local: Vec<Vec<RoaringBitmap>> = Vec::with_capacity(groups.len());
-        for g in groups {
-            let mut per_day = vec![RoaringBitmap::new(); days.len()];
+        let ords = self.translation(app_id, kind, groups)?;
+        // A dense bitset per day: setting bits is cheaper than inserting
+        // into bitmaps in no particular order.
+        let mut dense: Vec<Dense> = days.iter().map(|_| Dense::new(ords.n)).collect();
+        for (gi, g) in groups.iter().enumerate() {
+            let forgotten = reader.forgotten(*g, app_id, kind)?;
             for (h, b) in
                 reader.hour_sets(*g, table, app_id, kind, first.first_hour, last.end_hour)?
             {
                 let d = days.partition_point(|d| d.end_hour <= h);
-                if let Some(slot) = per_day.get_mut(d) {
-                    *slot |= b;
-                }
-            }
-            let forgotten = reader.forgotten(*g, app_id, kind)?;
-            if !forgotten.is_empty() {
-                for d in &mut per_day {
-                    *d -= &forgotten;
-                }
-            }
-            local.push(per_day);
-        }
-        self.with_translation(app_id, kind, groups, |t| {
-            // A dense bitset per day: setting bits is cheaper than inserting
-            // into a bitmap in no particular order.
-            let mut dense = Dense::new(t.next);
-            (0..days.len())
-                .map(|d| {
-                    dense.clear();
-                    for (gi, per_day) in local.iter().enumerate() {
-                        let map = &t.local[gi];
-                        for o in &per_day[d] {
-                            if let Some(&g) = map.get(o as usize) {
-                                dense.set(g);
-                            }
+                let Some(slot) = dense.get_mut(d) else { continue };
+                for o in &b {
+                    if forgotten.is_empty() || !forgotten.contains(o) {
+                        if let Some(p) = ords.get(gi, o) {
+                            slot.set(p);
                         }
                     }
-                    dense.to_bitmap()
-                })
-                .collect()
-        })
+                }
+            }
+        }
+        Ok(dense.iter().map(Dense::to_bitmap).collect())
     }
 
     /// The first hour each query-wide ordinal was seen anywhere, up to
@@ -706,29 +710,37 @@ impl<E: KvEngine> Query<'_, E> {
         let window_ms = window_secs * 1000;
         let end_hour = an::hour_of(to_ms + window_ms) + 1;
         let reader = self.reader.analytics();
-        let mut local: Vec<Vec<Vec<(u32, i64)>>> = Vec::new();
-        for g in groups {
-            let forgotten = reader.forgotten(*g, app_id, Kind::Person)?;
-            let mut per_step = Vec::new();
-            for s in steps {
-                let mut occ = reader.occurrences(*g, app_id, s, first.first_hour, end_hour)?;
-                occ.retain(|(p, _)| !forgotten.contains(*p));
-                per_step.push(occ);
+        let ords = self.translation(app_id, Kind::Person, groups)?;
+        let forgotten: Vec<RoaringBitmap> = groups
+            .iter()
+            .map(|g| reader.forgotten(*g, app_id, Kind::Person))
+            .collect::<std::result::Result<_, _>>()?;
+        // The first step's occurrences in range name the persons that can
+        // count; later steps keep only theirs.
+        let mut starters = Dense::new(ords.n);
+        let mut occurrences: Vec<Vec<(u32, i64)>> = vec![Vec::new(); steps.len()];
+        for (s, step) in steps.iter().enumerate() {
+            let hours = if s == 0 { last.end_hour } else { end_hour };
+            let out = &mut occurrences[s];
+            for (gi, g) in groups.iter().enumerate() {
+                let gone = &forgotten[gi];
+                reader.visit_occurrences(*g, app_id, step, first.first_hour, hours, &mut |o, ms| {
+                    if !gone.is_empty() && gone.contains(o) {
+                        return;
+                    }
+                    let Some(p) = ords.get(gi, o) else { return };
+                    if s == 0 {
+                        if ms >= from_ms && ms < to_ms {
+                            starters.set(p);
+                            out.push((p, ms));
+                        }
+                    } else if starters.get(p) {
+                        out.push((p, ms));
+                    }
+                })?;
             }
-            local.push(per_step);
         }
-        let (occurrences, persons) = self.with_translation(app_id, Kind::Person, groups, |t| {
-            let mut out: Vec<Vec<(u32, i64)>> = vec![Vec::new(); steps.len()];
-            for (gi, per_step) in local.iter().enumerate() {
-                for (s, occ) in per_step.iter().enumerate() {
-                    out[s].extend(
-                        occ.iter()
-                            .filter_map(|(o, ms)| Some((*t.local[gi].get(*o as usize)?, *ms))),
-                    );
-                }
-            }
-            (out, t.next)
-        })?;
+        let persons = ords.n;
         let reached = an::funnel(&occurrences, persons, from_ms, to_ms, window_ms);
         Ok(steps
             .iter()

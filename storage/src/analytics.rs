@@ -669,6 +669,42 @@ impl<E: KvEngine + ?Sized> AnalyticsReader<'_, E> {
         err.map_or(Ok(out), Err)
     }
 
+    /// Visits the funnel occurrences `(person ordinal, time)` of one event
+    /// type in the hours `[from, to)`, without collecting them.
+    pub fn visit_occurrences(
+        &self,
+        group: GroupId,
+        app_id: &str,
+        event_type: &str,
+        from: i32,
+        to: i32,
+        f: &mut dyn FnMut(u32, i64),
+    ) -> Result<()> {
+        let mut err = None;
+        self.engine.scan(
+            Cf::State,
+            &keys::an_funnel_hour(group, app_id, event_type, from),
+            &keys::an_funnel_hour(group, app_id, event_type, to),
+            &mut |_, v| {
+                if !v.len().is_multiple_of(12) {
+                    err = Some(StorageError::corrupt(
+                        "an_funnel",
+                        "length is not a multiple of 12",
+                    ));
+                    return ControlFlow::Break(());
+                }
+                for c in v.chunks_exact(12) {
+                    f(
+                        u32::from_be_bytes(c[..4].try_into().expect("4 bytes")),
+                        i64::from_be_bytes(c[4..].try_into().expect("8 bytes")),
+                    );
+                }
+                ControlFlow::Continue(())
+            },
+        )?;
+        err.map_or(Ok(()), Err)
+    }
+
     /// Funnel occurrences `(person ordinal, time)` of one event type in the
     /// hours `[from, to)`.
     pub fn occurrences(
