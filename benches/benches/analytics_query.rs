@@ -11,6 +11,10 @@
 
 #![allow(clippy::disallowed_methods)] // benchmarks measure real time
 
+// The allocator herald itself runs with (node/src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
