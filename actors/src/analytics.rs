@@ -403,7 +403,9 @@ impl<E: KvEngine> Query<'_, E> {
                 reader.hour_sets(*g, table, app_id, kind, first.first_hour, last.end_hour)?
             {
                 let d = days.partition_point(|d| d.end_hour <= h);
-                let Some(slot) = dense.get_mut(d) else { continue };
+                let Some(slot) = dense.get_mut(d) else {
+                    continue;
+                };
                 for o in &b {
                     if forgotten.is_empty() || !forgotten.contains(o) {
                         if let Some(p) = ords.get(gi, o) {
@@ -461,11 +463,11 @@ impl<E: KvEngine> Query<'_, E> {
     pub fn active(&self, app_id: &str, range: DateRange, kind: Kind) -> Result<Vec<ActiveRow>> {
         let groups = &self.groups;
         let days = range.shifted(29, 0);
-        let sets = self.day_sets(app_id, tag::AN_ACTIVE, kind, &groups, &days)?;
+        let sets = self.day_sets(app_id, tag::AN_ACTIVE, kind, groups, &days)?;
         let counts: Vec<ActiveDay> = an::active_counts(&sets);
         let report = &days[29..];
         let end = report.last().map_or(0, |d| d.end_hour);
-        let first = self.first_seen(app_id, kind, &groups, end)?;
+        let first = self.first_seen(app_id, kind, groups, end)?;
         let mut new = vec![0u64; report.len()];
         for (_, h) in &first {
             let d = report.partition_point(|d| d.end_hour <= *h);
@@ -502,10 +504,10 @@ impl<E: KvEngine> Query<'_, E> {
         // Days after today have not happened: their windows are not over.
         let upto = all.partition_point(|d| d.date <= today);
         let active_days = &all[..upto];
-        let active = self.day_sets(app_id, tag::AN_ACTIVE, kind, &groups, active_days)?;
+        let active = self.day_sets(app_id, tag::AN_ACTIVE, kind, groups, active_days)?;
         let cohort_days = range.days();
         let end = cohort_days.last().map_or(0, |d| d.end_hour);
-        let first = self.first_seen(app_id, kind, &groups, end)?;
+        let first = self.first_seen(app_id, kind, groups, end)?;
         let mut cohorts = vec![RoaringBitmap::new(); cohort_days.len()];
         for (p, h) in &first {
             let d = cohort_days.partition_point(|d| d.end_hour <= *h);
@@ -562,8 +564,8 @@ impl<E: KvEngine> Query<'_, E> {
     pub fn sessions(&self, app_id: &str, range: DateRange) -> Result<Vec<SessionRow>> {
         let groups = &self.groups;
         let days = range.days();
-        let (types, sessions) = self.rollups_by_day(app_id, &groups, &days)?;
-        let active = self.day_sets(app_id, tag::AN_ACTIVE, Kind::Person, &groups, &days)?;
+        let (types, sessions) = self.rollups_by_day(app_id, groups, &days)?;
+        let active = self.day_sets(app_id, tag::AN_ACTIVE, Kind::Person, groups, &days)?;
         Ok(days
             .iter()
             .enumerate()
@@ -597,7 +599,7 @@ impl<E: KvEngine> Query<'_, E> {
     ) -> Result<Vec<EventReport>> {
         let groups = &self.groups;
         let days = range.days();
-        let (types, sessions) = self.rollups_by_day(app_id, &groups, &days)?;
+        let (types, sessions) = self.rollups_by_day(app_id, groups, &days)?;
         let session_count: u64 = sessions.iter().map(|s| s.count).sum();
         let mut reports: BTreeMap<String, EventReport> = BTreeMap::new();
         for (i, day) in types.iter().enumerate() {
@@ -724,20 +726,27 @@ impl<E: KvEngine> Query<'_, E> {
             let out = &mut occurrences[s];
             for (gi, g) in groups.iter().enumerate() {
                 let gone = &forgotten[gi];
-                reader.visit_occurrences(*g, app_id, step, first.first_hour, hours, &mut |o, ms| {
-                    if !gone.is_empty() && gone.contains(o) {
-                        return;
-                    }
-                    let Some(p) = ords.get(gi, o) else { return };
-                    if s == 0 {
-                        if ms >= from_ms && ms < to_ms {
-                            starters.set(p);
+                reader.visit_occurrences(
+                    *g,
+                    app_id,
+                    step,
+                    first.first_hour,
+                    hours,
+                    &mut |o, ms| {
+                        if !gone.is_empty() && gone.contains(o) {
+                            return;
+                        }
+                        let Some(p) = ords.get(gi, o) else { return };
+                        if s == 0 {
+                            if ms >= from_ms && ms < to_ms {
+                                starters.set(p);
+                                out.push((p, ms));
+                            }
+                        } else if starters.get(p) {
                             out.push((p, ms));
                         }
-                    } else if starters.get(p) {
-                        out.push((p, ms));
-                    }
-                })?;
+                    },
+                )?;
             }
         }
         let persons = ords.n;
