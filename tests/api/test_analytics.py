@@ -60,7 +60,10 @@ def generate(start_day: dt.date):
                 # Some inactive days still get mail: not activity.
                 if rnd.random() < 0.2:
                     ms = base + day * DAY_MS + rnd.randrange(DAY_MS)
-                    events.append((rnd.choice(eps), "_email.delivered", ms, {}, {}))
+                    # Half are campaign mail (attributed by its attributes).
+                    camp = rnd.choice([None, "camp-1", "camp-2"])
+                    attrs = {"campaign_id": camp, "campaign_activity_id": f"{camp}-run"} if camp else {}
+                    events.append((rnd.choice(eps), "_email.delivered", ms, attrs, {}))
                 continue
             t = base + day * DAY_MS + rnd.randrange(20 * HOUR_MS)
             for _ in range(rnd.choice([1, 1, 2])):
@@ -341,6 +344,38 @@ def test_demographics_of_active_endpoints(history):
         expect[h["endpoints"][ep][1]] += 1
     got = get(h["server"], h["app_id"], "demographics", dimension="platform", **{"from": frm, "to": to})
     assert got["Counts"] == dict(expect)
+
+
+def test_kpi_rows_match_the_history(history):
+    h = history
+    pp = h["server"].client()
+    start = h["start_day"] + dt.timedelta(days=5)
+    end = start + dt.timedelta(days=30)
+    t0 = dt.datetime(start.year, start.month, start.day, tzinfo=dt.timezone.utc)
+    t1 = dt.datetime(end.year, end.month, end.day, 23, 59, 59, tzinfo=dt.timezone.utc)
+    in_range = [e for e in h["events"] if e[1] == "_email.delivered" and start <= local_day(e[2], 0) <= end]
+    txn = [e for e in in_range if "campaign_id" not in e[3]]
+    per_day = defaultdict(int)
+    for e in txn:
+        per_day[str(local_day(e[2], 0))] += 1
+
+    def kpi(name):
+        r = pp.get_application_date_range_kpi(ApplicationId=h["app_id"], KpiName=name, StartTime=t0, EndTime=t1)
+        return r["ApplicationDateRangeKpiResponse"]["KpiResult"]["Rows"]
+
+    rows = kpi("txn-emails-delivered-grouped-by-date")
+    assert {r["GroupedBys"][0]["Value"]: float(r["Values"][0]["Value"]) for r in rows} == dict(per_day)
+    assert [r["GroupedBys"][0]["Key"] for r in rows] == ["Date"] * len(rows)
+    (total,) = kpi("txn-emails-delivered")
+    assert total["Values"][0] == {"Key": "TxnEmailsDelivered", "Type": "Double", "Value": f"{float(len(txn))}"}
+    unique = defaultdict(set)
+    for e in in_range:
+        if "campaign_id" in e[3]:
+            unique[e[3]["campaign_id"]].add(e[0])
+    rows = kpi("unique-deliveries-grouped-by-campaign")
+    assert {r["GroupedBys"][0]["Value"]: float(r["Values"][0]["Value"]) for r in rows} == \
+        {c: float(len(eps)) for c, eps in unique.items()}
+    assert len(unique) == 2 and all(len(v) > 3 for v in unique.values())
 
 
 def test_bad_analytics_queries_are_refused(history):
