@@ -6,7 +6,7 @@
 //! ordinals active (`AN_ACTIVE`) and first seen (`AN_NEW`) per UTC hour,
 //! [`TypeRollup`]s per hour and event type (`AN_TYPE`), closed sessions per
 //! start hour (`AN_SESSION`), and `(person ordinal, time)` occurrences per
-//! event type and hour for funnels (`AN_FUNNEL`). One [`Rollups`] gathers a
+//! event type and UTC day for funnels (`AN_FUNNEL`). One [`Rollups`] gathers a
 //! command's additions and writes each touched row once, so the cost of a
 //! batch is one read-modify-write per row, not per event. Ordinals are
 //! never reused; rollups never shrink except when an app is deleted.
@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use herald_model::analytics::{hour_of, Kind, SessionRollup, TypeRollup};
+use herald_model::analytics::{hour_of, Kind, SessionRollup, TypeRollup, HOUR_MS};
 use herald_model::wire::Event;
 use roaring::RoaringBitmap;
 
@@ -238,7 +238,7 @@ impl Rollups {
             .or_default()
             .insert(p);
         self.funnel
-            .entry((et.to_owned(), hour))
+            .entry((et.to_owned(), hour.div_euclid(24)))
             .or_default()
             .push((p, ms));
         Ok(())
@@ -358,10 +358,10 @@ impl Rollups {
             r.merge(add);
             txn.put(key, r.encode());
         }
-        for ((et, hour), pairs) in self.funnel {
+        for ((et, day), pairs) in self.funnel {
             // Each (type, hour) is written once per entry, so the stored last
             // chunk is the current one.
-            let start = keys::an_funnel_hour(group, app_id, &et, hour);
+            let start = keys::an_funnel_day(group, app_id, &et, day);
             let add = pairs.len() * 12;
             let (chunk, mut v) = match txn.engine_last(&start, &keys::prefix_end(&start))? {
                 Some((k, v)) => {
@@ -379,7 +379,7 @@ impl Rollups {
                 v.extend_from_slice(&p.to_be_bytes());
                 v.extend_from_slice(&ms.to_be_bytes());
             }
-            txn.put(keys::an_funnel(group, app_id, &et, hour, chunk), v);
+            txn.put(keys::an_funnel(group, app_id, &et, day, chunk), v);
         }
         Ok(())
     }
@@ -442,7 +442,7 @@ pub fn is_tombstone(id: &str) -> bool {
 }
 
 /// Removes up to `max_rows` events stored before `before_ms` (oldest
-/// first) with their index rows, plus funnel occurrences of hours that
+/// first) with their index rows, plus funnel occurrences of UTC days that
 /// ended before it and closed sessions that ended before it. Answers the
 /// events removed (`max_rows`: there may be more).
 pub(crate) fn expire_events<E: KvEngine + ?Sized>(
@@ -481,7 +481,8 @@ pub(crate) fn expire_events<E: KvEngine + ?Sized>(
     }
     // Funnel rows of hours wholly before the cut, and closed sessions that
     // ended before it: one range deletion per event type, and one more.
-    let cut_hour = hour_of(before_ms);
+    // Funnel rows are per UTC day: those of days wholly before the cut go.
+    let cut_day = hour_of(before_ms).div_euclid(24);
     let types = keys::app_prefix(group, tag::EVENT_TYPE, app_id);
     let mut names = Vec::new();
     txn.engine_scan(&types, &keys::prefix_end(&types), &mut |k, _| {
@@ -490,7 +491,7 @@ pub(crate) fn expire_events<E: KvEngine + ?Sized>(
     })?;
     for et in names {
         let start = keys::an_funnel_prefix(group, app_id, &et);
-        let end = keys::an_funnel_hour(group, app_id, &et, cut_hour);
+        let end = keys::an_funnel_day(group, app_id, &et, cut_day);
         txn.batch.delete_range(Cf::State, start, end);
     }
     let sessions = keys::app_prefix(group, tag::CLOSED_SESSION, app_id);
@@ -522,24 +523,6 @@ fn write_bitmap(set: &RoaringBitmap) -> Vec<u8> {
     let mut v = Vec::with_capacity(set.serialized_size());
     set.serialize_into(&mut v).expect("writing to a Vec");
     v
-}
-
-/// Decodes funnel occurrences `(person ordinal, time)`.
-pub fn decode_occurrences(v: &[u8]) -> Result<Vec<(u32, i64)>> {
-    if !v.len().is_multiple_of(12) {
-        return Err(StorageError::corrupt(
-            "an_funnel",
-            "length is not a multiple of 12",
-        ));
-    }
-    Ok(v.chunks_exact(12)
-        .map(|c| {
-            (
-                u32::from_be_bytes(c[..4].try_into().expect("4 bytes")),
-                i64::from_be_bytes(c[4..].try_into().expect("8 bytes")),
-            )
-        })
-        .collect())
 }
 
 /// One delivery rollup row.
@@ -680,11 +663,15 @@ impl<E: KvEngine + ?Sized> AnalyticsReader<'_, E> {
         to: i32,
         f: &mut dyn FnMut(u32, i64),
     ) -> Result<()> {
+        if to <= from {
+            return Ok(());
+        }
+        let (lo, hi) = (i64::from(from) * HOUR_MS, i64::from(to) * HOUR_MS);
         let mut err = None;
         self.engine.scan(
             Cf::State,
-            &keys::an_funnel_hour(group, app_id, event_type, from),
-            &keys::an_funnel_hour(group, app_id, event_type, to),
+            &keys::an_funnel_day(group, app_id, event_type, from.div_euclid(24)),
+            &keys::an_funnel_day(group, app_id, event_type, (to - 1).div_euclid(24) + 1),
             &mut |_, v| {
                 if !v.len().is_multiple_of(12) {
                     err = Some(StorageError::corrupt(
@@ -694,10 +681,10 @@ impl<E: KvEngine + ?Sized> AnalyticsReader<'_, E> {
                     return ControlFlow::Break(());
                 }
                 for c in v.chunks_exact(12) {
-                    f(
-                        u32::from_be_bytes(c[..4].try_into().expect("4 bytes")),
-                        i64::from_be_bytes(c[4..].try_into().expect("8 bytes")),
-                    );
+                    let ms = i64::from_be_bytes(c[4..].try_into().expect("8 bytes"));
+                    if ms >= lo && ms < hi {
+                        f(u32::from_be_bytes(c[..4].try_into().expect("4 bytes")), ms);
+                    }
                 }
                 ControlFlow::Continue(())
             },
@@ -716,23 +703,10 @@ impl<E: KvEngine + ?Sized> AnalyticsReader<'_, E> {
         to: i32,
     ) -> Result<Vec<(u32, i64)>> {
         let mut out = Vec::new();
-        let mut err = None;
-        self.engine.scan(
-            Cf::State,
-            &keys::an_funnel_hour(group, app_id, event_type, from),
-            &keys::an_funnel_hour(group, app_id, event_type, to),
-            &mut |_, v| {
-                match decode_occurrences(v) {
-                    Ok(o) => out.extend(o),
-                    Err(e) => {
-                        err = Some(e);
-                        return ControlFlow::Break(());
-                    }
-                }
-                ControlFlow::Continue(())
-            },
-        )?;
-        err.map_or(Ok(out), Err)
+        self.visit_occurrences(group, app_id, event_type, from, to, &mut |p, ms| {
+            out.push((p, ms))
+        })?;
+        Ok(out)
     }
 
     /// Delivery rollups of the hours `[from, to)`, of one campaign or all

@@ -493,19 +493,20 @@ pub fn an_session(group: GroupId, app_id: &str, hour: i32) -> Vec<u8> {
     k
 }
 
-/// `[..][u16 len][event type][hour][chunk]` -> `(person ordinal, time)`
-/// pairs; an hour's pairs are appended to its last chunk until that holds
-/// `analytics::FUNNEL_CHUNK_BYTES`, then a new chunk starts.
-pub fn an_funnel(group: GroupId, app_id: &str, event_type: &str, hour: i32, chunk: u32) -> Vec<u8> {
-    let mut k = an_funnel_hour(group, app_id, event_type, hour);
+/// `[..][u16 len][event type][UTC day][chunk]` -> `(person ordinal,
+/// time)` pairs; a day's pairs are appended to its last chunk until that
+/// holds `analytics::FUNNEL_CHUNK_BYTES`, then a new chunk starts.
+pub fn an_funnel(group: GroupId, app_id: &str, event_type: &str, day: i32, chunk: u32) -> Vec<u8> {
+    let mut k = an_funnel_day(group, app_id, event_type, day);
     k.extend_from_slice(&chunk.to_be_bytes());
     k
 }
 
-/// The start of an hour's funnel rows of one event type.
-pub fn an_funnel_hour(group: GroupId, app_id: &str, event_type: &str, hour: i32) -> Vec<u8> {
+/// The start of a UTC day's funnel rows of one event type (days since the
+/// epoch, written like hours).
+pub fn an_funnel_day(group: GroupId, app_id: &str, event_type: &str, day: i32) -> Vec<u8> {
     let mut k = an_funnel_prefix(group, app_id, event_type);
-    push_hour(&mut k, hour);
+    push_hour(&mut k, day);
     k
 }
 
