@@ -846,6 +846,112 @@ impl<E: KvEngine> Query<'_, E> {
         }
         Ok(out)
     }
+    /// A campaign's results per local day and in total, grouped by
+    /// treatment (`by_activity`: by activity, i.e. per run and treatment):
+    /// its delivery events and the sessions and purchases attributed to it.
+    /// Groups without any event are left out.
+    pub fn campaign_results(
+        &self,
+        app_id: &str,
+        campaign_id: &str,
+        range: DateRange,
+        by_activity: bool,
+    ) -> Result<CampaignReport> {
+        let days = range.days();
+        let (Some(first), Some(last)) = (days.first(), days.last()) else {
+            return Ok(CampaignReport::default());
+        };
+        let reader = self.reader.analytics();
+        let mut per_day: Vec<BTreeMap<String, Cell>> = vec![BTreeMap::new(); days.len()];
+        let mut total: BTreeMap<String, Cell> = BTreeMap::new();
+        for (shard, g) in self.groups.iter().enumerate() {
+            let shard = u32::try_from(shard).expect("shards fit u32");
+            let forgotten = reader.forgotten(*g, app_id, Kind::Endpoint)?;
+            let rows = reader.deliveries(
+                *g,
+                app_id,
+                Some(campaign_id),
+                first.first_hour,
+                last.end_hour,
+            )?;
+            for row in rows {
+                if row.campaign != campaign_id {
+                    continue;
+                }
+                let d = days.partition_point(|d| d.end_hour <= row.hour);
+                let Some(day) = per_day.get_mut(d) else {
+                    continue;
+                };
+                let key = if by_activity {
+                    row.activity.clone()
+                } else {
+                    herald_model::campaign::treatment_of_activity(&row.activity)
+                        .map(|t| t.to_string())
+                        .unwrap_or_default()
+                };
+                let r = &row.rollup;
+                let endpoints = &r.endpoints - &forgotten;
+                for cell in [
+                    day.entry(key.clone()).or_default(),
+                    total.entry(key).or_default(),
+                ] {
+                    cell.add(
+                        &row.event_type,
+                        shard,
+                        r.count,
+                        r.extra.parts,
+                        Some(&endpoints),
+                    );
+                    cell.add_revenue(&r.extra.revenue);
+                }
+            }
+        }
+        let group = |key: String, cell: &Cell| CampaignGroup {
+            treatment_id: (!by_activity).then(|| key.clone()),
+            activity_id: by_activity.then_some(key),
+            results: kpi::CampaignResults::of(cell),
+        };
+        Ok(CampaignReport {
+            days: days
+                .iter()
+                .zip(per_day)
+                .filter(|(_, cells)| !cells.is_empty())
+                .map(|(d, cells)| CampaignDay {
+                    date: d.date.to_string(),
+                    groups: cells.into_iter().map(|(k, c)| group(k, &c)).collect(),
+                })
+                .collect(),
+            total: total.into_iter().map(|(k, c)| group(k, &c)).collect(),
+        })
+    }
+}
+
+/// [`Query::campaign_results`].
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CampaignReport {
+    pub days: Vec<CampaignDay>,
+    pub total: Vec<CampaignGroup>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CampaignDay {
+    pub date: String,
+    pub groups: Vec<CampaignGroup>,
+}
+
+/// One treatment's (or activity's) results; `TreatmentId` "" holds
+/// events naming an activity herald did not make.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CampaignGroup {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub treatment_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity_id: Option<String>,
+    #[serde(flatten)]
+    pub results: kpi::CampaignResults,
 }
 
 /// A KPI answer in Pinpoint's `*DateRangeKpiResponse` shape.

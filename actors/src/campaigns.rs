@@ -201,10 +201,7 @@ pub(crate) fn activity_response(
     }
 }
 
-/// An activity's id: its run and treatment (`run-3-treatment-0`).
-pub fn activity_id(run: u32, treatment: u32) -> String {
-    format!("run-{run}-treatment-{treatment}")
-}
+pub use herald_model::campaign::activity_id;
 
 impl<E: KvEngine> Herald<E> {
     /// `CreateCampaign`.

@@ -66,6 +66,85 @@ pub fn is_delivery_event(event_type: &str) -> bool {
     PREFIXES.iter().any(|p| event_type.starts_with(p))
 }
 
+/// The revenue of a purchase event: `_item_price` times `_quantity`
+/// (default one) in `_currency` (default USD); None for other events or
+/// without a finite price.
+pub fn purchase_revenue(ev: &Event) -> Option<(String, f64)> {
+    if ev.event_type.as_deref() != Some(PURCHASE_EVENT) {
+        return None;
+    }
+    let metrics = ev.metrics.as_ref()?;
+    let price = metrics
+        .get("_item_price")
+        .copied()
+        .filter(|p| p.is_finite())?;
+    let qty = metrics
+        .get("_quantity")
+        .copied()
+        .filter(|q| q.is_finite())
+        .unwrap_or(1.0);
+    let currency = ev
+        .attributes
+        .as_ref()
+        .and_then(|a| a.get("_currency"))
+        .cloned()
+        .unwrap_or_else(|| "USD".to_owned());
+    Some((currency, price * qty))
+}
+
+/// How long after a campaign message reached an endpoint (its last
+/// [`TOUCH_EVENTS`]) that endpoint's sessions and purchases count for the
+/// campaign, when the app did not name the campaign on the event itself.
+pub const ATTRIBUTION_WINDOW_MS: i64 = 24 * HOUR_MS;
+
+/// Delivery events that make an endpoint's last campaign touch: the
+/// message arrived, or the recipient opened or clicked it.
+pub const TOUCH_EVENTS: [&str; 7] = [
+    "_email.delivered",
+    "_SMS.SUCCESS",
+    "_push.delivered",
+    "_custom.delivered",
+    "_email.open",
+    "_email.click",
+    "_campaign.opened_notification",
+];
+
+/// App events that are attributed to campaigns.
+pub const ATTRIBUTED_EVENTS: [&str; 2] = ["_session.start", PURCHASE_EVENT];
+
+/// The last campaign message that reached an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Touch {
+    pub campaign_id: String,
+    pub activity_id: String,
+    pub ms: i64,
+}
+
+/// The campaign and activity an app event counts for, if any: the one the
+/// event names (`campaign_id`, `campaign_activity_id` attributes, as
+/// Pinpoint's mobile SDKs tag events after a notification was opened), else
+/// the endpoint's last touch when the event came within
+/// [`ATTRIBUTION_WINDOW_MS`] after it. Only [`ATTRIBUTED_EVENTS`] count.
+pub fn attribution(ev: &Event, ms: i64, touch: Option<&Touch>) -> Option<(String, String)> {
+    let et = ev.event_type.as_deref()?;
+    if !ATTRIBUTED_EVENTS.contains(&et) {
+        return None;
+    }
+    let attr = |k: &str| {
+        ev.attributes
+            .as_ref()
+            .and_then(|a| a.get(k))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    if let Some(c) = attr("campaign_id") {
+        return Some((c, attr("campaign_activity_id").unwrap_or_default()));
+    }
+    let t = touch?;
+    (ms >= t.ms && ms - t.ms <= ATTRIBUTION_WINDOW_MS)
+        .then(|| (t.campaign_id.clone(), t.activity_id.clone()))
+}
+
 /// The UTC hour (hours since the epoch) holding `ms`.
 pub fn hour_of(ms: i64) -> i32 {
     i32::try_from(ms.div_euclid(HOUR_MS)).unwrap_or(if ms < 0 { i32::MIN } else { i32::MAX })
@@ -181,21 +260,8 @@ impl TypeRollup {
                 }
             }
         }
-        if ev.event_type.as_deref() == Some(PURCHASE_EVENT) {
-            if let Some(price) = metrics.get("_item_price").filter(|p| p.is_finite()) {
-                let qty = metrics
-                    .get("_quantity")
-                    .copied()
-                    .filter(|q| q.is_finite())
-                    .unwrap_or(1.0);
-                let currency = ev
-                    .attributes
-                    .as_ref()
-                    .and_then(|a| a.get("_currency"))
-                    .cloned()
-                    .unwrap_or_else(|| "USD".to_owned());
-                *self.revenue.entry(currency).or_default() += price * qty;
-            }
+        if let Some((currency, amount)) = purchase_revenue(ev) {
+            *self.revenue.entry(currency).or_default() += amount;
         }
     }
 
@@ -482,6 +548,58 @@ mod tests {
             metrics: Some(metrics.iter().map(|(k, v)| ((*k).into(), *v)).collect()),
             ..Event::default()
         }
+    }
+
+    #[test]
+    fn attribution_prefers_the_named_campaign_then_a_recent_touch() {
+        let touch = Touch {
+            campaign_id: "c1".into(),
+            activity_id: "run-1-treatment-1".into(),
+            ms: 1_000,
+        };
+        let session = ev("_session.start", &[], &[]);
+        let by_touch = Some(("c1".to_owned(), "run-1-treatment-1".to_owned()));
+        assert_eq!(attribution(&session, 1_000, Some(&touch)), by_touch);
+        let last = 1_000 + ATTRIBUTION_WINDOW_MS;
+        assert_eq!(attribution(&session, last, Some(&touch)), by_touch);
+        assert_eq!(attribution(&session, last + 1, Some(&touch)), None);
+        assert_eq!(
+            attribution(&session, 999, Some(&touch)),
+            None,
+            "before the touch"
+        );
+        assert_eq!(attribution(&session, 1_500, None), None);
+        let tagged = ev(
+            PURCHASE_EVENT,
+            &[("campaign_id", "c2"), ("campaign_activity_id", "a")],
+            &[],
+        );
+        assert_eq!(
+            attribution(&tagged, 10 * DAY_MS, Some(&touch)),
+            Some(("c2".to_owned(), "a".to_owned())),
+            "a named campaign wins without a window"
+        );
+        let other = ev("level.up", &[("campaign_id", "c2")], &[]);
+        assert_eq!(attribution(&other, 1_500, Some(&touch)), None);
+        let empty = ev("_session.start", &[("campaign_id", "")], &[]);
+        assert_eq!(attribution(&empty, 1_500, Some(&touch)), by_touch);
+    }
+
+    #[test]
+    fn purchase_revenue_is_price_times_quantity_in_its_currency() {
+        let p = ev(
+            PURCHASE_EVENT,
+            &[("_currency", "EUR")],
+            &[("_item_price", 2.5), ("_quantity", 4.0)],
+        );
+        assert_eq!(purchase_revenue(&p), Some(("EUR".to_owned(), 10.0)));
+        let p = ev(PURCHASE_EVENT, &[], &[("_item_price", 3.0)]);
+        assert_eq!(purchase_revenue(&p), Some(("USD".to_owned(), 3.0)));
+        assert_eq!(purchase_revenue(&ev(PURCHASE_EVENT, &[], &[])), None);
+        assert_eq!(
+            purchase_revenue(&ev("x", &[], &[("_item_price", 3.0)])),
+            None
+        );
     }
 
     #[test]

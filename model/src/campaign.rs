@@ -758,6 +758,19 @@ fn bucket(campaign_id: &str, endpoint_id: &str) -> u64 {
     xxh3(&bytes) % BUCKETS
 }
 
+/// An activity's id: its run and treatment (`run-3-treatment-0`).
+pub fn activity_id(run: u32, treatment: u32) -> String {
+    format!("run-{run}-treatment-{treatment}")
+}
+
+/// The treatment of an activity id made by [`activity_id`].
+pub fn treatment_of_activity(activity_id: &str) -> Option<u32> {
+    let rest = activity_id.strip_prefix("run-")?;
+    let (run, treatment) = rest.split_once("-treatment-")?;
+    run.parse::<u32>().ok()?;
+    treatment.parse().ok()
+}
+
 /// Assigns an endpoint to the holdout group or a treatment.
 ///
 /// **FIXED FOREVER**: changing this re-assigns users of running campaigns.
@@ -1381,6 +1394,18 @@ mod tests {
         Assignment::Treatment(1),
         Assignment::Treatment(2),
     ];
+
+    #[test]
+    fn activity_ids_name_their_treatment() {
+        assert_eq!(activity_id(3, 0), "run-3-treatment-0");
+        assert_eq!(treatment_of_activity(&activity_id(12, 4)), Some(4));
+        assert_eq!(treatment_of_activity("run-x-treatment-1"), None);
+        assert_eq!(
+            treatment_of_activity("5473285727f04865bc673e527example"),
+            None
+        );
+        assert_eq!(treatment_of_activity(""), None);
+    }
 
     #[test]
     fn assignment_edges() {

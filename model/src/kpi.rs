@@ -257,6 +257,8 @@ pub struct TypeCell {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Cell {
     pub types: BTreeMap<String, TypeCell>,
+    /// currency -> revenue of attributed purchases.
+    pub revenue: BTreeMap<String, f64>,
 }
 
 impl Cell {
@@ -273,6 +275,12 @@ impl Cell {
         t.parts += parts;
         if let Some(e) = endpoints {
             *t.endpoints.entry(shard).or_default() |= e;
+        }
+    }
+
+    pub fn add_revenue(&mut self, revenue: &BTreeMap<String, f64>) {
+        for (c, x) in revenue {
+            *self.revenue.entry(c.clone()).or_default() += x;
         }
     }
 
@@ -375,6 +383,66 @@ pub fn rows(kpi: &Kpi, groups: &BTreeMap<String, Cell>) -> Vec<Row> {
         .collect()
 }
 
+const FAILED: &[&str] = &[
+    "_email.rejected",
+    "_SMS.FAILURE",
+    "_push.failure",
+    "_custom.failure",
+];
+const BOUNCED: &[&str] = &["_email.hardbounce", "_email.softbounce"];
+const OPENED: &[&str] = &["_email.open", "_campaign.opened_notification"];
+const OPTED_OUT: &[&str] = &["_email.unsubscribe", "_SMS.OPTOUT"];
+const SESSIONS: &[&str] = &["_session.start"];
+const PURCHASES: &[&str] = &[crate::analytics::PURCHASE_EVENT];
+
+/// A campaign's results in one group (a treatment or an activity, a day
+/// or the whole range): deliveries, what recipients did with them, and
+/// the sessions and purchases attributed to the campaign (see
+/// `analytics::attribution`). `Unique*` and `Purchasers` are distinct
+/// endpoints; the rest count events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CampaignResults {
+    pub sent: u64,
+    pub delivered: u64,
+    pub unique_delivered: u64,
+    pub failed: u64,
+    pub bounced: u64,
+    pub opens: u64,
+    pub unique_opens: u64,
+    pub clicks: u64,
+    pub unique_clicks: u64,
+    pub opted_out: u64,
+    pub complaints: u64,
+    pub sessions: u64,
+    pub purchases: u64,
+    pub purchasers: u64,
+    /// currency -> revenue of the attributed purchases.
+    pub revenue: BTreeMap<String, f64>,
+}
+
+impl CampaignResults {
+    pub fn of(cell: &Cell) -> Self {
+        Self {
+            sent: cell.measure(Count(SENT)),
+            delivered: cell.measure(Count(DELIVERED)),
+            unique_delivered: cell.measure(Unique(DELIVERED)),
+            failed: cell.measure(Count(FAILED)),
+            bounced: cell.measure(Count(BOUNCED)),
+            opens: cell.measure(Count(OPENED)),
+            unique_opens: cell.measure(Unique(OPENED)),
+            clicks: cell.measure(Count(EMAIL_CLICK)),
+            unique_clicks: cell.measure(Unique(EMAIL_CLICK)),
+            opted_out: cell.measure(Count(OPTED_OUT)),
+            complaints: cell.measure(Count(EMAIL_COMPLAINT)),
+            sessions: cell.measure(Count(SESSIONS)),
+            purchases: cell.measure(Count(PURCHASES)),
+            purchasers: cell.measure(Unique(PURCHASES)),
+            revenue: cell.revenue.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,5 +499,35 @@ mod tests {
         );
         assert_eq!(rows[0].values[0].value, "4.0");
         assert!(rows[0].grouped_bys.is_empty());
+    }
+
+    #[test]
+    fn campaign_results_count_events_and_distinct_endpoints() {
+        let set = |ids: &[u32]| ids.iter().copied().collect::<RoaringBitmap>();
+        let mut cell = Cell::default();
+        cell.add("_email.send", 0, 3, 0, Some(&set(&[1, 2, 3])));
+        cell.add("_email.delivered", 0, 2, 0, Some(&set(&[1, 2])));
+        cell.add("_email.hardbounce", 0, 1, 0, Some(&set(&[3])));
+        cell.add("_push.send", 1, 1, 0, Some(&set(&[1])));
+        cell.add("_push.delivered", 1, 1, 0, Some(&set(&[1])));
+        cell.add("_email.open", 0, 3, 0, Some(&set(&[1])));
+        cell.add("_campaign.opened_notification", 1, 1, 0, Some(&set(&[1])));
+        cell.add("_email.click", 0, 2, 0, Some(&set(&[1])));
+        cell.add("_email.unsubscribe", 0, 1, 0, Some(&set(&[2])));
+        cell.add("_session.start", 0, 4, 0, Some(&set(&[1, 2])));
+        cell.add(crate::analytics::PURCHASE_EVENT, 0, 2, 0, Some(&set(&[2])));
+        cell.add_revenue(&BTreeMap::from([("EUR".to_owned(), 5.0)]));
+        cell.add_revenue(&BTreeMap::from([("EUR".to_owned(), 2.5)]));
+        let r = CampaignResults::of(&cell);
+        assert_eq!((r.sent, r.delivered, r.unique_delivered), (4, 3, 3));
+        assert_eq!((r.bounced, r.failed), (1, 0));
+        assert_eq!(
+            (r.opens, r.unique_opens),
+            (4, 2),
+            "ordinal 1 of two shards: two endpoints"
+        );
+        assert_eq!((r.clicks, r.unique_clicks, r.opted_out), (2, 1, 1));
+        assert_eq!((r.sessions, r.purchases, r.purchasers), (4, 2, 1));
+        assert_eq!(r.revenue, BTreeMap::from([("EUR".to_owned(), 7.5)]));
     }
 }

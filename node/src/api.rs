@@ -190,6 +190,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(get_analytics),
         )
         .route(
+            "/herald/v1/apps/{app}/analytics/campaigns/{campaign}",
+            get(get_campaign_results),
+        )
+        .route(
             "/herald/v1/apps/{app}/settings/event-retention",
             get(get_event_retention)
                 .put(put_event_retention)
@@ -970,6 +974,49 @@ async fn get_analytics(
     if let (Some(o), serde_json::Value::Object(b)) = (out.as_object_mut(), body) {
         o.extend(b);
     }
+    reply(StatusCode::OK, &out)
+}
+
+/// A campaign's results per day and treatment (`herald_actors::analytics`).
+async fn get_campaign_results(
+    State(st): St,
+    Path((app, campaign)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult {
+    let known = ["tz", "from", "to", "by"];
+    if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "unknown parameter {k:?} for campaign results (known: {})",
+            known.join(", ")
+        )));
+    }
+    let p = |k: &str| q.get(k).map(String::as_str);
+    let by_activity = match p("by") {
+        None | Some("treatment") => false,
+        Some("activity") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "by must be treatment or activity, not {other:?}"
+            )))
+        }
+    };
+    let range = st.herald.analytics_range(p("tz"), p("from"), p("to"))?;
+    st.herald.campaign(&app, &campaign, None).await?;
+    let report =
+        st.herald
+            .analytics(&app)
+            .await?
+            .campaign_results(&app, &campaign, range, by_activity)?;
+    let out = serde_json::json!({
+        "ApplicationId": app,
+        "CampaignId": campaign,
+        "TimeZone": range.tz.name(),
+        "From": range.from.to_string(),
+        "To": range.to.to_string(),
+        "AttributionWindowSeconds": herald_model::analytics::ATTRIBUTION_WINDOW_MS / 1000,
+        "Days": report.days,
+        "Total": report.total,
+    });
     reply(StatusCode::OK, &out)
 }
 

@@ -6,7 +6,11 @@
 //! ordinals active (`AN_ACTIVE`) and first seen (`AN_NEW`) per UTC hour,
 //! [`TypeRollup`]s per hour and event type (`AN_TYPE`), closed sessions per
 //! start hour (`AN_SESSION`), and `(person ordinal, time)` occurrences per
-//! event type and UTC day for funnels (`AN_FUNNEL`). One [`Rollups`] gathers a
+//! event type and UTC day for funnels (`AN_FUNNEL`), delivery events per
+//! (campaign, activity, type, hour) with their endpoints (`AN_DELIVERY`),
+//! and each endpoint's last campaign touch (`AN_TOUCH`), through which
+//! sessions and purchases are attributed to campaigns (they join
+//! `AN_DELIVERY` under their own event type). One [`Rollups`] gathers a
 //! command's additions and writes each touched row once, so the cost of a
 //! batch is one read-modify-write per row, not per event. Ordinals are
 //! never reused; rollups never shrink except when an app is deleted.
@@ -14,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use herald_model::analytics::{hour_of, Kind, SessionRollup, TypeRollup, HOUR_MS};
+use herald_model::analytics::{hour_of, Kind, SessionRollup, Touch, TypeRollup, HOUR_MS};
 use herald_model::wire::Event;
 use roaring::RoaringBitmap;
 
@@ -66,6 +70,10 @@ pub(crate) struct Rollups {
     funnel: BTreeMap<(String, i32), Vec<(u32, i64)>>,
     /// (campaign, activity, event type, hour) -> what to add.
     deliveries: BTreeMap<(String, String, String, i32), DeliveryRollup>,
+    /// endpoint -> its last campaign touch, as read or changed.
+    touches: BTreeMap<String, Option<Touch>>,
+    /// endpoints whose touch changed.
+    touched: std::collections::BTreeSet<String>,
 }
 
 /// Delivery events of one (campaign, activity, event type) in one hour:
@@ -86,6 +94,9 @@ pub struct DeliveryExtra {
     /// country -> (events, parts).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub countries: BTreeMap<String, (u64, u64)>,
+    /// currency -> revenue of attributed purchases.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub revenue: BTreeMap<String, f64>,
     /// failure status -> events.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<String, u64>,
@@ -103,6 +114,9 @@ impl DeliveryRollup {
         }
         for (c, n) in o.extra.errors {
             *self.extra.errors.entry(c).or_default() += n;
+        }
+        for (c, x) in o.extra.revenue {
+            *self.extra.revenue.entry(c).or_default() += x;
         }
     }
 
@@ -241,7 +255,40 @@ impl Rollups {
             .entry((et.to_owned(), hour.div_euclid(24)))
             .or_default()
             .push((p, ms));
+        if herald_model::analytics::ATTRIBUTED_EVENTS.contains(&et) {
+            let touch = self.touch(txn, group, app_id, endpoint_id)?;
+            if let Some((campaign, activity)) =
+                herald_model::analytics::attribution(ev, ms, touch.as_ref())
+            {
+                let slot = self
+                    .deliveries
+                    .entry((campaign, activity, et.to_owned(), hour))
+                    .or_default();
+                slot.count += 1;
+                slot.endpoints.insert(e);
+                if let Some((currency, amount)) = herald_model::analytics::purchase_revenue(ev) {
+                    *slot.extra.revenue.entry(currency).or_default() += amount;
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The endpoint's last campaign touch (this command's, else stored).
+    fn touch<E: KvEngine + ?Sized>(
+        &mut self,
+        txn: &mut Txn<'_, E>,
+        group: GroupId,
+        app_id: &str,
+        endpoint_id: &str,
+    ) -> Result<Option<Touch>> {
+        if let Some(t) = self.touches.get(endpoint_id) {
+            return Ok(t.clone());
+        }
+        let t: Option<Touch> =
+            txn.get_json("an_touch", &keys::an_touch(group, app_id, endpoint_id))?;
+        self.touches.insert(endpoint_id.to_owned(), t.clone());
+        Ok(t)
     }
 
     /// A delivery event: counted by type, and by campaign and activity
@@ -274,6 +321,18 @@ impl Rollups {
             (None, None) => (String::new(), String::new()),
         };
         let e = self.ordinal(txn, group, app_id, Kind::Endpoint, endpoint_id, hour, false)?;
+        if !campaign.is_empty() && herald_model::analytics::TOUCH_EVENTS.contains(&et) {
+            let last = self.touch(txn, group, app_id, endpoint_id)?;
+            if last.as_ref().is_none_or(|t| t.ms <= ms) {
+                let t = Touch {
+                    campaign_id: campaign.clone(),
+                    activity_id: activity.clone(),
+                    ms,
+                };
+                self.touches.insert(endpoint_id.to_owned(), Some(t));
+                self.touched.insert(endpoint_id.to_owned());
+            }
+        }
         let slot = self
             .deliveries
             .entry((campaign, activity, et.to_owned(), hour))
@@ -314,6 +373,11 @@ impl Rollups {
                 keys::an_ord_next(group, app_id, *k),
                 next.to_be_bytes().to_vec(),
             );
+        }
+        for endpoint_id in &self.touched {
+            if let Some(Some(t)) = self.touches.get(endpoint_id) {
+                txn.put_json(keys::an_touch(group, app_id, endpoint_id), t);
+            }
         }
         for ((k, hour), add) in self.active {
             let key = keys::an_hour_set(group, tag::AN_ACTIVE, app_id, k, hour);

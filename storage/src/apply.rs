@@ -1462,6 +1462,7 @@ fn delete_endpoint<E: KvEngine + ?Sized>(
     // The user, if any, is forgotten by DeleteUserEndpoints: a user's
     // other endpoints may live on.
     crate::analytics::forget(txn, group, app_id, Kind::Endpoint, endpoint_id)?;
+    txn.delete(keys::an_touch(group, app_id, endpoint_id));
     txn.changes.push(Change::Endpoint {
         app_id: app_id.to_owned(),
         endpoint_id: endpoint_id.to_owned(),

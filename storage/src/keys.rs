@@ -63,12 +63,14 @@ pub mod tag {
     pub const AN_FORGOTTEN: u8 = 0x33;
     /// `(endpoint, event key)` index of the event table.
     pub const EVENT_BY_ENDPOINT: u8 = 0x34;
+    /// endpoint -> its last campaign touch (attribution).
+    pub const AN_TOUCH: u8 = 0x35;
     // node column family (no group prefix)
     pub const NODE_CLUSTER: u8 = 0x20;
 }
 
 /// Per-app tables of a data shard; purged together when an app is deleted.
-pub const APP_TABLES: [u8; 25] = [
+pub const APP_TABLES: [u8; 26] = [
     tag::ENDPOINT,
     tag::USER_ENDPOINT,
     tag::EVENT,
@@ -94,6 +96,7 @@ pub const APP_TABLES: [u8; 25] = [
     tag::AN_DELIVERY,
     tag::AN_FORGOTTEN,
     tag::EVENT_BY_ENDPOINT,
+    tag::AN_TOUCH,
 ];
 
 /// Per-app tables of the meta group (segments, campaigns and their
@@ -432,6 +435,13 @@ pub fn hour_at(key: &[u8], at: usize) -> i32 {
 pub fn an_forgotten(group: GroupId, app_id: &str, kind: u8) -> Vec<u8> {
     let mut k = app_prefix(group, tag::AN_FORGOTTEN, app_id);
     k.push(kind);
+    k
+}
+
+/// `[..][endpoint]` -> the last campaign message that reached it.
+pub fn an_touch(group: GroupId, app_id: &str, endpoint_id: &str) -> Vec<u8> {
+    let mut k = app_prefix(group, tag::AN_TOUCH, app_id);
+    k.extend_from_slice(endpoint_id.as_bytes());
     k
 }
 

@@ -1,9 +1,11 @@
 //! Analytics rollups through the state machine, on both engines: activity
 //! and first-seen bitmaps per hour, a person counted once across its
 //! endpoints, delivery rollups attributed to campaigns (opens through the
-//! ledger), deleted endpoints forgotten with their raw events, and raw
-//! events expired while rollups stay.
+//! ledger), sessions and purchases attributed to the campaign that touched
+//! the endpoint last, deleted endpoints forgotten with their raw events, and
+//! raw events expired while rollups stay.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use herald_model::analytics::Kind;
@@ -192,6 +194,79 @@ async fn rollups_follow_events_deletions_and_expiry<E: KvEngine>(engine: Arc<E>)
             ("act-0".into(), "_email.send".into(), 1, 1),
         ]
     );
+    // Sessions and purchases count for the campaign that touched the
+    // endpoint last: c1's open at +3h, then c2's delivery at +5h; a late
+    // report of an older open does not move the touch back.
+    let session = |ms| ev("_session.start", ms, &[]);
+    let buy = |ms| {
+        let mut e = ev("_monetization.purchase", ms, &[("_currency", "EUR")]);
+        e.metrics = Some([("_item_price".to_owned(), 2.0)].into_iter().collect());
+        e
+    };
+    sm.apply(put("bob", Some("bob"), vec![session(t0 + 4 * H)])).await;
+    sm.apply(Command::RecordCampaignIntents {
+        app_id: "app".into(),
+        campaign_id: "c2".into(),
+        at_ms: t0 + 5 * H,
+        limits: ChargeLimits::default(),
+        intents: vec![SendIntent {
+            message_id: "m2".into(),
+            recipient: "bob".into(),
+            channel: "EMAIL".into(),
+            address: "bob@example.org".into(),
+        }],
+    })
+    .await;
+    sm.apply(Command::RecordCampaignOutcomes {
+        app_id: "app".into(),
+        campaign_id: "c2".into(),
+        activities: vec!["act-0".into()],
+        at_ms: t0 + 5 * H,
+        outcomes: vec![CampaignOutcome {
+            message_id: "m2".into(),
+            endpoint_id: "bob".into(),
+            treatment: 0,
+            channel: "EMAIL".into(),
+            outcome: Outcome::new(DeliveryStatus::Successful, 250, "ok"),
+            hard_bounce: false,
+        }],
+    })
+    .await;
+    sm.apply(put(
+        "bob",
+        Some("bob"),
+        vec![
+            buy(t0 + 6 * H),
+            ev("_email.open", t0 + 2 * H, &[("message_id", "m1")]),
+            buy(t0 + 7 * H),
+        ],
+    ))
+    .await;
+    let attributed = |campaign: &str, et: &str| -> (u64, BTreeMap<String, f64>) {
+        let rows = reader
+            .analytics()
+            .deliveries(G, "app", Some(campaign), i32::MIN, i32::MAX)
+            .unwrap();
+        let mut revenue = BTreeMap::new();
+        let mut n = 0;
+        for r in rows.iter().filter(|r| r.event_type == et) {
+            n += r.rollup.count;
+            for (c, x) in &r.rollup.extra.revenue {
+                *revenue.entry(c.clone()).or_default() += x;
+            }
+        }
+        (n, revenue)
+    };
+    assert_eq!(attributed("c1", "_session.start"), (1, BTreeMap::new()));
+    assert_eq!(attributed("c1", "_monetization.purchase").0, 0);
+    assert_eq!(
+        attributed("c2", "_monetization.purchase"),
+        (2, BTreeMap::from([("EUR".to_owned(), 4.0)]))
+    );
+    assert_eq!(attributed("c2", "_session.start").0, 0);
+    // Past the window nothing is attributed.
+    sm.apply(put("bob", Some("bob"), vec![buy(t0 + 30 * H)])).await;
+    assert_eq!(attributed("c2", "_monetization.purchase").0, 2);
     // carl's delivery is a direct send.
     let direct = reader
         .analytics()
@@ -259,7 +334,8 @@ async fn rollups_follow_events_deletions_and_expiry<E: KvEngine>(engine: Arc<E>)
             .all(|e| e.event.timestamp.as_deref() >= Some("2026-11-29")),
         "{left:?}"
     );
-    assert_eq!(left.len(), 4);
+    // 4 from before, 7 from the attribution steps.
+    assert_eq!(left.len(), 11);
     assert!(!reader.has_events_before(G, "app", t0).unwrap());
     let occ = reader
         .analytics()

@@ -281,3 +281,104 @@ def test_a_deleted_user_leaves_every_shard_that_counted_it(pp, app_id, herald_se
     for i in range(5):
         pp.delete_user_endpoints(ApplicationId=app_id, UserId=f"user{i}")
     assert daily() == 5
+
+
+def campaign_results(server, app_id, campaign_id, expect=200, **q):
+    query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in q.items())
+    r = signed_request(server.url, "GET", f"/herald/v1/apps/{app_id}/analytics/campaigns/{campaign_id}", query=query)
+    assert r.status_code == expect, r.text
+    return r.json()
+
+
+def iso(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def test_campaign_results_attribute_sessions_and_purchases_per_treatment(mpp, mail_app, smtp, mail_server):
+    tag = unique("attr")
+    addrs = email_endpoints(mpp, mail_app, tag, 12, Attributes={"Cohort": [tag]})
+    smtp.handler.refuse[addrs[0]] = "550 5.1.1 no such user"
+    seg = segment(mpp, mail_app, {"Attributes": {"Cohort": {"Values": [tag]}}})
+    sa, sb = unique("A"), unique("B")
+    c = campaign(mpp, mail_app, seg, sa, AdditionalTreatments=[{
+        "SizePercent": 50, "TreatmentName": "B",
+        "MessageConfiguration": {"EmailMessage": {"Title": sb, "Body": "b", "HtmlBody": HTML}}}],
+        MessageConfiguration={"EmailMessage": {"Title": sa, "Body": "a", "HtmlBody": HTML}})
+    wait_state(mpp, mail_app, c["Id"], {"COMPLETED"})
+    acts = {a["TreatmentId"]: a["Id"] for a in activities(mpp, mail_app, c["Id"])}
+    got = {"0": with_subject(smtp, sa), "1": with_subject(smtp, sb)}
+    ids = {t: [m.rcpt_tos[0].split("@")[0] for m in got[t]] for t in got}
+    assert len(ids["0"]) >= 2 and len(ids["1"]) >= 2, "12 endpoints split 50/50 by hash"
+    bounced = addrs[0].split("@")[0]
+    bounced_in = "0" if bounced not in ids["1"] else "1"
+    open_and_click(got["0"][0], opens=2, click=True)
+    now = dt.datetime.now(dt.timezone.utc)
+    a0, a1, b0, b1 = ids["0"][0], ids["0"][1], ids["1"][0], ids["1"][1]
+    outsider = f"{tag}-outsider"
+
+    def events(eid, *evs):
+        mpp.put_events(ApplicationId=mail_app, EventsRequest={"BatchItem": {eid: {
+            "Endpoint": {"ChannelType": "EMAIL", "Address": f"{eid}@example.org"},
+            "Events": {unique("ev"): e for e in evs}}}})
+
+    def purchase(price, qty, currency, **attrs):
+        return {"EventType": "_monetization.purchase", "Timestamp": iso(now),
+                "Metrics": {"_item_price": price, "_quantity": qty},
+                "Attributes": {"_currency": currency, **attrs}}
+
+    session = {"EventType": "_session.start", "Timestamp": iso(now), "Session": {"Id": unique("s"), "StartTimestamp": iso(now)}}
+    # Within a day after the delivery: counted for the treatment that reached them.
+    events(a0, session, purchase(2.5, 2, "EUR"), purchase(1.0, 1, "USD"))
+    events(a1, dict(session, Session={"Id": unique("s"), "StartTimestamp": iso(now)}))
+    events(b0, dict(session, Session={"Id": unique("s"), "StartTimestamp": iso(now)}), purchase(4.0, 1, "EUR"))
+    # Before the message arrived, or after the bounce (no message): not the campaign's.
+    earlier = iso(now - dt.timedelta(hours=2))
+    events(b1, {"EventType": "_session.start", "Timestamp": earlier, "Session": {"Id": unique("s"), "StartTimestamp": earlier}})
+    events(bounced, purchase(9.0, 1, "EUR"))
+    # An app that names the campaign on its events (as Pinpoint's SDKs do
+    # after a notification was opened) attributes them without a delivery.
+    events(outsider, purchase(3.0, 1, "EUR", campaign_id=c["Id"], campaign_activity_id=acts["1"]))
+    # Other campaigns' and unrelated events stay out.
+    events(a0, {"EventType": "level.up", "Timestamp": iso(now)})
+
+    delivered = {t: len(ids[t]) for t in ids}
+    expect = {
+        "0": {"Sessions": 2, "Purchases": 2, "Purchasers": 1, "Revenue": {"EUR": 5.0, "USD": 1.0},
+              "Opens": 2, "UniqueOpens": 1, "Clicks": 1, "UniqueClicks": 1},
+        "1": {"Sessions": 1, "Purchases": 2, "Purchasers": 2, "Revenue": {"EUR": 7.0},
+              "Opens": 0, "UniqueOpens": 0, "Clicks": 0, "UniqueClicks": 0},
+    }
+    for t in expect:
+        expect[t].update({"Delivered": delivered[t], "UniqueDelivered": delivered[t],
+                          "Sent": delivered[t] + (t == bounced_in), "Bounced": int(t == bounced_in),
+                          "Failed": 0, "OptedOut": 0, "Complaints": 0})
+    deadline = time.monotonic() + 10
+    while True:
+        body = campaign_results(mail_server, mail_app, c["Id"])
+        total = {g["TreatmentId"]: g for g in body["Total"]}
+        if (total.get("0", {}).get("Opens") == 2 and total.get("1", {}).get("Purchases") == 2) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert set(total) == {"0", "1"}, total
+    for t, want in expect.items():
+        got_t = {k: total[t][k] for k in want}
+        assert got_t == want, (t, got_t, want)
+    assert body["CampaignId"] == c["Id"] and body["AttributionWindowSeconds"] == 86400
+    (day,) = body["Days"]
+    assert day["Date"] == today()
+    assert {g["TreatmentId"]: g["Sessions"] for g in day["Groups"]} == {"0": 2, "1": 1}
+    # By activity: one run, so the activity ids of the two treatments.
+    by_act = campaign_results(mail_server, mail_app, c["Id"], by="activity")
+    assert {g["ActivityId"]: g["Purchases"] for g in by_act["Total"]} == {acts["0"]: 2, acts["1"]: 2}
+    # A range without the campaign's days has nothing; refusals change nothing.
+    last_month = (now - dt.timedelta(days=40)).date().isoformat()
+    empty = campaign_results(mail_server, mail_app, c["Id"], **{"from": last_month, "to": last_month})
+    assert empty["Days"] == [] and empty["Total"] == []
+    campaign_results(mail_server, mail_app, "nope", expect=404)
+    campaign_results(mail_server, mail_app, c["Id"], expect=400, by="country")
+    campaign_results(mail_server, mail_app, c["Id"], expect=400, window="3600")
+    # A deleted endpoint stays in the counts but leaves the distinct ones.
+    mpp.delete_endpoint(ApplicationId=mail_app, EndpointId=b0)
+    after = {g["TreatmentId"]: g for g in campaign_results(mail_server, mail_app, c["Id"])["Total"]}
+    assert after["1"]["Purchases"] == 2 and after["1"]["Purchasers"] == 1
+    assert after["1"]["UniqueDelivered"] == delivered["1"] - 1
