@@ -113,6 +113,15 @@ impl RocksEngine {
             .ok_or_else(|| StorageError::Rocks(format!("missing column family {}", cf.name())))
     }
 
+    /// Flushes the memtables and waits (at most `timeout`) until no flush or
+    /// compaction is pending: benchmarks measure a settled database.
+    pub fn settle(&self, timeout: std::time::Duration) -> Result<()> {
+        let mut o = rocksdb::WaitForCompactOptions::default();
+        o.set_flush(true);
+        o.set_timeout(u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX));
+        self.db.wait_for_compact(&o).map_err(rocks_err)
+    }
+
     /// Syncs the WAL, stops the syncer and flushes memtables. Idempotent.
     pub fn close(&self) -> Result<()> {
         let tx = self.sync_tx.lock().expect("sync tx lock").take();
