@@ -8,6 +8,7 @@
 //! detected by the id at ordinal 0 and starts over.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::Mutex;
 
 use chrono::NaiveDate;
@@ -28,6 +29,12 @@ pub const RANGE_DAYS_MAX: i64 = 366;
 pub const FUNNEL_STEPS_MAX: usize = 10;
 /// The longest funnel window.
 pub const FUNNEL_WINDOW_MAX_SECS: i64 = 31 * 24 * 3600;
+/// Most occurrences of its steps a funnel may read (8 bytes each): 256 MB.
+pub const FUNNEL_OCCURRENCES_MAX: usize = 32 << 20;
+/// Funnel buffers up to this size are kept for the next funnel query
+/// (10 million events over 30 days, 3 steps: about 40 MB).
+pub const FUNNEL_SCRATCH_KEEP_BYTES: usize = 128 << 20;
+const _: () = assert!(FUNNEL_STEPS_MAX <= an::FUNNEL_STEPS_LIMIT);
 
 /// Local dates `from..=to` in a time zone.
 #[derive(Debug, Clone, Copy)]
@@ -115,10 +122,31 @@ struct Translation {
     next: u32,
 }
 
-/// The node's translation tables.
+/// The node's translation tables, and the buffers of the last funnel query.
 #[derive(Default)]
 pub struct OrdinalCache {
     apps: Mutex<BTreeMap<(String, u8), Translation>>,
+    funnel: Mutex<Option<an::FunnelScratch>>,
+}
+
+impl OrdinalCache {
+    /// The kept funnel buffers, or new ones (when none are kept or another
+    /// query holds them).
+    fn take_funnel_scratch(&self) -> an::FunnelScratch {
+        self.funnel
+            .lock()
+            .expect("funnel scratch lock")
+            .take()
+            .unwrap_or_default()
+    }
+
+    /// Keeps a funnel's buffers for the next one, unless they are larger
+    /// than [`FUNNEL_SCRATCH_KEEP_BYTES`].
+    fn keep_funnel_scratch(&self, scratch: an::FunnelScratch) {
+        if scratch.bytes() <= FUNNEL_SCRATCH_KEEP_BYTES {
+            *self.funnel.lock().expect("funnel scratch lock") = Some(scratch);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -717,40 +745,60 @@ impl<E: KvEngine> Query<'_, E> {
             .iter()
             .map(|g| reader.forgotten(*g, app_id, Kind::Person))
             .collect::<std::result::Result<_, _>>()?;
+        let span = u64::try_from(to_ms - from_ms + window_ms).expect("to is after from");
+        let mut scratch = self.ords.take_funnel_scratch();
+        scratch.reset(steps.len(), ords.n, span);
         // The first step's occurrences in range name the persons that can
-        // count; later steps keep only theirs.
+        // count; later steps keep only theirs. Occurrences before the range
+        // cannot follow a first step in it, so none are read.
         let mut starters = Dense::new(ords.n);
-        let mut occurrences: Vec<Vec<(u32, i64)>> = vec![Vec::new(); steps.len()];
         for (s, step) in steps.iter().enumerate() {
             let hours = if s == 0 { last.end_hour } else { end_hour };
-            let out = &mut occurrences[s];
             for (gi, g) in groups.iter().enumerate() {
                 let gone = &forgotten[gi];
+                let Some(local) = ords.local.get(gi) else {
+                    continue;
+                };
                 reader.visit_occurrences(
                     *g,
                     app_id,
                     step,
                     first.first_hour,
                     hours,
-                    &mut |o, ms| {
-                        if !gone.is_empty() && gone.contains(o) {
-                            return;
-                        }
-                        let Some(p) = ords.get(gi, o) else { return };
-                        if s == 0 {
-                            if ms >= from_ms && ms < to_ms {
-                                starters.set(p);
-                                out.push((p, ms));
+                    &mut |chunk| {
+                        for (o, ms) in chunk {
+                            let Some(&p) = local.get(o as usize) else {
+                                continue;
+                            };
+                            if !gone.is_empty() && gone.contains(o) {
+                                continue;
                             }
-                        } else if starters.get(p) {
-                            out.push((p, ms));
+                            if s == 0 {
+                                starters.set(p);
+                            } else if !starters.get(p) {
+                                continue;
+                            }
+                            // In [from_ms, from_ms + span): the hours asked for.
+                            scratch.push(s, p, (ms - from_ms) as u64);
+                        }
+                        if scratch.len() > FUNNEL_OCCURRENCES_MAX {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
                         }
                     },
                 )?;
             }
+            if scratch.len() > FUNNEL_OCCURRENCES_MAX {
+                self.ords.keep_funnel_scratch(scratch);
+                return Err(ServiceError::BadRequest(format!(
+                    "the funnel's steps occur more than {FUNNEL_OCCURRENCES_MAX} times in the \
+                     range; choose a shorter range"
+                )));
+            }
         }
-        let persons = ords.n;
-        let reached = an::funnel(&occurrences, persons, from_ms, to_ms, window_ms);
+        let reached = an::funnel(&mut scratch, (to_ms - from_ms) as u64, window_ms as u64);
+        self.ords.keep_funnel_scratch(scratch);
         Ok(steps
             .iter()
             .enumerate()
@@ -884,6 +932,8 @@ impl<E: KvEngine> Query<'_, E> {
                 };
                 let key = if by_activity {
                     row.activity.clone()
+                } else if herald_model::campaign::is_holdout_activity(&row.activity) {
+                    "holdout".to_owned()
                 } else {
                     herald_model::campaign::treatment_of_activity(&row.activity)
                         .map(|t| t.to_string())

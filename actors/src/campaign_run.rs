@@ -875,8 +875,9 @@ impl<E: KvEngine> Herald<E> {
         // are fed while earlier batches' outcomes are committed.
         let mut in_flight = futures::stream::FuturesUnordered::new();
         let mut batch: Vec<Pending> = Vec::new();
+        let mut held = Vec::new();
         for ep in members {
-            if let Some(p) = self.member_message(plan, run, &ep, now, tallies) {
+            if let Some(p) = self.member_message(plan, run, &ep, now, tallies, &mut held) {
                 batch.push(p);
             }
             if batch.len() == BATCH_MAX {
@@ -894,11 +895,37 @@ impl<E: KvEngine> Herald<E> {
         while let Some(r) = in_flight.next().await {
             merge(tallies, r?);
         }
+        self.record_holdout(plan, g, held).await;
         Ok(())
     }
 
+    /// Counts the run's holdout members of shard `g` for the campaign's
+    /// results (and as their last touch), a batch per log entry. A failure
+    /// is logged: the run goes on, only the comparison lacks them.
+    async fn record_holdout(&self, plan: &RunPlan, g: GroupId, held: Vec<String>) {
+        for chunk in held.chunks(BATCH_MAX) {
+            let recorded = self
+                .host
+                .propose(
+                    g,
+                    Command::RecordHoldout {
+                        app_id: plan.app.id.clone(),
+                        campaign_id: plan.campaign_id.clone(),
+                        activity_id: camp::holdout_activity_id(plan.run),
+                        at_ms: self.clock.now_ms(),
+                        endpoint_ids: chunk.to_vec(),
+                    },
+                )
+                .await;
+            if let Err(e) = recorded {
+                tracing::error!(app_id = %plan.app.id, campaign_id = %plan.campaign_id, error = %e, "recording the holdout group failed");
+            }
+        }
+    }
+
     /// Decides one segment member's fate in this wave: `None` when it is
-    /// another wave's or is skipped (counted), else its message.
+    /// another wave's or is skipped (counted; holdout members are added to
+    /// `held`), else its message.
     fn member_message(
         &self,
         plan: &RunPlan,
@@ -906,6 +933,7 @@ impl<E: KvEngine> Herald<E> {
         ep: &EndpointResponse,
         now: i64,
         tallies: &mut [Tally],
+        held: &mut Vec<String>,
     ) -> Option<Pending> {
         let endpoint_id = ep.id.clone().unwrap_or_default();
         let zone = endpoint_zone(ep);
@@ -924,6 +952,7 @@ impl<E: KvEngine> Herald<E> {
             Assignment::Holdout => {
                 tallies[0].total += 1;
                 tallies[0].skip(camp::SkipReason::Holdout.as_str());
+                held.push(endpoint_id);
                 return None;
             }
             Assignment::Treatment(t) => t.min(plan.treatments.len() - 1),
@@ -1579,11 +1608,15 @@ impl<E: KvEngine> Herald<E> {
                     } else {
                         vec![ep]
                     };
+                    let mut held = Vec::new();
                     for ep in kept {
-                        if let Some(p) = self.member_message(&plan, &run, &ep, now, &mut tallies) {
+                        if let Some(p) =
+                            self.member_message(&plan, &run, &ep, now, &mut tallies, &mut held)
+                        {
                             merge(&mut tallies, self.send_batch(&plan, g, vec![p]).await?);
                         }
                     }
+                    self.record_holdout(&plan, g, held).await;
                 }
             }
             self.add_to_activities(&app, &head.id, &run, &tallies)

@@ -125,7 +125,19 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|_| tmp.path().to_path_buf());
     let marker = path.join("loaded");
     let reuse = marker.exists();
-    let engine = Arc::new(RocksEngine::open(&path)?);
+    // As the herald binary does (node/src/main.rs).
+    herald_storage::rocks::tune_c_allocator();
+    // HERALD_BENCH_BLOCK_CACHE_MIB: herald's `[storage] block_cache_mib`
+    // (default 32).
+    let mut budget = herald_storage::rocks::MemoryBudget::default();
+    if let Some(mib) = std::env::var("HERALD_BENCH_BLOCK_CACHE_MIB")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+    {
+        budget.block_cache_bytes = mib << 20;
+    }
+    println!("block cache {} MiB", budget.block_cache_bytes >> 20);
+    let engine = Arc::new(RocksEngine::open_with(&path, budget)?);
     let mut groups = Vec::new();
     for s in 0..SHARDS {
         groups.push(Group {
@@ -290,6 +302,34 @@ async fn main() -> anyhow::Result<()> {
         ms(cold),
         warm.as_secs_f64() / scan.as_secs_f64(),
         if ms(warm) <= 100.0 { "met" } else { "NOT met" }
+    );
+    // What the funnel reads: its steps' stored occurrences, decoded.
+    let first_hour = (START_MS / 3_600_000) as i32;
+    let (_, read, n) = time(|| {
+        let analytics = reader.analytics();
+        let mut n = 0u64;
+        for step in &steps {
+            for s in 0..SHARDS {
+                analytics
+                    .visit_occurrences(
+                        keys::shard_group(s),
+                        APP,
+                        step,
+                        first_hour,
+                        first_hour + 30 * 24 + 1,
+                        &mut |chunk| {
+                            n += chunk.count() as u64;
+                            ControlFlow::Continue(())
+                        },
+                    )
+                    .expect("occurrences");
+            }
+        }
+        n
+    });
+    println!(
+        "  of which reading the steps' {n} stored occurrences: {:.1} ms",
+        ms(read)
     );
     let (_, warm, a) = time(|| q.active(APP, range, Kind::Person).expect("active"));
     println!(

@@ -109,6 +109,12 @@ pub const TOUCH_EVENTS: [&str; 7] = [
     "_campaign.opened_notification",
 ];
 
+/// Recorded (in rollups only, never as a raw event) for each member of a
+/// campaign's holdout group when a run leaves it out: it makes the member's
+/// last touch like a delivery would, so the holdout group's sessions and
+/// purchases can be compared with the treatments'.
+pub const HOLDOUT_EVENT: &str = "_campaign.holdout";
+
 /// App events that are attributed to campaigns.
 pub const ATTRIBUTED_EVENTS: [&str; 2] = ["_session.start", PURCHASE_EVENT];
 
@@ -426,109 +432,199 @@ pub fn retention(cohorts: &[RoaringBitmap], active: &[RoaringBitmap]) -> Vec<Coh
         .collect()
 }
 
-/// How many persons reached each step of a funnel.
+/// Most steps a funnel may have: a step index fits in the low 4 bits of a
+/// packed occurrence.
+pub const FUNNEL_STEPS_LIMIT: usize = 16;
+/// Persons per partition of a funnel's occurrences, at most: a partition's
+/// occurrences are sorted by person in a buffer that stays in the CPU's
+/// cache instead of scattered over all of memory.
+const FUNNEL_PART_PERSONS: u32 = 2048;
+const _: () = assert!(FUNNEL_PART_PERSONS.is_power_of_two() && FUNNEL_PART_PERSONS <= 1 << 20);
+
+/// A funnel's occurrences, partitioned by person as they are read, and the
+/// buffers that compute over them; kept between queries so a large funnel
+/// does not fault fresh pages in each time.
 ///
-/// `steps[i]` holds `(person, time_ms)` occurrences of step `i`'s event
-/// type, in any order, persons below `persons`. A person reaches step `k`
-/// when it has an occurrence of step 0 at `t0` inside `[from_ms, to_ms)`
-/// and occurrences of steps `1..=k`, each strictly later than the
-/// previous one, all by `t0 + window_ms`. Linear in the occurrences (a
-/// counting sort by person, then each person's few times sorted).
-pub fn funnel(
-    steps: &[Vec<(u32, i64)>],
-    persons: u32,
-    from_ms: i64,
-    to_ms: i64,
-    window_ms: i64,
-) -> Vec<u64> {
-    let mut reached = vec![0u64; steps.len()];
-    let Some(first) = steps.first() else {
-        return reached;
-    };
-    let n = persons as usize;
-    // Only persons who did the first step in range can count.
-    let mut starters = vec![false; n];
-    for &(p, t) in first {
-        if t >= from_ms && t < to_ms {
-            if let Some(s) = starters.get_mut(p as usize) {
-                *s = true;
-            }
+/// An occurrence is one word: the person's index in its partition, then the
+/// time in ms since the funnel's start, then the step in the low 4 bits.
+#[derive(Debug, Default)]
+pub struct FunnelScratch {
+    parts: Vec<Vec<u64>>,
+    /// log2 of the persons per partition.
+    part_bits: u32,
+    time_bits: u32,
+    steps: usize,
+    len: usize,
+    ends: Vec<u32>,
+    sorted: Vec<u64>,
+    starts: Vec<u64>,
+}
+
+impl FunnelScratch {
+    /// Empties the buffers (keeping their memory) for a funnel of `steps`
+    /// over persons below `persons` and times below `span_ms`.
+    pub fn reset(&mut self, steps: usize, persons: u32, span_ms: u64) {
+        assert!(steps <= FUNNEL_STEPS_LIMIT, "{steps} funnel steps");
+        self.time_bits = 64 - span_ms.leading_zeros();
+        assert!(self.time_bits <= 40, "a funnel spans at most 34 years");
+        // 20 bits are left for the index in the partition.
+        self.part_bits = FUNNEL_PART_PERSONS.trailing_zeros();
+        let parts = (persons >> self.part_bits) as usize + 1;
+        self.parts.resize_with(parts, Vec::new);
+        self.parts.truncate(parts);
+        for p in &mut self.parts {
+            p.clear();
+        }
+        self.steps = steps;
+        self.len = 0;
+    }
+
+    /// Adds an occurrence of step `step` by `person` at `ms` since the
+    /// funnel's start (below the span given to [`Self::reset`]).
+    #[inline]
+    pub fn push(&mut self, step: usize, person: u32, ms: u64) {
+        debug_assert!(step < self.steps && ms >> self.time_bits == 0);
+        let local = u64::from(person & ((1 << self.part_bits) - 1));
+        if let Some(part) = self.parts.get_mut((person >> self.part_bits) as usize) {
+            part.push((local << (self.time_bits + 4)) | (ms << 4) | step as u64);
+            self.len += 1;
         }
     }
-    let by_person: Vec<ByPerson> = steps.iter().map(|s| ByPerson::new(s, &starters)).collect();
-    for (p, starts) in starters.iter().enumerate() {
-        if !starts {
+
+    /// Occurrences pushed since the last reset.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The memory the buffers hold.
+    pub fn bytes(&self) -> usize {
+        self.parts.iter().map(|s| s.capacity() * 8).sum::<usize>()
+            + self.ends.capacity() * 4
+            + (self.sorted.capacity() + self.starts.capacity()) * 8
+    }
+}
+
+/// How many persons reached each step of a funnel.
+///
+/// `scratch` holds the occurrences of the steps' event types (pushed in
+/// any order), times in ms since the funnel's start. A person reaches step
+/// `k` when it has an occurrence of step 0 at `t0 < to_ms` and occurrences
+/// of steps `1..=k`, each strictly later than the previous one, all by
+/// `t0 + window_ms`. Occurrences before the start are left out by the
+/// caller: no chain can use them.
+///
+/// Linear in the occurrences: a counting sort by (person, step) within each
+/// partition (each slice then sorted by time, which it nearly always is
+/// already), then one sweep per step over each person's times, carrying
+/// the latest start of a chain that reached the previous step before each
+/// time (a later start has a later deadline, so it is never worse).
+pub fn funnel(scratch: &mut FunnelScratch, to_ms: u64, window_ms: u64) -> Vec<u64> {
+    let k = scratch.steps;
+    let mut reached = vec![0u64; k];
+    if k == 0 {
+        return reached;
+    }
+    let FunnelScratch {
+        parts,
+        part_bits,
+        time_bits,
+        ends,
+        sorted,
+        starts,
+        ..
+    } = scratch;
+    let shift = *time_bits + 4;
+    let time_mask = (1u64 << *time_bits) - 1;
+    let persons = 1usize << *part_bits;
+    // Slot of (person, step) in `ends`.
+    let slot = |w: u64| ((w >> shift) as usize) * k + (w & 15) as usize;
+    for part in parts.iter() {
+        if part.is_empty() {
             continue;
         }
-        let mut best = 0usize;
-        for &t0 in by_person[0].times(p) {
-            if t0 < from_ms || t0 >= to_ms {
+        ends.clear();
+        ends.resize(persons * k + 1, 0);
+        for &w in part {
+            ends[slot(w) + 1] += 1;
+        }
+        for i in 0..persons * k {
+            ends[i + 1] += ends[i];
+        }
+        sorted.clear();
+        sorted.resize(part.len(), 0);
+        for &w in part {
+            let at = &mut ends[slot(w)];
+            sorted[*at as usize] = (w >> 4) & time_mask;
+            *at += 1;
+        }
+        // After the scatter, slot i's times end at ends[i] and start where
+        // slot i - 1's end.
+        for p in 0..persons {
+            let base = p * k;
+            let begin = |i: usize| if i == 0 { 0 } else { ends[i - 1] as usize };
+            let first = &mut sorted[begin(base)..ends[base] as usize];
+            if first.is_empty() {
                 continue;
             }
-            let deadline = t0.saturating_add(window_ms);
-            let mut t = t0;
-            let mut depth = 1;
-            for step in &by_person[1..] {
-                let times = step.times(p);
-                let i = times.partition_point(|&x| x <= t);
-                match times.get(i) {
-                    Some(&x) if x <= deadline => {
-                        t = x;
-                        depth += 1;
-                    }
-                    _ => break,
+            if !first.is_sorted() {
+                first.sort_unstable();
+            }
+            // Level 0: each start is its own chain's start.
+            starts.clear();
+            starts.extend(first.iter().map(|&t| if t < to_ms { t } else { NO_START }));
+            let mut prev = begin(base)..ends[base] as usize;
+            let mut depth = usize::from(starts.iter().any(|&s| s != NO_START));
+            for s in 1..k {
+                if depth < s {
+                    break;
                 }
+                let cur = begin(base + s)..ends[base + s] as usize;
+                if !sorted[cur.clone()].is_sorted() {
+                    sorted[cur.clone()].sort_unstable();
+                }
+                // starts[..prev.len()] belong to the previous step's times;
+                // this step's are appended, then moved to the front.
+                let n_prev = prev.len();
+                let mut j = 0;
+                let mut best = NO_START;
+                let mut any = false;
+                for i in cur.clone() {
+                    let t = sorted[i];
+                    while j < n_prev && sorted[prev.start + j] < t {
+                        let s0 = starts[j];
+                        if s0 != NO_START && (best == NO_START || s0 > best) {
+                            best = s0;
+                        }
+                        j += 1;
+                    }
+                    let start = if best != NO_START && t <= best + window_ms {
+                        any = true;
+                        best
+                    } else {
+                        NO_START
+                    };
+                    starts.push(start);
+                }
+                starts.drain(..n_prev);
+                if any {
+                    depth = s + 1;
+                }
+                prev = cur;
             }
-            best = best.max(depth);
-            if best == steps.len() {
-                break;
+            for r in reached.iter_mut().take(depth) {
+                *r += 1;
             }
-        }
-        for r in reached.iter_mut().take(best) {
-            *r += 1;
         }
     }
     reached
 }
 
-/// Occurrence times grouped by person (compressed rows), each sorted.
-struct ByPerson {
-    offsets: Vec<u32>,
-    times: Vec<i64>,
-}
-
-impl ByPerson {
-    fn new(occ: &[(u32, i64)], keep: &[bool]) -> Self {
-        let n = keep.len();
-        let wanted = |p: u32| keep.get(p as usize).copied().unwrap_or(false);
-        let mut offsets = vec![0u32; n + 1];
-        for &(p, _) in occ {
-            if wanted(p) {
-                offsets[p as usize + 1] += 1;
-            }
-        }
-        for i in 0..n {
-            offsets[i + 1] += offsets[i];
-        }
-        let mut fill = offsets.clone();
-        let mut times = vec![0i64; offsets[n] as usize];
-        for &(p, t) in occ {
-            if wanted(p) {
-                let at = &mut fill[p as usize];
-                times[*at as usize] = t;
-                *at += 1;
-            }
-        }
-        for p in 0..n {
-            times[offsets[p] as usize..offsets[p + 1] as usize].sort_unstable();
-        }
-        Self { offsets, times }
-    }
-
-    fn times(&self, p: usize) -> &[i64] {
-        &self.times[self.offsets[p] as usize..self.offsets[p + 1] as usize]
-    }
-}
+/// No chain reaches this occurrence (times are below 2^40).
+const NO_START: u64 = u64::MAX;
 
 #[cfg(test)]
 mod tests {
@@ -697,15 +793,61 @@ mod tests {
         reached
     }
 
+    /// Pushes occurrences as a query does: ms since `from`, earlier ones
+    /// left out.
+    fn fill(scratch: &mut FunnelScratch, steps: &[Vec<(u32, i64)>], persons: u32, from: i64) {
+        scratch.reset(steps.len(), persons, 40);
+        for (s, occ) in steps.iter().enumerate() {
+            for &(p, t) in occ {
+                if t >= from {
+                    scratch.push(s, p, (t - from) as u64);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn funnel_partitions_persons_whatever_the_span() {
+        let mut scratch = FunnelScratch::default();
+        let year = (366 + 31) * DAY_MS as u64;
+        let last = (1 << 20) - 1;
+        scratch.reset(3, 1 << 20, year);
+        assert_eq!(scratch.parts.len(), (1 << 20) / 2048 + 1);
+        scratch.push(1, last, year - 1);
+        scratch.push(0, last, year - 2);
+        scratch.push(2, last - 1, year - 1);
+        assert_eq!(scratch.len(), 3);
+        assert_eq!(funnel(&mut scratch, year, 1), vec![1, 1, 0]);
+        assert_eq!(
+            funnel(&mut scratch, year - 2, 1),
+            vec![0, 0, 0],
+            "start too late"
+        );
+    }
+
     proptest! {
         #[test]
         fn funnel_matches_an_exhaustive_search(
             raw in proptest::collection::vec(
-                proptest::collection::vec((0u32..6, 0i64..40), 0..14), 1..4),
+                proptest::collection::vec((0u32..6, 0i64..40), 0..14), 1..6),
             from in 0i64..20, len in 1i64..30, w in 0i64..25,
         ) {
             let steps: Vec<Vec<(u32, i64)>> = raw;
-            prop_assert_eq!(funnel(&steps, 6, from, from + len, w), naive_funnel(&steps, from, from + len, w));
+            // The scratch of an earlier funnel (steps reversed, persons in
+            // several partitions) is reused.
+            let mut scratch = FunnelScratch::default();
+            let reversed: Vec<_> = steps
+                .iter()
+                .rev()
+                .map(|s| s.iter().map(|&(p, t)| (p * 1000, t)).collect())
+                .collect();
+            fill(&mut scratch, &reversed, 6000, 0);
+            funnel(&mut scratch, 40, 40);
+            fill(&mut scratch, &steps, 6, from);
+            prop_assert_eq!(
+                funnel(&mut scratch, len as u64, w as u64),
+                naive_funnel(&steps, from, from + len, w)
+            );
         }
 
         #[test]

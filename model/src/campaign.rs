@@ -763,6 +763,19 @@ pub fn activity_id(run: u32, treatment: u32) -> String {
     format!("run-{run}-treatment-{treatment}")
 }
 
+/// The activity id under which a run's holdout group is counted.
+pub fn holdout_activity_id(run: u32) -> String {
+    format!("run-{run}-holdout")
+}
+
+/// Whether an activity id was made by [`holdout_activity_id`].
+pub fn is_holdout_activity(activity_id: &str) -> bool {
+    activity_id
+        .strip_prefix("run-")
+        .and_then(|r| r.strip_suffix("-holdout"))
+        .is_some_and(|run| run.parse::<u32>().is_ok())
+}
+
 /// The treatment of an activity id made by [`activity_id`].
 pub fn treatment_of_activity(activity_id: &str) -> Option<u32> {
     let rest = activity_id.strip_prefix("run-")?;
@@ -1405,6 +1418,10 @@ mod tests {
             None
         );
         assert_eq!(treatment_of_activity(""), None);
+        assert!(is_holdout_activity(&holdout_activity_id(7)));
+        assert_eq!(treatment_of_activity(&holdout_activity_id(7)), None);
+        assert!(!is_holdout_activity(&activity_id(7, 0)));
+        assert!(!is_holdout_activity("run--holdout"));
     }
 
     #[test]

@@ -394,6 +394,7 @@ const OPENED: &[&str] = &["_email.open", "_campaign.opened_notification"];
 const OPTED_OUT: &[&str] = &["_email.unsubscribe", "_SMS.OPTOUT"];
 const SESSIONS: &[&str] = &["_session.start"];
 const PURCHASES: &[&str] = &[crate::analytics::PURCHASE_EVENT];
+const HELD_OUT: &[&str] = &[crate::analytics::HOLDOUT_EVENT];
 
 /// A campaign's results in one group (a treatment or an activity, a day
 /// or the whole range): deliveries, what recipients did with them, and
@@ -419,6 +420,9 @@ pub struct CampaignResults {
     pub purchasers: u64,
     /// currency -> revenue of the attributed purchases.
     pub revenue: BTreeMap<String, f64>,
+    /// Holdout group only: its members, left out by the campaign's runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<u64>,
 }
 
 impl CampaignResults {
@@ -439,6 +443,9 @@ impl CampaignResults {
             purchases: cell.measure(Count(PURCHASES)),
             purchasers: cell.measure(Unique(PURCHASES)),
             revenue: cell.revenue.clone(),
+            held_out: cell
+                .has_any(HELD_OUT)
+                .then(|| cell.measure(Unique(HELD_OUT))),
         }
     }
 }
@@ -529,5 +536,13 @@ mod tests {
         assert_eq!((r.clicks, r.unique_clicks, r.opted_out), (2, 1, 1));
         assert_eq!((r.sessions, r.purchases, r.purchasers), (4, 2, 1));
         assert_eq!(r.revenue, BTreeMap::from([("EUR".to_owned(), 7.5)]));
+        assert_eq!(r.held_out, None, "a treatment");
+        let mut holdout = Cell::default();
+        let held = crate::analytics::HOLDOUT_EVENT;
+        holdout.add(held, 0, 3, 0, Some(&set(&[4, 5])));
+        holdout.add(held, 0, 1, 0, Some(&set(&[4])));
+        holdout.add(crate::analytics::PURCHASE_EVENT, 0, 1, 0, Some(&set(&[5])));
+        let h = CampaignResults::of(&holdout);
+        assert_eq!((h.held_out, h.sent, h.purchasers), (Some(2), 0, 1));
     }
 }

@@ -70,6 +70,7 @@ fn init_logs(format: &str) {
 }
 
 fn main() -> anyhow::Result<()> {
+    herald_storage::rocks::tune_c_allocator();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {

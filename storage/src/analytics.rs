@@ -29,6 +29,33 @@ use crate::keys::{self, tag, GroupId};
 
 /// A funnel chunk is rewritten while it holds at most this many bytes.
 pub const FUNNEL_CHUNK_BYTES: usize = 8 * 1024;
+/// One stored occurrence: person ordinal (u32) and time in ms (i64), big-endian.
+const OCCURRENCE_BYTES: usize = 12;
+
+/// The `(person ordinal, time in ms)` occurrences of one stored chunk that
+/// fall in the hours asked for.
+pub struct Occurrences<'a> {
+    bytes: &'a [u8],
+    lo: i64,
+    hi: i64,
+}
+
+impl Iterator for Occurrences<'_> {
+    type Item = (u32, i64);
+
+    #[inline]
+    fn next(&mut self) -> Option<(u32, i64)> {
+        loop {
+            let (c, rest) = self.bytes.split_first_chunk::<OCCURRENCE_BYTES>()?;
+            self.bytes = rest;
+            let (p, ms) = c.split_at(4);
+            let ms = i64::from_be_bytes(ms.try_into().expect("8 bytes"));
+            if ms >= self.lo && ms < self.hi {
+                return Some((u32::from_be_bytes(p.try_into().expect("4 bytes")), ms));
+            }
+        }
+    }
+}
 
 /// `first_hour` of an endpoint known only from deliveries (never active).
 const NEVER: i32 = i32::MAX;
@@ -291,6 +318,61 @@ impl Rollups {
         Ok(t)
     }
 
+    /// Makes `(campaign, activity)` at `ms` the endpoint's last touch,
+    /// unless a later one is kept.
+    #[allow(clippy::too_many_arguments)]
+    fn touch_if_later<E: KvEngine + ?Sized>(
+        &mut self,
+        txn: &mut Txn<'_, E>,
+        group: GroupId,
+        app_id: &str,
+        endpoint_id: &str,
+        campaign: &str,
+        activity: &str,
+        ms: i64,
+    ) -> Result<()> {
+        let last = self.touch(txn, group, app_id, endpoint_id)?;
+        if last.as_ref().is_none_or(|t| t.ms <= ms) {
+            let t = Touch {
+                campaign_id: campaign.to_owned(),
+                activity_id: activity.to_owned(),
+                ms,
+            };
+            self.touches.insert(endpoint_id.to_owned(), Some(t));
+            self.touched.insert(endpoint_id.to_owned());
+        }
+        Ok(())
+    }
+
+    /// A campaign run left the endpoint out (its holdout group): counted
+    /// under [`HOLDOUT_EVENT`](herald_model::analytics::HOLDOUT_EVENT) for
+    /// the campaign and the run's holdout activity, and made its last touch,
+    /// so its sessions and purchases are attributed to the holdout group.
+    /// Not an event of the app: no type rollup, no raw event.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn held_out<E: KvEngine + ?Sized>(
+        &mut self,
+        txn: &mut Txn<'_, E>,
+        group: GroupId,
+        app_id: &str,
+        endpoint_id: &str,
+        campaign: &str,
+        activity: &str,
+        ms: i64,
+    ) -> Result<()> {
+        let hour = hour_of(ms);
+        let e = self.ordinal(txn, group, app_id, Kind::Endpoint, endpoint_id, hour, false)?;
+        self.touch_if_later(txn, group, app_id, endpoint_id, campaign, activity, ms)?;
+        let et = herald_model::analytics::HOLDOUT_EVENT.to_owned();
+        let slot = self
+            .deliveries
+            .entry((campaign.to_owned(), activity.to_owned(), et, hour))
+            .or_default();
+        slot.count += 1;
+        slot.endpoints.insert(e);
+        Ok(())
+    }
+
     /// A delivery event: counted by type, and by campaign and activity
     /// (from its attributes, or from the send ledger row of its
     /// `message_id`; neither: a direct send) with its endpoint.
@@ -322,16 +404,7 @@ impl Rollups {
         };
         let e = self.ordinal(txn, group, app_id, Kind::Endpoint, endpoint_id, hour, false)?;
         if !campaign.is_empty() && herald_model::analytics::TOUCH_EVENTS.contains(&et) {
-            let last = self.touch(txn, group, app_id, endpoint_id)?;
-            if last.as_ref().is_none_or(|t| t.ms <= ms) {
-                let t = Touch {
-                    campaign_id: campaign.clone(),
-                    activity_id: activity.clone(),
-                    ms,
-                };
-                self.touches.insert(endpoint_id.to_owned(), Some(t));
-                self.touched.insert(endpoint_id.to_owned());
-            }
+            self.touch_if_later(txn, group, app_id, endpoint_id, &campaign, &activity, ms)?;
         }
         let slot = self
             .deliveries
@@ -426,7 +499,7 @@ impl Rollups {
             // Each (type, hour) is written once per entry, so the stored last
             // chunk is the current one.
             let start = keys::an_funnel_day(group, app_id, &et, day);
-            let add = pairs.len() * 12;
+            let add = pairs.len() * OCCURRENCE_BYTES;
             let (chunk, mut v) = match txn.engine_last(&start, &keys::prefix_end(&start))? {
                 Some((k, v)) => {
                     let at = k.len() - 4;
@@ -716,8 +789,8 @@ impl<E: KvEngine + ?Sized> AnalyticsReader<'_, E> {
         err.map_or(Ok(out), Err)
     }
 
-    /// Visits the funnel occurrences `(person ordinal, time)` of one event
-    /// type in the hours `[from, to)`, without collecting them.
+    /// Funnel occurrences of one event type in the hours `[from, to)`, one
+    /// stored chunk at a time, until `f` breaks.
     pub fn visit_occurrences(
         &self,
         group: GroupId,
@@ -725,7 +798,7 @@ impl<E: KvEngine + ?Sized> AnalyticsReader<'_, E> {
         event_type: &str,
         from: i32,
         to: i32,
-        f: &mut dyn FnMut(u32, i64),
+        f: &mut dyn FnMut(Occurrences<'_>) -> ControlFlow<()>,
     ) -> Result<()> {
         if to <= from {
             return Ok(());
@@ -737,20 +810,14 @@ impl<E: KvEngine + ?Sized> AnalyticsReader<'_, E> {
             &keys::an_funnel_day(group, app_id, event_type, from.div_euclid(24)),
             &keys::an_funnel_day(group, app_id, event_type, (to - 1).div_euclid(24) + 1),
             &mut |_, v| {
-                if !v.len().is_multiple_of(12) {
+                if !v.len().is_multiple_of(OCCURRENCE_BYTES) {
                     err = Some(StorageError::corrupt(
                         "an_funnel",
                         "length is not a multiple of 12",
                     ));
                     return ControlFlow::Break(());
                 }
-                for c in v.chunks_exact(12) {
-                    let ms = i64::from_be_bytes(c[4..].try_into().expect("8 bytes"));
-                    if ms >= lo && ms < hi {
-                        f(u32::from_be_bytes(c[..4].try_into().expect("4 bytes")), ms);
-                    }
-                }
-                ControlFlow::Continue(())
+                f(Occurrences { bytes: v, lo, hi })
             },
         )?;
         err.map_or(Ok(()), Err)
@@ -767,8 +834,9 @@ impl<E: KvEngine + ?Sized> AnalyticsReader<'_, E> {
         to: i32,
     ) -> Result<Vec<(u32, i64)>> {
         let mut out = Vec::new();
-        self.visit_occurrences(group, app_id, event_type, from, to, &mut |p, ms| {
-            out.push((p, ms))
+        self.visit_occurrences(group, app_id, event_type, from, to, &mut |chunk| {
+            out.extend(chunk);
+            ControlFlow::Continue(())
         })?;
         Ok(out)
     }

@@ -865,6 +865,25 @@ pub(crate) fn apply_command<E: KvEngine + ?Sized>(
             rollups.flush(txn, group, app_id)?;
             Ok(CmdResult::Count(changed))
         }
+        Command::RecordHoldout {
+            app_id,
+            campaign_id,
+            activity_id,
+            at_ms,
+            endpoint_ids,
+        } => {
+            let mut rollups = crate::analytics::Rollups::default();
+            let mut counted = 0u64;
+            for id in endpoint_ids {
+                if txn.get_raw(&keys::endpoint(group, app_id, id))?.is_none() {
+                    continue;
+                }
+                rollups.held_out(txn, group, app_id, id, campaign_id, activity_id, *at_ms)?;
+                counted += 1;
+            }
+            rollups.flush(txn, group, app_id)?;
+            Ok(CmdResult::Count(counted))
+        }
         Command::ForgetSends { rows } => {
             let mut forgotten = 0u64;
             for (intent_ms, app_id, message_id) in rows {

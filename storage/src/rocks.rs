@@ -37,6 +37,27 @@ impl Default for MemoryBudget {
     }
 }
 
+/// How much freed memory the C allocator keeps (see [`tune_c_allocator`]).
+pub const C_HEAP_KEEP_BYTES: i32 = 64 << 20;
+
+/// RocksDB allocates every block it reads with the C allocator and frees it
+/// when the block leaves the cache. glibc returns the free top of a heap to
+/// the kernel once 128 KB are free there, so reading more data than the
+/// block cache holds faults the same zero-filled (huge) pages in again and
+/// again: 20% of a 10-million-event funnel query. The process calls this
+/// once, before it opens an engine: glibc then keeps up to
+/// [`C_HEAP_KEEP_BYTES`] free for reuse and serves allocations below that
+/// from its heaps instead of fresh mappings. Other C libraries: no effect.
+pub fn tune_c_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before the
+    // engine's threads allocate.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, C_HEAP_KEEP_BYTES);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, C_HEAP_KEEP_BYTES / 2);
+    }
+}
+
 pub struct RocksEngine {
     db: Arc<DB>,
     sync_tx: Mutex<Option<SyncSender<SyncDone>>>,

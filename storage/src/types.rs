@@ -696,6 +696,17 @@ pub enum Command {
         at_ms: i64,
         outcomes: Vec<CampaignOutcome>,
     },
+    /// Members of a campaign run's holdout group, of this group's shard:
+    /// counted for the campaign's results and made their last touch (see
+    /// `analytics::Rollups::held_out`). Endpoints that are gone are skipped.
+    RecordHoldout {
+        app_id: String,
+        campaign_id: String,
+        /// The run's holdout activity (`campaign::holdout_activity_id`).
+        activity_id: String,
+        at_ms: i64,
+        endpoint_ids: Vec<String>,
+    },
     /// Creates or replaces a job (meta group); ignored when the app is gone.
     PutJob {
         app_id: String,

@@ -203,7 +203,8 @@ async fn rollups_follow_events_deletions_and_expiry<E: KvEngine>(engine: Arc<E>)
         e.metrics = Some([("_item_price".to_owned(), 2.0)].into_iter().collect());
         e
     };
-    sm.apply(put("bob", Some("bob"), vec![session(t0 + 4 * H)])).await;
+    sm.apply(put("bob", Some("bob"), vec![session(t0 + 4 * H)]))
+        .await;
     sm.apply(Command::RecordCampaignIntents {
         app_id: "app".into(),
         campaign_id: "c2".into(),
@@ -265,7 +266,26 @@ async fn rollups_follow_events_deletions_and_expiry<E: KvEngine>(engine: Arc<E>)
     );
     assert_eq!(attributed("c2", "_session.start").0, 0);
     // Past the window nothing is attributed.
-    sm.apply(put("bob", Some("bob"), vec![buy(t0 + 30 * H)])).await;
+    sm.apply(put("bob", Some("bob"), vec![buy(t0 + 30 * H)]))
+        .await;
+    assert_eq!(attributed("c2", "_monetization.purchase").0, 2);
+    // A holdout member is counted (unknown endpoints are not) and touched:
+    // its purchase counts for the holdout group.
+    sm.apply(Command::RecordHoldout {
+        app_id: "app".into(),
+        campaign_id: "c3".into(),
+        activity_id: "run-0-holdout".into(),
+        at_ms: t0 + 31 * H,
+        endpoint_ids: vec!["bob".into(), "nobody".into()],
+    })
+    .await;
+    sm.apply(put("bob", Some("bob"), vec![buy(t0 + 32 * H)]))
+        .await;
+    assert_eq!(attributed("c3", "_campaign.holdout").0, 1);
+    assert_eq!(
+        attributed("c3", "_monetization.purchase"),
+        (1, BTreeMap::from([("EUR".to_owned(), 2.0)]))
+    );
     assert_eq!(attributed("c2", "_monetization.purchase").0, 2);
     // carl's delivery is a direct send.
     let direct = reader
@@ -334,8 +354,9 @@ async fn rollups_follow_events_deletions_and_expiry<E: KvEngine>(engine: Arc<E>)
             .all(|e| e.event.timestamp.as_deref() >= Some("2026-11-29")),
         "{left:?}"
     );
-    // 4 from before, 7 from the attribution steps.
-    assert_eq!(left.len(), 11);
+    // 4 from before, 7 from the attribution steps, 1 from the holdout's
+    // (the holdout mark itself is no event).
+    assert_eq!(left.len(), 12);
     assert!(!reader.has_events_before(G, "app", t0).unwrap());
     let occ = reader
         .analytics()
