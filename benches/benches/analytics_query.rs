@@ -128,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
     // As the herald binary does (node/src/main.rs).
     herald_storage::rocks::tune_c_allocator();
     // HERALD_BENCH_BLOCK_CACHE_MIB: herald's `[storage] block_cache_mib`
-    // (default 32).
+    // (default 256).
     let mut budget = herald_storage::rocks::MemoryBudget::default();
     if let Some(mib) = std::env::var("HERALD_BENCH_BLOCK_CACHE_MIB")
         .ok()

@@ -32,7 +32,7 @@ impl Default for MemoryBudget {
     fn default() -> Self {
         Self {
             memtables_bytes: 64 << 20,
-            block_cache_bytes: 32 << 20,
+            block_cache_bytes: 256 << 20,
         }
     }
 }
