@@ -778,7 +778,9 @@ impl<E: KvEngine> Query<'_, E> {
                             } else if !starters.get(p) {
                                 continue;
                             }
-                            // In [from_ms, from_ms + span): the hours asked for.
+                            // At or after from_ms: the hours asked for
+                            // start there (the scratch drops any beyond
+                            // the window of the range's end).
                             scratch.push(s, p, (ms - from_ms) as u64);
                         }
                         if scratch.len() > FUNNEL_OCCURRENCES_MAX {

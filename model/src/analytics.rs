@@ -453,6 +453,7 @@ pub struct FunnelScratch {
     /// log2 of the persons per partition.
     part_bits: u32,
     time_bits: u32,
+    span: u64,
     steps: usize,
     len: usize,
     ends: Vec<u32>,
@@ -465,6 +466,7 @@ impl FunnelScratch {
     /// over persons below `persons` and times below `span_ms`.
     pub fn reset(&mut self, steps: usize, persons: u32, span_ms: u64) {
         assert!(steps <= FUNNEL_STEPS_LIMIT, "{steps} funnel steps");
+        self.span = span_ms;
         self.time_bits = 64 - span_ms.leading_zeros();
         assert!(self.time_bits <= 40, "a funnel spans at most 34 years");
         // 20 bits are left for the index in the partition.
@@ -480,10 +482,14 @@ impl FunnelScratch {
     }
 
     /// Adds an occurrence of step `step` by `person` at `ms` since the
-    /// funnel's start (below the span given to [`Self::reset`]).
+    /// funnel's start. One at or after the span given to [`Self::reset`]
+    /// (the range and the window) is left out: no chain can reach it.
     #[inline]
     pub fn push(&mut self, step: usize, person: u32, ms: u64) {
-        debug_assert!(step < self.steps && ms >> self.time_bits == 0);
+        debug_assert!(step < self.steps);
+        if ms >= self.span || step >= self.steps {
+            return;
+        }
         let local = u64::from(person & ((1 << self.part_bits) - 1));
         if let Some(part) = self.parts.get_mut((person >> self.part_bits) as usize) {
             part.push((local << (self.time_bits + 4)) | (ms << 4) | step as u64);
@@ -795,8 +801,14 @@ mod tests {
 
     /// Pushes occurrences as a query does: ms since `from`, earlier ones
     /// left out.
-    fn fill(scratch: &mut FunnelScratch, steps: &[Vec<(u32, i64)>], persons: u32, from: i64) {
-        scratch.reset(steps.len(), persons, 40);
+    fn fill(
+        scratch: &mut FunnelScratch,
+        steps: &[Vec<(u32, i64)>],
+        persons: u32,
+        from: i64,
+        span: u64,
+    ) {
+        scratch.reset(steps.len(), persons, span);
         for (s, occ) in steps.iter().enumerate() {
             for &(p, t) in occ {
                 if t >= from {
@@ -816,7 +828,8 @@ mod tests {
         scratch.push(1, last, year - 1);
         scratch.push(0, last, year - 2);
         scratch.push(2, last - 1, year - 1);
-        assert_eq!(scratch.len(), 3);
+        scratch.push(2, last, year);
+        assert_eq!(scratch.len(), 3, "at the span: left out");
         assert_eq!(funnel(&mut scratch, year, 1), vec![1, 1, 0]);
         assert_eq!(
             funnel(&mut scratch, year - 2, 1),
@@ -841,9 +854,11 @@ mod tests {
                 .rev()
                 .map(|s| s.iter().map(|&(p, t)| (p * 1000, t)).collect())
                 .collect();
-            fill(&mut scratch, &reversed, 6000, 0);
+            fill(&mut scratch, &reversed, 6000, 0, 80);
             funnel(&mut scratch, 40, 40);
-            fill(&mut scratch, &steps, 6, from);
+            // The span a query gives: the range and the window; later
+            // occurrences are dropped.
+            fill(&mut scratch, &steps, 6, from, (len + w) as u64);
             prop_assert_eq!(
                 funnel(&mut scratch, len as u64, w as u64),
                 naive_funnel(&steps, from, from + len, w)
